@@ -1,0 +1,108 @@
+//! Warehouses, SKUs and kits as one partition sees them.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use crate::command::KitComponent;
+use crate::ids::{CampaignId, ReservationId, SkuId, WarehouseId};
+use crate::stock::{Incoming, StockCell};
+
+/// Longest SKU, warehouse or region code accepted, in bytes.
+pub const CODE_LIMIT: usize = 64;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Warehouse {
+    pub id: WarehouseId,
+    pub code: String,
+    pub region: String,
+    /// Lower is preferred when several warehouses can fill a reservation.
+    pub priority: u16,
+}
+
+/// Everything a partition knows about one SKU.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct SkuState {
+    pub id: SkuId,
+    pub code: String,
+    pub low_stock_threshold: u32,
+    /// Components when this SKU is a kit; a kit holds no stock of its own.
+    pub kit: Option<Vec<KitComponent>>,
+    /// Stock per warehouse, sorted by warehouse id; a warehouse appears once it has been touched.
+    pub cells: Vec<(WarehouseId, StockCell)>,
+    /// Unreceived purchase orders, sorted by (eta, po).
+    pub incoming: Vec<Incoming>,
+    /// Presale reservations still waiting for units, in arrival order, with the units outstanding.
+    pub presale_queue: VecDeque<(ReservationId, u32)>,
+    /// The presale campaign selling this SKU, if any.
+    pub presale: Option<CampaignId>,
+    /// Whether availability is currently below the low-stock threshold (edge-triggers the event).
+    pub low: bool,
+    /// Last quantity published to each channel, indexed like the partition's channel policies.
+    pub channel_shown: Vec<u64>,
+}
+
+impl SkuState {
+    pub fn new(id: SkuId, code: String, low_stock_threshold: u32) -> Self {
+        SkuState {
+            id,
+            code,
+            low_stock_threshold,
+            kit: None,
+            cells: Vec::new(),
+            incoming: Vec::new(),
+            presale_queue: VecDeque::new(),
+            presale: None,
+            low: false,
+            channel_shown: Vec::new(),
+        }
+    }
+
+    pub fn cell(&self, warehouse: WarehouseId) -> Option<&StockCell> {
+        self.cells
+            .binary_search_by_key(&warehouse, |(w, _)| *w)
+            .ok()
+            .map(|i| &self.cells[i].1)
+    }
+
+    /// The cell for `warehouse`, created empty on first use.
+    pub fn cell_mut(&mut self, warehouse: WarehouseId) -> &mut StockCell {
+        let index = match self.cells.binary_search_by_key(&warehouse, |(w, _)| *w) {
+            Ok(i) => i,
+            Err(i) => {
+                self.cells.insert(i, (warehouse, StockCell::default()));
+                i
+            }
+        };
+        &mut self.cells[index].1
+    }
+
+    /// Sellable units over all warehouses.
+    pub fn available(&self) -> u64 {
+        self.cells.iter().map(|(_, c)| c.available()).sum()
+    }
+
+    pub fn totals(&self) -> StockCell {
+        let mut total = StockCell::default();
+        for (_, cell) in &self.cells {
+            total.on_hand += cell.on_hand;
+            total.reserved += cell.reserved;
+            total.pooled += cell.pooled;
+            for (sum, part) in total.buckets.iter_mut().zip(cell.buckets) {
+                *sum += part;
+            }
+        }
+        total
+    }
+
+    pub fn incoming_total(&self) -> u64 {
+        self.incoming.iter().map(|i| u64::from(i.qty)).sum()
+    }
+}
+
+pub(crate) fn check_code(code: &str) -> Result<(), crate::EngineError> {
+    if code.is_empty() || code.len() > CODE_LIMIT {
+        return Err(crate::EngineError::InvalidCode { limit: CODE_LIMIT });
+    }
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! Byte encodings of what the log and snapshots store, with validated (checked) decoding: bytes
+//! from disk or the network are never trusted.
+
+use rkyv::rancor;
+use rkyv::util::AlignedVec;
+
+use crate::command::Envelope;
+use crate::partition::PartitionImage;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    #[error("encoding failed: {0}")]
+    Encode(String),
+    #[error("invalid or corrupt bytes: {0}")]
+    Decode(String),
+}
+
+fn aligned(bytes: &[u8]) -> AlignedVec<16> {
+    let mut buffer = AlignedVec::<16>::with_capacity(bytes.len());
+    buffer.extend_from_slice(bytes);
+    buffer
+}
+
+pub fn encode_envelope(envelope: &Envelope) -> Result<AlignedVec, CodecError> {
+    rkyv::to_bytes::<rancor::Error>(envelope).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// Decode a command record after checking every byte of it.
+pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, CodecError> {
+    rkyv::from_bytes::<Envelope, rancor::Error>(&aligned(bytes)).map_err(|e| CodecError::Decode(e.to_string()))
+}
+
+pub fn encode_image(image: &PartitionImage) -> Result<AlignedVec, CodecError> {
+    rkyv::to_bytes::<rancor::Error>(image).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+pub fn decode_image(bytes: &[u8]) -> Result<PartitionImage, CodecError> {
+    rkyv::from_bytes::<PartitionImage, rancor::Error>(&aligned(bytes)).map_err(|e| CodecError::Decode(e.to_string()))
+}

@@ -1,0 +1,339 @@
+//! Read-only views of a partition, the consistency check, and the snapshot image.
+
+use serde::Serialize;
+
+use super::{Limits, Partition};
+use crate::campaign::{CampaignImage, CampaignKind};
+use crate::catalog::{SkuState, Warehouse};
+use crate::command::ChannelPolicy;
+use crate::event::{Allocation, Movement};
+use crate::ids::{CampaignId, ReservationId, SkuId, TimeMs, WarehouseId};
+use crate::ledger::{Balance, Drift, Ledger};
+use crate::reservation::{Ended, HoldState, Reservation, ReservationBook, ReservationCounters};
+use crate::stock::StockCell;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WarehouseStockView {
+    pub warehouse: WarehouseId,
+    pub on_hand: u64,
+    pub reserved: u64,
+    pub pooled: u64,
+    pub safety: u64,
+    pub damaged: u64,
+    pub quality_control: u64,
+    pub available: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SkuStockView {
+    pub sku: SkuId,
+    pub code: String,
+    pub on_hand: u64,
+    pub reserved: u64,
+    pub pooled: u64,
+    pub unavailable: u64,
+    pub available: u64,
+    pub incoming: u64,
+    /// For kits: the component list (availability is computed across partitions by the router).
+    pub kit: Option<Vec<crate::command::KitComponent>>,
+    pub warehouses: Vec<WarehouseStockView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReservationView {
+    pub id: ReservationId,
+    /// held, confirmed, deposit_held, balance_paid, released, expired, shipped, ...
+    pub status: String,
+    pub customer: u64,
+    pub channel: u16,
+    pub campaign: Option<CampaignId>,
+    pub created_at_ms: TimeMs,
+    pub expires_at_ms: TimeMs,
+    pub allocations: Vec<Allocation>,
+    pub presale_outstanding: u32,
+    pub promise_ms: Option<TimeMs>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CampaignView {
+    pub id: CampaignId,
+    pub sku: SkuId,
+    pub kind: &'static str,
+    pub remaining: u64,
+    pub open: bool,
+    pub closed: bool,
+    pub per_customer_limit: u32,
+    pub starts_at_ms: TimeMs,
+    pub ends_at_ms: TimeMs,
+}
+
+/// Result of [`Partition::check`]: empty vectors mean the state is consistent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ConsistencyReport {
+    pub skus_checked: usize,
+    pub ledger_entries: u64,
+    pub ledger_drift: Vec<Drift>,
+    pub problems: Vec<String>,
+}
+
+impl ConsistencyReport {
+    pub fn is_clean(&self) -> bool {
+        self.ledger_drift.is_empty() && self.problems.is_empty()
+    }
+}
+
+/// Everything a partition holds, with maps flattened into sorted vectors: the snapshot format and
+/// the byte-for-byte comparison used by replay tests.
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct PartitionImage {
+    pub index: u32,
+    pub partitions: u32,
+    pub now_ms: TimeMs,
+    pub warehouses: Vec<Warehouse>,
+    pub skus: Vec<SkuState>,
+    pub live: Vec<Reservation>,
+    pub ended: Vec<Ended>,
+    pub counters: ReservationCounters,
+    pub campaigns: Vec<CampaignImage>,
+    pub channels: Vec<ChannelPolicy>,
+    pub ledger_opening: Vec<(SkuId, WarehouseId, Balance)>,
+    pub ledger_entries: Vec<Movement>,
+    pub ledger_total_entries: u64,
+}
+
+fn view_cell(warehouse: WarehouseId, c: &StockCell) -> WarehouseStockView {
+    use crate::command::Bucket;
+    WarehouseStockView {
+        warehouse,
+        on_hand: c.on_hand,
+        reserved: c.reserved,
+        pooled: c.pooled,
+        safety: c.bucket(Bucket::Safety),
+        damaged: c.bucket(Bucket::Damaged),
+        quality_control: c.bucket(Bucket::QualityControl),
+        available: c.available(),
+    }
+}
+
+impl Partition {
+    pub fn sku_count(&self) -> usize {
+        self.sku_count
+    }
+
+    pub fn live_reservations(&self) -> usize {
+        self.book.live.len()
+    }
+
+    pub fn counters(&self) -> ReservationCounters {
+        self.book.counters
+    }
+
+    pub fn warehouses(&self) -> &[Warehouse] {
+        &self.warehouses
+    }
+
+    pub fn kit_components(&self, sku: SkuId) -> Option<&[crate::command::KitComponent]> {
+        self.sku(sku).ok().and_then(|s| s.kit.as_deref())
+    }
+
+    /// The partition of a campaign's SKU holds it; this answers whether it is here.
+    pub fn campaign(&self, id: CampaignId) -> Option<CampaignView> {
+        let c = self.campaigns.get(&id)?;
+        Some(CampaignView {
+            id,
+            sku: c.sku,
+            kind: match c.kind {
+                CampaignKind::FlashSale { .. } => "flash_sale",
+                CampaignKind::Presale { .. } => "presale",
+            },
+            remaining: c.remaining(),
+            open: c.is_open(self.now_ms),
+            closed: c.closed,
+            per_customer_limit: c.per_customer_limit,
+            starts_at_ms: c.starts_at_ms,
+            ends_at_ms: c.ends_at_ms,
+        })
+    }
+
+    pub fn campaigns(&self) -> impl Iterator<Item = CampaignView> + '_ {
+        self.campaigns.keys().filter_map(|id| self.campaign(*id))
+    }
+
+    /// Sellable units of a SKU (0 for kits, whose availability depends on other partitions).
+    pub fn available(&self, sku: SkuId) -> Option<u64> {
+        self.sku(sku).ok().map(|s| if s.kit.is_some() { 0 } else { s.available() })
+    }
+
+    pub fn stock(&self, sku: SkuId) -> Option<SkuStockView> {
+        let s = self.sku(sku).ok()?;
+        let totals = s.totals();
+        Some(SkuStockView {
+            sku,
+            code: s.code.clone(),
+            on_hand: totals.on_hand,
+            reserved: totals.reserved,
+            pooled: totals.pooled,
+            unavailable: totals.unavailable(),
+            available: s.available(),
+            incoming: s.incoming_total(),
+            kit: s.kit.clone(),
+            warehouses: s.cells.iter().map(|(w, c)| view_cell(*w, c)).collect(),
+        })
+    }
+
+    /// Every SKU with its code and availability, in id order, read from memory.
+    pub fn for_each_sku(&self, mut f: impl FnMut(SkuId, &str, u64)) {
+        for s in self.skus.iter().flatten() {
+            f(s.id, &s.code, if s.kit.is_some() { 0 } else { s.available() });
+        }
+    }
+
+    pub fn reservation(&self, id: ReservationId) -> Option<ReservationView> {
+        let (r, status) = match self.book.live.get(&id) {
+            Some(r) => (r, r.state.name().to_owned()),
+            None => {
+                let e = self.book.ended.get(&id)?;
+                let status = match e.ending {
+                    crate::reservation::Ending::Shipped => "shipped".to_owned(),
+                    crate::reservation::Ending::Released(reason) => match reason {
+                        crate::event::ReleaseReason::Expired => "expired".to_owned(),
+                        crate::event::ReleaseReason::BalanceMissed => "balance_missed".to_owned(),
+                        _ => "released".to_owned(),
+                    },
+                };
+                (&e.reservation, status)
+            }
+        };
+        Some(ReservationView {
+            id,
+            status,
+            customer: r.customer.0,
+            channel: r.channel.0,
+            campaign: r.campaign,
+            created_at_ms: r.created_at_ms,
+            expires_at_ms: r.expires_at_ms,
+            allocations: r.allocations.as_slice().to_vec(),
+            presale_outstanding: r.presale.as_ref().map_or(0, |p| p.outstanding),
+            promise_ms: r.presale.as_ref().and_then(|p| p.promise_ms),
+        })
+    }
+
+    /// Recompute everything derivable and compare: the ledger against the cells, reserved units
+    /// against live reservations, pooled units against open pools, and the audit counters.
+    pub fn check(&self) -> ConsistencyReport {
+        let mut report = ConsistencyReport { ledger_entries: self.ledger.total_entries, ..Default::default() };
+        let cells = self.skus.iter().flatten().flat_map(|s| s.cells.iter().map(move |(w, c)| (s.id, *w, c)));
+        report.ledger_drift = self.ledger.check(cells);
+        let mut held: rustc_hash::FxHashMap<(SkuId, WarehouseId), u64> = Default::default();
+        for r in self.book.live.values() {
+            for a in r.allocations.as_slice() {
+                *held.entry((a.sku, a.warehouse)).or_default() += u64::from(a.qty);
+            }
+        }
+        let mut pooled: rustc_hash::FxHashMap<(SkuId, WarehouseId), u64> = Default::default();
+        for c in self.campaigns.values() {
+            if let CampaignKind::FlashSale { pool, .. } = &c.kind {
+                for (w, q) in pool {
+                    *pooled.entry((c.sku, *w)).or_default() += q;
+                }
+            }
+        }
+        for s in self.skus.iter().flatten() {
+            report.skus_checked += 1;
+            for (w, c) in &s.cells {
+                if let Err(what) = c.check() {
+                    report.problems.push(format!("SKU {} warehouse {w}: {what}", s.id));
+                }
+                let expected = held.get(&(s.id, *w)).copied().unwrap_or(0);
+                if c.reserved != expected {
+                    report.problems.push(format!(
+                        "SKU {} warehouse {w}: reserved {} but live reservations hold {expected}",
+                        s.id, c.reserved
+                    ));
+                }
+                let expected = pooled.get(&(s.id, *w)).copied().unwrap_or(0);
+                if c.pooled != expected {
+                    report.problems.push(format!("SKU {} warehouse {w}: pooled {} but pools hold {expected}", s.id, c.pooled));
+                }
+            }
+        }
+        let k = self.book.counters;
+        let live = self.book.live.len() as u64;
+        let confirmed_live = self
+            .book
+            .live
+            .values()
+            .filter(|r| matches!(r.state, HoldState::Confirmed | HoldState::BalancePaid))
+            .count() as u64;
+        // Every accepted reservation is live, or ended exactly once.
+        if k.accepted != live + k.released + k.expired + k.shipped + k.compensated {
+            report.problems.push(format!("audit counters do not add up: {k:?}, live {live}"));
+        }
+        if k.confirmed < confirmed_live {
+            report.problems.push(format!("{confirmed_live} live confirmed reservations but only {} confirms", k.confirmed));
+        }
+        report
+    }
+
+    pub fn image(&self) -> PartitionImage {
+        let mut live: Vec<Reservation> = self.book.live.values().cloned().collect();
+        live.sort_unstable_by_key(|r| r.id);
+        // Ended reservations keep their eviction order, which is part of the state.
+        let ended = self.book.ended_order.iter().filter_map(|id| self.book.ended.get(id).cloned()).collect();
+        let mut ledger_opening: Vec<_> = self.ledger.opening.iter().map(|((s, w), b)| (*s, *w, *b)).collect();
+        ledger_opening.sort_unstable_by_key(|(s, w, _)| (*s, *w));
+        PartitionImage {
+            index: self.index,
+            partitions: self.partitions,
+            now_ms: self.now_ms,
+            warehouses: self.warehouses.clone(),
+            skus: self.skus.iter().flatten().cloned().collect(),
+            live,
+            ended,
+            counters: self.book.counters,
+            campaigns: self.campaigns.values().map(CampaignImage::from).collect(),
+            channels: self.channels.clone(),
+            ledger_opening,
+            ledger_entries: self.ledger.entries.clone(),
+            ledger_total_entries: self.ledger.total_entries,
+        }
+    }
+
+    pub fn from_image(image: PartitionImage, limits: Limits) -> Self {
+        let mut partition = Partition::new(image.index, image.partitions, limits);
+        partition.now_ms = image.now_ms;
+        partition.warehouses = image.warehouses;
+        let mut order: Vec<(u16, WarehouseId)> = partition.warehouses.iter().map(|w| (w.priority, w.id)).collect();
+        order.sort_unstable();
+        partition.warehouse_order = order.into_iter().map(|(_, id)| id).collect();
+        for sku in image.skus {
+            let slot = crate::ids::local_index(sku.id, partition.partitions);
+            if partition.skus.len() <= slot {
+                partition.skus.resize_with(slot + 1, || None);
+            }
+            partition.skus[slot] = Some(sku);
+            partition.sku_count += 1;
+        }
+        let mut book = ReservationBook::default();
+        for r in image.live {
+            book.insert(r);
+        }
+        for e in image.ended {
+            if e.reservation.idempotency_key != 0 {
+                book.keys.insert(e.reservation.idempotency_key, e.reservation.id);
+            }
+            book.ended_order.push_back(e.reservation.id);
+            book.ended.insert(e.reservation.id, e);
+        }
+        book.counters = image.counters;
+        partition.book = book;
+        partition.campaigns = image.campaigns.into_iter().map(|c| (c.id, c.into())).collect();
+        partition.channels = image.channels;
+        let mut ledger = Ledger::with_fold_limit(limits.ledger_fold_limit);
+        ledger.opening = image.ledger_opening.into_iter().map(|(s, w, b)| ((s, w), b)).collect();
+        ledger.entries = image.ledger_entries;
+        ledger.total_entries = image.ledger_total_entries;
+        partition.ledger = ledger;
+        partition
+    }
+}

@@ -1,0 +1,189 @@
+//! Pure routing rules shared by the in-process [`crate::sharded::ShardedEngine`] and the gateway:
+//! line validation, kit expansion, splitting a reservation by partition, and reservation ids that
+//! name the partitions holding their parts.
+//!
+//! Reservation id layout: `[ partition mask: 16 bits | sequence: 48 bits ]`. The mask lets confirm,
+//! release and ship reach exactly the partitions that hold a part, with no directory to keep.
+
+use crate::command::{KitComponent, Line, PartInfo, ReserveRequest};
+use crate::error::EngineError;
+use crate::ids::{partition_of, ReservationId, SkuId};
+
+/// The most partitions a deployment may run (one bit each in a reservation id).
+pub const MAX_PARTITIONS: u32 = 16;
+const SEQUENCE_BITS: u32 = 48;
+pub const SEQUENCE_MASK: u64 = (1 << SEQUENCE_BITS) - 1;
+
+/// A set of partitions, one bit each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartitionSet(pub u16);
+
+impl PartitionSet {
+    pub fn contains(self, partition: u32) -> bool {
+        partition < MAX_PARTITIONS && self.0 & (1 << partition) != 0
+    }
+
+    pub fn insert(&mut self, partition: u32) {
+        debug_assert!(partition < MAX_PARTITIONS);
+        self.0 |= 1 << (partition % MAX_PARTITIONS);
+    }
+
+    pub fn len(self) -> u32 {
+        self.0.count_ones()
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = u32> {
+        (0..MAX_PARTITIONS).filter(move |p| self.contains(*p))
+    }
+}
+
+pub fn reservation_id(sequence: u64, parts: PartitionSet) -> ReservationId {
+    debug_assert!(!parts.is_empty());
+    ReservationId((u64::from(parts.0) << SEQUENCE_BITS) | (sequence & SEQUENCE_MASK))
+}
+
+pub fn reservation_parts(id: ReservationId) -> PartitionSet {
+    PartitionSet((id.0 >> SEQUENCE_BITS) as u16)
+}
+
+pub fn reservation_sequence(id: ReservationId) -> u64 {
+    id.0 & SEQUENCE_MASK
+}
+
+/// Lines must be present, bounded, positive and name each SKU once.
+pub fn validate_lines(lines: &[Line], max_lines: usize) -> Result<(), EngineError> {
+    if lines.is_empty() {
+        return Err(EngineError::NoLines);
+    }
+    if lines.len() > max_lines {
+        return Err(EngineError::TooManyLines { lines: lines.len(), limit: max_lines });
+    }
+    for (i, line) in lines.iter().enumerate() {
+        if line.qty == 0 {
+            return Err(EngineError::ZeroQuantity { line: i });
+        }
+        if lines[..i].iter().any(|l| l.sku == line.sku) {
+            return Err(EngineError::DuplicateLine { sku: line.sku });
+        }
+    }
+    Ok(())
+}
+
+/// Replace kit lines by their components (kits of kits are refused at definition), summing a
+/// component that appears several times. `kit_of` answers a SKU's components if it is a kit.
+pub fn expand_kits<'a>(
+    lines: &[Line],
+    max_lines: usize,
+    mut kit_of: impl FnMut(SkuId) -> Option<&'a [KitComponent]>,
+) -> Result<Vec<Line>, EngineError> {
+    validate_lines(lines, max_lines)?;
+    let mut expanded: Vec<Line> = Vec::with_capacity(lines.len());
+    let mut add = |sku: SkuId, qty: u64| -> Result<(), EngineError> {
+        let qty = u32::try_from(qty).map_err(|_| EngineError::TooManyLines { lines: usize::MAX, limit: max_lines })?;
+        match expanded.iter_mut().find(|l| l.sku == sku) {
+            Some(existing) => {
+                existing.qty = existing
+                    .qty
+                    .checked_add(qty)
+                    .ok_or(EngineError::TooManyLines { lines: usize::MAX, limit: max_lines })?;
+            }
+            None => expanded.push(Line { sku, qty }),
+        }
+        Ok(())
+    };
+    for line in lines {
+        match kit_of(line.sku) {
+            Some(components) => {
+                for c in components {
+                    add(c.sku, u64::from(c.qty) * u64::from(line.qty))?;
+                }
+            }
+            None => add(line.sku, u64::from(line.qty))?,
+        }
+    }
+    if expanded.len() > max_lines {
+        return Err(EngineError::TooManyLines { lines: expanded.len(), limit: max_lines });
+    }
+    Ok(expanded)
+}
+
+/// The partitions a set of lines touches.
+pub fn partitions_of(lines: &[Line], partitions: u32) -> PartitionSet {
+    let mut set = PartitionSet::default();
+    for line in lines {
+        set.insert(partition_of(line.sku, partitions));
+    }
+    set
+}
+
+/// Split a validated, kit-expanded request into one request per partition, in partition order.
+/// The campaign goes only to the part that owns the campaign's SKU.
+pub fn split_reserve(request: &ReserveRequest, partitions: u32, campaign_partition: Option<u32>) -> Vec<(u32, ReserveRequest)> {
+    let set = partitions_of(&request.lines, partitions);
+    let parts = set.len() as u16;
+    set.iter()
+        .map(|p| {
+            let lines = request.lines.iter().copied().filter(|l| partition_of(l.sku, partitions) == p).collect();
+            let campaign = if campaign_partition == Some(p) { request.campaign } else { None };
+            (p, ReserveRequest { lines, campaign, part: PartInfo { parts }, ..request.clone() })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservation_ids_carry_their_partitions() {
+        let mut set = PartitionSet::default();
+        set.insert(0);
+        set.insert(3);
+        let id = reservation_id(42, set);
+        assert_eq!(reservation_parts(id), set);
+        assert_eq!(reservation_sequence(id), 42);
+        assert_eq!(reservation_parts(id).iter().collect::<Vec<_>>(), vec![0, 3]);
+    }
+
+    #[test]
+    fn kits_expand_into_summed_components() {
+        let kit = [KitComponent { sku: SkuId(1), qty: 2 }, KitComponent { sku: SkuId(2), qty: 1 }];
+        let lines = [Line { sku: SkuId(9), qty: 3 }, Line { sku: SkuId(1), qty: 1 }];
+        let expanded = expand_kits(&lines, 64, |sku| (sku == SkuId(9)).then_some(&kit[..])).unwrap();
+        assert_eq!(expanded, vec![Line { sku: SkuId(1), qty: 7 }, Line { sku: SkuId(2), qty: 3 }]);
+    }
+
+    #[test]
+    fn bad_lines_are_typed_errors() {
+        assert_eq!(validate_lines(&[], 4), Err(EngineError::NoLines));
+        assert_eq!(validate_lines(&[Line { sku: SkuId(1), qty: 0 }], 4), Err(EngineError::ZeroQuantity { line: 0 }));
+        let dup = [Line { sku: SkuId(1), qty: 1 }, Line { sku: SkuId(1), qty: 2 }];
+        assert_eq!(validate_lines(&dup, 4), Err(EngineError::DuplicateLine { sku: SkuId(1) }));
+        let many = [Line { sku: SkuId(1), qty: 1 }, Line { sku: SkuId(2), qty: 1 }];
+        assert_eq!(validate_lines(&many, 1), Err(EngineError::TooManyLines { lines: 2, limit: 1 }));
+    }
+
+    #[test]
+    fn split_sends_the_campaign_to_its_owner_only() {
+        let request = ReserveRequest {
+            id: ReservationId(1),
+            lines: vec![Line { sku: SkuId(0), qty: 1 }, Line { sku: SkuId(1), qty: 1 }, Line { sku: SkuId(2), qty: 1 }],
+            ttl_ms: 1000,
+            idempotency_key: 0,
+            customer: crate::ids::CustomerId(1),
+            channel: crate::ids::ChannelId(0),
+            campaign: Some(crate::ids::CampaignId(5)),
+            part: PartInfo::SINGLE,
+        };
+        let split = split_reserve(&request, 2, Some(1));
+        assert_eq!(split.len(), 2);
+        assert_eq!(split[0].1.lines.len(), 2);
+        assert_eq!(split[0].1.campaign, None);
+        assert_eq!(split[1].1.campaign, Some(crate::ids::CampaignId(5)));
+        assert!(split.iter().all(|(_, r)| r.part.parts == 2));
+    }
+}

@@ -1,0 +1,183 @@
+//! N partitions driven in one thread: the reference for the cross-partition protocol.
+//!
+//! The gateway runs the same protocol with one thread per partition; this version applies the
+//! parts one after the other, which makes it deterministic and easy to test. Protocol for a
+//! reservation whose lines live in several partitions ("reserve per partition, compensate"):
+//! 1. expand kits, split the lines by owning partition (the id names those partitions);
+//! 2. reserve each part in its partition, each all-or-nothing on its own lines;
+//! 3. if any part is refused, release the parts that succeeded with `ReleaseCause::Compensation`
+//!    and answer the refusal. The caller is answered only after every part has decided.
+//!
+//! Visible effects: between steps 2 and 3 a doomed part holds units, so a concurrent request may
+//! be refused for stock that is about to come back (a false "insufficient", never an oversell).
+//! If the process dies between 2 and 3, the orphaned part was never acknowledged and lapses at
+//! its TTL like any unconfirmed hold.
+
+use crate::command::{Command, Envelope, Line, ReleaseCause, ReserveRequest};
+use crate::error::EngineError;
+use crate::event::Event;
+use crate::ids::{partition_of, SkuId};
+use crate::partition::{Limits, Outcome, Partition, SkuStockView};
+use crate::routing::{self, PartitionSet};
+
+pub struct ShardedEngine {
+    partitions: Vec<Partition>,
+    limits: Limits,
+    /// Every (partition, command) that changed state, in order: what the logs would hold.
+    journal: Option<Vec<(u32, Envelope)>>,
+}
+
+impl ShardedEngine {
+    pub fn new(partitions: u32, limits: Limits) -> Self {
+        assert!((1..=routing::MAX_PARTITIONS).contains(&partitions), "1..=16 partitions");
+        ShardedEngine {
+            partitions: (0..partitions).map(|i| Partition::new(i, partitions, limits)).collect(),
+            limits,
+            journal: None,
+        }
+    }
+
+    /// Keep a journal of per-partition commands, for replay tests.
+    pub fn with_journal(mut self) -> Self {
+        self.journal = Some(Vec::new());
+        self
+    }
+
+    pub fn journal(&self) -> &[(u32, Envelope)] {
+        self.journal.as_deref().unwrap_or(&[])
+    }
+
+    pub fn partitions(&self) -> &[Partition] {
+        &self.partitions
+    }
+
+    pub fn partition_count(&self) -> u32 {
+        self.partitions.len() as u32
+    }
+
+    fn owner(&self, sku: SkuId) -> usize {
+        partition_of(sku, self.partition_count()) as usize
+    }
+
+    fn apply_to(&mut self, partition: usize, envelope: &Envelope, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+        let outcome = self.partitions[partition].apply(envelope, out)?;
+        if outcome == Outcome::Changed {
+            if let Some(journal) = &mut self.journal {
+                journal.push((partition as u32, envelope.clone()));
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Kit-expanded lines and the partitions they touch.
+    pub fn plan_lines(&self, lines: &[Line]) -> Result<(Vec<Line>, PartitionSet), EngineError> {
+        let expanded = routing::expand_kits(lines, self.limits.max_lines, |sku| {
+            self.partitions[self.owner(sku)].kit_components(sku)
+        })?;
+        let set = routing::partitions_of(&expanded, self.partition_count());
+        Ok((expanded, set))
+    }
+
+    pub fn apply(&mut self, envelope: &Envelope, out: &mut Vec<Event>) -> Result<(), EngineError> {
+        let now_ms = envelope.now_ms;
+        match &envelope.command {
+            Command::Tick { .. } | Command::DefineWarehouse { .. } | Command::SetChannelPolicy(_) => {
+                // Identical validation everywhere, so the first partition decides for all.
+                for p in 0..self.partitions.len() {
+                    self.apply_to(p, envelope, out)?;
+                }
+                Ok(())
+            }
+            Command::DefineKit { id, components, .. } => {
+                crate::partition::validate_kit(*id, components, self.limits.max_lines)?;
+                for c in components {
+                    let owner = &self.partitions[self.owner(c.sku)];
+                    if owner.available(c.sku).is_none() {
+                        return Err(EngineError::UnknownSku { sku: c.sku });
+                    }
+                    if owner.kit_components(c.sku).is_some() {
+                        return Err(EngineError::InvalidKit { kit: *id, reason: "kits of kits are not supported" });
+                    }
+                }
+                self.apply_to(self.owner(*id), envelope, out).map(drop)
+            }
+            Command::Reserve(request) => self.reserve(now_ms, request, out),
+            Command::Confirm { id } | Command::Release { id, .. } | Command::Ship { id } | Command::PayBalance { id } => {
+                let parts = routing::reservation_parts(*id);
+                if parts.is_empty() || parts.iter().any(|p| p >= self.partition_count()) {
+                    return Err(EngineError::UnknownReservation { id: *id });
+                }
+                for p in parts.iter() {
+                    self.apply_to(p as usize, envelope, out)?;
+                }
+                Ok(())
+            }
+            Command::DefineSku { id: sku, .. }
+            | Command::SetOnHand { sku, .. }
+            | Command::Receive { sku, .. }
+            | Command::Adjust { sku, .. }
+            | Command::SetBucket { sku, .. }
+            | Command::Transfer { sku, .. }
+            | Command::ReturnToStock { sku, .. }
+            | Command::ExpectIncoming { sku, .. }
+            | Command::RescheduleIncoming { sku, .. }
+            | Command::ReceivePurchaseOrder { sku, .. } => self.apply_to(self.owner(*sku), envelope, out).map(drop),
+            Command::CreateFlashSale(spec) => self.apply_to(self.owner(spec.sku), envelope, out).map(drop),
+            Command::CreatePresale(spec) => self.apply_to(self.owner(spec.sku), envelope, out).map(drop),
+        }
+    }
+
+    fn reserve(&mut self, now_ms: u64, request: &ReserveRequest, out: &mut Vec<Event>) -> Result<(), EngineError> {
+        let (lines, set) = self.plan_lines(&request.lines)?;
+        // Callers may leave the partition bits of the id empty; they are a function of the lines.
+        let id = if routing::reservation_parts(request.id).is_empty() {
+            routing::reservation_id(routing::reservation_sequence(request.id), set)
+        } else {
+            request.id
+        };
+        if routing::reservation_parts(id) != set {
+            return Err(EngineError::UnknownReservation { id });
+        }
+        let campaign_partition = request.campaign.and_then(|c| {
+            self.partitions.iter().position(|p| p.campaign(c).is_some()).map(|p| p as u32)
+        });
+        if let (Some(campaign), None) = (request.campaign, campaign_partition) {
+            return Err(EngineError::UnknownCampaign { campaign });
+        }
+        let whole = ReserveRequest { id, lines, ..request.clone() };
+        let parts = routing::split_reserve(&whole, self.partition_count(), campaign_partition);
+        let mut done = Vec::with_capacity(parts.len());
+        for (p, part) in parts {
+            let envelope = Envelope { now_ms, command: Command::Reserve(part) };
+            match self.apply_to(p as usize, &envelope, out) {
+                Ok(_) => done.push(p),
+                Err(error) => {
+                    for p in done {
+                        let undo = Envelope { now_ms, command: Command::Release { id, cause: ReleaseCause::Compensation } };
+                        // Releasing a live part cannot fail.
+                        let undone = self.apply_to(p as usize, &undo, out);
+                        debug_assert!(undone.is_ok(), "compensation failed: {undone:?}");
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn stock(&self, sku: SkuId) -> Option<SkuStockView> {
+        self.partitions[self.owner(sku)].stock(sku)
+    }
+
+    /// Sellable units; for a kit, the minimum over components of floor(available / qty).
+    pub fn available(&self, sku: SkuId) -> Option<u64> {
+        let owner = &self.partitions[self.owner(sku)];
+        match owner.kit_components(sku) {
+            Some(components) => components
+                .iter()
+                .map(|c| self.partitions[self.owner(c.sku)].available(c.sku).map(|a| a / u64::from(c.qty)))
+                .try_fold(u64::MAX, |min, a| a.map(|a| min.min(a))),
+            None => owner.available(sku),
+        }
+    }
+}
