@@ -6,14 +6,14 @@
 //! full, unfolded history is the write-ahead log itself (replaying it re-emits every movement).
 
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::{Movement, MovementKind};
 use crate::ids::{SkuId, WarehouseId};
 use crate::stock::StockCell;
 
 /// Balances the ledger tracks per SKU x warehouse (buckets are set by operators, not moved).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Balance {
     pub on_hand: i128,
     pub reserved: i128,
@@ -51,7 +51,7 @@ impl Balance {
 }
 
 /// A difference between the ledger and the live state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drift {
     pub sku: SkuId,
     pub warehouse: WarehouseId,

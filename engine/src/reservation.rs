@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::{Allocation, ReleaseReason};
 use crate::ids::{CampaignId, ChannelId, CustomerId, ReservationId, TimeMs};
@@ -124,7 +124,7 @@ pub struct Ended {
 }
 
 /// Counters for the post-run audit: every accepted reservation ends up in exactly one bucket.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct ReservationCounters {
     pub accepted: u64,
     pub confirmed: u64,

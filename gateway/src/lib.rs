@@ -1,1 +1,8 @@
-//! oms-gateway
+//! oms-gateway: the omsd daemon, its wire protocol, the Rust client and the `oms` CLI.
+//!
+//! It owns sockets, threads, the clock, configuration, access control, metrics and the mapping
+//! from storefront SKU codes to engine ids. It must not decide anything about stock: every
+//! decision is a command applied by the engine in the owning partition's writer thread.
+
+pub mod protocol;
+pub mod wire_error;

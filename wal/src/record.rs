@@ -45,6 +45,9 @@ pub enum RecordError {
     /// A checksum-valid record sits where another LSN was expected (stale or misdirected).
     #[error("wrong lsn: expected {expected}, found {found}")]
     WrongLsn { expected: Lsn, found: Lsn },
+    /// Non-zero padding after a checksum-valid payload (a damaged record).
+    #[error("non-zero padding after payload")]
+    BadPadding,
     /// All-zero header: never-written, pre-allocated space (normal end of log).
     #[error("zero header (end of written log)")]
     ZeroHeader,
@@ -147,6 +150,9 @@ pub fn decode_any(buf: &[u8], max_record_bytes: u32) -> Result<RecordRef<'_>, Re
     // the end of the buffer is still torn.
     if buf.len() < total {
         return Err(RecordError::Truncated { needed: total as u64, available: buf.len() as u64 });
+    }
+    if buf[HEADER_LEN + plen..total].iter().any(|&b| b != 0) {
+        return Err(RecordError::BadPadding);
     }
     Ok(RecordRef {
         lsn,

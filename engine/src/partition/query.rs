@@ -1,6 +1,6 @@
 //! Read-only views of a partition, the consistency check, and the snapshot image.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Limits, Partition};
 use crate::campaign::{CampaignImage, CampaignKind};
@@ -12,7 +12,7 @@ use crate::ledger::{Balance, Drift, Ledger};
 use crate::reservation::{Ended, HoldState, Reservation, ReservationBook, ReservationCounters};
 use crate::stock::StockCell;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WarehouseStockView {
     pub warehouse: WarehouseId,
     pub on_hand: u64,
@@ -24,7 +24,7 @@ pub struct WarehouseStockView {
     pub available: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkuStockView {
     pub sku: SkuId,
     pub code: String,
@@ -39,7 +39,7 @@ pub struct SkuStockView {
     pub warehouses: Vec<WarehouseStockView>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReservationView {
     pub id: ReservationId,
     /// held, confirmed, deposit_held, balance_paid, released, expired, shipped, ...
@@ -54,11 +54,11 @@ pub struct ReservationView {
     pub promise_ms: Option<TimeMs>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CampaignView {
     pub id: CampaignId,
     pub sku: SkuId,
-    pub kind: &'static str,
+    pub kind: String,
     pub remaining: u64,
     pub open: bool,
     pub closed: bool,
@@ -68,7 +68,7 @@ pub struct CampaignView {
 }
 
 /// Result of [`Partition::check`]: empty vectors mean the state is consistent.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsistencyReport {
     pub skus_checked: usize,
     pub ledger_entries: u64,
@@ -145,7 +145,8 @@ impl Partition {
             kind: match c.kind {
                 CampaignKind::FlashSale { .. } => "flash_sale",
                 CampaignKind::Presale { .. } => "presale",
-            },
+            }
+            .to_owned(),
             remaining: c.remaining(),
             open: c.is_open(self.now_ms),
             closed: c.closed,

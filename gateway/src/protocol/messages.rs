@@ -1,0 +1,228 @@
+//! Request and response payloads. Hot-path messages are typed; read and admin answers carry JSON
+//! views (the engine's serde types), which keeps the wire small to maintain and the CLI's `--json`
+//! output identical to what the server computed.
+
+use rkyv::rancor;
+use rkyv::util::AlignedVec;
+
+use super::Opcode;
+
+macro_rules! wire {
+    ($item:item) => {
+        #[derive(Clone, Debug, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+        $item
+    };
+}
+
+wire! {
+/// A SKU named by the storefront's code or by its interned id.
+pub enum SkuRef {
+    Code(String),
+    Id(u32),
+}
+}
+
+wire! {
+pub struct WireLine {
+    pub sku: SkuRef,
+    pub qty: u32,
+}
+}
+
+wire! {
+pub struct ReserveWire {
+    pub lines: Vec<WireLine>,
+    pub ttl_ms: u64,
+    /// The caller's idempotency key (hashed by the server); empty for none.
+    pub idempotency_key: String,
+    pub customer: u64,
+    pub channel: u16,
+    pub campaign: Option<u32>,
+}
+}
+
+wire! {
+pub enum StockOpWire {
+    SetOnHand { sku: SkuRef, warehouse: u16, on_hand: u64 },
+    Receive { sku: SkuRef, warehouse: u16, qty: u32 },
+    Adjust { sku: SkuRef, warehouse: u16, delta: i64 },
+    /// bucket: 0 safety, 1 damaged, 2 quality control.
+    SetBucket { sku: SkuRef, warehouse: u16, bucket: u8, qty: u64 },
+    Transfer { sku: SkuRef, from: u16, to: u16, qty: u32 },
+    ReturnToStock { sku: SkuRef, warehouse: u16, qty: u32, damaged: bool },
+    ExpectIncoming { po: u64, sku: SkuRef, warehouse: u16, qty: u32, eta_ms: u64 },
+    RescheduleIncoming { po: u64, sku: SkuRef, eta_ms: u64 },
+    ReceivePurchaseOrder { po: u64, sku: SkuRef, qty: u32 },
+}
+}
+
+wire! {
+pub enum Request {
+    Hello { magic: u32, version: u16, api_key: String, client: String },
+    Ping,
+    Reserve(ReserveWire),
+    ReserveBatch(Vec<ReserveWire>),
+    Confirm { id: u64 },
+    Release { id: u64 },
+    PayBalance { id: u64 },
+    Ship { id: u64 },
+    GetStock { sku: SkuRef },
+    GetReservation { id: u64 },
+    LookupSkus { codes: Vec<String> },
+    ExportStock,
+    GetCampaign { id: u32 },
+    Audit,
+    DefineWarehouse { id: u16, code: String, region: String, priority: u16 },
+    DefineSku { code: String, low_stock_threshold: u32 },
+    DefineKit { code: String, components: Vec<WireLine> },
+    StockOp(StockOpWire),
+    CreateFlashSale { id: u32, sku: SkuRef, pool_qty: u32, per_customer_limit: u32, starts_at_ms: u64, ends_at_ms: u64 },
+    CreatePresale { id: u32, sku: SkuRef, quota: u32, per_customer_limit: u32, starts_at_ms: u64, ends_at_ms: u64, balance_window_ms: u64 },
+    /// exceptions: (sku, ratio_bp, cap).
+    SetChannelPolicy { channel: u16, ratio_bp: u32, floor: u32, exceptions: Vec<(SkuRef, u32, u32)> },
+}
+}
+
+impl Request {
+    pub fn opcode(&self) -> Opcode {
+        match self {
+            Request::Hello { .. } => Opcode::Hello,
+            Request::Ping => Opcode::Ping,
+            Request::Reserve(_) => Opcode::Reserve,
+            Request::ReserveBatch(_) => Opcode::ReserveBatch,
+            Request::Confirm { .. } => Opcode::Confirm,
+            Request::Release { .. } => Opcode::Release,
+            Request::PayBalance { .. } => Opcode::PayBalance,
+            Request::Ship { .. } => Opcode::Ship,
+            Request::GetStock { .. } => Opcode::GetStock,
+            Request::GetReservation { .. } => Opcode::GetReservation,
+            Request::LookupSkus { .. } => Opcode::LookupSkus,
+            Request::ExportStock => Opcode::ExportStock,
+            Request::GetCampaign { .. } => Opcode::GetCampaign,
+            Request::Audit => Opcode::Audit,
+            Request::DefineWarehouse { .. } => Opcode::DefineWarehouse,
+            Request::DefineSku { .. } => Opcode::DefineSku,
+            Request::DefineKit { .. } => Opcode::DefineKit,
+            Request::StockOp(_) => Opcode::StockOp,
+            Request::CreateFlashSale { .. } => Opcode::CreateFlashSale,
+            Request::CreatePresale { .. } => Opcode::CreatePresale,
+            Request::SetChannelPolicy { .. } => Opcode::SetChannelPolicy,
+        }
+    }
+}
+
+wire! {
+pub struct WireAllocation {
+    pub sku: u32,
+    pub warehouse: u16,
+    pub qty: u32,
+}
+}
+
+wire! {
+/// A refusal: a stable numeric code, its name, a sentence, and the facts a caller acts on.
+pub struct WireError {
+    pub code: u16,
+    pub name: String,
+    pub message: String,
+    /// Units available when a stock check failed.
+    pub available: Option<u64>,
+    /// The SKU concerned, if any.
+    pub sku: Option<u32>,
+}
+}
+
+wire! {
+pub struct ReservedWire {
+    pub id: u64,
+    pub allocations: Vec<WireAllocation>,
+    pub expires_at_ms: u64,
+    pub replayed: bool,
+    pub promise_ms: Option<u64>,
+}
+}
+
+wire! {
+/// One answer inside a batch: reserved or refused.
+pub enum BatchItem {
+    Reserved(ReservedWire),
+    Error(WireError),
+}
+}
+
+wire! {
+pub enum Response {
+    HelloOk { version: u16, server: String, partitions: u32, role: String, max_frame_bytes: u32, max_lines: u32, max_in_flight: u32 },
+    Pong,
+    Reserved(ReservedWire),
+    Batch(Vec<BatchItem>),
+    /// A command succeeded and there is nothing else to say.
+    Done,
+    SkuDefined { id: u32 },
+    /// Interned ids for LookupSkus, in request order.
+    SkuIds(Vec<Option<u32>>),
+    /// A read or admin answer as JSON (engine view types).
+    Json(String),
+    Error(WireError),
+}
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayloadError {
+    #[error("payload does not validate: {0}")]
+    Invalid(String),
+    #[error("payload could not be encoded: {0}")]
+    Encode(String),
+}
+
+/// Encode a message into its payload bytes.
+pub fn encode<T>(message: &T) -> Result<AlignedVec, PayloadError>
+where
+    T: for<'a> rkyv::Serialize<rkyv::api::high::HighSerializer<AlignedVec, rkyv::ser::allocator::ArenaHandle<'a>, rancor::Error>>,
+{
+    rkyv::to_bytes::<rancor::Error>(message).map_err(|e| PayloadError::Encode(e.to_string()))
+}
+
+/// Validate and decode a request payload. `scratch` is reused so that aligning the bytes does not
+/// allocate per request.
+pub fn decode_request(payload: &[u8], scratch: &mut AlignedVec) -> Result<Request, PayloadError> {
+    scratch.clear();
+    scratch.extend_from_slice(payload);
+    rkyv::from_bytes::<Request, rancor::Error>(scratch).map_err(|e| PayloadError::Invalid(e.to_string()))
+}
+
+pub fn decode_response(payload: &[u8], scratch: &mut AlignedVec) -> Result<Response, PayloadError> {
+    scratch.clear();
+    scratch.extend_from_slice(payload);
+    rkyv::from_bytes::<Response, rancor::Error>(scratch).map_err(|e| PayloadError::Invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_garbage_is_refused() {
+        let request = Request::Reserve(ReserveWire {
+            lines: vec![WireLine { sku: SkuRef::Code("TSHIRT-RED-XL".into()), qty: 2 }],
+            ttl_ms: 900_000,
+            idempotency_key: "k1".into(),
+            customer: 9,
+            channel: 1,
+            campaign: None,
+        });
+        let bytes = encode(&request).unwrap();
+        let mut scratch = AlignedVec::new();
+        assert_eq!(decode_request(&bytes, &mut scratch).unwrap(), request);
+        for garbage in [&b""[..], b"\xff\xff\xff\xff", &[0u8; 64], &[0xAB; 300]] {
+            let _ = decode_request(garbage, &mut scratch);
+        }
+        // Flipping any byte either still validates or is refused; it never panics.
+        for i in 0..bytes.len() {
+            let mut damaged = bytes.to_vec();
+            damaged[i] ^= 0x5A;
+            let _ = decode_request(&damaged, &mut scratch);
+        }
+    }
+}
