@@ -59,12 +59,20 @@ fn open_segments(dir: &Path) -> Result<Vec<Seg>, WalError> {
     let mut v = Vec::new();
     for e in std::fs::read_dir(dir).map_err(WalError::io("list wal dir"))? {
         let e = e.map_err(WalError::io("list wal dir"))?;
-        let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
-        let Some(first) = parse_segment_name(&name) else { continue };
+        let Some(name) = e.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let Some(first) = parse_segment_name(&name) else {
+            continue;
+        };
         let f = File::open(e.path()).map_err(WalError::io("open segment"))?;
         let len = f.metadata().map_err(WalError::io("stat segment"))?.len();
         // SAFETY: read-only mapping; the inspect tools run against a log that is not being truncated.
-        let map = if len == 0 { None } else { Some(unsafe { Mmap::map(&f) }.map_err(WalError::io("map segment"))?) };
+        let map = if len == 0 {
+            None
+        } else {
+            Some(unsafe { Mmap::map(&f) }.map_err(WalError::io("map segment"))?)
+        };
         v.push(Seg { name, first, map });
     }
     v.sort_by_key(|s| s.first);
@@ -92,8 +100,19 @@ pub struct Dump {
 /// the first error (yielded as `Err`), or at the end of the log.
 pub fn dump(dir: &Path, from_lsn: Lsn) -> Result<Dump, WalError> {
     let segs = open_segments(dir)?;
-    let idx = segs.iter().rposition(|s| s.first <= from_lsn.max(1)).unwrap_or(0);
-    Ok(Dump { segs, idx, off: SEGMENT_HEADER_LEN, expected: 0, from: from_lsn, started: false, done: false })
+    let idx = segs
+        .iter()
+        .rposition(|s| s.first <= from_lsn.max(1))
+        .unwrap_or(0);
+    Ok(Dump {
+        segs,
+        idx,
+        off: SEGMENT_HEADER_LEN,
+        expected: 0,
+        from: from_lsn,
+        started: false,
+        done: false,
+    })
 }
 
 impl Iterator for Dump {
@@ -112,17 +131,30 @@ impl Iterator for Dump {
                     }
                     Ok(f) => {
                         self.done = true;
-                        let reason = format!("first_lsn {f}, name {}, expected {}", seg.first, self.expected);
-                        return Some(Err(WalError::BadSegmentHeader { segment: seg.name.clone(), reason }));
+                        let reason = format!(
+                            "first_lsn {f}, name {}, expected {}",
+                            seg.first, self.expected
+                        );
+                        return Some(Err(WalError::BadSegmentHeader {
+                            segment: seg.name.clone(),
+                            reason,
+                        }));
                     }
                     Err(reason) => {
                         self.done = true;
-                        return Some(Err(WalError::BadSegmentHeader { segment: seg.name.clone(), reason }));
+                        return Some(Err(WalError::BadSegmentHeader {
+                            segment: seg.name.clone(),
+                            reason,
+                        }));
                     }
                 }
             }
             let bytes = seg.bytes();
-            match record::decode(bytes.get(self.off..).unwrap_or(&[]), self.expected, MAX_RECORD) {
+            match record::decode(
+                bytes.get(self.off..).unwrap_or(&[]),
+                self.expected,
+                MAX_RECORD,
+            ) {
                 Ok(r) => {
                     let off = self.off;
                     self.off += r.total_len;
@@ -146,7 +178,11 @@ impl Iterator for Dump {
                 }
                 Err(source) => {
                     self.done = true;
-                    return Some(Err(WalError::Corrupt { segment: seg.name.clone(), offset: self.off as u64, source }));
+                    return Some(Err(WalError::Corrupt {
+                        segment: seg.name.clone(),
+                        offset: self.off as u64,
+                        source,
+                    }));
                 }
             }
         }
@@ -156,7 +192,10 @@ impl Iterator for Dump {
 /// Checks every segment of the log in `dir` and summarizes it.
 pub fn verify(dir: &Path) -> Result<VerifyReport, WalError> {
     let segs = open_segments(dir)?;
-    let mut rep = VerifyReport { segments: segs.len(), ..VerifyReport::default() };
+    let mut rep = VerifyReport {
+        segments: segs.len(),
+        ..VerifyReport::default()
+    };
     let mut expected: Option<Lsn> = None;
     for (i, seg) in segs.iter().enumerate() {
         let bytes = seg.bytes();
@@ -169,12 +208,23 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, WalError> {
                 (true, None) => "bad_segment_header",
                 (false, None) => "torn_tail",
             };
-            Problem { segment: seg.name.clone(), offset: off as u64, lsn, kind: kind.into(), detail }
+            Problem {
+                segment: seg.name.clone(),
+                offset: off as u64,
+                lsn,
+                kind: kind.into(),
+                detail,
+            }
         };
         let first = match decode_header(bytes) {
-            Ok(f) if f == seg.first && expected.map_or(true, |e| e == f) => f,
+            Ok(f) if f == seg.first && (expected.is_none() || expected == Some(f)) => f,
             Ok(f) => {
-                let p = problem(0, expected.unwrap_or(seg.first), format!("header first_lsn {f}, expected {expected:?}"), true);
+                let p = problem(
+                    0,
+                    expected.unwrap_or(seg.first),
+                    format!("header first_lsn {f}, expected {expected:?}"),
+                    true,
+                );
                 rep.problems.push(p);
                 expected = None;
                 continue;
@@ -213,5 +263,8 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, WalError> {
 
 /// Directory of a partition's log (helper for the CLI).
 pub fn segment_paths(dir: &Path) -> Result<Vec<PathBuf>, WalError> {
-    Ok(open_segments(dir)?.into_iter().map(|s| dir.join(s.name)).collect())
+    Ok(open_segments(dir)?
+        .into_iter()
+        .map(|s| dir.join(s.name))
+        .collect())
 }

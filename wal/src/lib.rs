@@ -59,20 +59,15 @@ pub enum WriteMode {
 }
 
 /// When [`Wal::commit`] makes records durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// Every commit flushes (one flush per group commit).
+    #[default]
     Always,
     /// A commit flushes only if the last flush is older than the interval.
     Interval(Duration),
     /// Never flush except on rotation and close: acknowledged writes can be lost.
     Off,
-}
-
-impl Default for Durability {
-    fn default() -> Self {
-        Durability::Always
-    }
 }
 
 /// Error parsing a [`Durability`] string.
@@ -156,16 +151,24 @@ impl WalConfig {
 
     /// Largest payload that fits both the limit and one segment.
     pub fn effective_max_record(&self) -> u32 {
-        let room = self.segment_bytes.saturating_sub((segment::SEGMENT_HEADER_LEN + record::HEADER_LEN + record::ALIGN) as u64);
-        (self.max_record_bytes as u64).min(room).min(u32::MAX as u64) as u32
+        let room = self.segment_bytes.saturating_sub(
+            (segment::SEGMENT_HEADER_LEN + record::HEADER_LEN + record::ALIGN) as u64,
+        );
+        (self.max_record_bytes as u64)
+            .min(room)
+            .min(u32::MAX as u64) as u32
     }
 
     pub(crate) fn validate(&self) -> Result<(), WalError> {
         if self.segment_bytes < 4096 {
-            return Err(WalError::Config("segment_bytes must be at least 4096".into()));
+            return Err(WalError::Config(
+                "segment_bytes must be at least 4096".into(),
+            ));
         }
         if self.segment_bytes > (1 << 40) {
-            return Err(WalError::Config("segment_bytes must be at most 1 TiB".into()));
+            return Err(WalError::Config(
+                "segment_bytes must be at most 1 TiB".into(),
+            ));
         }
         if self.start_lsn == 0 {
             return Err(WalError::Config("start_lsn must be >= 1".into()));
@@ -173,6 +176,15 @@ impl WalConfig {
         Ok(())
     }
 }
+
+// Compile-time check: the writer can move to its partition thread; followers
+// can be cloned and moved anywhere.
+const _: () = {
+    const fn send<T: Send>() {}
+    const fn send_sync_clone<T: Send + Sync + Clone>() {}
+    send::<Wal>();
+    send_sync_clone::<LogFollower>();
+};
 
 #[cfg(test)]
 mod tests {
@@ -183,9 +195,21 @@ mod tests {
     fn parse_durability() {
         assert_eq!("always".parse::<Durability>(), Ok(Durability::Always));
         assert_eq!("OFF".parse::<Durability>(), Ok(Durability::Off));
-        assert_eq!("interval".parse::<Durability>(), Ok(Durability::Interval(Duration::from_millis(10))));
-        assert_eq!("interval=250".parse::<Durability>(), Ok(Durability::Interval(Duration::from_millis(250))));
-        assert_eq!("interval=x".parse::<Durability>(), Err(ParseDurabilityError::BadInterval("x".into())));
-        assert!(matches!("sometimes".parse::<Durability>(), Err(ParseDurabilityError::Unknown(_))));
+        assert_eq!(
+            "interval".parse::<Durability>(),
+            Ok(Durability::Interval(Duration::from_millis(10)))
+        );
+        assert_eq!(
+            "interval=250".parse::<Durability>(),
+            Ok(Durability::Interval(Duration::from_millis(250)))
+        );
+        assert_eq!(
+            "interval=x".parse::<Durability>(),
+            Err(ParseDurabilityError::BadInterval("x".into()))
+        );
+        assert!(matches!(
+            "sometimes".parse::<Durability>(),
+            Err(ParseDurabilityError::Unknown(_))
+        ));
     }
 }

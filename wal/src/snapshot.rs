@@ -136,11 +136,14 @@ impl SnapshotStore {
                 .truncate(true)
                 .open(&tmp)
                 .map_err(WalError::io("create snapshot temp"))?;
-            f.write_all(&bytes).map_err(WalError::io("write snapshot"))?;
+            f.write_all(&bytes)
+                .map_err(WalError::io("write snapshot"))?;
             f.sync_all().map_err(WalError::io("fsync snapshot"))?;
         }
         fs::rename(&tmp, &path).map_err(WalError::io("rename snapshot"))?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(WalError::io("fsync snapshot dir"))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(WalError::io("fsync snapshot dir"))?;
         self.prune()?;
         Ok(path)
     }
@@ -150,15 +153,19 @@ impl SnapshotStore {
         let path = self.path_for(lsn);
         let b = fs::read(&path).map_err(WalError::io("read snapshot"))?;
         match decode_snapshot(&b) {
-            Ok((l, _)) if l != lsn => {
-                Err(WalError::BadSnapshot { path: path.display().to_string(), reason: format!("header lsn {l} != name") })
-            }
+            Ok((l, _)) if l != lsn => Err(WalError::BadSnapshot {
+                path: path.display().to_string(),
+                reason: format!("header lsn {l} != name"),
+            }),
             Ok(_) => {
                 let mut data = b;
                 data.drain(..SNAPSHOT_HEADER_LEN);
                 Ok(Snapshot { lsn, data, path })
             }
-            Err(reason) => Err(WalError::BadSnapshot { path: path.display().to_string(), reason }),
+            Err(reason) => Err(WalError::BadSnapshot {
+                path: path.display().to_string(),
+                reason,
+            }),
         }
     }
 
@@ -168,7 +175,9 @@ impl SnapshotStore {
         for lsn in self.list()?.into_iter().rev() {
             match self.load(lsn) {
                 Ok(s) => return Ok(Some(s)),
-                Err(e @ WalError::BadSnapshot { .. }) => tracing::warn!(error = %e, "skipping corrupt snapshot"),
+                Err(e @ WalError::BadSnapshot { .. }) => {
+                    tracing::warn!(error = %e, "skipping corrupt snapshot")
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -179,9 +188,12 @@ impl SnapshotStore {
         let all = self.list()?;
         if all.len() > KEEP {
             for lsn in &all[..all.len() - KEEP] {
-                fs::remove_file(self.path_for(*lsn)).map_err(WalError::io("remove old snapshot"))?;
+                fs::remove_file(self.path_for(*lsn))
+                    .map_err(WalError::io("remove old snapshot"))?;
             }
-            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(WalError::io("fsync snapshot dir"))?;
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(WalError::io("fsync snapshot dir"))?;
         }
         // Left-over temp files from a crash mid-write.
         if let Ok(rd) = fs::read_dir(&self.dir) {

@@ -50,12 +50,16 @@ impl Wal {
     /// recovering first. Replay the returned [`Recovery`] before appending.
     pub fn open(config: WalConfig) -> Result<(Wal, Recovery), WalError> {
         config.validate()?;
-        let storage = FsStorage::open(&config.dir, config.write_mode).map_err(WalError::io("open wal dir"))?;
+        let storage = FsStorage::open(&config.dir, config.write_mode)
+            .map_err(WalError::io("open wal dir"))?;
         Self::open_with_storage(config, Arc::new(storage))
     }
 
     /// Like [`Wal::open`] on any [`Storage`] (e.g. `SimulatedStorage`).
-    pub fn open_with_storage(config: WalConfig, storage: Arc<dyn Storage>) -> Result<(Wal, Recovery), WalError> {
+    pub fn open_with_storage(
+        config: WalConfig,
+        storage: Arc<dyn Storage>,
+    ) -> Result<(Wal, Recovery), WalError> {
         config.validate()?;
         let max_record = config.effective_max_record();
         if config.durability == Durability::Off {
@@ -64,7 +68,12 @@ impl Wal {
         }
         tracing::info!(dir = %config.dir.display(), flusher = storage.flusher_name(), mode = ?config.write_mode,
             durability = ?config.durability, "opening wal");
-        let (rec, recovery) = recover(&*storage, config.start_lsn, config.recovery_mode, max_record)?;
+        let (rec, recovery) = recover(
+            &*storage,
+            config.start_lsn,
+            config.recovery_mode,
+            max_record,
+        )?;
         let durable = rec.next_lsn - 1;
         let shared = Arc::new(Shared::new(durable, rec.segs, max_record));
         let mut wal = Wal {
@@ -112,7 +121,10 @@ impl Wal {
             return Err(WalError::Poisoned);
         }
         if payload.len() > self.max_record as usize {
-            return Err(WalError::RecordTooLarge { len: payload.len() as u64, max: self.max_record as u64 });
+            return Err(WalError::RecordTooLarge {
+                len: payload.len() as u64,
+                max: self.max_record as u64,
+            });
         }
         let need = encoded_len(payload.len()) as u64;
         if self.write_off + self.pending.len() as u64 + need > self.active_len {
@@ -150,11 +162,10 @@ impl Wal {
             return Err(WalError::Poisoned);
         }
         if let Durability::Interval(d) = self.cfg.durability {
-            if self.written_lsn > self.durable || !self.pending.is_empty() {
-                if now.saturating_duration_since(self.last_flush) >= d {
-                    self.write_pending()?;
-                    return self.flush();
-                }
+            let dirty = self.written_lsn > self.durable || !self.pending.is_empty();
+            if dirty && now.saturating_duration_since(self.last_flush) >= d {
+                self.write_pending()?;
+                return self.flush();
             }
         }
         Ok(self.durable)
@@ -201,7 +212,11 @@ impl Wal {
     /// Deletes whole segments whose records are all `<= snapshot_lsn`, oldest
     /// first, while `retention` still holds for the remaining log. The active
     /// segment is never deleted. Returns the number of segments removed.
-    pub fn truncate_before(&mut self, snapshot_lsn: Lsn, retention: Retention) -> Result<usize, WalError> {
+    pub fn truncate_before(
+        &mut self,
+        snapshot_lsn: Lsn,
+        retention: Retention,
+    ) -> Result<usize, WalError> {
         let victims: Vec<SegEntry> = {
             let mut segs = self.shared.segments.write();
             let mut kept_bytes: u64 = segs.iter().map(|s| s.bytes).sum();
@@ -220,7 +235,9 @@ impl Wal {
             segs.drain(..n).collect()
         };
         for s in &victims {
-            self.storage.remove(&s.name).map_err(WalError::io("remove segment"))?;
+            self.storage
+                .remove(&s.name)
+                .map_err(WalError::io("remove segment"))?;
             tracing::info!(segment = %s.name, "wal retention: removed segment");
         }
         if !victims.is_empty() {
@@ -243,7 +260,9 @@ impl Wal {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let Some(active) = self.active.as_mut() else { return Err(WalError::Poisoned) };
+        let Some(active) = self.active.as_mut() else {
+            return Err(WalError::Poisoned);
+        };
         let r = active.write_at(self.write_off, &self.pending);
         r.map_err(self.poison("write"))?;
         self.write_off += self.pending.len() as u64;
@@ -257,7 +276,9 @@ impl Wal {
     fn flush(&mut self) -> Result<Lsn, WalError> {
         debug_assert!(self.pending.is_empty());
         if self.write_off > self.flushed_off {
-            let Some(active) = self.active.as_mut() else { return Err(WalError::Poisoned) };
+            let Some(active) = self.active.as_mut() else {
+                return Err(WalError::Poisoned);
+            };
             let r = active.sync_range(self.flushed_off, self.write_off - self.flushed_off);
             r.map_err(self.poison("flush"))?;
             self.flushed_off = self.write_off;
@@ -288,7 +309,9 @@ impl Wal {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 // Left over from a crash before its header became durable: recovery
                 // removed it from the log; start it afresh.
-                self.storage.remove(&name).map_err(self.poison("remove stale segment"))?;
+                self.storage
+                    .remove(&name)
+                    .map_err(self.poison("remove stale segment"))?;
                 let r = self.storage.create_segment(&name, len);
                 r.map_err(self.poison("create segment"))?
             }

@@ -20,7 +20,11 @@ fn cfg(dir: &str, mode: WriteMode) -> WalConfig {
 
 /// Child side: the append loop. Runs only when the env var is set.
 fn child_loop(dir: &str) -> ! {
-    let mode = if std::env::var("OMS_WAL_SIGKILL_MODE").as_deref() == Ok("mmap") { WriteMode::Mmap } else { WriteMode::Pwrite };
+    let mode = if std::env::var("OMS_WAL_SIGKILL_MODE").as_deref() == Ok("mmap") {
+        WriteMode::Mmap
+    } else {
+        WriteMode::Pwrite
+    };
     let (mut wal, rec) = Wal::open(cfg(dir, mode)).expect("child open");
     let mut out = std::io::stdout().lock();
     let mut next = rec.last_lsn + 1;
@@ -53,14 +57,25 @@ fn sigkill_reported_lsns_survive() {
         return;
     }
     let exe = std::env::current_exe().unwrap();
-    for (seed, mode) in [(1u64, "pwrite"), (2, "mmap"), (3, "pwrite"), (4, "mmap"), (5, "pwrite")] {
+    for (seed, mode) in [
+        (1u64, "pwrite"),
+        (2, "mmap"),
+        (3, "pwrite"),
+        (4, "mmap"),
+        (5, "pwrite"),
+    ] {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().to_str().unwrap().to_string();
         let mut rng = oms_wal::sim::SimRng::new(seed);
         let mut reported = 0u64;
         for round in 0..2 {
             let mut child = Command::new(&exe)
-                .args(["--exact", "sigkill_child_entry", "--nocapture", "--test-threads=1"])
+                .args([
+                    "--exact",
+                    "sigkill_child_entry",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env(CHILD_ENV, &dir)
                 .env("OMS_WAL_SIGKILL_MODE", mode)
                 .stdout(Stdio::piped())
@@ -78,7 +93,9 @@ fn sigkill_reported_lsns_survive() {
                 }
             });
             // Wait for the first durable report, then a seeded random delay.
-            let first = rx.recv_timeout(Duration::from_secs(20)).expect("child reported nothing");
+            let first = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("child reported nothing");
             reported = reported.max(first);
             let delay = Duration::from_millis(20 + rng.below(200));
             let start = Instant::now();
@@ -95,7 +112,11 @@ fn sigkill_reported_lsns_survive() {
                 reported = reported.max(l);
             }
             let (_w, rec) = Wal::open(cfg(&dir, WriteMode::Pwrite)).unwrap();
-            assert!(rec.last_lsn >= reported, "seed {seed} round {round}: reported {reported} durable, recovered {}", rec.last_lsn);
+            assert!(
+                rec.last_lsn >= reported,
+                "seed {seed} round {round}: reported {reported} durable, recovered {}",
+                rec.last_lsn
+            );
             let got = collect(&rec, 1);
             assert_eq!(got.len() as u64, rec.last_lsn);
             assert_history(&got, 1);

@@ -24,7 +24,9 @@ fn big_payload(l: Lsn) -> Vec<u8> {
 /// Runs a fixed workload; returns (records appended, highest LSN whose commit returned Ok).
 fn workload_with(sim: &SimulatedStorage, seed: u64, payload: fn(Lsn) -> Vec<u8>) -> (u64, u64) {
     let mut rng = SimRng::new(seed);
-    let Ok((mut wal, rec)) = open(sim) else { return (0, 0) };
+    let Ok((mut wal, rec)) = open(sim) else {
+        return (0, 0);
+    };
     let mut appended = rec.last_lsn;
     let mut acked = rec.last_lsn;
     for _ in 0..40 {
@@ -58,26 +60,39 @@ fn recover_all(sim: &SimulatedStorage) -> Vec<(Lsn, u8, Vec<u8>)> {
 #[test]
 fn crash_at_every_operation() {
     for pf in [payload as fn(Lsn) -> Vec<u8>, big_payload] {
-    let probe = SimulatedStorage::new();
-    let full = workload_with(&probe, 1, pf);
-    let total_ops = probe.ops();
-    assert!(full.1 > 100 && total_ops > 50, "{full:?} {total_ops}");
-    for k in 0..total_ops {
-        for (m, mode) in [CrashMode::DropUnflushed, CrashMode::KeepPrefix, CrashMode::RandomSectors].into_iter().enumerate() {
-            let sim = SimulatedStorage::new();
-            sim.fail_at_op(k);
-            let (appended, acked) = workload_with(&sim, 1, pf);
-            sim.crash(mode, k * 3 + m as u64);
-            let got = recover_all(&sim);
-            for (l, t, p) in &got {
-                assert_eq!((*t, p), (rtype(*l), &pf(*l)));
+        let probe = SimulatedStorage::new();
+        let full = workload_with(&probe, 1, pf);
+        let total_ops = probe.ops();
+        assert!(full.1 > 100 && total_ops > 50, "{full:?} {total_ops}");
+        for k in 0..total_ops {
+            for (m, mode) in [
+                CrashMode::DropUnflushed,
+                CrashMode::KeepPrefix,
+                CrashMode::RandomSectors,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let sim = SimulatedStorage::new();
+                sim.fail_at_op(k);
+                let (appended, acked) = workload_with(&sim, 1, pf);
+                sim.crash(mode, k * 3 + m as u64);
+                let got = recover_all(&sim);
+                for (l, t, p) in &got {
+                    assert_eq!((*t, p), (rtype(*l), &pf(*l)));
+                }
+                assert!(got.iter().enumerate().all(|(i, r)| r.0 == i as u64 + 1));
+                let last = got.last().map_or(0, |r| r.0);
+                assert!(
+                    last >= acked,
+                    "k={k} {mode:?}: acked {acked} but recovered only {last}"
+                );
+                assert!(
+                    last <= appended,
+                    "k={k} {mode:?}: recovered {last} > appended {appended}"
+                );
             }
-            assert!(got.iter().enumerate().all(|(i, r)| r.0 == i as u64 + 1));
-            let last = got.last().map_or(0, |r| r.0);
-            assert!(last >= acked, "k={k} {mode:?}: acked {acked} but recovered only {last}");
-            assert!(last <= appended, "k={k} {mode:?}: recovered {last} > appended {appended}");
         }
-    }
     }
 }
 
@@ -120,7 +135,11 @@ fn crash_during_recovery_is_idempotent() {
         drop(open(&probe).unwrap());
         let rec_ops = probe.ops();
         for k in 0..rec_ops {
-            for mode in [CrashMode::DropUnflushed, CrashMode::RandomSectors, CrashMode::KeepPrefix] {
+            for mode in [
+                CrashMode::DropUnflushed,
+                CrashMode::RandomSectors,
+                CrashMode::KeepPrefix,
+            ] {
                 let s = base.deep_clone();
                 s.fail_at_op(k);
                 let _ = open(&s);
@@ -147,7 +166,10 @@ fn sim_mid_log_rot_refused() {
     let name = "00000000000000000001.seg";
     let b = sim.file_bytes(name).unwrap();
     sim.corrupt(name, 32 + 5, &[b[37] ^ 1]);
-    assert!(matches!(open(&sim), Err(WalError::MidLogCorruption { lsn: 1, .. })));
+    assert!(matches!(
+        open(&sim),
+        Err(WalError::MidLogCorruption { lsn: 1, .. })
+    ));
 }
 
 #[derive(Debug, Clone)]
