@@ -4,5 +4,15 @@
 //! from storefront SKU codes to engine ids. It must not decide anything about stock: every
 //! decision is a command applied by the engine in the owning partition's writer thread.
 
+pub mod admin;
+pub mod catalog_index;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod metrics;
 pub mod protocol;
+pub mod runtime;
+pub mod server;
 pub mod wire_error;

@@ -1,0 +1,50 @@
+//! Admin HTTP: /metrics (Prometheus text), /health (process and log writable), /ready (recovered
+//! and accepting).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+use crate::metrics::Metrics;
+use crate::server::ServerCtx;
+
+/// What the admin endpoints read; `ctx` is set once recovery is done.
+pub struct AdminState {
+    pub metrics: Arc<Metrics>,
+    pub ctx: std::sync::OnceLock<Arc<ServerCtx>>,
+}
+
+pub fn router(state: Arc<AdminState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
+    if let Some(ctx) = state.ctx.get() {
+        for p in 0..ctx.workers.partitions() {
+            state.metrics.queue_depth.get_or_create(&Metrics::partition(p)).set(ctx.workers.queue_depth(p) as i64);
+        }
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
+}
+
+async fn health(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
+    match state.ctx.get() {
+        Some(ctx) if ctx.workers.storage_failed() => (StatusCode::SERVICE_UNAVAILABLE, "storage failed: writes stopped\n"),
+        _ => (StatusCode::OK, "ok\n"),
+    }
+}
+
+async fn ready(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
+    match state.ctx.get() {
+        Some(ctx) if ctx.is_ready() => (StatusCode::OK, "ready\n"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+    }
+}

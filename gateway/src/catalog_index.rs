@@ -1,0 +1,92 @@
+//! What every connection thread needs to route a request without asking a partition: SKU code ->
+//! id, kit components, which partition holds a campaign, and the id counters.
+//!
+//! Threading contract: entries are written by the dispatcher when a define command succeeds (and
+//! at start-up from recovered state); any thread reads.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use dashmap::DashMap;
+use oms_engine::command::KitComponent;
+use oms_engine::{CampaignId, Partition, SkuId};
+
+#[derive(Default)]
+pub struct CatalogIndex {
+    codes: DashMap<String, SkuId>,
+    kits: DashMap<SkuId, Vec<KitComponent>>,
+    campaigns: DashMap<CampaignId, u32>,
+    next_sku: AtomicU32,
+    next_reservation: AtomicU64,
+}
+
+impl CatalogIndex {
+    /// Rebuild from recovered partitions; reservation ids continue above both the recovered ones
+    /// and the clock (ms x 64), so ids stay unique across restarts even for forgotten reservations.
+    pub fn rebuild(partitions: &[&Partition], now_ms: u64) -> CatalogIndex {
+        let index = CatalogIndex::default();
+        let mut max_sku = None::<u32>;
+        let mut max_sequence = 0;
+        for p in partitions {
+            p.for_each_sku(|id, code, _| {
+                index.codes.insert(code.to_owned(), id);
+                max_sku = Some(max_sku.map_or(id.0, |m| m.max(id.0)));
+            });
+            for (kit, components) in p.kits() {
+                index.kits.insert(kit, components.to_vec());
+            }
+            for c in p.campaigns() {
+                index.campaigns.insert(c.id, p.index());
+            }
+            max_sequence = max_sequence.max(p.max_reservation_sequence());
+        }
+        index.next_sku.store(max_sku.map_or(0, |m| m + 1), Ordering::Relaxed);
+        let clock = now_ms.saturating_mul(64) & oms_engine::routing::SEQUENCE_MASK;
+        index.next_reservation.store(clock.max(max_sequence + 1), Ordering::Relaxed);
+        index
+    }
+
+    pub fn sku(&self, code: &str) -> Option<SkuId> {
+        self.codes.get(code).map(|e| *e)
+    }
+
+    /// The id for `code`, allocating the next one if it is new. Returns (id, newly allocated).
+    pub fn sku_or_allocate(&self, code: &str) -> (SkuId, bool) {
+        if let Some(id) = self.sku(code) {
+            return (id, false);
+        }
+        let mut fresh = false;
+        let id = *self.codes.entry(code.to_owned()).or_insert_with(|| {
+            fresh = true;
+            SkuId(self.next_sku.fetch_add(1, Ordering::Relaxed))
+        });
+        (id, fresh)
+    }
+
+    pub fn sku_count(&self) -> usize {
+        self.codes.len()
+    }
+
+    pub fn kit(&self, sku: SkuId) -> Option<dashmap::mapref::one::Ref<'_, SkuId, Vec<KitComponent>>> {
+        self.kits.get(&sku)
+    }
+
+    pub fn is_kit(&self, sku: SkuId) -> bool {
+        self.kits.contains_key(&sku)
+    }
+
+    pub fn set_kit(&self, sku: SkuId, components: Vec<KitComponent>) {
+        self.kits.insert(sku, components);
+    }
+
+    pub fn campaign_partition(&self, campaign: CampaignId) -> Option<u32> {
+        self.campaigns.get(&campaign).map(|p| *p)
+    }
+
+    pub fn set_campaign(&self, campaign: CampaignId, partition: u32) {
+        self.campaigns.insert(campaign, partition);
+    }
+
+    pub fn next_reservation_sequence(&self) -> u64 {
+        self.next_reservation.fetch_add(1, Ordering::Relaxed) & oms_engine::routing::SEQUENCE_MASK
+    }
+}

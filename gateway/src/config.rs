@@ -1,0 +1,190 @@
+//! omsd configuration: embedded defaults < TOML file < environment < flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::protocol::{Role, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_IN_FLIGHT};
+
+/// omsd: in-memory, write-ahead-logged order and stock-reservation engine.
+///
+/// Every option may also come from a TOML file (--config) or an OMSD_* environment variable;
+/// flags win over the environment, which wins over the file, which wins over the defaults.
+#[derive(Clone, Debug, Default, Parser)]
+#[command(name = "omsd", version, about, long_about = None)]
+pub struct OmsdArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "OMSD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Storefront protocol address [default: 127.0.0.1:7700].
+    #[arg(long, env = "OMSD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Admin HTTP address for /metrics, /health, /ready [default: 127.0.0.1:7701].
+    #[arg(long, env = "OMSD_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Data directory (write-ahead logs and snapshots) [default: ./data].
+    #[arg(long, env = "OMSD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Number of partitions (writer threads), 1..=16; fixed for the life of a data directory
+    /// [default: 2].
+    #[arg(long, env = "OMSD_PARTITIONS")]
+    pub partitions: Option<u32>,
+    /// Durability: always (ack after fsync), interval=<ms> (fsync at most every ms), off
+    /// (benchmarks only: acknowledged writes can be lost) [default: always].
+    #[arg(long, env = "OMSD_FSYNC")]
+    pub fsync: Option<String>,
+    /// Load a small demo catalog (warehouses, SKUs, stock) when the data directory is empty.
+    #[arg(long, env = "OMSD_DEMO")]
+    pub demo: bool,
+    /// Network worker threads for connections [default: 1].
+    #[arg(long, env = "OMSD_IO_THREADS")]
+    pub io_threads: Option<usize>,
+    /// Maximum simultaneous client connections [default: 10000].
+    #[arg(long, env = "OMSD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Close connections idle for this long, e.g. 5m [default: 5m].
+    #[arg(long, env = "OMSD_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Capacity of each partition's command queue; a full queue answers BUSY [default: 65536].
+    #[arg(long, env = "OMSD_QUEUE_CAPACITY")]
+    pub queue_capacity: Option<usize>,
+    /// Log segment size in bytes [default: 67108864].
+    #[arg(long, env = "OMSD_SEGMENT_BYTES")]
+    pub segment_bytes: Option<u64>,
+    /// Write a snapshot after this many logged commands per partition [default: 1000000].
+    #[arg(long, env = "OMSD_SNAPSHOT_EVERY")]
+    pub snapshot_every: Option<u64>,
+    /// Recovery: cut the log at mid-log corruption instead of refusing to start (loses the
+    /// records after the damage; use only after reading `oms wal verify`).
+    #[arg(long)]
+    pub truncate_corrupt_log: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub partitions: Option<u32>,
+    pub fsync: Option<String>,
+    pub demo: Option<bool>,
+    pub io_threads: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub idle_timeout: Option<String>,
+    pub queue_capacity: Option<usize>,
+    pub segment_bytes: Option<u64>,
+    pub snapshot_every: Option<u64>,
+    pub max_frame_bytes: Option<u32>,
+    pub max_in_flight: Option<u32>,
+    pub max_lines: Option<usize>,
+    pub tick_interval_ms: Option<u64>,
+    pub expiry_budget_per_tick: Option<u32>,
+    pub batch_limit: Option<usize>,
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Who the key belongs to (logged instead of the key).
+    pub name: String,
+    pub key: String,
+    pub role: Role,
+}
+
+/// The resolved configuration the daemon runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub partitions: u32,
+    pub durability: oms_wal::Durability,
+    pub demo: bool,
+    pub io_threads: usize,
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+    pub queue_capacity: usize,
+    pub segment_bytes: u64,
+    pub snapshot_every: u64,
+    pub max_frame_bytes: u32,
+    pub max_in_flight: u32,
+    pub max_lines: usize,
+    pub tick_interval: Duration,
+    pub expiry_budget_per_tick: u32,
+    pub batch_limit: usize,
+    pub truncate_corrupt_log: bool,
+    pub api_keys: Vec<ApiKeyConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("invalid --fsync {0:?}: expected always, interval=<ms> or off")]
+    Fsync(String),
+    #[error("invalid idle_timeout {0:?}")]
+    IdleTimeout(String),
+    #[error("partitions must be between 1 and {max}, got {got}")]
+    Partitions { got: u32, max: u32 },
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+impl Config {
+    pub fn resolve(args: &OmsdArgs) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                toml::from_str::<FileConfig>(&text).map_err(|source| ConfigError::Parse { path: path.clone(), source })?
+            }
+            None => FileConfig::default(),
+        };
+        let fsync = args.fsync.clone().or(file.fsync.clone()).unwrap_or_else(|| "always".to_owned());
+        let durability = fsync.parse::<oms_wal::Durability>().map_err(|_| ConfigError::Fsync(fsync.clone()))?;
+        let idle_timeout = match (args.idle_timeout, &file.idle_timeout) {
+            (Some(d), _) => d,
+            (None, Some(text)) => humantime::parse_duration(text).map_err(|_| ConfigError::IdleTimeout(text.clone()))?,
+            (None, None) => Duration::from_secs(300),
+        };
+        let partitions = args.partitions.or(file.partitions).unwrap_or(2);
+        let max = oms_engine::routing::MAX_PARTITIONS;
+        if !(1..=max).contains(&partitions) {
+            return Err(ConfigError::Partitions { got: partitions, max });
+        }
+        let config = Config {
+            listen: args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7700))),
+            admin_listen: args.admin_listen.or(file.admin_listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7701))),
+            data_dir: args.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data")),
+            partitions,
+            durability,
+            demo: args.demo || file.demo.unwrap_or(false),
+            io_threads: args.io_threads.or(file.io_threads).unwrap_or(1).max(1),
+            max_connections: args.max_connections.or(file.max_connections).unwrap_or(10_000).max(1),
+            idle_timeout,
+            queue_capacity: args.queue_capacity.or(file.queue_capacity).unwrap_or(65_536).max(16),
+            segment_bytes: args.segment_bytes.or(file.segment_bytes).unwrap_or(64 << 20),
+            snapshot_every: args.snapshot_every.or(file.snapshot_every).unwrap_or(1_000_000).max(1),
+            max_frame_bytes: file.max_frame_bytes.unwrap_or(DEFAULT_MAX_FRAME_BYTES),
+            max_in_flight: file.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT).max(1),
+            max_lines: file.max_lines.unwrap_or(64).clamp(1, 1024),
+            tick_interval: Duration::from_millis(file.tick_interval_ms.unwrap_or(100).max(1)),
+            expiry_budget_per_tick: file.expiry_budget_per_tick.unwrap_or(50_000).max(1),
+            batch_limit: file.batch_limit.unwrap_or(4096).max(1),
+            truncate_corrupt_log: args.truncate_corrupt_log,
+            api_keys: file.api_keys,
+        };
+        if config.max_frame_bytes < 4096 {
+            return Err(ConfigError::Invalid("max_frame_bytes must be at least 4096"));
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,187 @@
+//! Start-up and shutdown of omsd: configuration, recovery, partition threads, listeners, signals.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use oms_engine::fastpath::SoldOutBoard;
+use oms_engine::Limits;
+use oms_wal::{Durability, Retention, WalConfig};
+use tokio::net::TcpListener;
+
+use crate::admin::{self, AdminState};
+use crate::catalog_index::CatalogIndex;
+use crate::config::{Config, ConfigError, OmsdArgs};
+use crate::metrics::Metrics;
+use crate::runtime::{self, recover_partitions, spawn_workers, RecoveryError, WorkerConfig};
+use crate::server::{serve_connection, Authenticator, ServerCtx};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("recovery failed: {0}")]
+    Recovery(#[from] RecoveryError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("cannot start threads: {0}")]
+    Threads(std::io::Error),
+    #[error("demo catalog failed: {0}")]
+    Demo(String),
+}
+
+pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
+    let config = Config::resolve(&args)?;
+    if config.durability == Durability::Off {
+        tracing::warn!("*** --fsync off: the log is never flushed; acknowledged writes WILL be lost on a crash. Benchmarks only. ***");
+    }
+    let auth = Authenticator::new(config.api_keys.clone());
+    if auth.open() {
+        tracing::warn!("no api_keys configured: accepting loopback clients only, with full (ops) access");
+    }
+    let limits = Limits { max_lines: config.max_lines, ..Limits::default() };
+    let mut base = WalConfig::new(&config.data_dir);
+    base.segment_bytes = config.segment_bytes;
+    base.durability = config.durability;
+    let started = std::time::Instant::now();
+    let recovered = recover_partitions(&config.data_dir, config.partitions, limits, &base, config.truncate_corrupt_log)?;
+    let replayed: u64 = recovered.iter().map(|r| r.replayed).sum();
+    let index = {
+        let refs: Vec<&oms_engine::Partition> = recovered.iter().map(|r| &r.partition).collect();
+        CatalogIndex::rebuild(&refs, runtime::now_ms())
+    };
+    tracing::info!(
+        partitions = config.partitions,
+        replayed,
+        skus = index.sku_count(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        data_dir = %config.data_dir.display(),
+        "recovery complete"
+    );
+    let board = Arc::new(SoldOutBoard::new());
+    let metrics = Arc::new(Metrics::new());
+    let worker_config = WorkerConfig {
+        queue_capacity: config.queue_capacity,
+        batch_limit: config.batch_limit,
+        tick_interval: config.tick_interval,
+        expiry_budget_per_tick: config.expiry_budget_per_tick,
+        snapshot_every: config.snapshot_every,
+        retention: Retention { min_bytes: 2 * config.segment_bytes, min_age: Duration::from_secs(3600) },
+    };
+    let workers = spawn_workers(recovered, worker_config, board.clone(), metrics.clone()).map_err(DaemonError::Threads)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.io_threads)
+        .thread_name("omsd-io")
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Threads)?;
+    let ctx = Arc::new(ServerCtx {
+        config: config.clone(),
+        workers,
+        index,
+        board,
+        metrics: metrics.clone(),
+        auth,
+        ready: AtomicBool::new(false),
+        shutting_down: AtomicBool::new(false),
+        shutdown: tokio::sync::Notify::new(),
+        open_connections: AtomicUsize::new(0),
+    });
+    let served = runtime.block_on(serve(ctx.clone(), metrics));
+    // Partition threads drain their queues, flush and write a final snapshot.
+    ctx.workers.shutdown();
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    tracing::info!("omsd stopped");
+    served
+}
+
+async fn serve(ctx: Arc<ServerCtx>, metrics: Arc<Metrics>) -> Result<(), DaemonError> {
+    let config = &ctx.config;
+    let admin_state = Arc::new(AdminState { metrics, ctx: std::sync::OnceLock::new() });
+    let admin_listener = TcpListener::bind(config.admin_listen)
+        .await
+        .map_err(|source| DaemonError::Listen { addr: config.admin_listen, source })?;
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| DaemonError::Listen { addr: config.listen, source })?;
+    let _ = admin_state.ctx.set(ctx.clone());
+    let admin = tokio::spawn(async move {
+        if let Err(e) = axum::serve(admin_listener, admin::router(admin_state)).await {
+            tracing::error!(error = %e, "admin server failed");
+        }
+    });
+    if config.demo && ctx.index.sku_count() == 0 {
+        crate::demo::load(&ctx).await.map_err(DaemonError::Demo)?;
+    }
+    ctx.ready.store(true, Ordering::Release);
+    let local = listener.local_addr().unwrap_or(config.listen);
+    tracing::info!(listen = %local, admin = %config.admin_listen, fsync = ?config.durability, "omsd ready on {local}");
+
+    let connection_limit = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            _ = &mut signal => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = connection_limit.clone().try_acquire_owned() else {
+                    ctx.metrics.refused.get_or_create(&crate::metrics::ReasonLabel { reason: "max_connections" }).inc();
+                    tracing::warn!(%peer, limit = config.max_connections, "refusing connection: too many connections");
+                    drop(stream);
+                    continue;
+                };
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    ctx.metrics.connections.inc();
+                    ctx.open_connections.fetch_add(1, Ordering::AcqRel);
+                    serve_connection(ctx.clone(), stream, peer).await;
+                    ctx.open_connections.fetch_sub(1, Ordering::AcqRel);
+                    ctx.metrics.connections.dec();
+                    drop(permit);
+                });
+            }
+        }
+    }
+    tracing::info!("shutdown requested: no new connections; draining in-flight requests");
+    drop(listener);
+    ctx.ready.store(false, Ordering::Release);
+    ctx.shutting_down.store(true, Ordering::Release);
+    ctx.shutdown.notify_waiters();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while ctx.open_connections.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+        ctx.shutdown.notify_waiters();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    admin.abort();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM received"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

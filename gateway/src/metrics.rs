@@ -1,0 +1,122 @@
+//! Prometheus metrics for /metrics. Hot counters are plain families; latency histograms are
+//! observed once per response by the connection writer and once per batch by partition threads.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub opcode: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpcodeLabel {
+    pub opcode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabel {
+    pub partition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+pub struct Metrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<OpcodeLabel, Histogram>,
+    pub queue_depth: Family<PartitionLabel, Gauge>,
+    pub batch_size: Family<PartitionLabel, Histogram>,
+    pub flush_latency: Family<PartitionLabel, Histogram>,
+    pub live_reservations: Family<PartitionLabel, Gauge>,
+    pub low_stock_skus: Family<PartitionLabel, Gauge>,
+    pub wal_durable_lsn: Family<PartitionLabel, Gauge<u64, AtomicU64>>,
+    pub connections: Gauge,
+    pub refused: Family<ReasonLabel, Counter>,
+    pub fast_path_rejects: Counter,
+    pub snapshots: Family<PartitionLabel, Counter>,
+    pub storage_failed: Gauge,
+    registry: Registry,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 us .. ~16 s.
+    Histogram::new(exponential_buckets(1e-6, 2.0, 25))
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("omsd");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<OpcodeLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let queue_depth = Family::<PartitionLabel, Gauge>::default();
+        let batch_size = Family::<PartitionLabel, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(1.0, 2.0, 14))) as fn() -> Histogram,
+        );
+        let flush_latency = Family::<PartitionLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let live_reservations = Family::<PartitionLabel, Gauge>::default();
+        let low_stock_skus = Family::<PartitionLabel, Gauge>::default();
+        let wal_durable_lsn = Family::<PartitionLabel, Gauge<u64, AtomicU64>>::default();
+        let connections = Gauge::default();
+        let refused = Family::<ReasonLabel, Counter>::default();
+        let fast_path_rejects = Counter::default();
+        let snapshots = Family::<PartitionLabel, Counter>::default();
+        let storage_failed = Gauge::default();
+        registry.register("requests", "Requests by opcode and outcome", requests.clone());
+        registry.register("request_latency_seconds", "Time from decoding a request to writing its response", latency.clone());
+        registry.register("partition_queue_depth", "Jobs waiting in each partition queue", queue_depth.clone());
+        registry.register("partition_batch_size", "Jobs applied per partition batch (one log flush each)", batch_size.clone());
+        registry.register("wal_flush_latency_seconds", "Duration of one group commit", flush_latency.clone());
+        registry.register("live_reservations", "Reservations currently held", live_reservations.clone());
+        registry.register("low_stock_skus", "SKUs below their low-stock threshold", low_stock_skus.clone());
+        registry.register("wal_durable_lsn", "Last durable log sequence number", wal_durable_lsn.clone());
+        registry.register("connections", "Open client connections", connections.clone());
+        registry.register("refused", "Connections or requests refused, by reason", refused.clone());
+        registry.register("fast_path_rejects", "Reservations refused as sold out without a partition hop", fast_path_rejects.clone());
+        registry.register("snapshots", "Snapshots written", snapshots.clone());
+        registry.register("storage_failed", "1 once a log flush failed and writes stopped", storage_failed.clone());
+        Metrics {
+            requests,
+            latency,
+            queue_depth,
+            batch_size,
+            flush_latency,
+            live_reservations,
+            low_stock_skus,
+            wal_durable_lsn,
+            connections,
+            refused,
+            fast_path_rejects,
+            snapshots,
+            storage_failed,
+            registry,
+        }
+    }
+
+    pub fn partition(index: u32) -> PartitionLabel {
+        PartitionLabel { partition: index.to_string() }
+    }
+
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,95 @@
+//! The partition runtime: one writer thread per partition, fed by a bounded lock-free queue.
+//!
+//! A worker drains a batch of jobs, applies each to its engine partition, appends the commands
+//! that changed state to its log, makes the whole batch durable with one group commit, and only
+//! then answers. Reads are answered after the same commit, so nobody sees state that might not
+//! survive a crash.
+
+mod recovery;
+mod worker;
+
+use std::time::Instant;
+
+use oms_engine::partition::{CampaignView, ConsistencyReport, ReservationView, SkuStockView};
+use oms_engine::reservation::ReservationCounters;
+use oms_engine::{CampaignId, EngineError, Envelope, Event, ReservationId, SkuId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::protocol::{Opcode, Response};
+
+pub use recovery::{recover_partitions, RecoveredPartition, RecoveryError};
+pub use worker::{failure_to_wire, now_ms, reserved_response_of, spawn_workers, WorkerConfig, Workers};
+
+/// A response on its way to a connection's writer.
+#[derive(Debug)]
+pub struct Outbound {
+    pub request_id: u64,
+    pub opcode: Opcode,
+    pub started: Instant,
+    pub response: Response,
+}
+
+pub type ConnTx = mpsc::UnboundedSender<Outbound>;
+
+/// How a single-partition answer is shaped for the wire.
+#[derive(Clone, Copy, Debug)]
+pub enum AnswerShape {
+    Reserved,
+    Done,
+    SkuDefined(u32),
+}
+
+/// Why a job produced no engine answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    Engine(EngineError),
+    /// A log write or flush failed: nothing is acknowledged any more.
+    Storage,
+    ShuttingDown,
+    Busy,
+}
+
+pub type PartResult = Result<Vec<Event>, Failure>;
+
+pub enum Reply {
+    /// Answer the connection directly: the single-partition hot path.
+    Conn { tx: ConnTx, request_id: u64, opcode: Opcode, started: Instant, shape: AnswerShape },
+    /// Hand the outcome to a coordinating task (multi-partition and admin requests).
+    Part(oneshot::Sender<PartResult>),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Query {
+    Stock(SkuId),
+    Available(SkuId),
+    Reservation(ReservationId),
+    Campaign(CampaignId),
+    Export,
+    Audit,
+}
+
+#[derive(Debug)]
+pub enum QueryAnswer {
+    Stock(Option<SkuStockView>),
+    Available(Option<u64>),
+    Reservation(Option<ReservationView>),
+    Campaign(Option<CampaignView>),
+    Export(Vec<(SkuId, String, u64)>),
+    Audit(Box<PartitionAudit>),
+    Unavailable(Failure),
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PartitionAudit {
+    pub partition: u32,
+    pub counters: ReservationCounters,
+    pub live_reservations: usize,
+    pub skus: usize,
+    pub durable_lsn: u64,
+    pub check: ConsistencyReport,
+}
+
+pub enum Job {
+    Apply { envelope: Envelope, reply: Reply },
+    Query { query: Query, reply: oneshot::Sender<QueryAnswer> },
+}

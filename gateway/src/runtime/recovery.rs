@@ -1,0 +1,132 @@
+//! Start-up: each partition = latest valid snapshot + the log after it.
+
+use std::path::{Path, PathBuf};
+
+use oms_engine::codec::{decode_envelope, decode_image, RECORD_COMMAND};
+use oms_engine::{Limits, Partition};
+use oms_wal::{Lsn, RecoveryMode, SnapshotStore, Wal, WalConfig, WalError};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecoveryError {
+    #[error("partition {partition}: log: {source}")]
+    Wal { partition: u32, source: WalError },
+    #[error("partition {partition}: snapshot at LSN {lsn} does not decode: {reason}")]
+    Snapshot { partition: u32, lsn: Lsn, reason: String },
+    #[error("partition {partition}: record {lsn} does not decode: {reason}")]
+    Record { partition: u32, lsn: Lsn, reason: String },
+    #[error("partition {partition}: record {lsn} was refused on replay ({error}); the log does not match this engine")]
+    Replay { partition: u32, lsn: Lsn, error: oms_engine::EngineError },
+    #[error("partition {partition}: unknown record type {record_type} at LSN {lsn}")]
+    RecordType { partition: u32, lsn: Lsn, record_type: u8 },
+    #[error("data directory {dir} was created with {found} partitions, not {configured}; start with --partitions {found}")]
+    PartitionCount { dir: PathBuf, found: u32, configured: u32 },
+    #[error("data directory {dir}: {source}")]
+    Io { dir: PathBuf, source: std::io::Error },
+}
+
+pub struct RecoveredPartition {
+    pub partition: Partition,
+    /// The partition's log directory (snapshots live in its `snapshots/`).
+    pub dir: PathBuf,
+    pub wal: Wal,
+    pub snapshot_lsn: Lsn,
+    pub replayed: u64,
+}
+
+pub fn partition_dir(data_dir: &Path, partition: u32) -> PathBuf {
+    data_dir.join(format!("p{partition}")).join("wal")
+}
+
+/// The partition count is fixed per data directory (SKU ownership depends on it).
+fn check_manifest(data_dir: &Path, partitions: u32) -> Result<(), RecoveryError> {
+    let io = |source| RecoveryError::Io { dir: data_dir.to_owned(), source };
+    create_private_dir(data_dir).map_err(io)?;
+    let manifest = data_dir.join("PARTITIONS");
+    match std::fs::read_to_string(&manifest) {
+        Ok(text) => {
+            let found = text.trim().parse::<u32>().unwrap_or(0);
+            if found != partitions {
+                return Err(RecoveryError::PartitionCount { dir: data_dir.to_owned(), found, configured: partitions });
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&manifest, format!("{partitions}\n")).map_err(io)?;
+            Ok(())
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Owner-only permissions: the log holds customer ids and order data.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+pub fn recover_partitions(
+    data_dir: &Path,
+    partitions: u32,
+    limits: Limits,
+    base: &WalConfig,
+    truncate_corrupt_log: bool,
+) -> Result<Vec<RecoveredPartition>, RecoveryError> {
+    check_manifest(data_dir, partitions)?;
+    (0..partitions)
+        .map(|index| recover_one(data_dir, index, partitions, limits, base, truncate_corrupt_log))
+        .collect()
+}
+
+fn recover_one(
+    data_dir: &Path,
+    index: u32,
+    partitions: u32,
+    limits: Limits,
+    base: &WalConfig,
+    truncate_corrupt_log: bool,
+) -> Result<RecoveredPartition, RecoveryError> {
+    let wal_err = |source| RecoveryError::Wal { partition: index, source };
+    let dir = partition_dir(data_dir, index);
+    create_private_dir(&dir).map_err(|source| RecoveryError::Io { dir: dir.clone(), source })?;
+    let snapshots = SnapshotStore::open(&dir).map_err(wal_err)?;
+    let (mut partition, snapshot_lsn) = match snapshots.latest_valid().map_err(wal_err)? {
+        Some(snapshot) => {
+            let image = decode_image(&snapshot.data).map_err(|e| RecoveryError::Snapshot {
+                partition: index,
+                lsn: snapshot.lsn,
+                reason: e.to_string(),
+            })?;
+            (Partition::from_image(image, limits), snapshot.lsn)
+        }
+        None => (Partition::new(index, partitions, limits), 0),
+    };
+    let mut config = base.clone();
+    config.dir = dir.clone();
+    config.start_lsn = snapshot_lsn + 1;
+    if truncate_corrupt_log {
+        config.recovery_mode = RecoveryMode::TruncateMidLog;
+    }
+    let (wal, recovery) = Wal::open(config).map_err(wal_err)?;
+    let mut events = Vec::new();
+    let replayed = recovery.for_each_record(snapshot_lsn + 1, |lsn, record_type, payload| {
+        if record_type != RECORD_COMMAND {
+            return Err(RecoveryError::RecordType { partition: index, lsn, record_type });
+        }
+        let envelope = decode_envelope(payload)
+            .map_err(|e| RecoveryError::Record { partition: index, lsn, reason: e.to_string() })?;
+        events.clear();
+        partition
+            .apply(&envelope, &mut events)
+            .map_err(|error| RecoveryError::Replay { partition: index, lsn, error })?;
+        Ok(())
+    })?;
+    tracing::info!(partition = index, snapshot_lsn, replayed, last_lsn = wal.last_lsn(), "partition recovered");
+    Ok(RecoveredPartition { partition, dir, wal, snapshot_lsn, replayed })
+}
+
+impl From<WalError> for RecoveryError {
+    fn from(source: WalError) -> Self {
+        RecoveryError::Wal { partition: u32::MAX, source }
+    }
+}

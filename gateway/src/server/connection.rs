@@ -1,0 +1,257 @@
+//! One client connection: a reader that decodes and dispatches frames, and a writer that batches
+//! responses into as few socket writes as possible.
+//!
+//! Memory per connection is bounded: the read buffer never holds more than one maximal frame plus
+//! one read, and at most `max_in_flight` requests (answered or not, until written) exist at once;
+//! when the cap is reached the reader stops reading, which pushes back on the client through TCP.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rkyv::util::AlignedVec;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+
+use super::auth::Identity;
+use super::ServerCtx;
+use crate::metrics::{OpcodeLabel, ReasonLabel, RequestLabels};
+use crate::protocol::{self, encode_frame, FrameDecoder, FrameError, Opcode, Request, Response, HELLO_MAGIC, PROTOCOL_VERSION};
+use crate::runtime::Outbound;
+use crate::wire_error::GatewayCode;
+
+/// Bytes requested from the socket per read.
+const READ_CHUNK: usize = 64 * 1024;
+/// Responses coalesced into one socket write.
+const WRITE_BATCH: usize = 512;
+
+struct InFlight {
+    count: AtomicU32,
+    drained: Notify,
+}
+
+/// What ends a connection (logged with the peer, never with a credential).
+#[derive(Debug, thiserror::Error)]
+enum Close {
+    #[error("peer closed")]
+    PeerClosed,
+    #[error("idle timeout")]
+    Idle,
+    #[error("server shutdown")]
+    Shutdown,
+    #[error("i/o error: {0}")]
+    Io(std::io::Error),
+    #[error("bad framing: {0}")]
+    Frame(FrameError),
+    #[error("handshake refused: {0}")]
+    Handshake(&'static str),
+}
+
+pub async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, writer) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel::<Outbound>();
+    let in_flight = Arc::new(InFlight { count: AtomicU32::new(0), drained: Notify::new() });
+    let writer_task = tokio::spawn(write_loop(writer, rx, in_flight.clone(), ctx.clone()));
+    let decoder = FrameDecoder { max_frame_bytes: ctx.config.max_frame_bytes };
+    let max_in_flight = ctx.config.max_in_flight;
+    let mut buffer = BytesMut::with_capacity(READ_CHUNK);
+    let mut scratch = AlignedVec::new();
+    let mut identity: Option<Identity> = None;
+
+    let close = 'conn: loop {
+        loop {
+            let (header, payload) = match decoder.decode(&mut buffer) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    let code = match e {
+                        FrameError::TooLarge { .. } => GatewayCode::FrameTooLarge,
+                        _ => GatewayCode::BadFrame,
+                    };
+                    send(&tx, 0, Opcode::Response, Response::Error(code.error(e.to_string())), &in_flight);
+                    break 'conn Close::Frame(e);
+                }
+            };
+            let started = Instant::now();
+            let Some(opcode) = Opcode::from_u16(header.opcode) else {
+                let error = GatewayCode::UnknownOpcode.error(format!("unknown opcode {}", header.opcode));
+                send(&tx, header.request_id, Opcode::Response, Response::Error(error), &in_flight);
+                if identity.is_none() {
+                    break 'conn Close::Handshake("unknown opcode before hello");
+                }
+                continue;
+            };
+            let request = match protocol::decode_request(&payload, &mut scratch) {
+                Ok(r) if r.opcode() == opcode => r,
+                Ok(_) | Err(_) => {
+                    let error = GatewayCode::BadRequest.error("payload does not match the opcode or does not validate");
+                    send(&tx, header.request_id, opcode, Response::Error(error), &in_flight);
+                    if identity.is_none() {
+                        break 'conn Close::Handshake("malformed hello");
+                    }
+                    continue;
+                }
+            };
+            let Some(who) = identity.as_ref() else {
+                match handshake(&ctx, request, peer) {
+                    Ok((who, response)) => {
+                        tracing::debug!(%peer, client = %who.name, role = who.role.name(), "client authenticated");
+                        identity = Some(who);
+                        send(&tx, header.request_id, opcode, response, &in_flight);
+                        continue;
+                    }
+                    Err((reason, error)) => {
+                        ctx.metrics.refused.get_or_create(&ReasonLabel { reason }).inc();
+                        tracing::warn!(%peer, reason, "handshake refused");
+                        send(&tx, header.request_id, opcode, Response::Error(error), &in_flight);
+                        break 'conn Close::Handshake(reason);
+                    }
+                }
+            };
+            if !who.role.allows(opcode) {
+                ctx.metrics.refused.get_or_create(&ReasonLabel { reason: "forbidden" }).inc();
+                tracing::warn!(%peer, client = %who.name, role = who.role.name(), opcode = opcode.name(), "request refused: role does not allow it");
+                let error = GatewayCode::Forbidden.error(format!("role {} may not send {}", who.role.name(), opcode.name()));
+                send(&tx, header.request_id, opcode, Response::Error(error), &in_flight);
+                continue;
+            }
+            if ctx.shutting_down.load(Ordering::Acquire) {
+                send(&tx, header.request_id, opcode, Response::Error(GatewayCode::ShuttingDown.error("shutting down")), &in_flight);
+                continue;
+            }
+            in_flight.count.fetch_add(1, Ordering::AcqRel);
+            ctx.dispatch(request, header.request_id, opcode, started, &tx);
+        }
+
+        // Backpressure: wait for the writer before reading more.
+        while in_flight.count.load(Ordering::Acquire) >= max_in_flight {
+            let drained = in_flight.drained.notified();
+            if in_flight.count.load(Ordering::Acquire) < max_in_flight {
+                break;
+            }
+            tokio::select! {
+                _ = drained => {}
+                _ = tx.closed() => break 'conn Close::PeerClosed,
+            }
+        }
+        buffer.reserve(READ_CHUNK);
+        let read = tokio::select! {
+            read = tokio::time::timeout(ctx.config.idle_timeout, reader.read_buf(&mut buffer)) => read,
+            _ = ctx.shutdown.notified() => break 'conn Close::Shutdown,
+        };
+        match read {
+            Err(_) => break Close::Idle,
+            Ok(Ok(0)) => break Close::PeerClosed,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => break Close::Io(e),
+        }
+    };
+    match &close {
+        Close::PeerClosed | Close::Shutdown => tracing::debug!(%peer, reason = %close, "connection closed"),
+        Close::Idle => tracing::info!(%peer, "closing idle connection"),
+        _ => tracing::warn!(%peer, reason = %close, "closing connection"),
+    }
+    // Let the writer finish what is in flight (bounded), then close.
+    drop(tx);
+    let drain = ctx.config.idle_timeout.min(std::time::Duration::from_secs(10));
+    let _ = tokio::time::timeout(drain, writer_task).await;
+}
+
+fn send(tx: &mpsc::UnboundedSender<Outbound>, request_id: u64, opcode: Opcode, response: Response, in_flight: &InFlight) {
+    in_flight.count.fetch_add(1, Ordering::AcqRel);
+    let _ = tx.send(Outbound { request_id, opcode, started: Instant::now(), response });
+}
+
+fn handshake(ctx: &ServerCtx, request: Request, peer: SocketAddr) -> Result<(Identity, Response), (&'static str, crate::protocol::WireError)> {
+    let Request::Hello { magic, version, api_key, client } = request else {
+        return Err(("no_hello", GatewayCode::Unauthenticated.error("the first frame must be hello")));
+    };
+    if magic != HELLO_MAGIC {
+        return Err(("bad_magic", GatewayCode::BadFrame.error("bad hello magic")));
+    }
+    if version != PROTOCOL_VERSION {
+        return Err((
+            "unsupported_version",
+            GatewayCode::UnsupportedVersion.error(format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}")),
+        ));
+    }
+    let who = ctx.auth.authenticate(&api_key, peer).map_err(|e| {
+        let reason = match e {
+            super::AuthError::InvalidKey => "invalid_key",
+            super::AuthError::NotLoopback => "not_loopback",
+        };
+        (reason, GatewayCode::Unauthenticated.error(e.to_string()))
+    })?;
+    let who = Identity { name: if client.is_empty() { who.name } else { format!("{} ({client})", who.name) }, role: who.role };
+    let response = Response::HelloOk {
+        version: PROTOCOL_VERSION,
+        server: format!("omsd {}", env!("CARGO_PKG_VERSION")),
+        partitions: ctx.workers.partitions(),
+        role: who.role.name().to_owned(),
+        max_frame_bytes: ctx.config.max_frame_bytes,
+        max_lines: ctx.config.max_lines as u32,
+        max_in_flight: ctx.config.max_in_flight,
+    };
+    Ok((who, response))
+}
+
+async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outbound>, in_flight: Arc<InFlight>, ctx: Arc<ServerCtx>) {
+    let mut out = BytesMut::with_capacity(READ_CHUNK);
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    loop {
+        let count = rx.recv_many(&mut batch, WRITE_BATCH).await;
+        if count == 0 {
+            break;
+        }
+        out.clear();
+        for o in batch.drain(..) {
+            let outcome = match &o.response {
+                Response::Error(e) => outcome_label(&e.name),
+                _ => "ok",
+            };
+            match protocol::encode(&o.response) {
+                Ok(bytes) => encode_frame(&mut out, Opcode::Response as u16, o.request_id, &bytes),
+                Err(e) => tracing::error!(error = %e, "cannot encode a response"),
+            }
+            let opcode = o.opcode.name();
+            ctx.metrics.requests.get_or_create(&RequestLabels { opcode, outcome }).inc();
+            ctx.metrics.latency.get_or_create(&OpcodeLabel { opcode }).observe(o.started.elapsed().as_secs_f64());
+        }
+        let written = writer.write_all(&out).await;
+        // Written (or undeliverable) responses no longer count against the in-flight cap.
+        in_flight.count.fetch_sub(count as u32, Ordering::AcqRel);
+        in_flight.drained.notify_waiters();
+        if written.is_err() {
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// Outcome labels come from a fixed set of error names; map them to static strings.
+fn outcome_label(name: &str) -> &'static str {
+    const KNOWN: [&str; 16] = [
+        "insufficient_stock",
+        "sold_out",
+        "limit_exceeded",
+        "unknown_sku",
+        "unknown_reservation",
+        "reservation_expired",
+        "busy",
+        "storage_failed",
+        "forbidden",
+        "bad_request",
+        "channel_limit",
+        "campaign_not_open",
+        "invalid_reservation_state",
+        "duplicate_line",
+        "too_many_lines",
+        "zero_quantity",
+    ];
+    KNOWN.iter().find(|k| **k == name).copied().unwrap_or("error")
+}
