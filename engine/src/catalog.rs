@@ -79,17 +79,17 @@ impl SkuState {
 
     /// Sellable units over all warehouses.
     pub fn available(&self) -> u64 {
-        self.cells.iter().map(|(_, c)| c.available()).sum()
+        self.cells.iter().fold(0u64, |sum, (_, c)| sum.saturating_add(c.available()))
     }
 
     pub fn totals(&self) -> StockCell {
         let mut total = StockCell::default();
         for (_, cell) in &self.cells {
-            total.on_hand += cell.on_hand;
-            total.reserved += cell.reserved;
-            total.pooled += cell.pooled;
+            total.on_hand = total.on_hand.saturating_add(cell.on_hand);
+            total.reserved = total.reserved.saturating_add(cell.reserved);
+            total.pooled = total.pooled.saturating_add(cell.pooled);
             for (sum, part) in total.buckets.iter_mut().zip(cell.buckets) {
-                *sum += part;
+                *sum = sum.saturating_add(part);
             }
         }
         total

@@ -65,6 +65,8 @@ pub enum EngineError {
     DuplicateReservation { id: ReservationId },
     #[error("code must be 1..={limit} bytes")]
     InvalidCode { limit: usize },
+    #[error("on-hand of SKU {sku} in warehouse {warehouse} would exceed {max}")]
+    QuantityOverflow { sku: SkuId, warehouse: WarehouseId, max: u64 },
 }
 
 impl EngineError {
@@ -100,6 +102,7 @@ impl EngineError {
             EngineError::UnknownPurchaseOrder { .. } => "unknown_purchase_order",
             EngineError::DuplicateReservation { .. } => "duplicate_reservation",
             EngineError::InvalidCode { .. } => "invalid_code",
+            EngineError::QuantityOverflow { .. } => "quantity_overflow",
         }
     }
 }

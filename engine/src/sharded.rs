@@ -20,6 +20,7 @@ use crate::ids::{partition_of, SkuId};
 use crate::partition::{Limits, Outcome, Partition, SkuStockView};
 use crate::routing::{self, PartitionSet};
 
+#[derive(Clone)]
 pub struct ShardedEngine {
     partitions: Vec<Partition>,
     limits: Limits,
@@ -143,6 +144,14 @@ impl ShardedEngine {
         });
         if let (Some(campaign), None) = (request.campaign, campaign_partition) {
             return Err(EngineError::UnknownCampaign { campaign });
+        }
+        if let (Some(campaign), Some(p)) = (request.campaign, campaign_partition) {
+            if !set.contains(p) {
+                // No line is in the campaign's partition, so none can be of its SKU: without this the
+                // campaign would be dropped by the split and the lines sold from general stock.
+                let expected = self.partitions[p as usize].campaign(campaign).map_or(lines[0].sku, |c| c.sku);
+                return Err(EngineError::CampaignSkuMismatch { campaign, expected, found: lines[0].sku });
+            }
         }
         let whole = ReserveRequest { id, lines, ..request.clone() };
         let parts = routing::split_reserve(&whole, self.partition_count(), campaign_partition);

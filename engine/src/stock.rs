@@ -25,17 +25,21 @@ impl StockCell {
     /// Units that physically exist but are promised or unusable (the safety margin excluded).
     #[inline]
     pub fn committed(&self) -> u64 {
-        self.reserved + self.pooled + self.buckets[Bucket::Damaged.index()] + self.buckets[Bucket::QualityControl.index()]
+        // Saturating: operators may set buckets to any u64; `check` compares the exact sum.
+        self.reserved
+            .saturating_add(self.pooled)
+            .saturating_add(self.buckets[Bucket::Damaged.index()])
+            .saturating_add(self.buckets[Bucket::QualityControl.index()])
     }
 
     /// Sellable units: on-hand less everything reserved, pooled or unavailable, never below zero.
     #[inline]
     pub fn available(&self) -> u64 {
-        self.on_hand.saturating_sub(self.committed() + self.buckets[Bucket::Safety.index()])
+        self.on_hand.saturating_sub(self.committed().saturating_add(self.buckets[Bucket::Safety.index()]))
     }
 
     pub fn unavailable(&self) -> u64 {
-        self.buckets.iter().sum()
+        self.buckets.iter().fold(0u64, |sum, b| sum.saturating_add(*b))
     }
 
     pub fn bucket(&self, bucket: Bucket) -> u64 {
@@ -44,7 +48,11 @@ impl StockCell {
 
     /// The cell invariant, for debug assertions and the consistency check.
     pub fn check(&self) -> Result<(), &'static str> {
-        if self.committed() > self.on_hand {
+        let exact = u128::from(self.reserved)
+            + u128::from(self.pooled)
+            + u128::from(self.buckets[Bucket::Damaged.index()])
+            + u128::from(self.buckets[Bucket::QualityControl.index()]);
+        if exact > u128::from(self.on_hand) {
             return Err("reserved + pooled + damaged + quality_control exceeds on_hand");
         }
         Ok(())

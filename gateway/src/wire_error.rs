@@ -52,7 +52,7 @@ impl GatewayCode {
 }
 
 /// Engine refusals occupy codes 100 and up, in this order.
-const ENGINE_CODES: [&str; 29] = [
+const ENGINE_CODES: [&str; 30] = [
     "unknown_sku",
     "unknown_warehouse",
     "unknown_reservation",
@@ -82,6 +82,7 @@ const ENGINE_CODES: [&str; 29] = [
     "unknown_purchase_order",
     "duplicate_reservation",
     "invalid_code",
+    "quantity_overflow",
 ];
 
 pub const ENGINE_CODE_BASE: u16 = 100;

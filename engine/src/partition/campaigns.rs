@@ -257,6 +257,7 @@ impl Partition {
             return Err(EngineError::UnknownPurchaseOrder { po: po.0, sku });
         };
         let warehouse = expected.warehouse;
+        self.room_for(sku, warehouse, u64::from(qty))?;
         let state = self.sku_mut(sku);
         state.incoming.retain(|i| i.po != po);
         if qty > 0 {

@@ -122,7 +122,11 @@ impl Partition {
         let result = self.dispatch(now, &envelope.command, out);
         match result {
             Ok(Outcome::Changed) => self.now_ms = now,
-            Ok(Outcome::Unchanged) => debug_assert_eq!(out.len(), mark, "an unchanged command emitted events"),
+            // The only thing an unchanged command may say is the replayed answer to a retry.
+            Ok(Outcome::Unchanged) => debug_assert!(
+                out[mark..].iter().all(|e| matches!(e, Event::Reserved { replayed: true, .. })),
+                "an unchanged command emitted events"
+            ),
             Err(_) => out.truncate(mark),
         }
         #[cfg(debug_assertions)]
@@ -209,6 +213,15 @@ impl Partition {
             .binary_search_by_key(&id, |w| w.id)
             .map(|i| &self.warehouses[i])
             .map_err(|_| EngineError::UnknownWarehouse { warehouse: id })
+    }
+
+    /// Refuse a command that would push a cell's on-hand past u64::MAX (call after `stocked_sku`).
+    fn room_for(&self, sku: SkuId, warehouse: WarehouseId, qty: u64) -> Result<(), EngineError> {
+        let on_hand = self.sku(sku)?.cell(warehouse).map_or(0, |c| c.on_hand);
+        on_hand
+            .checked_add(qty)
+            .map(drop)
+            .ok_or(EngineError::QuantityOverflow { sku, warehouse, max: u64::MAX })
     }
 
     fn warehouse_priority(&self, id: WarehouseId) -> u16 {

@@ -338,3 +338,27 @@ impl Partition {
         partition
     }
 }
+
+impl Partition {
+    /// Highest reservation sequence this partition knows (live or remembered), for id allocation
+    /// after a restart.
+    pub fn max_reservation_sequence(&self) -> u64 {
+        self.book
+            .live
+            .keys()
+            .chain(self.book.ended.keys())
+            .map(|id| crate::routing::reservation_sequence(*id))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Every kit defined here with its components.
+    pub fn kits(&self) -> impl Iterator<Item = (SkuId, &[crate::command::KitComponent])> + '_ {
+        self.skus.iter().flatten().filter_map(|s| s.kit.as_deref().map(|k| (s.id, k)))
+    }
+
+    /// SKUs currently below their low-stock threshold.
+    pub fn low_stock_skus(&self) -> usize {
+        self.skus.iter().flatten().filter(|s| s.low).count()
+    }
+}

@@ -92,7 +92,13 @@ impl Partition {
         if self.skus[slot].is_none() {
             self.sku_count += 1;
         }
-        let state = self.skus[slot].get_or_insert_with(|| SkuState::new(id, code.to_owned(), 0));
+        let channels = self.channels.len();
+        let state = self.skus[slot].get_or_insert_with(|| {
+            // One column per channel policy, like define_sku: set_channel_policy inserts into it.
+            let mut state = SkuState::new(id, code.to_owned(), 0);
+            state.channel_shown = vec![0; channels];
+            state
+        });
         state.code = code.to_owned();
         state.kit = Some(components.to_vec());
         out.push(Event::KitDefined { id });
@@ -142,6 +148,7 @@ impl Partition {
         if qty == 0 {
             return Err(EngineError::ZeroQuantity { line: 0 });
         }
+        self.room_for(sku, warehouse, u64::from(qty))?;
         self.sku_mut(sku).cell_mut(warehouse).on_hand += u64::from(qty);
         self.move_stock(sku, warehouse, MovementKind::Received, u64::from(qty), 0, out);
         self.after_sku_change(sku, out);
@@ -165,12 +172,7 @@ impl Partition {
         if target < i128::from(cell.committed()) {
             return Err(EngineError::BelowCommitted { sku, warehouse, committed: cell.committed(), requested: target });
         }
-        let on_hand = u64::try_from(target).map_err(|_| EngineError::BelowCommitted {
-            sku,
-            warehouse,
-            committed: cell.committed(),
-            requested: target,
-        })?;
+        let on_hand = u64::try_from(target).map_err(|_| EngineError::QuantityOverflow { sku, warehouse, max: u64::MAX })?;
         self.sku_mut(sku).cell_mut(warehouse).on_hand = on_hand;
         let (kind, qty) = if delta > 0 {
             (MovementKind::AdjustedUp, delta.unsigned_abs())
@@ -240,6 +242,7 @@ impl Partition {
         if available < u64::from(qty) {
             return Err(EngineError::InsufficientInWarehouse { sku, warehouse: from, requested: u64::from(qty), available });
         }
+        self.room_for(sku, to, u64::from(qty))?;
         let state = self.sku_mut(sku);
         state.cell_mut(from).on_hand -= u64::from(qty);
         state.cell_mut(to).on_hand += u64::from(qty);
@@ -262,6 +265,8 @@ impl Partition {
         if qty == 0 {
             return Err(EngineError::ZeroQuantity { line: 0 });
         }
+        // Damaged units never exceed on-hand, so room for on-hand is room for the bucket too.
+        self.room_for(sku, warehouse, u64::from(qty))?;
         let cell = self.sku_mut(sku).cell_mut(warehouse);
         cell.on_hand += u64::from(qty);
         if damaged {
