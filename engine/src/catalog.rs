@@ -11,7 +11,9 @@ use crate::stock::{Incoming, StockCell};
 /// Longest SKU, warehouse or region code accepted, in bytes.
 pub const CODE_LIMIT: usize = 64;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 pub struct Warehouse {
     pub id: WarehouseId,
     pub code: String,
@@ -21,7 +23,9 @@ pub struct Warehouse {
 }
 
 /// Everything a partition knows about one SKU.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 pub struct SkuState {
     pub id: SkuId,
     pub code: String,
@@ -79,7 +83,9 @@ impl SkuState {
 
     /// Sellable units over all warehouses.
     pub fn available(&self) -> u64 {
-        self.cells.iter().fold(0u64, |sum, (_, c)| sum.saturating_add(c.available()))
+        self.cells
+            .iter()
+            .fold(0u64, |sum, (_, c)| sum.saturating_add(c.available()))
     }
 
     pub fn totals(&self) -> StockCell {

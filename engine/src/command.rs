@@ -10,7 +10,16 @@ use crate::ids::{
 };
 
 /// What the log stores for one command: the time it was accepted, then the command.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct Envelope {
     /// Wall-clock time chosen by the caller when the command was accepted. The engine only ever
     /// moves its clock forward, so an out-of-order time is treated as "now".
@@ -19,21 +28,55 @@ pub struct Envelope {
 }
 
 /// One line of a reservation request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct Line {
     pub sku: SkuId,
     pub qty: u32,
 }
 
 /// One component of a kit (combo SKU).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct KitComponent {
     pub sku: SkuId,
     pub qty: u32,
 }
 
 /// The quantity states that are on hand but may not be sold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Bucket {
     /// Units held back as a buffer against count errors and channel sync lag.
@@ -57,7 +100,18 @@ impl Bucket {
 }
 
 /// How many lines of a reservation a partition holds, and how many partitions share it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct PartInfo {
     /// Number of partitions the whole reservation spans (1 for the common single-partition case).
     pub parts: u16,
@@ -68,7 +122,16 @@ impl PartInfo {
 }
 
 /// A request to hold stock for a checkout: all lines or none.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct ReserveRequest {
     pub id: ReservationId,
     pub lines: Vec<Line>,
@@ -84,7 +147,18 @@ pub struct ReserveRequest {
 }
 
 /// Why a reservation is being released by request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ReleaseCause {
     /// The buyer or the storefront cancelled.
@@ -95,7 +169,17 @@ pub enum ReleaseCause {
 }
 
 /// Sellable-quantity policy of one channel.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct ChannelPolicy {
     pub channel: ChannelId,
     /// Share of shared availability this channel may sell, in basis points (10_000 = all of it).
@@ -106,7 +190,18 @@ pub struct ChannelPolicy {
     pub exceptions: Vec<ChannelException>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct ChannelException {
     pub sku: SkuId,
     pub ratio_bp: u32,
@@ -115,7 +210,17 @@ pub struct ChannelException {
 }
 
 /// A flash-sale pool carved from a SKU's stock for a time window.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct FlashSaleSpec {
     pub id: CampaignId,
     pub sku: SkuId,
@@ -126,7 +231,17 @@ pub struct FlashSaleSpec {
 }
 
 /// A presale (deposit now, balance later) of a SKU that sells against a quota of incoming stock.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct PresaleSpec {
     pub id: CampaignId,
     pub sku: SkuId,
@@ -139,46 +254,120 @@ pub struct PresaleSpec {
     pub balance_window_ms: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Command {
     /// Advance the clock: expire reservations, open and close campaign windows, miss balance
     /// windows. At most `budget` expirations are done per tick so an expiry storm cannot stall the
     /// partition; the rest follow on later ticks.
-    Tick { budget: u32 },
-    DefineWarehouse { id: WarehouseId, code: String, region: String, priority: u16 },
+    Tick {
+        budget: u32,
+    },
+    DefineWarehouse {
+        id: WarehouseId,
+        code: String,
+        region: String,
+        priority: u16,
+    },
     /// Create or update a SKU. Updating keeps its stock.
-    DefineSku { id: SkuId, code: String, low_stock_threshold: u32 },
+    DefineSku {
+        id: SkuId,
+        code: String,
+        low_stock_threshold: u32,
+    },
     /// Declare `id` a kit of `components`. Components must exist; kits of kits are refused.
-    DefineKit { id: SkuId, code: String, components: Vec<KitComponent> },
+    DefineKit {
+        id: SkuId,
+        code: String,
+        components: Vec<KitComponent>,
+    },
     /// Set the counted on-hand quantity (a stock count). Refused if it would fall below what is
     /// reserved or set aside.
-    SetOnHand { sku: SkuId, warehouse: WarehouseId, on_hand: u64 },
+    SetOnHand {
+        sku: SkuId,
+        warehouse: WarehouseId,
+        on_hand: u64,
+    },
     /// Units arrived (without a purchase order).
-    Receive { sku: SkuId, warehouse: WarehouseId, qty: u32 },
+    Receive {
+        sku: SkuId,
+        warehouse: WarehouseId,
+        qty: u32,
+    },
     /// Count correction by a signed delta.
-    Adjust { sku: SkuId, warehouse: WarehouseId, delta: i64 },
+    Adjust {
+        sku: SkuId,
+        warehouse: WarehouseId,
+        delta: i64,
+    },
     /// Set the size of an unavailable bucket.
-    SetBucket { sku: SkuId, warehouse: WarehouseId, bucket: Bucket, qty: u64 },
+    SetBucket {
+        sku: SkuId,
+        warehouse: WarehouseId,
+        bucket: Bucket,
+        qty: u64,
+    },
     /// Move available units between warehouses of the same SKU.
-    Transfer { sku: SkuId, from: WarehouseId, to: WarehouseId, qty: u32 },
+    Transfer {
+        sku: SkuId,
+        from: WarehouseId,
+        to: WarehouseId,
+        qty: u32,
+    },
     /// Units came back from a buyer: sellable ones return to stock, damaged ones to the damaged bucket.
-    ReturnToStock { sku: SkuId, warehouse: WarehouseId, qty: u32, damaged: bool },
+    ReturnToStock {
+        sku: SkuId,
+        warehouse: WarehouseId,
+        qty: u32,
+        damaged: bool,
+    },
     /// Announce incoming stock from a purchase order.
-    ExpectIncoming { po: PurchaseOrderId, sku: SkuId, warehouse: WarehouseId, qty: u32, eta_ms: TimeMs },
+    ExpectIncoming {
+        po: PurchaseOrderId,
+        sku: SkuId,
+        warehouse: WarehouseId,
+        qty: u32,
+        eta_ms: TimeMs,
+    },
     /// Change a purchase order's ETA (a late supplier); presale promises move with it.
-    RescheduleIncoming { po: PurchaseOrderId, sku: SkuId, eta_ms: TimeMs },
+    RescheduleIncoming {
+        po: PurchaseOrderId,
+        sku: SkuId,
+        eta_ms: TimeMs,
+    },
     /// A purchase order arrived with `qty` units (may be short). Presale promises on it become real
     /// holds in arrival order; those it cannot cover move to the next purchase order.
-    ReceivePurchaseOrder { po: PurchaseOrderId, sku: SkuId, qty: u32 },
+    ReceivePurchaseOrder {
+        po: PurchaseOrderId,
+        sku: SkuId,
+        qty: u32,
+    },
     Reserve(ReserveRequest),
     /// Payment received: the hold no longer expires and waits for shipment.
-    Confirm { id: ReservationId },
-    Release { id: ReservationId, cause: ReleaseCause },
+    Confirm {
+        id: ReservationId,
+    },
+    Release {
+        id: ReservationId,
+        cause: ReleaseCause,
+    },
     /// The held units left the warehouse.
-    Ship { id: ReservationId },
+    Ship {
+        id: ReservationId,
+    },
     /// Pay the balance of a presale deposit.
-    PayBalance { id: ReservationId },
+    PayBalance {
+        id: ReservationId,
+    },
     CreateFlashSale(FlashSaleSpec),
     CreatePresale(PresaleSpec),
     SetChannelPolicy(ChannelPolicy),

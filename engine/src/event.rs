@@ -4,17 +4,41 @@
 use serde::{Deserialize, Serialize};
 
 use crate::command::Bucket;
-use crate::ids::{CampaignId, ChannelId, PurchaseOrderId, ReservationId, SkuId, TimeMs, WarehouseId};
+use crate::ids::{
+    CampaignId, ChannelId, PurchaseOrderId, ReservationId, SkuId, TimeMs, WarehouseId,
+};
 
 /// Units of one SKU held in one warehouse for a reservation line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct Allocation {
     pub sku: SkuId,
     pub warehouse: WarehouseId,
     pub qty: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ReleaseReason {
     Cancelled,
@@ -27,7 +51,19 @@ pub enum ReleaseReason {
 }
 
 /// Why a stock quantity moved; every movement is one ledger entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MovementKind {
     Received,
@@ -50,7 +86,18 @@ pub enum MovementKind {
 }
 
 /// One entry of the stock ledger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct Movement {
     pub sku: SkuId,
     pub warehouse: WarehouseId,
@@ -60,12 +107,27 @@ pub struct Movement {
     pub cause: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    WarehouseDefined { id: WarehouseId },
-    SkuDefined { id: SkuId },
-    KitDefined { id: SkuId },
+    WarehouseDefined {
+        id: WarehouseId,
+    },
+    SkuDefined {
+        id: SkuId,
+    },
+    KitDefined {
+        id: SkuId,
+    },
     Reserved {
         id: ReservationId,
         allocations: Vec<Allocation>,
@@ -75,24 +137,66 @@ pub enum Event {
         /// For presale deposits: when the stock is promised to be available.
         promise_ms: Option<TimeMs>,
     },
-    Confirmed { id: ReservationId },
-    Released { id: ReservationId, reason: ReleaseReason },
-    Shipped { id: ReservationId },
-    BalancePaid { id: ReservationId },
+    Confirmed {
+        id: ReservationId,
+    },
+    Released {
+        id: ReservationId,
+        reason: ReleaseReason,
+    },
+    Shipped {
+        id: ReservationId,
+    },
+    BalancePaid {
+        id: ReservationId,
+    },
     /// A presale promise moved (late or short purchase order); `None` means no stock is expected yet.
-    PromiseChanged { id: ReservationId, promise_ms: Option<TimeMs> },
+    PromiseChanged {
+        id: ReservationId,
+        promise_ms: Option<TimeMs>,
+    },
     StockMoved(Movement),
-    BucketSet { sku: SkuId, warehouse: WarehouseId, bucket: Bucket, qty: u64 },
+    BucketSet {
+        sku: SkuId,
+        warehouse: WarehouseId,
+        bucket: Bucket,
+        qty: u64,
+    },
     /// Availability of a SKU fell below its low-stock threshold.
-    LowStock { sku: SkuId, available: u64, threshold: u32 },
+    LowStock {
+        sku: SkuId,
+        available: u64,
+        threshold: u32,
+    },
     /// What a marketplace sync should now show for a SKU.
-    ChannelStock { channel: ChannelId, sku: SkuId, qty: u64 },
-    IncomingExpected { po: PurchaseOrderId, sku: SkuId, qty: u32, eta_ms: TimeMs },
-    CampaignCreated { id: CampaignId },
-    CampaignSoldOut { id: CampaignId },
+    ChannelStock {
+        channel: ChannelId,
+        sku: SkuId,
+        qty: u64,
+    },
+    IncomingExpected {
+        po: PurchaseOrderId,
+        sku: SkuId,
+        qty: u32,
+        eta_ms: TimeMs,
+    },
+    CampaignCreated {
+        id: CampaignId,
+    },
+    CampaignSoldOut {
+        id: CampaignId,
+    },
     /// A sold-out pool got units back (a release while the window is open).
-    CampaignRestocked { id: CampaignId, remaining: u64 },
+    CampaignRestocked {
+        id: CampaignId,
+        remaining: u64,
+    },
     /// The window closed; `returned` unsold units went back to general stock.
-    CampaignClosed { id: CampaignId, returned: u64 },
-    ChannelPolicySet { channel: ChannelId },
+    CampaignClosed {
+        id: CampaignId,
+        returned: u64,
+    },
+    ChannelPolicySet {
+        channel: ChannelId,
+    },
 }

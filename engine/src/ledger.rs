@@ -13,7 +13,19 @@ use crate::ids::{SkuId, WarehouseId};
 use crate::stock::StockCell;
 
 /// Balances the ledger tracks per SKU x warehouse (buckets are set by operators, not moved).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct Balance {
     pub on_hand: i128,
     pub reserved: i128,
@@ -70,7 +82,10 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn with_fold_limit(fold_limit: usize) -> Self {
-        Ledger { fold_limit: fold_limit.max(1), ..Ledger::default() }
+        Ledger {
+            fold_limit: fold_limit.max(1),
+            ..Ledger::default()
+        }
     }
 
     pub fn record(&mut self, movement: Movement) {
@@ -85,7 +100,10 @@ impl Ledger {
     /// Close the period: fold every open entry into the opening balances.
     pub fn fold(&mut self) {
         for m in self.entries.drain(..) {
-            self.opening.entry((m.sku, m.warehouse)).or_default().apply(m.kind, m.qty);
+            self.opening
+                .entry((m.sku, m.warehouse))
+                .or_default()
+                .apply(m.kind, m.qty);
         }
     }
 
@@ -93,13 +111,19 @@ impl Ledger {
     pub fn balances(&self) -> FxHashMap<(SkuId, WarehouseId), Balance> {
         let mut balances = self.opening.clone();
         for m in &self.entries {
-            balances.entry((m.sku, m.warehouse)).or_default().apply(m.kind, m.qty);
+            balances
+                .entry((m.sku, m.warehouse))
+                .or_default()
+                .apply(m.kind, m.qty);
         }
         balances
     }
 
     /// Compare the ledger with the live cells; an empty result means no drift.
-    pub fn check<'a>(&self, cells: impl Iterator<Item = (SkuId, WarehouseId, &'a StockCell)>) -> Vec<Drift> {
+    pub fn check<'a>(
+        &self,
+        cells: impl Iterator<Item = (SkuId, WarehouseId, &'a StockCell)>,
+    ) -> Vec<Drift> {
         let mut balances = self.balances();
         let mut drifts = Vec::new();
         for (sku, warehouse, cell) in cells {
@@ -110,12 +134,22 @@ impl Ledger {
                 pooled: i128::from(cell.pooled),
             };
             if ledger != live {
-                drifts.push(Drift { sku, warehouse, ledger, live });
+                drifts.push(Drift {
+                    sku,
+                    warehouse,
+                    ledger,
+                    live,
+                });
             }
         }
         for ((sku, warehouse), ledger) in balances {
             if ledger != Balance::default() {
-                drifts.push(Drift { sku, warehouse, ledger, live: Balance::default() });
+                drifts.push(Drift {
+                    sku,
+                    warehouse,
+                    ledger,
+                    live: Balance::default(),
+                });
             }
         }
         drifts.sort_by_key(|d| (d.sku, d.warehouse));

@@ -20,8 +20,11 @@ use crate::ids::{local_index, partition_of, SkuId, TimeMs, WarehouseId};
 use crate::ledger::Ledger;
 use crate::reservation::ReservationBook;
 
+pub use query::{
+    CampaignView, ConsistencyReport, PartitionImage, ReservationView, SkuStockView,
+    WarehouseStockView,
+};
 pub use stock_ops::validate_kit;
-pub use query::{CampaignView, ConsistencyReport, PartitionImage, ReservationView, SkuStockView, WarehouseStockView};
 
 /// Bounds on what one command may ask for and on what a partition remembers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -42,7 +45,7 @@ impl Default for Limits {
             max_lines: 64,
             max_ttl_ms: 7 * 24 * 3_600_000,
             ended_retention: 262_144,
-            ledger_fold_limit: 1 << 20,
+            ledger_fold_limit: 1 << 16,
         }
     }
 }
@@ -80,7 +83,10 @@ pub struct Partition {
 
 impl Partition {
     pub fn new(index: u32, partitions: u32, limits: Limits) -> Self {
-        assert!(partitions > 0 && index < partitions, "partition {index} of {partitions}");
+        assert!(
+            partitions > 0 && index < partitions,
+            "partition {index} of {partitions}"
+        );
         Partition {
             index,
             partitions,
@@ -116,7 +122,11 @@ impl Partition {
 
     /// Apply one command. Events are appended to `out`; on error nothing is appended and the
     /// state is unchanged.
-    pub fn apply(&mut self, envelope: &Envelope, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+    pub fn apply(
+        &mut self,
+        envelope: &Envelope,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
         let now = self.now_ms.max(envelope.now_ms);
         let mark = out.len();
         let result = self.dispatch(now, &envelope.command, out);
@@ -124,7 +134,9 @@ impl Partition {
             Ok(Outcome::Changed) => self.now_ms = now,
             // The only thing an unchanged command may say is the replayed answer to a retry.
             Ok(Outcome::Unchanged) => debug_assert!(
-                out[mark..].iter().all(|e| matches!(e, Event::Reserved { replayed: true, .. })),
+                out[mark..]
+                    .iter()
+                    .all(|e| matches!(e, Event::Reserved { replayed: true, .. })),
                 "an unchanged command emitted events"
             ),
             Err(_) => out.truncate(mark),
@@ -136,31 +148,71 @@ impl Partition {
         result
     }
 
-    fn dispatch(&mut self, now: TimeMs, command: &Command, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+    fn dispatch(
+        &mut self,
+        now: TimeMs,
+        command: &Command,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
         match command {
             Command::Tick { budget } => Ok(self.tick(now, *budget, out)),
-            Command::DefineWarehouse { id, code, region, priority } => {
-                self.define_warehouse(*id, code, region, *priority, out)
-            }
-            Command::DefineSku { id, code, low_stock_threshold } => {
-                self.define_sku(*id, code, *low_stock_threshold, out)
-            }
-            Command::DefineKit { id, code, components } => self.define_kit(*id, code, components, out),
-            Command::SetOnHand { sku, warehouse, on_hand } => self.set_on_hand(*sku, *warehouse, *on_hand, out),
-            Command::Receive { sku, warehouse, qty } => self.receive(*sku, *warehouse, *qty, out),
-            Command::Adjust { sku, warehouse, delta } => self.adjust(*sku, *warehouse, *delta, out),
-            Command::SetBucket { sku, warehouse, bucket, qty } => {
-                self.set_bucket(*sku, *warehouse, *bucket, *qty, out)
-            }
+            Command::DefineWarehouse {
+                id,
+                code,
+                region,
+                priority,
+            } => self.define_warehouse(*id, code, region, *priority, out),
+            Command::DefineSku {
+                id,
+                code,
+                low_stock_threshold,
+            } => self.define_sku(*id, code, *low_stock_threshold, out),
+            Command::DefineKit {
+                id,
+                code,
+                components,
+            } => self.define_kit(*id, code, components, out),
+            Command::SetOnHand {
+                sku,
+                warehouse,
+                on_hand,
+            } => self.set_on_hand(*sku, *warehouse, *on_hand, out),
+            Command::Receive {
+                sku,
+                warehouse,
+                qty,
+            } => self.receive(*sku, *warehouse, *qty, out),
+            Command::Adjust {
+                sku,
+                warehouse,
+                delta,
+            } => self.adjust(*sku, *warehouse, *delta, out),
+            Command::SetBucket {
+                sku,
+                warehouse,
+                bucket,
+                qty,
+            } => self.set_bucket(*sku, *warehouse, *bucket, *qty, out),
             Command::Transfer { sku, from, to, qty } => self.transfer(*sku, *from, *to, *qty, out),
-            Command::ReturnToStock { sku, warehouse, qty, damaged } => {
-                self.return_to_stock(*sku, *warehouse, *qty, *damaged, out)
+            Command::ReturnToStock {
+                sku,
+                warehouse,
+                qty,
+                damaged,
+            } => self.return_to_stock(*sku, *warehouse, *qty, *damaged, out),
+            Command::ExpectIncoming {
+                po,
+                sku,
+                warehouse,
+                qty,
+                eta_ms,
+            } => self.expect_incoming(*po, *sku, *warehouse, *qty, *eta_ms, out),
+            Command::RescheduleIncoming { po, sku, eta_ms } => {
+                self.reschedule_incoming(*po, *sku, *eta_ms, out)
             }
-            Command::ExpectIncoming { po, sku, warehouse, qty, eta_ms } => {
-                self.expect_incoming(*po, *sku, *warehouse, *qty, *eta_ms, out)
+            Command::ReceivePurchaseOrder { po, sku, qty } => {
+                self.receive_purchase_order(*po, *sku, *qty, out)
             }
-            Command::RescheduleIncoming { po, sku, eta_ms } => self.reschedule_incoming(*po, *sku, *eta_ms, out),
-            Command::ReceivePurchaseOrder { po, sku, qty } => self.receive_purchase_order(*po, *sku, *qty, out),
             Command::Reserve(request) => self.reserve(now, request, out),
             Command::Confirm { id } => self.confirm(now, *id, out),
             Command::Release { id, cause } => self.release(now, *id, *cause, out),
@@ -177,7 +229,11 @@ impl Partition {
     fn owns(&self, sku: SkuId) -> Result<(), EngineError> {
         let owner = partition_of(sku, self.partitions);
         if owner != self.index {
-            return Err(EngineError::WrongPartition { sku, owner, this: self.index });
+            return Err(EngineError::WrongPartition {
+                sku,
+                owner,
+                this: self.index,
+            });
         }
         Ok(())
     }
@@ -221,7 +277,11 @@ impl Partition {
         on_hand
             .checked_add(qty)
             .map(drop)
-            .ok_or(EngineError::QuantityOverflow { sku, warehouse, max: u64::MAX })
+            .ok_or(EngineError::QuantityOverflow {
+                sku,
+                warehouse,
+                max: u64::MAX,
+            })
     }
 
     fn warehouse_priority(&self, id: WarehouseId) -> u16 {
@@ -246,14 +306,25 @@ impl Partition {
         cause: u64,
         out: &mut Vec<Event>,
     ) {
-        self.movement(Movement { sku, warehouse, kind, qty, cause }, out);
+        self.movement(
+            Movement {
+                sku,
+                warehouse,
+                kind,
+                qty,
+                cause,
+            },
+            out,
+        );
     }
 
     /// Derived signals after a SKU's availability may have changed: low stock and channel stock.
     fn after_sku_change(&mut self, sku: SkuId, out: &mut Vec<Event>) {
         let channels = &self.channels;
         let slot = local_index(sku, self.partitions);
-        let Some(Some(state)) = self.skus.get_mut(slot) else { return };
+        let Some(Some(state)) = self.skus.get_mut(slot) else {
+            return;
+        };
         if state.kit.is_some() {
             return;
         }
@@ -261,7 +332,11 @@ impl Partition {
         if state.low_stock_threshold > 0 {
             let below = available < u64::from(state.low_stock_threshold);
             if below && !state.low {
-                out.push(Event::LowStock { sku, available, threshold: state.low_stock_threshold });
+                out.push(Event::LowStock {
+                    sku,
+                    available,
+                    threshold: state.low_stock_threshold,
+                });
             }
             state.low = below;
         }
@@ -271,7 +346,11 @@ impl Partition {
                 if let Some(shown) = state.channel_shown.get_mut(i) {
                     *shown = qty;
                 }
-                out.push(Event::ChannelStock { channel: policy.channel, sku, qty });
+                out.push(Event::ChannelStock {
+                    channel: policy.channel,
+                    sku,
+                    qty,
+                });
             }
         }
     }

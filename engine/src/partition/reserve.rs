@@ -10,7 +10,12 @@ use crate::reservation::{Allocations, Ending, HoldState, Reservation};
 use crate::routing;
 
 impl Partition {
-    pub(super) fn reserve(&mut self, now: TimeMs, req: &ReserveRequest, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+    pub(super) fn reserve(
+        &mut self,
+        now: TimeMs,
+        req: &ReserveRequest,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
         if req.idempotency_key != 0 {
             if let Some(&id) = self.book.keys.get(&req.idempotency_key) {
                 out.push(self.replayed_answer(id));
@@ -19,12 +24,18 @@ impl Partition {
         }
         routing::validate_lines(&req.lines, self.limits.max_lines)?;
         if req.ttl_ms == 0 || req.ttl_ms > self.limits.max_ttl_ms {
-            return Err(EngineError::InvalidTtl { max_ms: self.limits.max_ttl_ms });
+            return Err(EngineError::InvalidTtl {
+                max_ms: self.limits.max_ttl_ms,
+            });
         }
         if !routing::reservation_parts(req.id).contains(self.index) {
             // The id names the partitions that hold its parts; a part elsewhere could never be
             // confirmed or released.
-            return Err(EngineError::WrongPartition { sku: req.lines[0].sku, owner: self.index, this: self.index });
+            return Err(EngineError::WrongPartition {
+                sku: req.lines[0].sku,
+                owner: self.index,
+                this: self.index,
+            });
         }
         if self.book.live.contains_key(&req.id) || self.book.ended.contains_key(&req.id) {
             return Err(EngineError::DuplicateReservation { id: req.id });
@@ -35,7 +46,10 @@ impl Partition {
         let campaign_sku = match req.campaign {
             None => None,
             Some(id) => {
-                let campaign = self.campaigns.get(&id).ok_or(EngineError::UnknownCampaign { campaign: id })?;
+                let campaign = self
+                    .campaigns
+                    .get(&id)
+                    .ok_or(EngineError::UnknownCampaign { campaign: id })?;
                 if let CampaignKind::Presale { .. } = campaign.kind {
                     return self.reserve_presale(now, req, out);
                 }
@@ -66,14 +80,27 @@ impl Partition {
             } else {
                 MovementKind::Reserved
             };
-            self.move_stock(allocation.sku, allocation.warehouse, kind, u64::from(allocation.qty), req.id.0, out);
+            self.move_stock(
+                allocation.sku,
+                allocation.warehouse,
+                kind,
+                u64::from(allocation.qty),
+                req.id.0,
+                out,
+            );
         }
         if let Some((sku, campaign_id)) = flash {
-            let units = plan.iter().filter(|a| a.sku == sku).map(|a| a.qty).sum::<u32>();
+            let units = plan
+                .iter()
+                .filter(|a| a.sku == sku)
+                .map(|a| a.qty)
+                .sum::<u32>();
             if let Some(campaign) = self.campaigns.get_mut(&campaign_id) {
                 if let CampaignKind::FlashSale { pool, .. } = &mut campaign.kind {
                     for allocation in plan.iter().filter(|a| a.sku == sku) {
-                        if let Some((_, left)) = pool.iter_mut().find(|(w, _)| *w == allocation.warehouse) {
+                        if let Some((_, left)) =
+                            pool.iter_mut().find(|(w, _)| *w == allocation.warehouse)
+                        {
                             *left -= u64::from(allocation.qty);
                         }
                     }
@@ -91,8 +118,7 @@ impl Partition {
             channel: req.channel,
             campaign: req.campaign,
             state: HoldState::Held,
-            parts: req.part.parts,
-            created_at_ms: now,
+            hold_ms: u32::try_from(req.ttl_ms).unwrap_or(u32::MAX),
             expires_at_ms,
             idempotency_key: req.idempotency_key,
             allocations: Allocations::from_slice(&plan),
@@ -116,14 +142,23 @@ impl Partition {
     /// Choose warehouses for every line not served by a flash-sale pool. Prefer one warehouse that
     /// can ship everything (fewest shipments); otherwise fill each line from the warehouses with
     /// the most available, splitting a line when no single warehouse has enough.
-    fn plan_general(&self, req: &ReserveRequest, campaign_sku: Option<SkuId>, plan: &mut Vec<Allocation>) -> Result<(), EngineError> {
+    fn plan_general(
+        &self,
+        req: &ReserveRequest,
+        campaign_sku: Option<SkuId>,
+        plan: &mut Vec<Allocation>,
+    ) -> Result<(), EngineError> {
         let general = |sku: SkuId| campaign_sku != Some(sku);
         let policy = self.channels.iter().find(|p| p.channel == req.channel);
         for line in req.lines.iter().filter(|l| general(l.sku)) {
             let state = self.sku(line.sku)?;
             let available = state.available();
             if available < u64::from(line.qty) {
-                return Err(EngineError::InsufficientStock { sku: line.sku, requested: u64::from(line.qty), available });
+                return Err(EngineError::InsufficientStock {
+                    sku: line.sku,
+                    requested: u64::from(line.qty),
+                    available,
+                });
             }
             if let Some(policy) = policy {
                 let sellable = crate::channel::sellable(policy, line.sku, available);
@@ -147,7 +182,11 @@ impl Partition {
         });
         for line in req.lines.iter().filter(|l| general(l.sku)) {
             if let Some(warehouse) = single {
-                plan.push(Allocation { sku: line.sku, warehouse, qty: line.qty });
+                plan.push(Allocation {
+                    sku: line.sku,
+                    warehouse,
+                    qty: line.qty,
+                });
                 continue;
             }
             let state = self.sku(line.sku)?;
@@ -155,13 +194,23 @@ impl Partition {
                 .cells
                 .iter()
                 .filter(|(_, c)| c.available() > 0)
-                .map(|(w, c)| (std::cmp::Reverse(c.available()), self.warehouse_priority(*w), *w))
+                .map(|(w, c)| {
+                    (
+                        std::cmp::Reverse(c.available()),
+                        self.warehouse_priority(*w),
+                        *w,
+                    )
+                })
                 .collect();
             cells.sort_unstable();
             let mut needed = u64::from(line.qty);
             for (std::cmp::Reverse(available), _, warehouse) in cells {
                 let take = available.min(needed);
-                plan.push(Allocation { sku: line.sku, warehouse, qty: take as u32 });
+                plan.push(Allocation {
+                    sku: line.sku,
+                    warehouse,
+                    qty: take as u32,
+                });
                 needed -= take;
                 if needed == 0 {
                     break;
@@ -172,12 +221,30 @@ impl Partition {
         Ok(())
     }
 
-    fn plan_flash_sale(&self, now: TimeMs, req: &ReserveRequest, plan: &mut Vec<Allocation>) -> Result<(), EngineError> {
-        let Some(campaign_id) = req.campaign else { return Ok(()) };
-        let campaign = self.campaigns.get(&campaign_id).ok_or(EngineError::UnknownCampaign { campaign: campaign_id })?;
-        let CampaignKind::FlashSale { pool, .. } = &campaign.kind else { return Ok(()) };
+    fn plan_flash_sale(
+        &self,
+        now: TimeMs,
+        req: &ReserveRequest,
+        plan: &mut Vec<Allocation>,
+    ) -> Result<(), EngineError> {
+        let Some(campaign_id) = req.campaign else {
+            return Ok(());
+        };
+        let campaign = self
+            .campaigns
+            .get(&campaign_id)
+            .ok_or(EngineError::UnknownCampaign {
+                campaign: campaign_id,
+            })?;
+        let CampaignKind::FlashSale { pool, .. } = &campaign.kind else {
+            return Ok(());
+        };
         let Some(line) = req.lines.iter().find(|l| l.sku == campaign.sku) else {
-            return Err(EngineError::CampaignSkuMismatch { campaign: campaign_id, expected: campaign.sku, found: req.lines[0].sku });
+            return Err(EngineError::CampaignSkuMismatch {
+                campaign: campaign_id,
+                expected: campaign.sku,
+                found: req.lines[0].sku,
+            });
         };
         if !campaign.is_open(now) {
             return Err(EngineError::CampaignNotOpen {
@@ -198,16 +265,26 @@ impl Partition {
         }
         let remaining = campaign.remaining();
         if remaining == 0 {
-            return Err(EngineError::SoldOut { campaign: campaign_id });
+            return Err(EngineError::SoldOut {
+                campaign: campaign_id,
+            });
         }
         if remaining < u64::from(line.qty) {
-            return Err(EngineError::InsufficientStock { sku: line.sku, requested: u64::from(line.qty), available: remaining });
+            return Err(EngineError::InsufficientStock {
+                sku: line.sku,
+                requested: u64::from(line.qty),
+                available: remaining,
+            });
         }
         let mut needed = u64::from(line.qty);
         for &(warehouse, left) in pool {
             let take = left.min(needed);
             if take > 0 {
-                plan.push(Allocation { sku: line.sku, warehouse, qty: take as u32 });
+                plan.push(Allocation {
+                    sku: line.sku,
+                    warehouse,
+                    qty: take as u32,
+                });
                 needed -= take;
             }
             if needed == 0 {
@@ -232,7 +309,13 @@ impl Partition {
                 replayed: true,
                 promise_ms: r.presale.as_ref().and_then(|p| p.promise_ms),
             },
-            None => Event::Reserved { id, allocations: Vec::new(), expires_at_ms: 0, replayed: true, promise_ms: None },
+            None => Event::Reserved {
+                id,
+                allocations: Vec::new(),
+                expires_at_ms: 0,
+                replayed: true,
+                promise_ms: None,
+            },
         }
     }
 
@@ -240,17 +323,31 @@ impl Partition {
     pub(super) fn not_live_error(&self, id: ReservationId, action: &'static str) -> EngineError {
         match self.book.ended.get(&id) {
             Some(ended) => match ended.ending {
-                Ending::Released(ReleaseReason::Expired) => {
-                    EngineError::ReservationExpired { id, expired_at_ms: ended.reservation.expires_at_ms }
-                }
-                Ending::Released(_) => EngineError::InvalidReservationState { id, state: "released", action },
-                Ending::Shipped => EngineError::InvalidReservationState { id, state: "shipped", action },
+                Ending::Released(ReleaseReason::Expired) => EngineError::ReservationExpired {
+                    id,
+                    expired_at_ms: ended.reservation.expires_at_ms,
+                },
+                Ending::Released(_) => EngineError::InvalidReservationState {
+                    id,
+                    state: "released",
+                    action,
+                },
+                Ending::Shipped => EngineError::InvalidReservationState {
+                    id,
+                    state: "shipped",
+                    action,
+                },
             },
             None => EngineError::UnknownReservation { id },
         }
     }
 
-    pub(super) fn confirm(&mut self, now: TimeMs, id: ReservationId, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+    pub(super) fn confirm(
+        &mut self,
+        now: TimeMs,
+        id: ReservationId,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
         let Some(reservation) = self.book.live.get(&id) else {
             return Err(self.not_live_error(id, "confirm"));
         };
@@ -263,10 +360,14 @@ impl Partition {
             }),
             HoldState::Held if reservation.expires_at_ms <= now => {
                 // Due but not yet swept by a tick: it is expired all the same.
-                Err(EngineError::ReservationExpired { id, expired_at_ms: reservation.expires_at_ms })
+                Err(EngineError::ReservationExpired {
+                    id,
+                    expired_at_ms: reservation.expires_at_ms,
+                })
             }
             HoldState::Held => {
-                self.book.set_state(id, HoldState::Confirmed, reservation.expires_at_ms);
+                self.book
+                    .set_state(id, HoldState::Confirmed, reservation.expires_at_ms);
                 self.book.counters.confirmed += 1;
                 out.push(Event::Confirmed { id });
                 Ok(Outcome::Changed)
@@ -274,7 +375,13 @@ impl Partition {
         }
     }
 
-    pub(super) fn release(&mut self, now: TimeMs, id: ReservationId, cause: ReleaseCause, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+    pub(super) fn release(
+        &mut self,
+        now: TimeMs,
+        id: ReservationId,
+        cause: ReleaseCause,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
         if !self.book.live.contains_key(&id) {
             if cause == ReleaseCause::Compensation {
                 // Compensation is sent to every part; a part that never reserved has nothing to undo.
@@ -290,29 +397,63 @@ impl Partition {
         Ok(Outcome::Changed)
     }
 
-    pub(super) fn ship(&mut self, now: TimeMs, id: ReservationId, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+    pub(super) fn ship(
+        &mut self,
+        now: TimeMs,
+        id: ReservationId,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
         let Some(reservation) = self.book.live.get(&id) else {
             return Err(self.not_live_error(id, "ship"));
         };
         match reservation.state {
             HoldState::Confirmed => {}
-            HoldState::BalancePaid if reservation.presale.as_ref().is_some_and(|p| p.outstanding == 0) => {}
+            HoldState::BalancePaid
+                if reservation
+                    .presale
+                    .as_ref()
+                    .is_some_and(|p| p.outstanding == 0) => {}
             HoldState::BalancePaid => {
-                return Err(EngineError::InvalidReservationState { id, state: "awaiting_stock", action: "ship" })
+                return Err(EngineError::InvalidReservationState {
+                    id,
+                    state: "awaiting_stock",
+                    action: "ship",
+                })
             }
-            state => return Err(EngineError::InvalidReservationState { id, state: state.name(), action: "ship" }),
+            state => {
+                return Err(EngineError::InvalidReservationState {
+                    id,
+                    state: state.name(),
+                    action: "ship",
+                })
+            }
         }
-        let Some(reservation) = self.book.remove_live(id) else { return Err(EngineError::UnknownReservation { id }) };
+        let Some(reservation) = self.book.remove_live(id) else {
+            return Err(EngineError::UnknownReservation { id });
+        };
         for allocation in reservation.allocations.as_slice() {
             let cell = self.sku_mut(allocation.sku).cell_mut(allocation.warehouse);
             cell.reserved -= u64::from(allocation.qty);
             cell.on_hand -= u64::from(allocation.qty);
-            self.move_stock(allocation.sku, allocation.warehouse, MovementKind::Shipped, u64::from(allocation.qty), id.0, out);
+            self.move_stock(
+                allocation.sku,
+                allocation.warehouse,
+                MovementKind::Shipped,
+                u64::from(allocation.qty),
+                id.0,
+                out,
+            );
         }
-        let skus: Vec<SkuId> = reservation.allocations.as_slice().iter().map(|a| a.sku).collect();
+        let skus: Vec<SkuId> = reservation
+            .allocations
+            .as_slice()
+            .iter()
+            .map(|a| a.sku)
+            .collect();
         self.book.counters.shipped += 1;
         let limit = self.limits.ended_retention;
-        self.book.record_ended(reservation, Ending::Shipped, now, limit);
+        self.book
+            .record_ended(reservation, Ending::Shipped, now, limit);
         out.push(Event::Shipped { id });
         for sku in skus {
             self.after_sku_change(sku, out);
@@ -321,7 +462,13 @@ impl Partition {
     }
 
     /// Return a live reservation's units and remember how it ended. Callers have checked it is live.
-    pub(super) fn end_reservation(&mut self, now: TimeMs, id: ReservationId, reason: ReleaseReason, out: &mut Vec<Event>) {
+    pub(super) fn end_reservation(
+        &mut self,
+        now: TimeMs,
+        id: ReservationId,
+        reason: ReleaseReason,
+        out: &mut Vec<Event>,
+    ) {
         let Some(reservation) = self.book.remove_live(id) else {
             debug_assert!(false, "end_reservation of a reservation that is not live");
             return;
@@ -329,7 +476,8 @@ impl Partition {
         let campaign = reservation.campaign.and_then(|c| self.campaigns.get(&c));
         let campaign_sku = campaign.map(|c| c.sku);
         // Units of an open flash sale go back to its pool; otherwise to general stock.
-        let pool_open = campaign.is_some_and(|c| matches!(c.kind, CampaignKind::FlashSale { .. }) && c.is_open(now));
+        let pool_open = campaign
+            .is_some_and(|c| matches!(c.kind, CampaignKind::FlashSale { .. }) && c.is_open(now));
         let mut campaign_units = 0u32;
         for allocation in reservation.allocations.as_slice() {
             let is_campaign_line = campaign_sku == Some(allocation.sku);
@@ -342,7 +490,10 @@ impl Partition {
             let kind = if back_to_pool {
                 cell.pooled += u64::from(allocation.qty);
                 MovementKind::ReleasedToPool
-            } else if matches!(reason, ReleaseReason::Expired | ReleaseReason::BalanceMissed) {
+            } else if matches!(
+                reason,
+                ReleaseReason::Expired | ReleaseReason::BalanceMissed
+            ) {
                 MovementKind::ReleasedExpired
             } else {
                 MovementKind::ReleasedCancel
@@ -350,33 +501,60 @@ impl Partition {
             if back_to_pool {
                 self.return_to_pool(reservation.campaign, allocation, out);
             }
-            self.move_stock(allocation.sku, allocation.warehouse, kind, u64::from(allocation.qty), id.0, out);
+            self.move_stock(
+                allocation.sku,
+                allocation.warehouse,
+                kind,
+                u64::from(allocation.qty),
+                id.0,
+                out,
+            );
         }
         if let Some(presale) = &reservation.presale {
             campaign_units = presale.qty;
             self.drop_presale_hold(&reservation, out);
         }
-        if let Some(c) = reservation.campaign.and_then(|c| self.campaigns.get_mut(&c)) {
+        if let Some(c) = reservation
+            .campaign
+            .and_then(|c| self.campaigns.get_mut(&c))
+        {
             c.remove_customer_units(reservation.customer, campaign_units);
         }
         match reason {
-            ReleaseReason::Expired | ReleaseReason::BalanceMissed => self.book.counters.expired += 1,
+            ReleaseReason::Expired | ReleaseReason::BalanceMissed => {
+                self.book.counters.expired += 1
+            }
             ReleaseReason::Compensation => self.book.counters.compensated += 1,
-            ReleaseReason::Cancelled | ReleaseReason::CampaignClosed => self.book.counters.released += 1,
+            ReleaseReason::Cancelled | ReleaseReason::CampaignClosed => {
+                self.book.counters.released += 1
+            }
         }
-        let mut skus: Vec<SkuId> = reservation.allocations.as_slice().iter().map(|a| a.sku).collect();
+        let mut skus: Vec<SkuId> = reservation
+            .allocations
+            .as_slice()
+            .iter()
+            .map(|a| a.sku)
+            .collect();
         skus.extend(campaign_sku);
         skus.dedup();
         let limit = self.limits.ended_retention;
-        self.book.record_ended(reservation, Ending::Released(reason), now, limit);
+        self.book
+            .record_ended(reservation, Ending::Released(reason), now, limit);
         out.push(Event::Released { id, reason });
         for sku in skus {
             self.after_sku_change(sku, out);
         }
     }
 
-    fn return_to_pool(&mut self, campaign: Option<crate::ids::CampaignId>, allocation: &Allocation, out: &mut Vec<Event>) {
-        let Some(c) = campaign.and_then(|c| self.campaigns.get_mut(&c)) else { return };
+    fn return_to_pool(
+        &mut self,
+        campaign: Option<crate::ids::CampaignId>,
+        allocation: &Allocation,
+        out: &mut Vec<Event>,
+    ) {
+        let Some(c) = campaign.and_then(|c| self.campaigns.get_mut(&c)) else {
+            return;
+        };
         let was_sold_out = c.remaining() == 0;
         if let CampaignKind::FlashSale { pool, .. } = &mut c.kind {
             if let Some((_, left)) = pool.iter_mut().find(|(w, _)| *w == allocation.warehouse) {
@@ -384,22 +562,22 @@ impl Partition {
             }
         }
         if was_sold_out {
-            out.push(Event::CampaignRestocked { id: c.id, remaining: c.remaining() });
+            out.push(Event::CampaignRestocked {
+                id: c.id,
+                remaining: c.remaining(),
+            });
         }
     }
 
     /// Expire what is due (at most `budget`), close campaigns whose window ended.
     pub(super) fn tick(&mut self, now: TimeMs, budget: u32, out: &mut Vec<Event>) -> Outcome {
         let mut changed = false;
-        let mut left = budget;
-        while left > 0 {
-            let Some(id) = self.book.next_due(now) else { break };
+        for id in self.book.take_due(now, budget as usize) {
             let reason = match self.book.live.get(&id).map(|r| r.state) {
                 Some(HoldState::DepositHeld) => ReleaseReason::BalanceMissed,
                 _ => ReleaseReason::Expired,
             };
             self.end_reservation(now, id, reason, out);
-            left -= 1;
             changed = true;
         }
         changed |= self.close_due_campaigns(now, out);
