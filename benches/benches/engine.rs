@@ -13,6 +13,10 @@ use oms_engine::{CampaignId, Command, Envelope, Event, Line, SkuId};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Operations per timed iteration: large enough that a fresh catalog's warm-up (first touches,
+/// index growth) does not dominate when criterion picks few iterations.
+const BATCH: u64 = 10_000;
+
 /// Apply `commands` to `partition` and return the time it took (excluding construction).
 fn time_apply(partition: &mut oms_engine::Partition, commands: &[Envelope]) -> Duration {
     let mut events: Vec<Event> = Vec::with_capacity(64);
@@ -26,11 +30,12 @@ fn time_apply(partition: &mut oms_engine::Partition, commands: &[Envelope]) -> D
 
 fn single_line_hot_sku(c: &mut Criterion) {
     let mut group = c.benchmark_group("reserve");
-    group.throughput(Throughput::Elements(1));
+    group.throughput(Throughput::Elements(BATCH));
     group.bench_function("single_line_hot_sku", |b| {
         b.iter_custom(|iters| {
             let mut partition = partition_with_catalog(0, 1, 1, BOTTOMLESS);
-            let commands: Vec<Envelope> = (0..iters).map(|i| reserve(i + 1, 0, vec![Line { sku: SkuId(0), qty: 1 }], i, None)).collect();
+            let commands: Vec<Envelope> =
+                (0..iters * BATCH).map(|i| reserve(i + 1, 0, vec![Line { sku: SkuId(0), qty: 1 }], i, None)).collect();
             time_apply(&mut partition, &commands)
         })
     });
@@ -41,14 +46,14 @@ fn reserve_confirm_uniform_catalog(c: &mut Criterion) {
     const SKUS: u32 = 1_000_000;
     let base = partition_with_catalog(0, 1, SKUS, BOTTOMLESS);
     let mut group = c.benchmark_group("reserve_confirm");
-    group.throughput(Throughput::Elements(1));
+    group.throughput(Throughput::Elements(BATCH));
     group.sample_size(10);
     group.bench_function("uniform_1m_skus", |b| {
         b.iter_custom(|iters| {
             let mut partition = base.clone();
             let mut rng = SplitMix(iters);
-            let mut commands = Vec::with_capacity(iters as usize * 2);
-            for i in 0..iters {
+            let mut commands = Vec::with_capacity((iters * BATCH) as usize * 2);
+            for i in 0..iters * BATCH {
                 let sku = SkuId(rng.below(u64::from(SKUS)) as u32);
                 let envelope = reserve(i + 1, 0, vec![Line { sku, qty: 1 }], i, None);
                 let id = match &envelope.command {
@@ -68,13 +73,13 @@ fn three_line_orders_across_partitions(c: &mut Criterion) {
     const SKUS: u32 = 100_000;
     let base = sharded_with_catalog(2, SKUS, BOTTOMLESS);
     let mut group = c.benchmark_group("reserve");
-    group.throughput(Throughput::Elements(1));
+    group.throughput(Throughput::Elements(BATCH));
     group.sample_size(10);
     group.bench_function("three_lines_two_partitions", |b| {
         b.iter_custom(|iters| {
-            let mut engine = sharded_with_catalog_clone(&base);
+            let mut engine = base.clone();
             let mut rng = SplitMix(iters ^ 7);
-            let commands: Vec<Envelope> = (0..iters)
+            let commands: Vec<Envelope> = (0..iters * BATCH)
                 .map(|i| {
                     // Three distinct SKUs; consecutive ids live in different partitions.
                     let first = rng.below(u64::from(SKUS - 3)) as u32;
@@ -94,20 +99,16 @@ fn three_line_orders_across_partitions(c: &mut Criterion) {
     group.finish();
 }
 
-fn sharded_with_catalog_clone(base: &oms_engine::ShardedEngine) -> oms_engine::ShardedEngine {
-    base.clone()
-}
-
 fn flash_sale_sold_out_in_partition(c: &mut Criterion) {
     let mut group = c.benchmark_group("flash_sale");
-    group.throughput(Throughput::Elements(1));
+    group.throughput(Throughput::Elements(BATCH));
     group.bench_function("sold_out_refusal_in_partition", |b| {
         b.iter_custom(|iters| {
             let mut partition = partition_with_catalog(0, 1, 1, 10);
             let mut events = Vec::new();
             let _ = partition.apply(&flash_sale(CampaignId(1), SkuId(0), 1), &mut events);
             let _ = partition.apply(&reserve(1, 0, vec![Line { sku: SkuId(0), qty: 1 }], 1, Some(CampaignId(1))), &mut events);
-            let commands: Vec<Envelope> = (0..iters)
+            let commands: Vec<Envelope> = (0..iters * BATCH)
                 .map(|i| reserve(i + 2, 0, vec![Line { sku: SkuId(0), qty: 1 }], i + 2, Some(CampaignId(1))))
                 .collect();
             time_apply(&mut partition, &commands)

@@ -130,7 +130,7 @@ pub enum Event {
     },
     Reserved {
         id: ReservationId,
-        allocations: Vec<Allocation>,
+        allocations: crate::reservation::Allocations,
         expires_at_ms: TimeMs,
         /// True when this answers a retry with a known idempotency key: nothing changed.
         replayed: bool,

@@ -41,12 +41,57 @@ impl HoldState {
 
 /// The allocations of a reservation; one line (the common case at checkout) is stored inline.
 #[derive(
-    Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+    Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
 pub enum Allocations {
     None,
     One(Allocation),
     Many(Box<[Allocation]>),
+}
+
+impl Default for Allocations {
+    fn default() -> Self {
+        Allocations::None
+    }
+}
+
+impl std::ops::Deref for Allocations {
+    type Target = [Allocation];
+    fn deref(&self) -> &[Allocation] {
+        self.as_slice()
+    }
+}
+
+impl<'a> IntoIterator for &'a Allocations {
+    type Item = &'a Allocation;
+    type IntoIter = std::slice::Iter<'a, Allocation>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+impl PartialEq<Vec<Allocation>> for Allocations {
+    fn eq(&self, other: &Vec<Allocation>) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl From<Vec<Allocation>> for Allocations {
+    fn from(all: Vec<Allocation>) -> Self {
+        Allocations::from_slice(&all)
+    }
+}
+
+impl Serialize for Allocations {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.as_slice())
+    }
+}
+
+impl<'de> Deserialize<'de> for Allocations {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<Allocation>::deserialize(deserializer).map(Allocations::from)
+    }
 }
 
 impl Allocations {

@@ -229,7 +229,7 @@ impl Partition {
             .and_then(|p| p.promise_ms);
         out.push(Event::Reserved {
             id: req.id,
-            allocations: Vec::new(),
+            allocations: Allocations::None,
             expires_at_ms,
             replayed: false,
             promise_ms,

@@ -127,7 +127,7 @@ impl Partition {
         self.book.counters.accepted += 1;
         out.push(Event::Reserved {
             id: req.id,
-            allocations: plan.clone(),
+            allocations: Allocations::from_slice(&plan),
             expires_at_ms,
             replayed: false,
             promise_ms: None,
@@ -304,14 +304,14 @@ impl Partition {
         match reservation {
             Some(r) => Event::Reserved {
                 id,
-                allocations: r.allocations.as_slice().to_vec(),
+                allocations: r.allocations.clone(),
                 expires_at_ms: r.expires_at_ms,
                 replayed: true,
                 promise_ms: r.presale.as_ref().and_then(|p| p.promise_ms),
             },
             None => Event::Reserved {
                 id,
-                allocations: Vec::new(),
+                allocations: Allocations::None,
                 expires_at_ms: 0,
                 replayed: true,
                 promise_ms: None,
