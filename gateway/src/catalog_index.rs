@@ -86,6 +86,23 @@ impl CatalogIndex {
         self.campaigns.insert(campaign, partition);
     }
 
+    /// Claim a campaign id for `partition` before creating it there; false if any partition
+    /// already holds (or is creating) that id. Campaign ids are global even though each campaign
+    /// lives in its SKU's partition.
+    pub fn claim_campaign(&self, campaign: CampaignId, partition: u32) -> bool {
+        match self.campaigns.entry(campaign) {
+            dashmap::mapref::entry::Entry::Occupied(_) => false,
+            dashmap::mapref::entry::Entry::Vacant(slot) => {
+                slot.insert(partition);
+                true
+            }
+        }
+    }
+
+    pub fn unclaim_campaign(&self, campaign: CampaignId) {
+        self.campaigns.remove(&campaign);
+    }
+
     pub fn next_reservation_sequence(&self) -> u64 {
         self.next_reservation.fetch_add(1, Ordering::Relaxed) & oms_engine::routing::SEQUENCE_MASK
     }

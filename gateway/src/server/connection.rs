@@ -62,6 +62,8 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, peer: Sock
     let mut buffer = BytesMut::with_capacity(READ_CHUNK);
     let mut scratch = AlignedVec::new();
     let mut identity: Option<Identity> = None;
+    // Requests refused without closing the connection: counted per reason, logged once.
+    let mut refused_requests: u64 = 0;
 
     let close = 'conn: loop {
         loop {
@@ -69,10 +71,11 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, peer: Sock
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(e) => {
-                    let code = match e {
-                        FrameError::TooLarge { .. } => GatewayCode::FrameTooLarge,
-                        _ => GatewayCode::BadFrame,
+                    let (code, reason) = match e {
+                        FrameError::TooLarge { .. } => (GatewayCode::FrameTooLarge, "frame_too_large"),
+                        _ => (GatewayCode::BadFrame, "bad_frame"),
                     };
+                    ctx.metrics.refused.get_or_create(&ReasonLabel { reason }).inc();
                     send(&tx, 0, Opcode::Response, Response::Error(code.error(e.to_string())), &in_flight);
                     break 'conn Close::Frame(e);
                 }
@@ -81,6 +84,7 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, peer: Sock
             let Some(opcode) = Opcode::from_u16(header.opcode) else {
                 let error = GatewayCode::UnknownOpcode.error(format!("unknown opcode {}", header.opcode));
                 send(&tx, header.request_id, Opcode::Response, Response::Error(error), &in_flight);
+                note_refused(&ctx, peer, &mut refused_requests, "unknown_opcode");
                 if identity.is_none() {
                     break 'conn Close::Handshake("unknown opcode before hello");
                 }
@@ -91,6 +95,7 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, peer: Sock
                 Ok(_) | Err(_) => {
                     let error = GatewayCode::BadRequest.error("payload does not match the opcode or does not validate");
                     send(&tx, header.request_id, opcode, Response::Error(error), &in_flight);
+                    note_refused(&ctx, peer, &mut refused_requests, "bad_request");
                     if identity.is_none() {
                         break 'conn Close::Handshake("malformed hello");
                     }
@@ -151,6 +156,9 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, peer: Sock
             Ok(Err(e)) => break Close::Io(e),
         }
     };
+    if refused_requests > 1 {
+        tracing::warn!(%peer, refused_requests, "connection refused several requests");
+    }
     match &close {
         Close::PeerClosed | Close::Shutdown => tracing::debug!(%peer, reason = %close, "connection closed"),
         Close::Idle => tracing::info!(%peer, "closing idle connection"),
@@ -160,6 +168,17 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, peer: Sock
     drop(tx);
     let drain = ctx.config.idle_timeout.min(std::time::Duration::from_secs(10));
     let _ = tokio::time::timeout(drain, writer_task).await;
+}
+
+/// Count a request refused by the gateway (the connection may continue). Only the first one per
+/// connection is logged, so a flood of malformed frames cannot flood the log; the count is
+/// reported when the connection closes.
+fn note_refused(ctx: &ServerCtx, peer: SocketAddr, refused_requests: &mut u64, reason: &'static str) {
+    ctx.metrics.refused.get_or_create(&ReasonLabel { reason }).inc();
+    if *refused_requests == 0 {
+        tracing::warn!(%peer, reason, "request refused (further refusals on this connection are counted, not logged)");
+    }
+    *refused_requests += 1;
 }
 
 fn send(tx: &mpsc::UnboundedSender<Outbound>, request_id: u64, opcode: Opcode, response: Response, in_flight: &InFlight) {

@@ -411,6 +411,17 @@ impl ServerCtx {
         Ok((self.owner(sku), command))
     }
 
+    async fn create_campaign(&self, campaign: CampaignId, partition: u32, command: Command) -> Response {
+        if !self.index.claim_campaign(campaign, partition) {
+            return engine(EngineError::DuplicateCampaign { campaign });
+        }
+        let answer = self.done(partition, command).await;
+        if !matches!(answer, Response::Done) {
+            self.index.unclaim_campaign(campaign);
+        }
+        answer
+    }
+
     async fn done(&self, partition: u32, command: Command) -> Response {
         match self.call(partition, command).await {
             Ok(_) => Response::Done,
@@ -488,11 +499,7 @@ impl ServerCtx {
                 };
                 let spec = FlashSaleSpec { id: CampaignId(id), sku, pool_qty, per_customer_limit, starts_at_ms, ends_at_ms };
                 let p = self.owner(sku);
-                let answer = self.done(p, Command::CreateFlashSale(spec)).await;
-                if matches!(answer, Response::Done) {
-                    self.index.set_campaign(CampaignId(id), p);
-                }
-                answer
+                self.create_campaign(CampaignId(id), p, Command::CreateFlashSale(spec)).await
             }
             Request::CreatePresale { id, sku, quota, per_customer_limit, starts_at_ms, ends_at_ms, balance_window_ms } => {
                 let sku = match self.resolve(&sku) {
@@ -501,11 +508,7 @@ impl ServerCtx {
                 };
                 let spec = PresaleSpec { id: CampaignId(id), sku, quota, per_customer_limit, starts_at_ms, ends_at_ms, balance_window_ms };
                 let p = self.owner(sku);
-                let answer = self.done(p, Command::CreatePresale(spec)).await;
-                if matches!(answer, Response::Done) {
-                    self.index.set_campaign(CampaignId(id), p);
-                }
-                answer
+                self.create_campaign(CampaignId(id), p, Command::CreatePresale(spec)).await
             }
             Request::SetChannelPolicy { channel, ratio_bp, floor, exceptions } => {
                 let mut resolved = Vec::with_capacity(exceptions.len());
