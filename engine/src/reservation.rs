@@ -252,12 +252,14 @@ impl LiveSet {
 
     pub fn insert(&mut self, reservation: Reservation) {
         debug_assert!(self.slots.len() < u32::MAX as usize);
-        if let Some(&slot) = self.index.get(&reservation.id) {
-            self.slots[slot as usize] = reservation;
-            return;
+        // One hash lookup: the entry either names the slot to overwrite or takes the next one.
+        match self.index.entry(reservation.id) {
+            std::collections::hash_map::Entry::Occupied(slot) => self.slots[*slot.get() as usize] = reservation,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(self.slots.len() as u32);
+                self.slots.push(reservation);
+            }
         }
-        self.index.insert(reservation.id, self.slots.len() as u32);
-        self.slots.push(reservation);
     }
 
     pub fn remove(&mut self, id: &ReservationId) -> Option<Reservation> {
