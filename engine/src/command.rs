@@ -371,6 +371,8 @@ pub enum Command {
     CreateFlashSale(FlashSaleSpec),
     CreatePresale(PresaleSpec),
     SetChannelPolicy(ChannelPolicy),
+    /// Order lifecycle (see [`crate::orders`]); routed by order or wave id, rules to every partition.
+    Order(crate::orders::OrderCommand),
 }
 
 impl Command {
@@ -398,6 +400,7 @@ impl Command {
             Command::CreateFlashSale(_) => "create_flash_sale",
             Command::CreatePresale(_) => "create_presale",
             Command::SetChannelPolicy(_) => "set_channel_policy",
+            Command::Order(order) => order.name(),
         }
     }
 }

@@ -114,6 +114,45 @@ pub enum EngineError {
         warehouse: WarehouseId,
         max: u64,
     },
+    // ----- orders (crate::orders) -----
+    #[error("unknown order {order}")]
+    UnknownOrder { order: u64 },
+    #[error("order {order} is {state}, cannot {action}")]
+    IllegalTransition { order: u64, state: &'static str, action: &'static str },
+    #[error("shipment {shipment} is {state}, cannot {action}")]
+    ShipmentTransition { shipment: u64, state: &'static str, action: &'static str },
+    #[error("order {order} is owned by partition {owner}, not {this}")]
+    WrongOrderPartition { order: u64, owner: u32, this: u32 },
+    #[error("order id {order} already belongs to channel order {external_id}")]
+    OrderConflict { order: u64, external_id: String },
+    #[error("invalid order {order}: {reason}")]
+    InvalidOrder { order: u64, reason: &'static str },
+    #[error("order {order}: {requested} units of SKU {sku} requested but only {open} are not yet allocated")]
+    ExceedsOpen { order: u64, sku: SkuId, requested: u32, open: u32 },
+    #[error("order {order}: {requested} units of SKU {sku} claimed but only {claimable} may be")]
+    ExceedsClaimable { order: u64, sku: SkuId, requested: u32, claimable: u32 },
+    #[error("unknown shipment {shipment}")]
+    UnknownShipment { shipment: u64 },
+    #[error("unknown after-sales request {after_sale}")]
+    UnknownAfterSale { after_sale: u64 },
+    #[error("unknown wave {wave}")]
+    UnknownWave { wave: u64 },
+    #[error("wave {wave} already exists")]
+    DuplicateWave { wave: u64 },
+    #[error("invalid wave {wave}: {reason}")]
+    InvalidWave { wave: u64, reason: &'static str },
+    #[error("no allocated shipment waits in warehouse {warehouse}")]
+    NothingToWave { warehouse: WarehouseId },
+    #[error("SKU {sku} is not on the pick list of wave {wave}")]
+    WrongSku { wave: u64, sku: SkuId },
+    #[error("wave {wave}: {requested} units of SKU {sku} scanned but {remaining} remain to pick")]
+    OverPick { wave: u64, sku: SkuId, requested: u32, remaining: u32 },
+    #[error("shipment {shipment} has no carrier (no carrier rule accepts it)")]
+    NoCarrier { shipment: u64 },
+    #[error("waybill number range of carrier {carrier} is exhausted")]
+    WaybillRangeExhausted { carrier: String },
+    #[error("invalid rules: {reason}")]
+    InvalidRules { reason: String },
 }
 
 impl EngineError {
@@ -150,6 +189,25 @@ impl EngineError {
             EngineError::DuplicateReservation { .. } => "duplicate_reservation",
             EngineError::InvalidCode { .. } => "invalid_code",
             EngineError::QuantityOverflow { .. } => "quantity_overflow",
+            EngineError::UnknownOrder { .. } => "unknown_order",
+            EngineError::IllegalTransition { .. } => "illegal_transition",
+            EngineError::ShipmentTransition { .. } => "shipment_transition",
+            EngineError::WrongOrderPartition { .. } => "wrong_order_partition",
+            EngineError::OrderConflict { .. } => "order_conflict",
+            EngineError::InvalidOrder { .. } => "invalid_order",
+            EngineError::ExceedsOpen { .. } => "exceeds_open",
+            EngineError::ExceedsClaimable { .. } => "exceeds_claimable",
+            EngineError::UnknownShipment { .. } => "unknown_shipment",
+            EngineError::UnknownAfterSale { .. } => "unknown_after_sale",
+            EngineError::UnknownWave { .. } => "unknown_wave",
+            EngineError::DuplicateWave { .. } => "duplicate_wave",
+            EngineError::InvalidWave { .. } => "invalid_wave",
+            EngineError::NothingToWave { .. } => "nothing_to_wave",
+            EngineError::WrongSku { .. } => "wrong_sku",
+            EngineError::OverPick { .. } => "over_pick",
+            EngineError::NoCarrier { .. } => "no_carrier",
+            EngineError::WaybillRangeExhausted { .. } => "waybill_range_exhausted",
+            EngineError::InvalidRules { .. } => "invalid_rules",
         }
     }
 }

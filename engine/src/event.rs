@@ -199,4 +199,6 @@ pub enum Event {
     ChannelPolicySet {
         channel: ChannelId,
     },
+    /// What an order command decided (see [`crate::orders::OrderEvent`]).
+    Order(crate::orders::OrderEvent),
 }

@@ -16,8 +16,11 @@ pub mod command;
 pub mod error;
 pub mod event;
 pub mod fastpath;
+#[cfg(all(test, loom))]
+mod fastpath_loom;
 pub mod ids;
 pub mod ledger;
+pub mod orders;
 pub mod partition;
 pub mod reservation;
 pub mod routing;

@@ -149,6 +149,26 @@ impl ShardedEngine {
             Command::CreatePresale(spec) => {
                 self.apply_to(self.owner(spec.sku), envelope, out).map(drop)
             }
+            Command::Order(order) => {
+                // The owning partition (or every one, for rules) decides; then its effect events
+                // become ordinary stock commands for the SKU partitions (release, ship, return).
+                let mark = out.len();
+                match order.partition(self.partition_count()) {
+                    Some(p) => drop(self.apply_to(p as usize, envelope, out)?),
+                    None => {
+                        for p in 0..self.partitions.len() {
+                            self.apply_to(p, envelope, out)?;
+                        }
+                    }
+                }
+                let effects = crate::orders::stock_commands(&out[mark..], |sku| {
+                    self.partitions[self.owner(sku)].kit_components(sku)
+                });
+                for command in effects {
+                    self.apply(&Envelope { now_ms, command }, out)?;
+                }
+                Ok(())
+            }
         }
     }
 

@@ -103,6 +103,28 @@ impl CatalogIndex {
         self.campaigns.remove(&campaign);
     }
 
+    /// Follower: learn what a replicated command defines (SKU codes with the primary's ids, kits,
+    /// campaigns, reservation sequences), so reads resolve and a promotion allocates fresh ids.
+    pub fn learn(&self, partition: u32, command: &oms_engine::Command) {
+        use oms_engine::Command;
+        match command {
+            Command::DefineSku { id, code, .. } | Command::DefineKit { id, code, .. } => {
+                self.codes.insert(code.clone(), *id);
+                self.next_sku.fetch_max(id.0.saturating_add(1), Ordering::Relaxed);
+                if let Command::DefineKit { components, .. } = command {
+                    self.kits.insert(*id, components.clone());
+                }
+            }
+            Command::CreateFlashSale(spec) => self.set_campaign(spec.id, partition),
+            Command::CreatePresale(spec) => self.set_campaign(spec.id, partition),
+            Command::Reserve(request) => {
+                let sequence = oms_engine::routing::reservation_sequence(request.id);
+                self.next_reservation.fetch_max(sequence.saturating_add(1), Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
     pub fn next_reservation_sequence(&self) -> u64 {
         self.next_reservation.fetch_add(1, Ordering::Relaxed) & oms_engine::routing::SEQUENCE_MASK
     }

@@ -61,6 +61,13 @@ pub struct OmsdArgs {
     /// records after the damage; use only after reading `oms wal verify`).
     #[arg(long)]
     pub truncate_corrupt_log: bool,
+    /// Follow this primary (host:port): replicate its log into this server's own log and serve
+    /// reads only (writes are answered read_only) until `oms admin promote`.
+    #[arg(long, env = "OMSD_FOLLOW", value_name = "PRIMARY_ADDR")]
+    pub follow: Option<String>,
+    /// API key (reader or ops role) this follower sends to the primary.
+    #[arg(long, env = "OMSD_FOLLOW_API_KEY", hide_env_values = true)]
+    pub follow_api_key: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -86,6 +93,8 @@ pub struct FileConfig {
     pub batch_limit: Option<usize>,
     #[serde(default)]
     pub api_keys: Vec<ApiKeyConfig>,
+    pub follow: Option<String>,
+    pub follow_api_key: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -120,6 +129,9 @@ pub struct Config {
     pub batch_limit: usize,
     pub truncate_corrupt_log: bool,
     pub api_keys: Vec<ApiKeyConfig>,
+    /// Primary to follow (replication), if any.
+    pub follow: Option<String>,
+    pub follow_api_key: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +193,8 @@ impl Config {
             batch_limit: file.batch_limit.unwrap_or(4096).max(1),
             truncate_corrupt_log: args.truncate_corrupt_log,
             api_keys: file.api_keys,
+            follow: args.follow.clone().or(file.follow),
+            follow_api_key: args.follow_api_key.clone().or(file.follow_api_key),
         };
         if config.max_frame_bytes < 4096 {
             return Err(ConfigError::Invalid("max_frame_bytes must be at least 4096"));

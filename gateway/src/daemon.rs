@@ -70,6 +70,9 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         retention: Retention { min_bytes: 2 * config.segment_bytes, min_age: Duration::from_secs(3600) },
     };
     let workers = spawn_workers(recovered, worker_config, board.clone(), metrics.clone()).map_err(DaemonError::Threads)?;
+    if config.follow.is_some() {
+        workers.set_following(true);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.io_threads)
         .thread_name("omsd-io")
@@ -87,6 +90,7 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         shutting_down: AtomicBool::new(false),
         shutdown: tokio::sync::Notify::new(),
         open_connections: AtomicUsize::new(0),
+        replication: crate::replication::ReplicationState::new(config.follow.clone(), config.follow_api_key.clone()),
     });
     let served = runtime.block_on(serve(ctx.clone(), metrics));
     // Partition threads drain their queues, flush and write a final snapshot.
@@ -110,7 +114,10 @@ async fn serve(ctx: Arc<ServerCtx>, metrics: Arc<Metrics>) -> Result<(), DaemonE
             tracing::error!(error = %e, "admin server failed");
         }
     });
-    if config.demo && ctx.index.sku_count() == 0 {
+    if let Some(primary) = &config.follow {
+        tracing::info!(%primary, "follower: replicating the primary's log; writes are refused until promoted");
+        crate::replication::spawn_follower(ctx.clone());
+    } else if config.demo && ctx.index.sku_count() == 0 {
         crate::demo::load(&ctx).await.map_err(DaemonError::Demo)?;
     }
     ctx.ready.store(true, Ordering::Release);

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod demo;
 pub mod metrics;
 pub mod protocol;
+pub mod replication;
 pub mod runtime;
 pub mod server;
 pub mod wire_error;

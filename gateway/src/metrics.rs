@@ -31,6 +31,11 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
 pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<OpcodeLabel, Histogram>,
@@ -45,6 +50,14 @@ pub struct Metrics {
     pub fast_path_rejects: Counter,
     pub snapshots: Family<PartitionLabel, Counter>,
     pub storage_failed: Gauge,
+    /// Follower: records the primary has made durable that this server has not (replication).
+    pub replication_lag_records: Family<PartitionLabel, Gauge>,
+    /// Follower: age of the primary's newest record not yet applied here (0 when caught up).
+    pub replication_lag_seconds: Family<PartitionLabel, Gauge<f64, AtomicU64>>,
+    /// Open log subscriptions served by this server.
+    pub subscriptions: Gauge,
+    /// Webhook deliveries by outcome (delivered, retried, failed, dropped).
+    pub webhook_deliveries: Family<OutcomeLabel, Counter>,
     registry: Registry,
 }
 
@@ -71,6 +84,14 @@ impl Metrics {
         let fast_path_rejects = Counter::default();
         let snapshots = Family::<PartitionLabel, Counter>::default();
         let storage_failed = Gauge::default();
+        let replication_lag_records = Family::<PartitionLabel, Gauge>::default();
+        let replication_lag_seconds = Family::<PartitionLabel, Gauge<f64, AtomicU64>>::default();
+        let subscriptions = Gauge::default();
+        let webhook_deliveries = Family::<OutcomeLabel, Counter>::default();
+        registry.register("replication_lag_records", "Follower: durable records on the primary not yet applied here", replication_lag_records.clone());
+        registry.register("replication_lag_seconds", "Follower: age of the oldest primary record not yet applied here", replication_lag_seconds.clone());
+        registry.register("subscriptions", "Open log subscriptions", subscriptions.clone());
+        registry.register("webhook_deliveries", "Webhook deliveries by outcome", webhook_deliveries.clone());
         registry.register("requests", "Requests by opcode and outcome", requests.clone());
         registry.register("request_latency_seconds", "Time from decoding a request to writing its response", latency.clone());
         registry.register("partition_queue_depth", "Jobs waiting in each partition queue", queue_depth.clone());
@@ -98,6 +119,10 @@ impl Metrics {
             fast_path_rejects,
             snapshots,
             storage_failed,
+            replication_lag_records,
+            replication_lag_seconds,
+            subscriptions,
+            webhook_deliveries,
             registry,
         }
     }

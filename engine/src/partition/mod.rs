@@ -77,6 +77,8 @@ pub struct Partition {
     /// Sorted by channel id; `SkuState::channel_shown` is indexed like this.
     channels: Vec<ChannelPolicy>,
     ledger: Ledger,
+    /// Orders owned by this partition (by order id), see [`crate::orders`].
+    pub(crate) orders: crate::orders::OrderBook,
     /// Reused buffer for reservation planning, so the hot path does not allocate for it.
     scratch: Vec<Allocation>,
 }
@@ -100,6 +102,7 @@ impl Partition {
             campaigns: BTreeMap::new(),
             channels: Vec::new(),
             ledger: Ledger::with_fold_limit(limits.ledger_fold_limit),
+            orders: crate::orders::OrderBook::default(),
             scratch: Vec::new(),
         }
     }
@@ -155,7 +158,11 @@ impl Partition {
         out: &mut Vec<Event>,
     ) -> Result<Outcome, EngineError> {
         match command {
-            Command::Tick { budget } => Ok(self.tick(now, *budget, out)),
+            Command::Tick { budget } => {
+                let stock = self.tick(now, *budget, out);
+                let orders = self.orders.tick(now, *budget, out);
+                Ok(if orders { Outcome::Changed } else { stock })
+            }
             Command::DefineWarehouse {
                 id,
                 code,
@@ -221,6 +228,7 @@ impl Partition {
             Command::CreateFlashSale(spec) => self.create_flash_sale(now, spec, out),
             Command::CreatePresale(spec) => self.create_presale(spec, out),
             Command::SetChannelPolicy(policy) => self.set_channel_policy(policy, out),
+            Command::Order(order) => self.apply_order(now, order, out),
         }
     }
 

@@ -99,6 +99,8 @@ pub struct PartitionImage {
     pub ledger_opening: Vec<(SkuId, WarehouseId, Balance)>,
     pub ledger_entries: Vec<Movement>,
     pub ledger_total_entries: u64,
+    /// Orders, waves and order rules (see [`crate::orders::OrderBookImage`]).
+    pub orders: crate::orders::OrderBookImage,
 }
 
 fn view_cell(warehouse: WarehouseId, c: &StockCell) -> WarehouseStockView {
@@ -330,6 +332,7 @@ impl Partition {
             ledger_opening,
             ledger_entries: self.ledger.entries.clone(),
             ledger_total_entries: self.ledger.total_entries,
+            orders: self.orders.image(),
         }
     }
 
@@ -380,6 +383,7 @@ impl Partition {
             .collect();
         ledger.entries = image.ledger_entries;
         ledger.total_entries = image.ledger_total_entries;
+        partition.orders = crate::orders::OrderBook::from_image(image.orders);
         partition.ledger = ledger;
         partition
     }

@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod channels;
+pub mod log;
 pub mod parse;
 pub mod wal;
 
@@ -94,6 +95,12 @@ pub enum Command {
     /// Offline inspection of a data directory's write-ahead logs (no server needed)
     #[command(subcommand)]
     Wal(WalCmd),
+    /// Read the replicated log as events (`oms log tail`)
+    #[command(subcommand)]
+    Log(log::LogCmd),
+    /// Replication administration (`oms admin promote`)
+    #[command(subcommand)]
+    Admin(log::AdminCmd),
 }
 
 #[derive(Args, Debug)]
@@ -510,6 +517,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     };
     match cli.command {
         Command::Wal(cmd) => run_wal(&ctx, cmd),
+        Command::Log(cmd) => log::run_log(&ctx, cmd).await,
+        Command::Admin(cmd) => log::run_admin(&ctx, cmd).await,
         Command::Stock(cmd) => run_stock(&ctx, cmd).await,
         Command::Catalog(CatalogCmd::Load { file }) => {
             let catalog = catalog::read_catalog(&file)?;

@@ -80,6 +80,12 @@ pub enum Request {
     CreatePresale { id: u32, sku: SkuRef, quota: u32, per_customer_limit: u32, starts_at_ms: u64, ends_at_ms: u64, balance_window_ms: u64 },
     /// exceptions: (sku, ratio_bp, cap).
     SetChannelPolicy { channel: u16, ratio_bp: u32, floor: u32, exceptions: Vec<(SkuRef, u32, u32)> },
+    /// Log subscription (docs/REPLICATION.md): stream durable records of one partition (or of all
+    /// when `None`) from `from_lsn`; `bootstrap` asks for a snapshot first when `from_lsn` is 0 or
+    /// older than the retained log (otherwise that is refused `behind_retention`).
+    Subscribe { partition: Option<u32>, from_lsn: u64, bootstrap: bool },
+    /// Turn a follower into the primary (ops).
+    Promote,
 }
 }
 
@@ -107,6 +113,8 @@ impl Request {
             Request::CreateFlashSale { .. } => Opcode::CreateFlashSale,
             Request::CreatePresale { .. } => Opcode::CreatePresale,
             Request::SetChannelPolicy { .. } => Opcode::SetChannelPolicy,
+            Request::Subscribe { .. } => Opcode::Subscribe,
+            Request::Promote => Opcode::Promote,
         }
     }
 }
@@ -151,6 +159,15 @@ pub enum BatchItem {
 }
 
 wire! {
+/// One log record as stored: the payload is the engine's encoded command envelope.
+pub struct LogRecordWire {
+    pub lsn: u64,
+    pub record_type: u8,
+    pub payload: Vec<u8>,
+}
+}
+
+wire! {
 pub enum Response {
     HelloOk { version: u16, server: String, partitions: u32, role: String, max_frame_bytes: u32, max_lines: u32, max_in_flight: u32 },
     Pong,
@@ -164,6 +181,11 @@ pub enum Response {
     /// A read or admin answer as JSON (engine view types).
     Json(String),
     Error(WireError),
+    /// A subscription frame: consecutive durable records (possibly none: a heartbeat).
+    LogRecords { partition: u32, records: Vec<LogRecordWire>, durable_lsn: u64 },
+    /// A subscription bootstrap: part of the encoded partition image at `lsn`; the records that
+    /// follow start at `lsn + 1`. The image is complete when `offset + data.len() == total`.
+    Snapshot { partition: u32, lsn: u64, offset: u64, total: u64, data: Vec<u8> },
 }
 }
 

@@ -49,11 +49,13 @@ pub enum Opcode {
     CreateFlashSale = 34,
     CreatePresale = 35,
     SetChannelPolicy = 36,
+    Subscribe = 40,
+    Promote = 41,
     Response = 100,
 }
 
 impl Opcode {
-    pub const ALL: [Opcode; 21] = [
+    pub const ALL: [Opcode; 23] = [
         Opcode::Hello,
         Opcode::Ping,
         Opcode::Reserve,
@@ -75,6 +77,8 @@ impl Opcode {
         Opcode::CreateFlashSale,
         Opcode::CreatePresale,
         Opcode::SetChannelPolicy,
+        Opcode::Subscribe,
+        Opcode::Promote,
     ];
 
     pub fn from_u16(value: u16) -> Option<Opcode> {
@@ -107,6 +111,8 @@ impl Opcode {
             Opcode::CreateFlashSale => "create_flash_sale",
             Opcode::CreatePresale => "create_presale",
             Opcode::SetChannelPolicy => "set_channel_policy",
+            Opcode::Subscribe => "subscribe",
+            Opcode::Promote => "promote",
             Opcode::Response => "response",
         }
     }

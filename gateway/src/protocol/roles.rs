@@ -47,7 +47,7 @@ impl Role {
         match self {
             Role::Storefront => storefront,
             Role::Ops => storefront || opcode != Response,
-            Role::Reader => matches!(opcode, Hello | Ping),
+            Role::Reader => matches!(opcode, Hello | Ping | Subscribe),
         }
     }
 }

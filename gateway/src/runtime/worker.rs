@@ -33,9 +33,23 @@ pub struct Workers {
     threads: parking_lot::Mutex<Vec<JoinHandle<()>>>,
     stop: Arc<AtomicBool>,
     poisoned: Arc<AtomicBool>,
+    /// Per partition: a log follower and the log directory (snapshots), for log subscriptions.
+    logs: Vec<(oms_wal::LogFollower, std::path::PathBuf)>,
+    /// Set while this server follows a primary: partition threads apply no ticks of their own.
+    following: Arc<AtomicBool>,
 }
 
 impl Workers {
+    /// The log follower and log directory of a partition (replication, subscriptions).
+    pub fn log(&self, partition: u32) -> Option<&(oms_wal::LogFollower, std::path::PathBuf)> {
+        self.logs.get(partition as usize)
+    }
+
+    /// Follower mode: while set, partition threads do not tick (time comes from the primary's log).
+    pub fn set_following(&self, following: bool) {
+        self.following.store(following, Ordering::Release);
+    }
+
     pub fn partitions(&self) -> u32 {
         self.senders.len() as u32
     }
@@ -82,6 +96,8 @@ pub fn spawn_workers(
 ) -> std::io::Result<Workers> {
     let stop = Arc::new(AtomicBool::new(false));
     let poisoned = Arc::new(AtomicBool::new(false));
+    let following = Arc::new(AtomicBool::new(false));
+    let mut logs = Vec::new();
     let mut senders = Vec::new();
     let mut threads = Vec::new();
     for r in recovered {
@@ -89,6 +105,7 @@ pub fn spawn_workers(
         let index = r.partition.index();
         publish_all(&r.partition, &board);
         let snapshots = SnapshotStore::open(&r.dir).map_err(std::io::Error::other)?;
+        logs.push((r.wal.reader_handle(), r.dir.clone()));
         let worker = Worker {
             label: Metrics::partition(index),
             partition: r.partition,
@@ -100,6 +117,7 @@ pub fn spawn_workers(
             config: config.clone(),
             stop: stop.clone(),
             poisoned: poisoned.clone(),
+            following: following.clone(),
             encode_buffer: AlignedVec::new(),
             events: Vec::with_capacity(1024),
             pending: Vec::with_capacity(config.batch_limit),
@@ -113,7 +131,7 @@ pub fn spawn_workers(
         senders.push(tx);
         threads.push(thread);
     }
-    Ok(Workers { senders, threads: parking_lot::Mutex::new(threads), stop, poisoned })
+    Ok(Workers { senders, threads: parking_lot::Mutex::new(threads), stop, poisoned, logs, following })
 }
 
 /// Seed the board with every SKU's availability and every campaign's state.
@@ -135,6 +153,7 @@ struct Worker {
     config: WorkerConfig,
     stop: Arc<AtomicBool>,
     poisoned: Arc<AtomicBool>,
+    following: Arc<AtomicBool>,
     encode_buffer: AlignedVec,
     /// Events of the current batch; each pending reply owns a range of it.
     events: Vec<Event>,
@@ -161,7 +180,9 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            if self.last_tick.elapsed() >= self.config.tick_interval {
+            if self.following.load(Ordering::Acquire) {
+                self.last_tick = Instant::now();
+            } else if self.last_tick.elapsed() >= self.config.tick_interval {
                 self.tick();
             }
             self.finish_batch();
@@ -346,9 +367,17 @@ impl Worker {
         if self.since_snapshot < self.config.snapshot_every || self.poisoned.load(Ordering::Acquire) {
             return;
         }
+        // The image reflects every appended record, so the log must hold all of them durably
+        // before the snapshot claims their LSN (otherwise a crash could leave a snapshot ahead of
+        // the log, and new records would reuse LSNs the snapshot already covers).
+        if let Err(e) = self.wal.sync() {
+            self.poison(&e);
+            return;
+        }
         // The clone is the consistent point; encoding and the file write happen off this thread.
         let image = self.partition.image();
         let lsn = self.wal.durable_lsn();
+        debug_assert_eq!(lsn, self.wal.last_lsn());
         let store = self.snapshots.clone();
         self.since_snapshot = 0;
         let spawned = std::thread::Builder::new()

@@ -51,6 +51,18 @@ enum Close {
     Handshake(&'static str),
 }
 
+impl crate::replication::FrameCredit for InFlight {
+    fn add(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+    fn unwritten(&self) -> u32 {
+        self.count.load(Ordering::Acquire)
+    }
+    fn written(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(self.drained.notified())
+    }
+}
+
 pub async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
@@ -127,6 +139,12 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, peer: Sock
             }
             if ctx.shutting_down.load(Ordering::Acquire) {
                 send(&tx, header.request_id, opcode, Response::Error(GatewayCode::ShuttingDown.error("shutting down")), &in_flight);
+                continue;
+            }
+            if let Request::Subscribe { partition, from_lsn, bootstrap } = request {
+                // A long-lived stream of frames with this request id (docs/REPLICATION.md).
+                let stream = crate::replication::StreamTx::new(tx.clone(), header.request_id, in_flight.clone());
+                crate::replication::spawn_subscription(ctx.clone(), partition, from_lsn, bootstrap, stream);
                 continue;
             }
             in_flight.count.fetch_add(1, Ordering::AcqRel);

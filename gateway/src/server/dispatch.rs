@@ -19,6 +19,9 @@ impl ServerCtx {
         let answer = |response: Response| {
             let _ = tx.send(Outbound { request_id, opcode, started, response });
         };
+        if self.replication.refuses(opcode) {
+            return answer(Response::Error(GatewayCode::ReadOnly.error("this server is a follower: send writes to the primary")));
+        }
         match request {
             Request::Ping => answer(Response::Pong),
             Request::Reserve(wire) => {

@@ -471,6 +471,8 @@ impl ServerCtx {
                 }
             }
             Request::Audit => self.audit().await,
+            Request::Promote => crate::replication::promote(&self).await,
+            Request::Subscribe { .. } => Response::Error(GatewayCode::Internal.error("subscriptions are served by the connection")),
             Request::DefineWarehouse { id, code, region, priority } => {
                 match self.call_all(Command::DefineWarehouse { id: WarehouseId(id), code, region, priority }).await {
                     Ok(()) => Response::Done,

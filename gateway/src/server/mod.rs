@@ -31,6 +31,8 @@ pub struct ServerCtx {
     pub shutting_down: AtomicBool,
     pub shutdown: tokio::sync::Notify,
     pub open_connections: AtomicUsize,
+    /// Follower / primary role (docs/REPLICATION.md).
+    pub replication: crate::replication::ReplicationState,
 }
 
 impl ServerCtx {

@@ -1,0 +1,748 @@
+//! Orders: lifecycle, channel intake, audit rules, allocation and split shipments, merge, waves,
+//! carriers, tracking alerts and after-sales, driven through a journaled `ShardedEngine` and the
+//! `Desk` coordinator. Every scenario ends by replaying the journal into fresh partitions and
+//! comparing images byte for byte.
+mod common;
+
+use common::assert_replay;
+use oms_engine::command::KitComponent;
+use oms_engine::orders::desk::{Allocated, Desk};
+use oms_engine::orders::intake::{self, ChannelOrder};
+use oms_engine::orders::model::*;
+use oms_engine::orders::{AlertKind, OrderCommand, OrderEvent, RulesFile};
+use oms_engine::*;
+
+const TAOBAO: &str = include_str!("orders_samples/taobao-style.json");
+const JD: &str = include_str!("orders_samples/jd-style.json");
+const DOUYIN: &str = include_str!("orders_samples/douyin-style.json");
+
+const RULES: &str = r#"
+[audit]
+[[audit.rule]]
+name = "big-order"
+kind = "amount_above"
+cents = 100000
+
+[[audit.rule]]
+name = "blacklisted-buyer"
+kind = "buyer_blacklist"
+values = ["fraudster"]
+
+[[audit.rule]]
+name = "urgent-remark"
+kind = "remark_keywords"
+values = ["REFUND", "投诉"]
+
+[[audit.rule]]
+name = "risky-region"
+kind = "risky_region"
+values = ["新疆"]
+
+[[audit.rule]]
+name = "velocity"
+kind = "buyer_velocity"
+max_orders = 3
+window_ms = 3600000
+
+[[audit.rule]]
+name = "address-incomplete"
+kind = "address_incomplete"
+
+[routing]
+merge_window_ms = 600000
+
+[carriers]
+no_progress_ms = 86400000
+delivery_sla_ms = 259200000
+default_weight_g = 500
+
+[[carriers.carrier]]
+code = "SF"
+prefix = "SF"
+range_start = 1000
+range_end = 1999
+base_cents = 1200
+per_kg_cents = 200
+cod = true
+
+[[carriers.carrier]]
+code = "YTO"
+prefix = "YT"
+range_start = 5000
+range_end = 5001
+base_cents = 600
+per_kg_cents = 100
+max_weight_g = 3000
+"#;
+
+const SKUS: [&str; 6] = ["TSHIRT-RED-XL", "CAP-BLK", "SNEAKER-42", "SOCKS-3P", "MUG-WHT", "PEN"];
+
+struct World {
+    engine: ShardedEngine,
+    desk: Desk,
+    now: u64,
+    events: Vec<Event>,
+}
+
+impl World {
+    /// `partitions` partitions, warehouses 1 and 2, the six SKUs (ids 0..6), rules loaded,
+    /// and `stock` units of every SKU in warehouse 1.
+    fn new(partitions: u32, stock: u32) -> World {
+        let mut w = World {
+            engine: ShardedEngine::new(partitions, Limits::default()).with_journal(),
+            desk: Desk::new(1_000),
+            now: 1_000,
+            events: Vec::new(),
+        };
+        for (id, priority) in [(1u16, 1u16), (2, 2)] {
+            w.ok(Command::DefineWarehouse { id: WarehouseId(id), code: format!("W{id}"), region: "cn".into(), priority });
+        }
+        for (i, code) in SKUS.iter().enumerate() {
+            w.ok(Command::DefineSku { id: SkuId(i as u32), code: (*code).into(), low_stock_threshold: 0 });
+            if stock > 0 {
+                w.receive(i as u32, 1, stock);
+            }
+        }
+        w.desk.learn_codes(&w.engine);
+        for command in RulesFile::parse(RULES).unwrap().commands() {
+            w.order(command).unwrap();
+        }
+        w
+    }
+
+    fn run(&mut self, command: Command) -> Result<Vec<Event>, EngineError> {
+        let mut out = Vec::new();
+        let result = self.engine.apply(&Envelope { now_ms: self.now, command }, &mut out);
+        self.events = out.clone();
+        result.map(|()| out)
+    }
+
+    #[track_caller]
+    fn ok(&mut self, command: Command) -> Vec<Event> {
+        self.run(command).unwrap()
+    }
+
+    fn order(&mut self, command: OrderCommand) -> Result<Vec<Event>, EngineError> {
+        self.run(Command::Order(command))
+    }
+
+    /// Run an order command that must be refused, and check the refusal changed nothing.
+    #[track_caller]
+    fn refused(&mut self, command: OrderCommand) -> EngineError {
+        let before: Vec<_> = self.engine.partitions().iter().map(|p| p.image()).collect();
+        let error = self.order(command).expect_err("refused");
+        assert!(self.events.is_empty(), "a refusal emitted {:?}", self.events);
+        let after: Vec<_> = self.engine.partitions().iter().map(|p| p.image()).collect();
+        assert_eq!(before, after, "refusal {error:?} changed the state");
+        error
+    }
+
+    fn receive(&mut self, sku: u32, warehouse: u16, qty: u32) {
+        self.ok(Command::Receive { sku: SkuId(sku), warehouse: WarehouseId(warehouse), qty });
+    }
+
+    fn import(&mut self, channel: SalesChannel, text: &str) -> OrderId {
+        let parsed = intake::parse(channel, text).unwrap();
+        let order = parsed.into_iter().next().unwrap().unwrap();
+        self.import_parsed(&order)
+    }
+
+    fn import_parsed(&mut self, order: &ChannelOrder) -> OrderId {
+        let mut out = Vec::new();
+        let id = self.desk.import(&mut self.engine, self.now, order, &mut out).unwrap();
+        self.events = out;
+        id
+    }
+
+    fn allocate(&mut self, order: OrderId) -> Allocated {
+        let mut out = Vec::new();
+        let result = self.desk.allocate(&mut self.engine, self.now, order, &mut out).unwrap();
+        self.events = out;
+        result
+    }
+
+    fn get(&self, order: OrderId) -> Order {
+        let p = oms_engine::orders::owner_of(order, self.engine.partition_count()) as usize;
+        self.engine.partitions()[p].orders().order(order).cloned().expect("known order")
+    }
+
+    fn wave(&self, wave: WaveId) -> Wave {
+        let p = oms_engine::orders::owner_of(wave, self.engine.partition_count()) as usize;
+        self.engine.partitions()[p].orders().wave(wave).cloned().expect("known wave")
+    }
+
+    /// The `n`th wave id that lives in the partition of `order` (waves group the shipments of
+    /// their own partition).
+    fn wave_for(&self, order: OrderId, n: u64) -> WaveId {
+        let partitions = u64::from(self.engine.partition_count());
+        n * partitions + order % partitions
+    }
+
+    fn create_wave(&mut self, wave: WaveId, warehouse: u16) -> Result<Vec<Event>, EngineError> {
+        self.order(OrderCommand::CreateWave {
+            wave,
+            warehouse: WarehouseId(warehouse),
+            carrier: None,
+            max_shipments: 100,
+            cutoff_ms: None,
+        })
+    }
+
+    /// Wave, scan everything, pack, ship every shipment of the order.
+    fn ship_all(&mut self, order: OrderId, wave: WaveId) {
+        let o = self.get(order);
+        let warehouses: Vec<u16> = o.shipments.iter().map(|s| s.warehouse.0).collect();
+        for (i, warehouse) in warehouses.iter().enumerate() {
+            let wave_id = self.wave_for(order, wave + i as u64);
+            self.create_wave(wave_id, *warehouse).unwrap();
+            for item in self.wave(wave_id).pick_list {
+                self.order(OrderCommand::ScanPick { wave: wave_id, sku: item.sku, qty: item.qty }).unwrap();
+            }
+        }
+        for s in self.get(order).shipments {
+            self.order(OrderCommand::Pack { shipment: s.id }).unwrap();
+            self.order(OrderCommand::Ship { shipment: s.id }).unwrap();
+        }
+    }
+
+    fn deliver_all(&mut self, order: OrderId) {
+        for s in self.get(order).shipments {
+            self.order(OrderCommand::Deliver { shipment: s.id }).unwrap();
+        }
+    }
+
+    fn stock(&self, sku: u32) -> (u64, u64, u64) {
+        let s = self.engine.stock(SkuId(sku)).unwrap();
+        (s.on_hand, s.reserved, s.available)
+    }
+
+    fn damaged(&self, sku: u32, warehouse: u16) -> u64 {
+        let s = self.engine.stock(SkuId(sku)).unwrap();
+        s.warehouses.iter().find(|w| w.warehouse == WarehouseId(warehouse)).map_or(0, |w| w.damaged)
+    }
+
+    fn order_events(&self) -> Vec<OrderEvent> {
+        self.events.iter().filter_map(|e| if let Event::Order(o) = e { Some(o.clone()) } else { None }).collect()
+    }
+
+    #[track_caller]
+    fn finish(&self) {
+        for p in self.engine.partitions() {
+            assert!(p.check().is_clean(), "partition {} not clean: {:?}", p.index(), p.check());
+            // A snapshot restores to the same image.
+            let image = p.image();
+            let restored = Partition::from_image(image.clone(), Limits::default());
+            assert_eq!(restored.image(), image);
+        }
+        assert_replay(&self.engine);
+    }
+}
+
+/// A native order for `buyer` with `lines` of (sku code, qty, unit cents).
+fn native(id: &str, buyer: &str, lines: &[(&str, u32, i64)], discount: i64) -> String {
+    let lines: Vec<String> = lines
+        .iter()
+        .map(|(sku, qty, unit)| format!(r#"{{"sku": "{sku}", "qty": {qty}, "unit_price_cents": {unit}}}"#))
+        .collect();
+    format!(
+        r#"{{"order_id": "{id}", "shop": "web", "buyer": "{buyer}", "remark": "",
+            "address": {{"name": "Ann", "phone": "555", "province": "广东省", "city": "深圳市",
+                         "district": "南山区", "detail": "科技园 1 号", "zip": "518000"}},
+            "lines": [{}], "discount_cents": {discount}, "shipping_cents": 0}}"#,
+        lines.join(",")
+    )
+}
+
+#[test]
+fn the_happy_path_runs_from_import_to_completed() {
+    // A Taobao sample order goes created -> approved -> allocated -> picking -> packed -> shipped
+    // -> delivered -> completed; stock is held on allocation and leaves on shipment; every status
+    // change is an event with its time; replay gives identical images.
+    let mut w = World::new(2, 10);
+    let id = w.import(SalesChannel::Taobao, TAOBAO);
+    let o = w.get(id);
+    assert_eq!(o.status, OrderStatus::Approved);
+    assert_eq!(o.paid_cents, 25_800);
+    // The channel's own line payments add up, so they are the allocation.
+    assert_eq!(o.lines.iter().map(|l| l.allocated_cents).collect::<Vec<_>>(), vec![17_143, 8_657]);
+    assert!(w.order_events().contains(&OrderEvent::StatusChanged {
+        order: id,
+        from: OrderStatus::Created,
+        to: OrderStatus::Approved,
+        at_ms: 1_000
+    }));
+
+    w.now = 2_000;
+    assert!(matches!(w.allocate(id), Allocated::Full { shipments: 1, .. }));
+    let o = w.get(id);
+    assert_eq!(o.status, OrderStatus::Allocated);
+    assert_eq!(o.shipments[0].warehouse, WarehouseId(1));
+    assert_eq!(w.stock(0), (10, 2, 8), "two T-shirts held");
+
+    let wave_id = w.wave_for(id, 2);
+    w.create_wave(wave_id, 1).unwrap();
+    assert_eq!(w.get(id).status, OrderStatus::Picking);
+    let wave = w.wave(wave_id);
+    // The scan check refuses a SKU that is not on the pick list.
+    assert_eq!(
+        w.refused(OrderCommand::ScanPick { wave: wave_id, sku: SkuId(4), qty: 1 }),
+        EngineError::WrongSku { wave: wave_id, sku: SkuId(4) }
+    );
+    for item in &wave.pick_list {
+        w.order(OrderCommand::ScanPick { wave: wave_id, sku: item.sku, qty: item.qty }).unwrap();
+    }
+    assert!(w.wave(wave_id).picked);
+    let shipment = w.get(id).shipments[0].id;
+    w.now = 3_000;
+    w.order(OrderCommand::Pack { shipment }).unwrap();
+    let o = w.get(id);
+    assert_eq!(o.status, OrderStatus::Packed);
+    assert_eq!(o.shipments[0].carrier.as_deref(), Some("YTO"), "the cheapest carrier that takes 1.5 kg");
+    assert_eq!(o.shipments[0].waybill.as_deref(), Some("YT5000"));
+    w.order(OrderCommand::Ship { shipment }).unwrap();
+    assert_eq!(w.get(id).status, OrderStatus::Shipped);
+    assert_eq!(w.stock(0), (8, 0, 8), "shipped units left on-hand");
+    w.order(OrderCommand::Deliver { shipment }).unwrap();
+    assert_eq!(w.get(id).status, OrderStatus::Delivered);
+    w.order(OrderCommand::Complete { order: id }).unwrap();
+    assert_eq!(w.get(id).status, OrderStatus::Completed);
+    w.finish();
+}
+
+#[test]
+fn illegal_transitions_are_refused_with_the_current_state() {
+    // Each action outside its allowed states is refused with a typed error naming the state, and
+    // the refusal changes nothing.
+    let mut w = World::new(1, 10);
+    let id = w.import(SalesChannel::Native, &native("N-1", "ann", &[("PEN", 1, 100)], 0));
+    assert_eq!(
+        w.refused(OrderCommand::Approve { order: id }),
+        EngineError::IllegalTransition { order: id, state: "approved", action: "approve" }
+    );
+    assert_eq!(
+        w.refused(OrderCommand::Complete { order: id }),
+        EngineError::IllegalTransition { order: id, state: "approved", action: "complete" }
+    );
+    assert_eq!(w.refused(OrderCommand::Approve { order: 42 }), EngineError::UnknownOrder { order: 42 });
+    w.allocate(id);
+    let shipment = w.get(id).shipments[0].id;
+    assert_eq!(
+        w.refused(OrderCommand::Ship { shipment }),
+        EngineError::ShipmentTransition { shipment, state: "allocated", action: "ship" }
+    );
+    w.ship_all(id, 1);
+    assert_eq!(
+        w.refused(OrderCommand::Cancel { order: id, reason: "late".into() }),
+        EngineError::IllegalTransition { order: id, state: "shipped", action: "cancel" }
+    );
+    assert!(matches!(
+        w.refused(OrderCommand::CreateAfterSale { order: id, kind: AfterSaleKind::Return, lines: vec![Line { sku: SkuId(5), qty: 1 }], reason: String::new() }),
+        EngineError::IllegalTransition { state: "shipped", .. }
+    ));
+    w.finish();
+}
+
+#[test]
+fn cancelling_releases_the_reservation() {
+    // An allocated and waved order is cancelled: its reservation is released in the stock
+    // partition, its shipments are cancelled and it leaves the wave's ready queue.
+    let mut w = World::new(2, 5);
+    let id = w.import(SalesChannel::Native, &native("N-2", "bob", &[("PEN", 2, 100), ("MUG-WHT", 1, 500)], 0));
+    w.allocate(id);
+    assert_eq!(w.stock(5), (5, 2, 3));
+    w.order(OrderCommand::Cancel { order: id, reason: "buyer asked".into() }).unwrap();
+    let o = w.get(id);
+    assert_eq!(o.status, OrderStatus::Cancelled);
+    assert_eq!(o.cancel_reason.as_deref(), Some("buyer asked"));
+    assert!(o.shipments.iter().all(|s| s.status == ShipmentStatus::Cancelled));
+    assert_eq!(w.stock(5), (5, 0, 5));
+    assert_eq!(w.stock(4), (5, 0, 5));
+    assert_eq!(w.create_wave(1, 1).unwrap_err(), EngineError::NothingToWave { warehouse: WarehouseId(1) });
+    w.finish();
+}
+
+#[test]
+fn channel_samples_parse_into_exact_cents() {
+    // The three marketplace samples parse: ids, buyer, address parts and amounts in cents.
+    let tb = intake::parse(SalesChannel::Taobao, TAOBAO).unwrap().remove(0).unwrap();
+    assert_eq!(tb.external_id, "2865530871004518");
+    assert_eq!((tb.paid_cents, tb.shipping_cents), (25_800, 0));
+    assert_eq!(tb.lines.len(), 2);
+    assert_eq!((tb.lines[0].sku_code.as_str(), tb.lines[0].qty, tb.lines[0].list_cents), ("TSHIRT-RED-XL", 2, 19_800));
+    assert_eq!(tb.lines[1].paid_cents, Some(8_657));
+    assert_eq!(tb.address.province, "广东省");
+    assert_eq!(tb.remark, "请尽快发货");
+
+    let jd = intake::parse(SalesChannel::Jd, JD).unwrap().remove(0).unwrap();
+    assert_eq!(jd.external_id, "301248877120");
+    assert_eq!(jd.paid_cents, 42_900);
+    assert_eq!(jd.lines.iter().map(|l| l.list_cents).collect::<Vec<_>>(), vec![39_900, 6_000]);
+    assert_eq!(jd.address.city, "北京市");
+
+    let dy = intake::parse(SalesChannel::Douyin, DOUYIN).unwrap().remove(0).unwrap();
+    assert_eq!(dy.external_id, "6932118820016654210");
+    assert_eq!((dy.paid_cents, dy.lines[0].qty, dy.lines[0].list_cents), (14_900, 3, 15_900));
+    assert_eq!(dy.address.district, "余杭区");
+
+    // JD gives no line payments: the 30.00 discount is allocated pro rata, summing exactly.
+    let mut w = World::new(2, 10);
+    let id = w.import_parsed(&jd);
+    let o = w.get(id);
+    assert_eq!(o.lines.iter().map(|l| l.allocated_cents).collect::<Vec<_>>(), vec![37_292, 5_608]);
+    assert_eq!(o.lines.iter().map(|l| l.allocated_cents).sum::<i64>(), 42_900);
+    w.import_parsed(&dy);
+    w.finish();
+}
+
+#[test]
+fn malformed_payloads_name_the_wrong_field_and_batches_import_the_rest() {
+    // Each malformed payload is refused with the path of the wrong field; in a batch the bad
+    // element is reported with its index and the good ones still parse.
+    let check = |channel: SalesChannel, text: &str, path: &str| {
+        let error = intake::parse(channel, text).unwrap().remove(0).unwrap_err();
+        assert_eq!(error.path, path, "{text}: {error}");
+    };
+    check(SalesChannel::Taobao, &TAOBAO.replace(r#""num": 2"#, r#""num": 0"#), "orders.order[0].num");
+    check(SalesChannel::Taobao, &TAOBAO.replace(r#""payment": "258.00""#, r#""payment": "258.001""#), "payment");
+    check(SalesChannel::Taobao, &TAOBAO.replace(r#""tid""#, r#""tid_x""#), "tid");
+    check(SalesChannel::Jd, &JD.replace(r#""jdPrice": "60.00""#, r#""jdPrice": "sixty""#), "itemInfoList[1].jdPrice");
+    check(SalesChannel::Jd, &JD.replace(r#""itemTotal": "1"}"#, r#""itemTotal": "-1"}"#), "itemInfoList[0].itemTotal");
+    check(SalesChannel::Douyin, &DOUYIN.replace(r#""pay_amount": 14900,"#, r#""pay_amount": "14.9","#), "shop_order_detail.pay_amount");
+    check(SalesChannel::Douyin, &DOUYIN.replace(r#""out_sku_id": "MUG-WHT""#, r#""out_sku_id": """#), "shop_order_detail.sku_order_list[0].out_sku_id");
+    check(SalesChannel::Native, r#"{"order_id": "x", "address": {}, "lines": []}"#, "lines");
+    check(SalesChannel::Native, &native("N", "b", &[("PEN", 1, 100)], 0).replace(r#""shipping_cents": 0"#, r#""shipping_cents": 0, "paid_cents": 7"#), "paid_cents");
+    assert_eq!(intake::parse(SalesChannel::Taobao, "{not json").unwrap_err().path, "$");
+
+    let batch = format!("[{}, {}, {}]", native("B-1", "x", &[("PEN", 1, 100)], 0), r#"{"order_id": 5}"#, native("B-3", "y", &[("MUG-WHT", 2, 300)], 100));
+    let results = intake::parse(SalesChannel::Native, &batch).unwrap();
+    assert!(results[0].is_ok() && results[2].is_ok());
+    let error = results[1].as_ref().unwrap_err();
+    assert_eq!((error.index, error.path.as_str()), (Some(1), "address"));
+    assert_eq!(error.to_string(), "[1].address: missing");
+
+    // An unknown SKU code is refused at resolution with the line's path.
+    let mut order = results[0].clone().unwrap();
+    order.lines[0].sku_code = "NOPE".into();
+    let w = World::new(1, 0);
+    let error = order.resolve(|c| w.desk.codes.get(c).copied()).unwrap_err();
+    assert_eq!(error.path, "lines[0].sku");
+}
+
+#[test]
+fn reimporting_a_channel_order_is_idempotent() {
+    // The same channel order imported twice is one order; the second import changes nothing and
+    // is not journaled.
+    let mut w = World::new(2, 10);
+    let first = w.import(SalesChannel::Taobao, TAOBAO);
+    let journal = w.engine.journal().len();
+    let second = w.import(SalesChannel::Taobao, TAOBAO);
+    assert_eq!(first, second);
+    assert!(w.events.is_empty());
+    assert_eq!(w.engine.journal().len(), journal);
+    let total: usize = w.engine.partitions().iter().map(|p| p.orders().len()).sum();
+    assert_eq!(total, 1);
+    w.finish();
+}
+
+#[test]
+fn audit_rules_hold_orders_with_the_rule_names() {
+    // Orders tripping audit rules go on hold naming every rule; an operator approves or rejects;
+    // clean orders are approved automatically; the velocity rule counts a buyer's recent orders.
+    let mut w = World::new(1, 100);
+    let big = w.import(SalesChannel::Native, &native("A-1", "fraudster", &[("PEN", 1, 200_000)], 0));
+    assert_eq!(w.get(big).status, OrderStatus::OnHold);
+    assert_eq!(w.get(big).holds, vec!["big-order", "blacklisted-buyer"]);
+    assert!(w.order_events().iter().any(|e| matches!(e, OrderEvent::Held { rules, .. } if rules.len() == 2)));
+
+    let remark = native("A-2", "carl", &[("PEN", 1, 100)], 0).replace(r#""remark": """#, r#""remark": "will ask for a refund""#);
+    let held = w.import(SalesChannel::Native, &remark);
+    assert_eq!(w.get(held).holds, vec!["urgent-remark"]);
+    let incomplete = native("A-3", "dora", &[("PEN", 1, 100)], 0).replace(r#""phone": "555""#, r#""phone": """#);
+    let incomplete = w.import(SalesChannel::Native, &incomplete);
+    assert_eq!(w.get(incomplete).holds, vec!["address-incomplete"]);
+
+    w.order(OrderCommand::Approve { order: held }).unwrap();
+    assert_eq!(w.get(held).status, OrderStatus::Approved);
+    assert!(w.get(held).holds.is_empty());
+    w.order(OrderCommand::Reject { order: big, reason: "fraud".into() }).unwrap();
+    assert_eq!(w.get(big).status, OrderStatus::Cancelled);
+    // On hold, an order cannot be allocated.
+    assert_eq!(w.allocate(incomplete), Allocated::NotWaiting);
+
+    // Velocity: the 4th order of one buyer within the hour is held, one later is not.
+    let ids: Vec<OrderId> = (0..4).map(|i| w.import(SalesChannel::Native, &native(&format!("V-{i}"), "eve", &[("PEN", 1, 100)], 0))).collect();
+    assert_eq!(ids.iter().map(|id| w.get(*id).status).collect::<Vec<_>>()[3], OrderStatus::OnHold);
+    assert_eq!(w.get(ids[3]).holds, vec!["velocity"]);
+    assert_eq!(w.get(ids[2]).status, OrderStatus::Approved);
+    w.now += 3_600_001;
+    let later = w.import(SalesChannel::Native, &native("V-9", "eve", &[("PEN", 1, 100)], 0));
+    assert_eq!(w.get(later).status, OrderStatus::Approved);
+
+    // Manual hold and release.
+    w.order(OrderCommand::Hold { order: later, reason: "call buyer".into() }).unwrap();
+    assert_eq!(w.get(later).holds, vec!["manual: call buyer"]);
+    // A reload replaces the rules: with no audit rules, nothing is held.
+    w.order(OrderCommand::SetAuditRules(Default::default())).unwrap();
+    let free = w.import(SalesChannel::Native, &native("A-9", "fraudster", &[("PEN", 1, 200_000)], 0));
+    assert_eq!(w.get(free).status, OrderStatus::Approved);
+    // Invalid rules are refused with the reason.
+    let bad = RulesFile::parse("[[audit.rule]]\nname = \"x\"\nkind = \"amount_above\"\n");
+    assert!(bad.unwrap_err().contains("cents must be > 0"));
+    w.finish();
+}
+
+#[test]
+fn lines_split_over_warehouses_make_several_shipments_and_kits_deduct_components() {
+    // SKU PEN is only in warehouse 2 and MUG only in warehouse 1: two shipments, each with its
+    // warehouse's items. A kit line reserves its components.
+    let mut w = World::new(2, 0);
+    w.receive(5, 2, 5);
+    w.receive(4, 1, 5);
+    w.receive(3, 1, 10);
+    w.ok(Command::DefineKit { id: SkuId(6), code: "GIFT".into(), components: vec![KitComponent { sku: SkuId(3), qty: 2 }, KitComponent { sku: SkuId(4), qty: 1 }] });
+    w.desk.learn_codes(&w.engine);
+    let id = w.import(SalesChannel::Native, &native("S-1", "fay", &[("PEN", 2, 100), ("MUG-WHT", 1, 500), ("GIFT", 2, 900)], 0));
+    assert!(matches!(w.allocate(id), Allocated::Full { shipments: 2, .. }));
+    let o = w.get(id);
+    let by_warehouse: Vec<(u16, Vec<(u32, u32)>)> =
+        o.shipments.iter().map(|s| (s.warehouse.0, s.items.iter().map(|a| (a.sku.0, a.qty)).collect())).collect();
+    assert!(by_warehouse.contains(&(2, vec![(5, 2)])), "{by_warehouse:?}");
+    assert_eq!(w.stock(3), (10, 4, 6), "2 kits x 2 socks");
+    assert_eq!(w.stock(4), (5, 3, 2), "1 mug + 2 kits x 1 mug");
+    w.ship_all(id, 1);
+    assert_eq!(w.get(id).status, OrderStatus::Shipped);
+    assert_eq!(w.stock(3), (6, 0, 6));
+    w.finish();
+}
+
+#[test]
+fn unfillable_orders_park_retry_when_stock_arrives_and_cancel_after_a_time() {
+    // With no stock the default rule parks the order; it is allocated on retry once stock arrives.
+    // A "cancel" rule parks with a deadline and a Tick past it cancels the order. A "partial" rule
+    // ships what is there and parks the rest.
+    let mut w = World::new(2, 0);
+    let id = w.import(SalesChannel::Native, &native("U-1", "gus", &[("PEN", 3, 100)], 0));
+    assert_eq!(w.allocate(id), Allocated::Parked);
+    assert_eq!(w.get(id).parked_since_ms, Some(1_000));
+    w.receive(5, 1, 3);
+    let mut out = Vec::new();
+    let results = w.desk.retry_parked(&mut w.engine, w.now, &mut out).unwrap();
+    assert!(matches!(results[0].1, Allocated::Full { .. }));
+    assert_eq!(w.get(id).parked_since_ms, None);
+
+    let rules = r#"
+[routing]
+[[routing.rule]]
+name = "douyin-partial"
+channels = ["douyin"]
+partial = true
+[[routing.rule]]
+name = "jd-cancel"
+channels = ["jd"]
+on_unfillable = "cancel"
+cancel_after_ms = 5000
+"#;
+    for c in RulesFile::parse(rules).unwrap().commands() {
+        w.order(c).unwrap();
+    }
+    let jd = w.import(SalesChannel::Jd, JD);
+    assert_eq!(w.allocate(jd), Allocated::Parked);
+    assert_eq!(w.get(jd).parked_cancel_at_ms, Some(6_000));
+    w.now = 6_000;
+    w.ok(Command::Tick { budget: 100 });
+    assert_eq!(w.get(jd).status, OrderStatus::Cancelled);
+    assert_eq!(w.get(jd).cancel_reason.as_deref(), Some("unfillable"));
+
+    w.receive(4, 1, 2);
+    let dy = w.import(SalesChannel::Douyin, DOUYIN);
+    assert!(matches!(w.allocate(dy), Allocated::Partial { .. }));
+    let o = w.get(dy);
+    assert_eq!((o.lines[0].allocated_qty, o.status), (2, OrderStatus::Allocated));
+    assert!(o.parked_since_ms.is_some());
+    w.receive(4, 2, 1);
+    let mut out = Vec::new();
+    w.desk.retry_parked(&mut w.engine, w.now, &mut out).unwrap();
+    let o = w.get(dy);
+    assert_eq!((o.lines[0].allocated_qty, o.shipments.len()), (3, 2));
+    w.finish();
+}
+
+#[test]
+fn orders_of_one_buyer_merge_into_one_shipment_and_split_back() {
+    // Two approved orders with the same buyer, shop and address merge; allocation of the leader
+    // reserves both in one shipment; statuses follow the leader. Split undoes a merge.
+    let mut w = World::new(1, 10);
+    let a = w.import(SalesChannel::Native, &native("M-1", "hal", &[("PEN", 1, 100)], 0));
+    let b = w.import(SalesChannel::Native, &native("M-2", "hal", &[("MUG-WHT", 1, 500)], 0));
+    let c = w.import(SalesChannel::Native, &native("M-3", "ivy", &[("MUG-WHT", 1, 500)], 0));
+    assert!(matches!(w.refused(OrderCommand::Merge { orders: vec![a, c] }), EngineError::InvalidOrder { .. }));
+    w.order(OrderCommand::Merge { orders: vec![a, b] }).unwrap();
+    w.order(OrderCommand::Split { order: a }).unwrap();
+    assert_eq!(w.get(b).merged_into, None);
+    w.order(OrderCommand::Merge { orders: vec![a, b] }).unwrap();
+    assert_eq!(w.allocate(b), Allocated::NotWaiting, "a follower is allocated with its leader");
+    assert!(matches!(w.allocate(a), Allocated::Full { shipments: 1, .. }));
+    let shipment = &w.get(a).shipments[0];
+    assert_eq!(shipment.items.len(), 2);
+    assert_eq!(w.get(b).status, OrderStatus::Allocated);
+    w.ship_all(a, 1);
+    assert_eq!(w.get(b).status, OrderStatus::Shipped);
+    w.finish();
+}
+
+#[test]
+fn pick_lists_follow_the_s_shaped_walk() {
+    // Bin locations per SKU x warehouse order the pick list: aisle 1 bays ascending, aisle 2 bays
+    // descending; SKUs without a bin come last. Waves take shipments of one warehouse only.
+    let mut w = World::new(1, 10);
+    for (sku, bin) in [(0, "A02-03-1"), (1, "A01-09-1"), (2, "A02-11-1"), (3, "A01-02-2")] {
+        w.order(OrderCommand::SetBinLocation { warehouse: WarehouseId(1), sku: SkuId(sku), bin: Bin::parse(bin).unwrap() }).unwrap();
+    }
+    let id = w.import(SalesChannel::Native, &native("W-1", "joe", &[("TSHIRT-RED-XL", 1, 100), ("CAP-BLK", 1, 100), ("SNEAKER-42", 1, 100), ("SOCKS-3P", 1, 100), ("PEN", 1, 100)], 0));
+    w.allocate(id);
+    assert_eq!(w.create_wave(7, 2).unwrap_err(), EngineError::NothingToWave { warehouse: WarehouseId(2) });
+    w.create_wave(7, 1).unwrap();
+    let order: Vec<u32> = w.wave(7).pick_list.iter().map(|p| p.sku.0).collect();
+    assert_eq!(order, vec![3, 1, 2, 0, 5]);
+    assert_eq!(
+        w.refused(OrderCommand::ScanPick { wave: 7, sku: SkuId(3), qty: 2 }),
+        EngineError::OverPick { wave: 7, sku: SkuId(3), requested: 2, remaining: 1 }
+    );
+    assert_eq!(w.refused(OrderCommand::ScanPick { wave: 8, sku: SkuId(3), qty: 1 }), EngineError::UnknownWave { wave: 8 });
+    w.finish();
+}
+
+#[test]
+fn carriers_are_chosen_by_rules_and_waybill_ranges_run_out() {
+    // A heavy or cash-on-delivery parcel goes to SF (YTO takes neither); YTO's two-number range
+    // runs out with a typed error on the third pack.
+    let mut w = World::new(1, 100);
+    w.order(OrderCommand::SetSkuProfile { sku: SkuId(2), weight_g: 4_000 }).unwrap();
+    let heavy = w.import(SalesChannel::Native, &native("C-1", "kim", &[("SNEAKER-42", 1, 100)], 0));
+    let cod = native("C-2", "lee", &[("PEN", 1, 100)], 0).replace(r#""remark""#, r#""cash_on_delivery": true, "remark""#);
+    let cod = w.import(SalesChannel::Native, &cod);
+    let light: Vec<OrderId> = (0..3).map(|i| w.import(SalesChannel::Native, &native(&format!("C-L{i}"), "mo", &[("PEN", 1, 100)], 0))).collect();
+    for id in [heavy, cod].iter().chain(&light) {
+        w.allocate(*id);
+    }
+    assert_eq!(w.get(heavy).shipments[0].carrier.as_deref(), Some("SF"));
+    assert_eq!(w.get(cod).shipments[0].carrier.as_deref(), Some("SF"));
+    assert_eq!(w.get(light[0]).shipments[0].carrier.as_deref(), Some("YTO"));
+    w.create_wave(1, 1).unwrap();
+    for id in &light[..2] {
+        w.order(OrderCommand::Pack { shipment: w.get(*id).shipments[0].id }).unwrap();
+    }
+    let third = w.get(light[2]).shipments[0].id;
+    assert_eq!(w.refused(OrderCommand::Pack { shipment: third }), EngineError::WaybillRangeExhausted { carrier: "YTO".into() });
+    w.order(OrderCommand::Pack { shipment: w.get(heavy).shipments[0].id }).unwrap();
+    assert_eq!(w.get(heavy).shipments[0].waybill.as_deref(), Some("SF1000"));
+    w.finish();
+}
+
+#[test]
+fn tracking_alerts_fire_on_no_progress_and_late_delivery() {
+    // A shipped parcel with no tracking for a day raises NoProgress once; tracking resets the
+    // clock; one still undelivered after the 3-day SLA raises Late; a "delivered" scan delivers.
+    let mut w = World::new(2, 10);
+    let id = w.import(SalesChannel::Native, &native("T-1", "ned", &[("PEN", 1, 100)], 0));
+    w.allocate(id);
+    w.ship_all(id, 1);
+    let shipment = w.get(id).shipments[0].id;
+    let shipped = w.now;
+    w.now = shipped + 43_200_000;
+    w.order(OrderCommand::Track { shipment, code: "in_transit".into(), location: "Shenzhen hub".into() }).unwrap();
+    w.now = shipped + 86_400_001;
+    w.ok(Command::Tick { budget: 100 });
+    assert!(w.order_events().is_empty(), "tracking reset the no-progress clock");
+    w.now = shipped + 43_200_000 + 86_400_000;
+    w.ok(Command::Tick { budget: 100 });
+    assert_eq!(w.order_events(), vec![OrderEvent::Alert { shipment, kind: AlertKind::NoProgress, at_ms: w.now }]);
+    w.now += 1;
+    w.ok(Command::Tick { budget: 100 });
+    assert!(w.order_events().is_empty(), "raised once");
+    w.now = shipped + 259_200_000;
+    w.ok(Command::Tick { budget: 100 });
+    assert_eq!(w.order_events(), vec![OrderEvent::Alert { shipment, kind: AlertKind::Late, at_ms: w.now }]);
+    w.order(OrderCommand::Track { shipment, code: "delivered".into(), location: String::new() }).unwrap();
+    assert_eq!(w.get(id).status, OrderStatus::Delivered);
+    w.finish();
+}
+
+#[test]
+fn returns_put_stock_back_and_refund_allocated_amounts() {
+    // A partial return of a delivered order: sellable units go back to stock, damaged ones to the
+    // damaged bucket; refunds come from the allocated line amounts and add up exactly; claiming
+    // more than was delivered is refused; a refund-only request refunds at once.
+    let mut w = World::new(2, 10);
+    let id = w.import(SalesChannel::Native, &native("R-1", "oli", &[("PEN", 3, 1_000), ("MUG-WHT", 1, 500)], 100));
+    let o = w.get(id);
+    assert_eq!(o.lines.iter().map(|l| l.allocated_cents).collect::<Vec<_>>(), vec![2_914, 486]);
+    w.allocate(id);
+    w.ship_all(id, 1);
+    w.deliver_all(id);
+    assert_eq!(w.stock(5), (7, 0, 7));
+    w.order(OrderCommand::CreateAfterSale { order: id, kind: AfterSaleKind::Return, lines: vec![Line { sku: SkuId(5), qty: 1 }], reason: "too many".into() }).unwrap();
+    let ret = w.get(id).after_sales[0].clone();
+    assert_eq!(ret.refund_cents(), 971);
+    w.order(OrderCommand::ReceiveReturn { after_sale: ret.id, damaged: false }).unwrap();
+    assert_eq!(w.stock(5), (8, 0, 8), "sellable unit back in stock");
+    w.order(OrderCommand::CreateAfterSale { order: id, kind: AfterSaleKind::Return, lines: vec![Line { sku: SkuId(5), qty: 2 }], reason: "broken".into() }).unwrap();
+    let ret2 = w.get(id).after_sales[1].clone();
+    w.order(OrderCommand::ReceiveReturn { after_sale: ret2.id, damaged: true }).unwrap();
+    assert_eq!(w.damaged(5, 1), 2);
+    let o = w.get(id);
+    assert_eq!(o.lines[0].refunded_cents, 2_914, "every unit refunded gives back the line amount exactly");
+    assert_eq!(
+        w.refused(OrderCommand::CreateAfterSale { order: id, kind: AfterSaleKind::Refund, lines: vec![Line { sku: SkuId(5), qty: 1 }], reason: String::new() }),
+        EngineError::ExceedsClaimable { order: id, sku: SkuId(5), requested: 1, claimable: 0 }
+    );
+    w.order(OrderCommand::CreateAfterSale { order: id, kind: AfterSaleKind::Refund, lines: vec![Line { sku: SkuId(4), qty: 1 }], reason: "late".into() }).unwrap();
+    assert_eq!(w.get(id).lines[1].refunded_cents, 486);
+    assert_eq!(w.refused(OrderCommand::ReceiveReturn { after_sale: ret.id, damaged: false }), EngineError::IllegalTransition { order: id, state: "after_sale_not_awaiting_goods", action: "receive" });
+    w.finish();
+}
+
+#[test]
+fn exchanges_ship_a_replacement() {
+    // An exchange: the goods come back to stock, the coordinator reserves a replacement, which
+    // ships as its own shipment; the order stays delivered and nothing is refunded.
+    let mut w = World::new(2, 10);
+    let id = w.import(SalesChannel::Native, &native("E-1", "pia", &[("CAP-BLK", 1, 2_000)], 0));
+    w.allocate(id);
+    w.ship_all(id, 1);
+    w.deliver_all(id);
+    w.order(OrderCommand::CreateAfterSale { order: id, kind: AfterSaleKind::Exchange, lines: vec![Line { sku: SkuId(1), qty: 1 }], reason: "size".into() }).unwrap();
+    let ex = w.get(id).after_sales[0].id;
+    let events = w.order(OrderCommand::ReceiveReturn { after_sale: ex, damaged: false }).unwrap();
+    let lines = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Order(OrderEvent::ReplacementNeeded { lines, .. }) => Some(lines.clone()),
+            _ => None,
+        })
+        .expect("replacement needed");
+    assert_eq!(w.stock(1), (10, 0, 10));
+    let mut out = Vec::new();
+    w.desk.allocate_replacement(&mut w.engine, w.now, id, ex, &lines, &mut out).unwrap();
+    let replacement = w.get(id).after_sales[0].replacement.expect("replacement shipment");
+    assert_eq!(w.stock(1), (10, 1, 9));
+    let wave_id = w.wave_for(id, 3);
+    w.create_wave(wave_id, 1).unwrap();
+    w.order(OrderCommand::Pack { shipment: replacement }).unwrap();
+    w.order(OrderCommand::Ship { shipment: replacement }).unwrap();
+    let o = w.get(id);
+    assert_eq!(o.status, OrderStatus::Delivered);
+    assert_eq!(o.after_sales[0].status, AfterSaleStatus::Closed);
+    assert_eq!(o.lines[0].refunded_cents, 0);
+    assert_eq!(w.stock(1), (9, 0, 9));
+    w.finish();
+}
+
+#[test]
+fn order_commands_must_reach_the_owning_partition() {
+    // A partition refuses an order command for an order it does not own.
+    let mut p = Partition::new(1, 2, Limits::default());
+    let mut out = Vec::new();
+    let error = p.apply(&Envelope { now_ms: 1, command: Command::Order(OrderCommand::Approve { order: 4 }) }, &mut out).unwrap_err();
+    assert_eq!(error, EngineError::WrongOrderPartition { order: 4, owner: 0, this: 1 });
+}

@@ -1,0 +1,239 @@
+//! Follower mode (`omsd --follow PRIMARY`): subscribe to every partition of the primary from this
+//! server's own durable LSN + 1, and feed each record to the owning partition thread as an
+//! ordinary command. The engine is deterministic and the follower applies nothing else (its
+//! partition threads do not tick while following), so every record lands in this server's own
+//! log at the SAME LSN; that is checked after every frame.
+//!
+//! `promote` stops following after the frame being applied, checks that every record received
+//! from the primary is durable here, and makes the server writable.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use oms_engine::codec::{decode_envelope, RECORD_COMMAND};
+use oms_engine::Envelope;
+use tokio::sync::oneshot;
+
+use super::stream::LogStream;
+use super::CODE_BEHIND_RETENTION;
+use crate::metrics::Metrics;
+use crate::protocol::{LogRecordWire, Response};
+use crate::runtime::{now_ms, Failure, Job, PartResult, Reply};
+use crate::server::ServerCtx;
+use crate::wire_error::GatewayCode;
+
+/// Why the follower task ended.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowerExit {
+    #[error("promoted")]
+    Promoted,
+    #[error("server shutting down")]
+    Shutdown,
+    #[error("partition {partition}: {reason}")]
+    Fatal { partition: u32, reason: String },
+}
+
+pub fn spawn_follower(ctx: Arc<ServerCtx>) {
+    let Some(primary) = ctx.replication.primary.clone() else {
+        return;
+    };
+    let partitions = ctx.workers.partitions() as usize;
+    {
+        let mut positions = ctx.replication.positions.lock();
+        *positions = (0..partitions as u32)
+            .map(|p| ctx.workers.log(p).map_or((0, 0), |(log, _)| (log.durable_lsn(), log.durable_lsn())))
+            .collect();
+    }
+    let task_ctx = ctx.clone();
+    let handle = tokio::spawn(async move {
+        let exit = follow(&task_ctx, &primary).await;
+        match &exit {
+            FollowerExit::Fatal { .. } => tracing::error!(%primary, reason = %exit, "replication stopped"),
+            _ => tracing::info!(%primary, reason = %exit, "replication stopped"),
+        }
+        exit
+    });
+    *ctx.replication.task.lock() = Some(handle);
+}
+
+async fn follow(ctx: &Arc<ServerCtx>, primary: &str) -> FollowerExit {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        if ctx.replication.stop.load(Ordering::Acquire) {
+            return FollowerExit::Promoted;
+        }
+        if ctx.shutting_down.load(Ordering::Acquire) {
+            return FollowerExit::Shutdown;
+        }
+        match session(ctx, primary).await {
+            Ok(exit) => return exit,
+            Err(e) => {
+                tracing::warn!(%primary, error = %e, retry_in_ms = delay.as_millis() as u64, "replication connection lost; reconnecting");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// One connection to the primary. Ok = stop for good; Err = reconnect.
+async fn session(ctx: &Arc<ServerCtx>, primary: &str) -> Result<FollowerExit, super::StreamError> {
+    let api_key = ctx.replication.primary_api_key.clone();
+    let mut stream = LogStream::connect(primary, api_key.as_deref(), "omsd-follower", Duration::from_secs(5)).await?;
+    let partitions = ctx.workers.partitions();
+    if stream.info.partitions != partitions {
+        return Ok(FollowerExit::Fatal {
+            partition: 0,
+            reason: format!("the primary has {} partitions, this server {partitions}", stream.info.partitions),
+        });
+    }
+    for p in 0..partitions {
+        let from = ctx.workers.log(p).map_or(0, |(log, _)| log.durable_lsn()) + 1;
+        stream.subscribe(u64::from(p), Some(p), from, false).await?;
+    }
+    tracing::info!(%primary, partitions, "following the primary");
+    loop {
+        if ctx.replication.stop.load(Ordering::Acquire) {
+            return Ok(FollowerExit::Promoted);
+        }
+        if ctx.shutting_down.load(Ordering::Acquire) {
+            return Ok(FollowerExit::Shutdown);
+        }
+        // The primary heartbeats every second, so this returns often enough to notice a promotion.
+        let frame = stream.next().await?;
+        match frame.1 {
+            Response::LogRecords { partition, records, durable_lsn } => {
+                if let Err(reason) = apply_records(ctx, partition, &records, durable_lsn).await {
+                    return Ok(FollowerExit::Fatal { partition, reason });
+                }
+            }
+            Response::Pong => {}
+            Response::Error(e) if e.code == CODE_BEHIND_RETENTION => {
+                return Ok(FollowerExit::Fatal {
+                    partition: frame.0 as u32,
+                    reason: format!(
+                        "too far behind: {} (restart this follower with an empty data directory to bootstrap from a snapshot)",
+                        e.message
+                    ),
+                });
+            }
+            Response::Error(e) => {
+                return Ok(FollowerExit::Fatal {
+                    partition: frame.0 as u32,
+                    reason: format!("{} ({}): {}", e.name, e.code, e.message),
+                })
+            }
+            other => tracing::warn!(answer = ?other, "unexpected frame from the primary"),
+        }
+    }
+}
+
+/// Apply one frame's records through the partition thread, then check they landed at the same LSNs.
+async fn apply_records(
+    ctx: &Arc<ServerCtx>,
+    partition: u32,
+    records: &[LogRecordWire],
+    primary_durable: u64,
+) -> Result<(), String> {
+    let Some((log, _)) = ctx.workers.log(partition).cloned() else {
+        return Err("no such partition here".to_owned());
+    };
+    let mut waiting = Vec::with_capacity(records.len());
+    let mut last_now_ms = None;
+    for record in records {
+        if record.record_type != RECORD_COMMAND {
+            return Err(format!("unknown record type {} at LSN {}", record.record_type, record.lsn));
+        }
+        let envelope: Envelope =
+            decode_envelope(&record.payload).map_err(|e| format!("record {} does not decode: {e}", record.lsn))?;
+        ctx.index.learn(partition, &envelope.command);
+        last_now_ms = Some(envelope.now_ms);
+        let (tx, rx) = oneshot::channel::<PartResult>();
+        let mut job = Job::Apply { envelope, reply: Reply::Part(tx) };
+        loop {
+            match ctx.workers.try_submit(partition, job) {
+                Ok(()) => break,
+                Err(back) => {
+                    job = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+        waiting.push((record.lsn, rx));
+    }
+    for (lsn, rx) in waiting {
+        match rx.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(Failure::Engine(e))) => {
+                return Err(format!("record {lsn} was refused here ({e}): the follower diverged"))
+            }
+            Ok(Err(f)) => return Err(format!("record {lsn} could not be applied: {f:?}")),
+            Err(_) => return Err("the partition thread stopped".to_owned()),
+        }
+    }
+    let applied = log.durable_lsn();
+    if let Some(last) = records.last() {
+        if applied != last.lsn {
+            return Err(format!("record {} landed at LSN {applied} here: the logs diverged", last.lsn));
+        }
+    }
+    let label = Metrics::partition(partition);
+    let lag = primary_durable.saturating_sub(applied);
+    ctx.metrics.replication_lag_records.get_or_create(&label).set(lag as i64);
+    let lag_seconds = match (lag, last_now_ms) {
+        (0, _) => 0.0,
+        (_, Some(ms)) => now_ms().saturating_sub(ms) as f64 / 1000.0,
+        (_, None) => ctx.metrics.replication_lag_seconds.get_or_create(&label).get(),
+    };
+    ctx.metrics.replication_lag_seconds.get_or_create(&label).set(lag_seconds);
+    if let Some(slot) = ctx.replication.positions.lock().get_mut(partition as usize) {
+        *slot = (applied, slot.1.max(primary_durable));
+    }
+    Ok(())
+}
+
+/// `Promote`: stop following, check every received record is durable here, become writable.
+pub async fn promote(ctx: &Arc<ServerCtx>) -> Response {
+    if !ctx.replication.is_following() {
+        return Response::Error(GatewayCode::BadRequest.error("this server is not a follower"));
+    }
+    ctx.replication.stop.store(true, Ordering::Release);
+    let task = ctx.replication.task.lock().take();
+    let exit = match task {
+        Some(task) => match tokio::time::timeout(Duration::from_secs(30), task).await {
+            Ok(Ok(exit)) => exit.to_string(),
+            Ok(Err(_)) => "follower task failed".to_owned(),
+            Err(_) => return Response::Error(GatewayCode::Internal.error("the follower did not stop within 30 s")),
+        },
+        None => "not running".to_owned(),
+    };
+    let positions = ctx.replication.positions.lock().clone();
+    let mut partitions = Vec::new();
+    for p in 0..ctx.workers.partitions() {
+        let durable = ctx.workers.log(p).map_or(0, |(log, _)| log.durable_lsn());
+        let (applied, primary_seen) = positions.get(p as usize).copied().unwrap_or((0, 0));
+        if durable < applied {
+            ctx.replication.stop.store(false, Ordering::Release);
+            return Response::Error(GatewayCode::Internal.error(format!(
+                "partition {p}: LSN {applied} was applied but only {durable} is durable; not promoting"
+            )));
+        }
+        partitions.push(serde_json::json!({
+            "partition": p,
+            "durable_lsn": durable,
+            "primary_durable_lsn_seen": primary_seen,
+            "records_not_received": primary_seen.saturating_sub(durable),
+        }));
+    }
+    ctx.workers.set_following(false);
+    ctx.replication.set_following(false);
+    for p in 0..ctx.workers.partitions() {
+        let label = Metrics::partition(p);
+        ctx.metrics.replication_lag_records.get_or_create(&label).set(0);
+        ctx.metrics.replication_lag_seconds.get_or_create(&label).set(0.0);
+    }
+    tracing::warn!(primary = ?ctx.replication.primary, "promoted: this server is now the primary and accepts writes");
+    let body = serde_json::json!({ "promoted": true, "follower": exit, "partitions": partitions });
+    Response::Json(body.to_string())
+}

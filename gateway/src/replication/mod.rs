@@ -1,0 +1,95 @@
+//! Log replication: the log subscription served to readers (`server`), the client side of a
+//! subscription (`stream`), replica partitions that turn logged commands back into events
+//! (`replica`), and follower mode (`follower`: `omsd --follow PRIMARY`, `oms admin promote`).
+//! See docs/REPLICATION.md.
+//!
+//! The log stores COMMANDS. A consumer that wants events keeps a replica `Partition` (from a
+//! snapshot image, or empty when the log is retained from LSN 1) and applies each command: the
+//! engine is deterministic, so the replica emits exactly the events the primary emitted.
+
+pub mod follower;
+pub mod replica;
+pub mod server;
+pub mod stream;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::protocol::{Opcode, WireError};
+
+pub use follower::{promote, spawn_follower};
+pub use replica::{Replica, ReplicaError};
+pub use server::{spawn_subscription, FrameCredit, StreamTx};
+pub use stream::{LogStream, StreamError};
+
+/// Gateway error code: the requested LSN is older than the retained log; `available` carries the
+/// oldest retained LSN. Subscribe again with `bootstrap` to start from a snapshot.
+pub const CODE_BEHIND_RETENTION: u16 = 16;
+/// Gateway error code: the requested LSN is beyond the durable log (the subscriber has records
+/// the server does not: a diverged follower); `available` carries the durable LSN.
+pub const CODE_LSN_AHEAD: u16 = 17;
+
+pub fn behind_retention(requested: u64, oldest: u64) -> WireError {
+    WireError {
+        code: CODE_BEHIND_RETENTION,
+        name: "behind_retention".to_owned(),
+        message: format!("LSN {requested} is no longer retained; the oldest retained LSN is {oldest} (subscribe with bootstrap to start from a snapshot)"),
+        available: Some(oldest),
+        sku: None,
+    }
+}
+
+pub fn lsn_ahead(requested: u64, durable: u64) -> WireError {
+    WireError {
+        code: CODE_LSN_AHEAD,
+        name: "lsn_ahead".to_owned(),
+        message: format!("LSN {requested} is beyond this server's durable log (durable LSN {durable})"),
+        available: Some(durable),
+        sku: None,
+    }
+}
+
+/// Replication role of this server.
+#[derive(Default)]
+pub struct ReplicationState {
+    /// The primary this server follows (`--follow`), if any.
+    pub primary: Option<String>,
+    /// API key sent to the primary.
+    pub primary_api_key: Option<String>,
+    following: AtomicBool,
+    /// Set by `promote`: the follower task stops after the frame it is applying.
+    pub(crate) stop: AtomicBool,
+    pub(crate) task: parking_lot::Mutex<Option<tokio::task::JoinHandle<follower::FollowerExit>>>,
+    /// Per partition: (highest LSN applied here, highest durable LSN the primary reported).
+    pub(crate) positions: parking_lot::Mutex<Vec<(u64, u64)>>,
+}
+
+impl ReplicationState {
+    pub fn new(primary: Option<String>, primary_api_key: Option<String>) -> ReplicationState {
+        let following = primary.is_some();
+        ReplicationState { primary, primary_api_key, following: AtomicBool::new(following), ..Default::default() }
+    }
+
+    /// True while this server is a follower (read-only to clients).
+    pub fn is_following(&self) -> bool {
+        self.following.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_following(&self, following: bool) {
+        self.following.store(following, Ordering::Release);
+    }
+
+    /// A follower refuses every opcode that could change state (answered `read_only`).
+    pub fn refuses(&self, opcode: Opcode) -> bool {
+        self.is_following() && !is_read_only(opcode)
+    }
+}
+
+/// Opcodes that never change state. Anything not listed (including opcodes added later) counts
+/// as a write, so a follower refuses it.
+pub fn is_read_only(opcode: Opcode) -> bool {
+    use Opcode::*;
+    matches!(
+        opcode,
+        Hello | Ping | GetStock | GetReservation | LookupSkus | ExportStock | GetCampaign | Audit | Subscribe | Promote
+    )
+}

@@ -1,0 +1,257 @@
+//! Log replication end to end: the log subscription, `oms log tail`, follower mode and promotion,
+//! against the real omsd and oms binaries.
+
+use std::time::{Duration, Instant};
+
+use oms_gateway::client::Client;
+use oms_gateway::protocol::{ReserveWire, Response, SkuRef, StockOpWire, WireLine};
+use oms_gateway::replication::{LogStream, Replica};
+use oms_tests::{http_get, Omsd};
+
+fn cart(sku: &str, qty: u32) -> ReserveWire {
+    ReserveWire {
+        lines: vec![WireLine { sku: SkuRef::Code(sku.into()), qty }],
+        ttl_ms: 3_600_000,
+        idempotency_key: String::new(),
+        customer: 7,
+        channel: 0,
+        campaign: None,
+    }
+}
+
+async fn seed(client: &Client, skus: &[&str], on_hand: u64) {
+    client.define_warehouse(1, "SH", "east", 0).await.expect("define warehouse");
+    for sku in skus {
+        client.define_sku(sku, 5).await.expect("define sku");
+        client
+            .stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code((*sku).into()), warehouse: 1, on_hand })
+            .await
+            .expect("set on hand");
+    }
+}
+
+/// Durable LSN per partition, from the audit.
+async fn durable_lsns(client: &Client) -> Vec<u64> {
+    let audit = client.audit().await.expect("audit");
+    audit["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| p["durable_lsn"].as_u64().expect("durable_lsn"))
+        .collect()
+}
+
+async fn wait_converged(primary: &Client, follower: &Client) -> Vec<u64> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (p, f) = (durable_lsns(primary).await, durable_lsns(follower).await);
+        if p == f {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "follower did not catch up: primary {p:?}, follower {f:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_streams_every_durable_record_in_order() {
+    // Checks that a subscription from LSN 1 delivers every durable record of every partition,
+    // densely and in order, ending each catch-up with an empty frame carrying the durable LSN, and
+    // that replica partitions fed with them reach the same stock as the server.
+    let omsd = Omsd::start(&["--partitions", "2"]);
+    let client = omsd.client().await;
+    seed(&client, &["A-1", "B-2", "C-3"], 100).await;
+    for i in 0..30 {
+        let sku = ["A-1", "B-2", "C-3"][i % 3];
+        client.reserve(cart(sku, 1)).await.expect("reserve");
+    }
+    let durable = durable_lsns(&client).await;
+    let mut stream =
+        LogStream::connect(&omsd.addr().to_string(), None, "test", Duration::from_secs(5)).await.expect("connect");
+    stream.subscribe(1, None, 1, false).await.expect("subscribe");
+    let mut replica = Replica::new(2, stream.info.max_lines as usize);
+    let mut caught_up = [false, false];
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !caught_up.iter().all(|c| *c) {
+        assert!(Instant::now() < deadline, "subscription did not catch up");
+        let (id, response) = stream.next().await.expect("frame");
+        assert_eq!(id, 1, "frames carry the subscription's request id");
+        match response {
+            Response::LogRecords { partition, records, durable_lsn } => {
+                for r in &records {
+                    replica
+                        .apply(partition, r.lsn, r.record_type, &r.payload, &mut events)
+                        .expect("records are dense and apply");
+                }
+                if records.is_empty() && replica.next_lsn(partition) - 1 == durable_lsn {
+                    caught_up[partition as usize] = true;
+                }
+            }
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+    for (p, d) in durable.iter().enumerate() {
+        assert_eq!(replica.next_lsn(p as u32) - 1, *d, "partition {p} fully received");
+    }
+    for sku in ["A-1", "B-2", "C-3"] {
+        let view = client.stock(SkuRef::Code(sku.into())).await.expect("stock");
+        let p = view.sku.0 % 2;
+        let state = replica.partition(p).expect("replica partition");
+        assert_eq!(state.available(view.sku), Some(view.available), "{sku} availability on the replica");
+    }
+    // New writes arrive on the open subscription.
+    client.reserve(cart("A-1", 2)).await.expect("reserve");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "new record not streamed");
+        if let (_, Response::LogRecords { records, .. }) = stream.next().await.expect("frame") {
+            if !records.is_empty() {
+                break;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_prints_one_json_line_per_command_with_its_events() {
+    // Checks `oms log tail --json`: one line per logged command with partition, lsn, now_ms,
+    // command name and the events a replica partition recomputed; `--from` skips earlier LSNs.
+    let omsd = Omsd::start(&["--partitions", "1"]);
+    let client = omsd.client().await;
+    seed(&client, &["TEE"], 10).await;
+    let reserved = client.reserve(cart("TEE", 3)).await.expect("reserve");
+    client.confirm(reserved.id).await.expect("confirm");
+    let text = omsd.oms_ok(&["log", "tail", "--json"]);
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let commands: Vec<&str> = lines.iter().map(|l| l["command"].as_str().unwrap_or("")).collect();
+    assert_eq!(commands, ["define_warehouse", "define_sku", "set_on_hand", "reserve", "confirm"], "{text}");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["lsn"].as_u64(), Some(i as u64 + 1));
+        assert_eq!(line["partition"].as_u64(), Some(0));
+        assert!(line["now_ms"].as_u64().is_some());
+    }
+    let reserve_events: Vec<&str> =
+        lines[3]["events"].as_array().expect("events").iter().filter_map(|e| e["event"].as_str()).collect();
+    assert!(reserve_events.contains(&"reserved"), "{reserve_events:?}");
+    let reserved_event =
+        lines[3]["events"].as_array().expect("events").iter().find(|e| e["event"] == "reserved").cloned();
+    assert_eq!(reserved_event.and_then(|e| e["id"].as_u64()), Some(reserved.id));
+    let from = omsd.oms_ok(&["log", "tail", "--json", "--from", "4"]);
+    assert_eq!(from.lines().count(), 2, "{from}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_sends_a_snapshot_then_the_records_after_it() {
+    // Checks that a subscription with from_lsn 0 and bootstrap gets the latest snapshot (written
+    // at a graceful restart) in chunks, then exactly the records after its LSN, and that the
+    // replica built from them matches the server; and that a subscription beyond the durable log
+    // is refused lsn_ahead (17) with the durable LSN.
+    let mut omsd = Omsd::start(&["--partitions", "1"]);
+    {
+        let client = omsd.client().await;
+        seed(&client, &["MUG"], 50).await;
+        client.reserve(cart("MUG", 4)).await.expect("reserve");
+    }
+    omsd.terminate();
+    omsd.restart();
+    let client = omsd.client().await;
+    client.reserve(cart("MUG", 5)).await.expect("reserve after restart");
+    let durable = durable_lsns(&client).await[0];
+    let mut stream =
+        LogStream::connect(&omsd.addr().to_string(), None, "test", Duration::from_secs(5)).await.expect("connect");
+    stream.subscribe(9, Some(0), 0, true).await.expect("subscribe");
+    let mut replica = Replica::new(1, 64);
+    let mut snapshot_lsn = None;
+    let mut events = Vec::new();
+    loop {
+        match stream.next().await.expect("frame").1 {
+            Response::Snapshot { partition, lsn, offset, total, data } => {
+                assert!(replica.next_lsn(0) == 1, "snapshot comes first");
+                if replica.on_snapshot(partition, lsn, offset, total, &data).expect("chunk") {
+                    snapshot_lsn = Some(lsn);
+                }
+            }
+            Response::LogRecords { partition, records, durable_lsn } => {
+                let snap = snapshot_lsn.expect("snapshot before records");
+                assert!(snap >= 4, "the restart wrote a snapshot at the end of the log (got {snap})");
+                for r in &records {
+                    assert!(r.lsn > snap);
+                    replica.apply(partition, r.lsn, r.record_type, &r.payload, &mut events).expect("apply");
+                }
+                if replica.next_lsn(0) - 1 == durable_lsn && durable_lsn == durable {
+                    break;
+                }
+            }
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+    let view = client.stock(SkuRef::Code("MUG".into())).await.expect("stock");
+    assert_eq!(replica.partition(0).and_then(|p| p.available(view.sku)), Some(view.available));
+    assert_eq!(view.available, 41);
+    let mut ahead =
+        LogStream::connect(&omsd.addr().to_string(), None, "test", Duration::from_secs(5)).await.expect("connect");
+    ahead.subscribe(3, Some(0), durable + 5, false).await.expect("subscribe");
+    match ahead.next().await.expect("frame").1 {
+        Response::Error(e) => {
+            assert_eq!((e.code, e.name.as_str(), e.available), (17, "lsn_ahead", Some(durable)));
+        }
+        other => panic!("expected lsn_ahead, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_replicates_refuses_writes_and_is_promoted() {
+    // Checks follower mode: the follower's log reaches the primary's LSNs with the same state,
+    // writes to it are answered read_only (10) while reads work, lag is in /metrics, a restarted
+    // follower resumes from its own LSN, and after the primary dies `oms admin promote` makes it
+    // writable with fresh ids (a new SKU does not reuse a replicated id).
+    let mut primary = Omsd::start(&["--partitions", "2"]);
+    let pclient = primary.client().await;
+    seed(&pclient, &["A-1", "B-2", "C-3", "D-4"], 200).await;
+    let primary_addr = primary.addr().to_string();
+    let mut follower = Omsd::start(&["--partitions", "2", "--follow", &primary_addr]);
+    let fclient = follower.client().await;
+    for i in 0..40 {
+        pclient.reserve(cart(["A-1", "B-2", "C-3", "D-4"][i % 4], 1)).await.expect("reserve");
+    }
+    let lsns = wait_converged(&pclient, &fclient).await;
+    assert!(lsns.iter().sum::<u64>() >= 49, "{lsns:?}");
+    for sku in ["A-1", "B-2", "C-3", "D-4"] {
+        let p = pclient.stock(SkuRef::Code(sku.into())).await.expect("primary stock");
+        let f = fclient.stock(SkuRef::Code(sku.into())).await.expect("follower stock (reads by code work)");
+        assert_eq!((p.available, p.reserved), (f.available, f.reserved), "{sku}");
+    }
+    let refused = fclient.reserve(cart("A-1", 1)).await.expect_err("writes are refused on a follower");
+    assert_eq!(refused.wire_error().map(|e| e.code), Some(10), "{refused}");
+    let (_, metrics) = http_get(follower.admin_addr(), "/metrics").expect("metrics");
+    assert!(metrics.contains("omsd_replication_lag_records{partition=\"0\"} 0"), "{metrics}");
+    assert!(metrics.contains("omsd_replication_lag_seconds"), "{metrics}");
+
+    // Restart the follower while the primary keeps writing: it resumes from its own log.
+    follower.terminate();
+    for i in 0..10 {
+        pclient.reserve(cart(["A-1", "B-2"][i % 2], 2)).await.expect("reserve");
+    }
+    follower.restart();
+    let fclient = follower.client().await;
+    let lsns = wait_converged(&pclient, &fclient).await;
+    let before = fclient.stock(SkuRef::Code("A-1".into())).await.expect("stock");
+
+    // Promote after the primary dies.
+    primary.kill();
+    let promoted = follower.oms_json(&["admin", "promote"]);
+    assert_eq!(promoted["promoted"], true, "{promoted}");
+    for (p, lsn) in lsns.iter().enumerate() {
+        assert_eq!(promoted["partitions"][p]["durable_lsn"].as_u64(), Some(*lsn), "{promoted}");
+        assert_eq!(promoted["partitions"][p]["records_not_received"].as_u64(), Some(0), "{promoted}");
+    }
+    let reserved = fclient.reserve(cart("A-1", 3)).await.expect("the promoted follower accepts writes");
+    let after = fclient.stock(SkuRef::Code("A-1".into())).await.expect("stock");
+    assert_eq!(after.available + 3, before.available);
+    fclient.confirm(reserved.id).await.expect("confirm");
+    let id = fclient.define_sku("E-5", 0).await.expect("define a new sku");
+    assert_eq!(id, 4, "fresh SKU id after the replicated ones");
+    let again = follower.oms(&["admin", "promote"]);
+    assert_eq!(again.status.code(), Some(1), "promoting a primary is refused");
+}
