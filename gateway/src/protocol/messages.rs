@@ -206,6 +206,15 @@ where
     rkyv::to_bytes::<rancor::Error>(message).map_err(|e| PayloadError::Encode(e.to_string()))
 }
 
+/// Encode into a reused buffer (the writer's hot path: no allocation per response).
+pub fn encode_into<T>(message: &T, mut buffer: AlignedVec) -> Result<AlignedVec, PayloadError>
+where
+    T: for<'a> rkyv::Serialize<rkyv::api::high::HighSerializer<AlignedVec, rkyv::ser::allocator::ArenaHandle<'a>, rancor::Error>>,
+{
+    buffer.clear();
+    rkyv::api::high::to_bytes_in::<_, rancor::Error>(message, buffer).map_err(|e| PayloadError::Encode(e.to_string()))
+}
+
 /// Validate and decode a request payload. `scratch` is reused so that aligning the bytes does not
 /// allocate per request.
 pub fn decode_request(payload: &[u8], scratch: &mut AlignedVec) -> Result<Request, PayloadError> {

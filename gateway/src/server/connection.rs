@@ -240,6 +240,8 @@ fn handshake(ctx: &ServerCtx, request: Request, peer: SocketAddr) -> Result<(Ide
 async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outbound>, in_flight: Arc<InFlight>, ctx: Arc<ServerCtx>) {
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let mut scratch = AlignedVec::new();
+    let mut metrics = ResponseMetrics::new(&ctx.metrics);
     loop {
         let count = rx.recv_many(&mut batch, WRITE_BATCH).await;
         if count == 0 {
@@ -251,13 +253,14 @@ async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<
                 Response::Error(e) => outcome_label(&e.name),
                 _ => "ok",
             };
-            match protocol::encode(&o.response) {
-                Ok(bytes) => encode_frame(&mut out, Opcode::Response as u16, o.request_id, &bytes),
+            match protocol::encode_into(&o.response, std::mem::take(&mut scratch)) {
+                Ok(bytes) => {
+                    encode_frame(&mut out, Opcode::Response as u16, o.request_id, &bytes);
+                    scratch = bytes;
+                }
                 Err(e) => tracing::error!(error = %e, "cannot encode a response"),
             }
-            let opcode = o.opcode.name();
-            ctx.metrics.requests.get_or_create(&RequestLabels { opcode, outcome }).inc();
-            ctx.metrics.latency.get_or_create(&OpcodeLabel { opcode }).observe(o.started.elapsed().as_secs_f64());
+            metrics.record(o.opcode, outcome, o.started.elapsed().as_secs_f64());
         }
         let written = writer.write_all(&out).await;
         // Written (or undeliverable) responses no longer count against the in-flight cap.
@@ -268,6 +271,42 @@ async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<
         }
     }
     let _ = writer.shutdown().await;
+}
+
+/// One writer's handles to the response metrics, so a response neither hashes a label set nor
+/// takes a metric family's lock; the handles share the registry's atomics.
+struct ResponseMetrics<'a> {
+    metrics: &'a crate::metrics::Metrics,
+    counters: Vec<(Opcode, &'static str, prometheus_client::metrics::counter::Counter)>,
+    latency: Vec<(Opcode, prometheus_client::metrics::histogram::Histogram)>,
+}
+
+impl<'a> ResponseMetrics<'a> {
+    fn new(metrics: &'a crate::metrics::Metrics) -> Self {
+        ResponseMetrics { metrics, counters: Vec::new(), latency: Vec::new() }
+    }
+
+    fn record(&mut self, opcode: Opcode, outcome: &'static str, seconds: f64) {
+        match self.counters.iter().find(|(op, out, _)| *op == opcode && *out == outcome) {
+            Some((_, _, counter)) => {
+                counter.inc();
+            }
+            None => {
+                let counter =
+                    self.metrics.requests.get_or_create(&RequestLabels { opcode: opcode.name(), outcome }).clone();
+                counter.inc();
+                self.counters.push((opcode, outcome, counter));
+            }
+        }
+        match self.latency.iter().find(|(op, _)| *op == opcode) {
+            Some((_, histogram)) => histogram.observe(seconds),
+            None => {
+                let histogram = self.metrics.latency.get_or_create(&OpcodeLabel { opcode: opcode.name() }).clone();
+                histogram.observe(seconds);
+                self.latency.push((opcode, histogram));
+            }
+        }
+    }
 }
 
 /// Outcome labels come from a fixed set of error names; map them to static strings.
