@@ -6,6 +6,7 @@
 #   loadtest/scripts/soak.sh                         # 30 minutes, sample every 60 s
 #   DURATION=3m INTERVAL=20 loadtest/scripts/soak.sh # a short check
 #   RATE=20000 SCENARIO=checkout OUT=/tmp/soak ...   # open loop at 20k req/s, another scenario
+#   PROFILE=dev ...                                  # debug binaries (quick to build, ~10x slower)
 #
 # Output in $OUT (default target/soak-<timestamp>): samples.csv
 # (elapsed_s,rss_kib,p99_us_max_in_interval,req_per_s,accepted,rejected,errors,open_fds),
@@ -22,8 +23,14 @@ RSS_GROWTH_LIMIT_KIB=${RSS_GROWTH_LIMIT_KIB:-262144}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-rel}
 OUT=${OUT:-$CARGO_TARGET_DIR/soak-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
-cargo build --release -p oms-gateway -p oms-loadtest --bins
-BIN=$CARGO_TARGET_DIR/release
+PROFILE=${PROFILE:-release}
+if [ "$PROFILE" = release ]; then
+  cargo build --release -p oms-gateway -p oms-loadtest --bins
+  BIN=$CARGO_TARGET_DIR/release
+else
+  cargo build -p oms-gateway -p oms-loadtest --bins
+  BIN=$CARGO_TARGET_DIR/debug
+fi
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 LISTEN=127.0.0.1:$(port)
 ADMIN=127.0.0.1:$(port)
