@@ -297,7 +297,7 @@ pub struct ReservationBook {
 }
 
 /// Width of one expiry bucket.
-pub const EXPIRY_BUCKET_MS: u64 = 64;
+pub const EXPIRY_BUCKET_MS: u64 = 8;
 
 impl ReservationBook {
     fn schedule(&mut self, expires_at_ms: TimeMs, id: ReservationId) {

@@ -189,7 +189,7 @@ impl Config {
             max_in_flight: file.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT).max(1),
             max_lines: file.max_lines.unwrap_or(64).clamp(1, 1024),
             tick_interval: Duration::from_millis(file.tick_interval_ms.unwrap_or(100).max(1)),
-            expiry_budget_per_tick: file.expiry_budget_per_tick.unwrap_or(50_000).max(1),
+            expiry_budget_per_tick: file.expiry_budget_per_tick.unwrap_or(4_096).max(1),
             batch_limit: file.batch_limit.unwrap_or(4096).max(1),
             truncate_corrupt_log: args.truncate_corrupt_log,
             api_keys: file.api_keys,

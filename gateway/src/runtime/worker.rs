@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender, TrySendError};
 use oms_engine::codec::{encode_envelope_into, encode_image, RECORD_COMMAND};
 use oms_engine::fastpath::SoldOutBoard;
+use oms_engine::event::ReleaseReason;
 use oms_engine::{Command, Envelope, Event, Outcome, Partition};
 use oms_wal::{Lsn, Retention, SnapshotStore, Wal};
 use rkyv::util::AlignedVec;
@@ -125,6 +126,7 @@ pub fn spawn_workers(
             appended: false,
             since_snapshot: 0,
             last_tick: Instant::now(),
+            expiry_behind: false,
             snapshot_thread: None,
         };
         let thread = std::thread::Builder::new().name(format!("omsd-p{index}")).spawn(move || worker.run())?;
@@ -162,6 +164,9 @@ struct Worker {
     appended: bool,
     since_snapshot: u64,
     last_tick: Instant,
+    /// The last tick used its whole expiry budget: tick again after the next batch instead of
+    /// waiting for the interval, so an expiry storm is worked off in slices between batches.
+    expiry_behind: bool,
     snapshot_thread: Option<JoinHandle<Result<Lsn, String>>>,
 }
 
@@ -182,7 +187,7 @@ impl Worker {
             }
             if self.following.load(Ordering::Acquire) {
                 self.last_tick = Instant::now();
-            } else if self.last_tick.elapsed() >= self.config.tick_interval {
+            } else if self.expiry_behind || self.last_tick.elapsed() >= self.config.tick_interval {
                 self.tick();
             }
             self.finish_batch();
@@ -197,8 +202,20 @@ impl Worker {
 
     fn tick(&mut self) {
         self.last_tick = Instant::now();
-        let envelope = Envelope { now_ms: now_ms(), command: Command::Tick { budget: self.config.expiry_budget_per_tick } };
+        let budget = self.config.expiry_budget_per_tick;
+        let envelope = Envelope { now_ms: now_ms(), command: Command::Tick { budget } };
+        let start = self.events.len();
         self.apply(envelope, None);
+        let expired = self.events[start..]
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::Released { reason: ReleaseReason::Expired | ReleaseReason::BalanceMissed, .. }
+                )
+            })
+            .count();
+        self.expiry_behind = expired >= budget as usize;
         if let Err(e) = self.wal.flush_if_due(Instant::now()) {
             self.poison(&e);
         }

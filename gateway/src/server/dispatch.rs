@@ -25,6 +25,16 @@ impl ServerCtx {
         match request {
             Request::Ping => answer(Response::Pong),
             Request::Reserve(wire) => {
+                // Sold out: answer before resolving lines or allocating anything.
+                if let Some(campaign) = wire.campaign {
+                    if self.board.campaign_sold_out(oms_engine::CampaignId(campaign)) {
+                        self.metrics.fast_path_rejects.inc();
+                        let campaign = oms_engine::CampaignId(campaign);
+                        return answer(Response::Error(crate::wire_error::from_engine(
+                            &oms_engine::EngineError::SoldOut { campaign },
+                        )));
+                    }
+                }
                 let (reserve, set) = match self.build_reserve(&wire) {
                     Ok(built) => built,
                     Err(e) => return answer(Response::Error(e)),
