@@ -10,6 +10,10 @@ use dashmap::DashMap;
 use oms_engine::command::KitComponent;
 use oms_engine::{CampaignId, Partition, SkuId};
 
+/// Reservation sequences with this bit set are derived from an idempotency key; counter-allocated
+/// ones stay below it (they start at the clock in ms x 16, which reaches 2^47 in the 23rd century).
+pub const KEYED_SEQUENCE_BIT: u64 = 1 << 47;
+
 #[derive(Default)]
 pub struct CatalogIndex {
     codes: DashMap<String, SkuId>,
@@ -37,10 +41,10 @@ impl CatalogIndex {
             for c in p.campaigns() {
                 index.campaigns.insert(c.id, p.index());
             }
-            max_sequence = max_sequence.max(p.max_reservation_sequence());
+            max_sequence = max_sequence.max(p.max_reservation_sequence(KEYED_SEQUENCE_BIT));
         }
         index.next_sku.store(max_sku.map_or(0, |m| m + 1), Ordering::Relaxed);
-        let clock = now_ms.saturating_mul(64) & oms_engine::routing::SEQUENCE_MASK;
+        let clock = now_ms.saturating_mul(16) & (KEYED_SEQUENCE_BIT - 1);
         index.next_reservation.store(clock.max(max_sequence + 1), Ordering::Relaxed);
         index
     }
@@ -125,7 +129,8 @@ impl CatalogIndex {
         }
     }
 
+    /// The next unkeyed sequence: below [`KEYED_SEQUENCE_BIT`], so it never meets a keyed one.
     pub fn next_reservation_sequence(&self) -> u64 {
-        self.next_reservation.fetch_add(1, Ordering::Relaxed) & oms_engine::routing::SEQUENCE_MASK
+        self.next_reservation.fetch_add(1, Ordering::Relaxed) & (KEYED_SEQUENCE_BIT - 1)
     }
 }

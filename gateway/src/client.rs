@@ -718,3 +718,39 @@ async fn reader(
     }
     close_pending(&pending);
 }
+
+/// Orders (docs/ORDERS.md, "Through the server"): every answer is the server's JSON view.
+impl Client {
+    /// Import a channel payload (one order object or a JSON array); one result per order.
+    pub async fn import_orders(&self, channel: &str, payload: String) -> Result<serde_json::Value, ClientError> {
+        self.typed_json(Request::OrderImport { channel: channel.to_owned(), payload }, "import results").await
+    }
+
+    pub async fn order(&self, id: u64) -> Result<oms_engine::orders::Order, ClientError> {
+        self.typed_json(Request::OrderGet { id }, "Order").await
+    }
+
+    /// Orders in one status (`None`: all), oldest first; `limit` 0 means the server's default.
+    pub async fn list_orders(
+        &self,
+        status: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<crate::orders::OrderSummary>, ClientError> {
+        self.typed_json(Request::OrderList { status: status.map(str::to_owned), limit }, "order list").await
+    }
+
+    /// Any order request answered with JSON (approve, reject, cancel, waves, shipments, ...).
+    pub async fn order_request(&self, request: Request) -> Result<serde_json::Value, ClientError> {
+        self.typed_json(request, "order answer").await
+    }
+
+    /// The label data of a packed shipment.
+    pub async fn waybill(&self, shipment: u64) -> Result<crate::orders::label::Label, ClientError> {
+        self.typed_json(Request::Waybill { shipment }, "Label").await
+    }
+
+    /// Send a rules file (TOML text) to the server, which parses and broadcasts it.
+    pub async fn reload_rules(&self, toml: String) -> Result<serde_json::Value, ClientError> {
+        self.typed_json(Request::RulesReload { toml }, "rules reload").await
+    }
+}

@@ -95,6 +95,9 @@ pub struct FileConfig {
     pub api_keys: Vec<ApiKeyConfig>,
     pub follow: Option<String>,
     pub follow_api_key: Option<String>,
+    /// `[[webhooks]]`: see `notify::WebhookConfig`.
+    #[serde(default)]
+    pub webhooks: Vec<crate::notify::WebhookConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -132,6 +135,8 @@ pub struct Config {
     /// Primary to follow (replication), if any.
     pub follow: Option<String>,
     pub follow_api_key: Option<String>,
+    /// Webhooks for committed events (`notify/`).
+    pub webhooks: Vec<crate::notify::WebhookConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +154,8 @@ pub enum ConfigError {
     Partitions { got: u32, max: u32 },
     #[error("{0}")]
     Invalid(&'static str),
+    #[error(transparent)]
+    Webhook(#[from] crate::notify::WebhookError),
 }
 
 impl Config {
@@ -195,7 +202,11 @@ impl Config {
             api_keys: file.api_keys,
             follow: args.follow.clone().or(file.follow),
             follow_api_key: args.follow_api_key.clone().or(file.follow_api_key),
+            webhooks: file.webhooks,
         };
+        for hook in &config.webhooks {
+            crate::notify::validate(hook)?;
+        }
         if config.max_frame_bytes < 4096 {
             return Err(ConfigError::Invalid("max_frame_bytes must be at least 4096"));
         }

@@ -61,6 +61,7 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
     );
     let board = Arc::new(SoldOutBoard::new());
     let metrics = Arc::new(Metrics::new());
+    let notifier = crate::notify::Notifier::new(&config.webhooks, metrics.clone()).map_err(ConfigError::from)?;
     let worker_config = WorkerConfig {
         queue_capacity: config.queue_capacity,
         batch_limit: config.batch_limit,
@@ -68,6 +69,7 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         expiry_budget_per_tick: config.expiry_budget_per_tick,
         snapshot_every: config.snapshot_every,
         retention: Retention { min_bytes: 2 * config.segment_bytes, min_age: Duration::from_secs(3600) },
+        notifier: notifier.clone(),
     };
     let workers = spawn_workers(recovered, worker_config, board.clone(), metrics.clone()).map_err(DaemonError::Threads)?;
     if config.follow.is_some() {
@@ -79,6 +81,9 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         .enable_all()
         .build()
         .map_err(DaemonError::Threads)?;
+    if let Some(notifier) = &notifier {
+        notifier.start(runtime.handle());
+    }
     let ctx = Arc::new(ServerCtx {
         config: config.clone(),
         workers,

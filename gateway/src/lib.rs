@@ -12,6 +12,8 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod metrics;
+pub mod notify;
+pub mod orders;
 pub mod protocol;
 pub mod replication;
 pub mod runtime;

@@ -52,7 +52,7 @@ impl GatewayCode {
 }
 
 /// Engine refusals occupy codes 100 and up, in this order.
-const ENGINE_CODES: [&str; 30] = [
+const ENGINE_CODES: [&str; 49] = [
     "unknown_sku",
     "unknown_warehouse",
     "unknown_reservation",
@@ -83,6 +83,26 @@ const ENGINE_CODES: [&str; 30] = [
     "duplicate_reservation",
     "invalid_code",
     "quantity_overflow",
+    // Orders (docs/ORDERS.md).
+    "unknown_order",
+    "illegal_transition",
+    "shipment_transition",
+    "wrong_order_partition",
+    "order_conflict",
+    "invalid_order",
+    "exceeds_open",
+    "exceeds_claimable",
+    "unknown_shipment",
+    "unknown_after_sale",
+    "unknown_wave",
+    "duplicate_wave",
+    "invalid_wave",
+    "nothing_to_wave",
+    "wrong_sku",
+    "over_pick",
+    "no_carrier",
+    "waybill_range_exhausted",
+    "invalid_rules",
 ];
 
 pub const ENGINE_CODE_BASE: u16 = 100;
@@ -115,5 +135,15 @@ mod tests {
         assert_eq!(engine_code("sold_out"), 110);
         let e = from_engine(&EngineError::InsufficientStock { sku: oms_engine::SkuId(4), requested: 3, available: 1 });
         assert_eq!((e.code, e.available, e.sku), (108, Some(1), Some(4)));
+    }
+
+    #[test]
+    fn order_codes_follow_the_engine_list() {
+        // The order refusals are appended after quantity_overflow (129), in EngineError::code order.
+        assert_eq!(engine_code("quantity_overflow"), 129);
+        assert_eq!(engine_code("unknown_order"), 130);
+        assert_eq!(engine_code("invalid_rules"), 148);
+        let e = from_engine(&EngineError::UnknownOrder { order: 7 });
+        assert_eq!((e.code, e.name.as_str()), (130, "unknown_order"));
     }
 }

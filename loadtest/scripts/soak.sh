@@ -7,6 +7,7 @@
 #   DURATION=3m INTERVAL=20 loadtest/scripts/soak.sh # a short check
 #   RATE=20000 SCENARIO=checkout OUT=/tmp/soak ...   # open loop at 20k req/s, another scenario
 #   PROFILE=dev ...                                  # debug binaries (quick to build, ~10x slower)
+#   BIN_DIR=/path/with/omsd-and-oms-loadtest ...     # prebuilt binaries, no build
 #
 # Output in $OUT (default target/soak-<timestamp>): samples.csv
 # (elapsed_s,rss_kib,p99_us_max_in_interval,req_per_s,accepted,rejected,errors,open_fds),
@@ -24,7 +25,9 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-rel}
 OUT=${OUT:-$CARGO_TARGET_DIR/soak-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 PROFILE=${PROFILE:-release}
-if [ "$PROFILE" = release ]; then
+if [ -n "${BIN_DIR:-}" ]; then
+  BIN=$BIN_DIR   # prebuilt omsd + oms-loadtest (no build)
+elif [ "$PROFILE" = release ]; then
   cargo build --release -p oms-gateway -p oms-loadtest --bins
   BIN=$CARGO_TARGET_DIR/release
 else

@@ -225,7 +225,8 @@ async fn write_reservations(
     // Status only, for reservations the replica has forgotten.
     let (mut fid, mut fpart, mut fstatus) = (Vec::new(), Vec::new(), Vec::<String>::new());
     // Allocations of new reservations, summed per (sku, warehouse).
-    let (mut aid, mut apart, mut asku, mut awh, mut aqty) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut aid, mut apart, mut asku, mut awh, mut aqty) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut did, mut dpart) = (Vec::new(), Vec::new());
     for (&(p, rid), fallback) in dirty {
         let view = replica.partition(p).and_then(|s: &Partition| s.reservation(ReservationId(rid)));
@@ -354,10 +355,8 @@ async fn write_orders(
     for &(p, id) in dirty {
         let Some(order) = replica.partition(p).and_then(|s| s.orders().order(id)) else { continue };
         let oid = id as i64;
-        let channel = serde_json::to_value(order.channel)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let channel =
+            serde_json::to_value(order.channel).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         rows += tx
             .execute(
                 "INSERT INTO orders (id, partition, channel, external_id, shop, buyer, status, paid_cents,
@@ -402,10 +401,8 @@ async fn write_orders(
                 .await?;
         }
         for s in &order.shipments {
-            let status = serde_json::to_value(s.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let status =
+                serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
             rows += tx
                 .execute(
                     "INSERT INTO shipments (id, order_id, warehouse, reservation_id, status, carrier, waybill,

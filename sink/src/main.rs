@@ -231,26 +231,20 @@ async fn project(args: &Args, stats: &mut Stats, pg: &mut tokio_postgres::Client
                         replica.apply(partition, record.lsn, record.record_type, &record.payload, &mut events)?;
                     if record.lsn > position {
                         batch.add(partition, record.lsn, envelope.now_ms, &events);
+                        if batch.records >= args.batch {
+                            commit(pg, &replica, &mut batch, &mut stored, stats).await?;
+                        }
                     }
                 }
                 let applied = replica.next_lsn(partition).saturating_sub(1);
                 let partition_caught_up = applied >= durable_lsn;
                 let old_enough = batch.started.is_some_and(|t| t.elapsed() >= args.max_delay);
-                if !batch.is_empty() && (batch.records >= args.batch || partition_caught_up || old_enough) {
-                    let rows = batch.flush(pg, &replica).await?;
-                    stats.records += batch.records as u64;
-                    stats.rows += rows;
-                    stats.transactions += 1;
-                    for (&p, &lsn) in &batch.positions {
-                        if let Some(slot) = stored.get_mut(p as usize) {
-                            *slot = lsn;
-                        }
-                    }
-                    tracing::debug!(records = batch.records, rows, "batch committed");
-                    batch = Batch::default();
+                if !batch.is_empty() && (partition_caught_up || old_enough) {
+                    commit(pg, &replica, &mut batch, &mut stored, stats).await?;
                 }
                 if let Some(slot) = caught_up.get_mut(partition as usize) {
-                    *slot = partition_caught_up && stored.get(partition as usize).copied().unwrap_or(0) >= applied.min(durable_lsn);
+                    *slot = partition_caught_up
+                        && stored.get(partition as usize).copied().unwrap_or(0) >= applied.min(durable_lsn);
                 }
                 if stats.last_log.elapsed() >= Duration::from_secs(10) {
                     stats.last_log = Instant::now();
@@ -264,4 +258,26 @@ async fn project(args: &Args, stats: &mut Stats, pg: &mut tokio_postgres::Client
             _ => {}
         }
     }
+}
+
+/// Write the batch (rows and positions, one transaction) and start a new one.
+async fn commit(
+    pg: &mut tokio_postgres::Client,
+    replica: &Replica,
+    batch: &mut Batch,
+    stored: &mut [u64],
+    stats: &mut Stats,
+) -> Result<(), SinkError> {
+    let rows = batch.flush(pg, replica).await?;
+    stats.records += batch.records as u64;
+    stats.rows += rows;
+    stats.transactions += 1;
+    for (&p, &lsn) in &batch.positions {
+        if let Some(slot) = stored.get_mut(p as usize) {
+            *slot = lsn;
+        }
+    }
+    tracing::debug!(records = batch.records, rows, "batch committed");
+    *batch = Batch::default();
+    Ok(())
 }

@@ -7,6 +7,7 @@
 use tokio_postgres::Client;
 
 pub const SCHEMA: &str = r#"
+SET client_min_messages = warning;
 CREATE TABLE IF NOT EXISTS sink_meta (
     key   text PRIMARY KEY,
     value text NOT NULL

@@ -166,13 +166,21 @@ fn sink_bin() -> PathBuf {
                 command.args(["--profile", other]);
             }
         }
-        for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR", "CARGO_MANIFEST_DIR", "CARGO_PKG_NAME", "CARGO_PRIMARY_PACKAGE"]
-        {
+        for var in [
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_TARGET_DIR",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+        ] {
             command.env_remove(var);
         }
         let output = command.output().map_err(|e| format!("cannot run cargo: {e}"))?;
         if !output.status.success() {
-            return Err(format!("cargo build -p oms-sink-postgres failed:\n{}", String::from_utf8_lossy(&output.stderr)));
+            return Err(format!(
+                "cargo build -p oms-sink-postgres failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
         }
         let bin = target.join(&profile).join("oms-sink-postgres");
         if bin.is_file() {
@@ -467,8 +475,7 @@ async fn sink_projects_exactly_once_across_a_sigkill() {
     assert_eq!(total as usize, got.len(), "no duplicate movement rows");
     // The log may have grown (ticks) after the target was read: compare up to what was projected.
     let last = positions(&db, 2).await;
-    let expected: BTreeMap<_, _> =
-        expected.into_iter().filter(|((p, lsn, _), _)| *lsn <= last[*p as usize]).collect();
+    let expected: BTreeMap<_, _> = expected.into_iter().filter(|((p, lsn, _), _)| *lsn <= last[*p as usize]).collect();
     assert_eq!(got.len(), expected.len(), "movement count");
     assert!(got == expected, "movements differ from the log");
     eprintln!("sink log (second run):\n{}", sink.stderr());

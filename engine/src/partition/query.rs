@@ -390,14 +390,15 @@ impl Partition {
 }
 
 impl Partition {
-    /// Highest reservation sequence this partition knows (live or remembered), for id allocation
-    /// after a restart.
-    pub fn max_reservation_sequence(&self) -> u64 {
+    /// Highest reservation sequence below `limit` this partition knows (live or remembered), for
+    /// id allocation after a restart.
+    pub fn max_reservation_sequence(&self, limit: u64) -> u64 {
         self.book
             .live
             .keys()
             .chain(self.book.ended.keys())
             .map(|id| crate::routing::reservation_sequence(*id))
+            .filter(|sequence| *sequence < limit)
             .max()
             .unwrap_or(0)
     }

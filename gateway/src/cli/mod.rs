@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod channels;
 pub mod log;
+pub mod orders;
 pub mod parse;
 pub mod wal;
 
@@ -101,6 +102,27 @@ pub enum Command {
     /// Replication administration (`oms admin promote`)
     #[command(subcommand)]
     Admin(log::AdminCmd),
+    /// Orders: import channel payloads, read, approve, reject, cancel, allocate
+    #[command(subcommand)]
+    Order(orders::OrderCmd),
+    /// Pick waves: group allocated shipments of a warehouse, show pick lists
+    #[command(subcommand)]
+    Wave(orders::WaveCmd),
+    /// Shipments: pack, ship, deliver
+    #[command(subcommand)]
+    Shipment(orders::ShipmentCmd),
+    /// Carrier tracking events
+    #[command(subcommand)]
+    Track(orders::TrackCmd),
+    /// After-sales: returns, exchanges, refunds
+    #[command(subcommand)]
+    Aftersale(orders::AfterSaleCmd),
+    /// Order rules (audit, routing, carriers) from a TOML file
+    #[command(subcommand)]
+    Rules(orders::RulesCmd),
+    /// Shipping labels
+    #[command(subcommand)]
+    Waybill(orders::WaybillCmd),
 }
 
 #[derive(Args, Debug)]
@@ -519,6 +541,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Wal(cmd) => run_wal(&ctx, cmd),
         Command::Log(cmd) => log::run_log(&ctx, cmd).await,
         Command::Admin(cmd) => log::run_admin(&ctx, cmd).await,
+        Command::Order(cmd) => orders::run_order(&ctx, cmd).await,
+        Command::Wave(cmd) => orders::run_wave(&ctx, cmd).await,
+        Command::Shipment(cmd) => orders::run_shipment(&ctx, cmd).await,
+        Command::Track(cmd) => orders::run_track(&ctx, cmd).await,
+        Command::Aftersale(cmd) => orders::run_after_sale(&ctx, cmd).await,
+        Command::Rules(cmd) => orders::run_rules(&ctx, cmd).await,
+        Command::Waybill(cmd) => orders::run_waybill(&ctx, cmd).await,
         Command::Stock(cmd) => run_stock(&ctx, cmd).await,
         Command::Catalog(CatalogCmd::Load { file }) => {
             let catalog = catalog::read_catalog(&file)?;

@@ -86,6 +86,32 @@ pub enum Request {
     Subscribe { partition: Option<u32>, from_lsn: u64, bootstrap: bool },
     /// Turn a follower into the primary (ops).
     Promote,
+    // ----- Orders (docs/ORDERS.md, "Through the server"); answers are `Json` -----
+    /// Import a channel payload (one order object or a JSON array); `channel` is taobao, jd,
+    /// douyin or native. Answers one result per order (a malformed one names its field path).
+    OrderImport { channel: String, payload: String },
+    OrderGet { id: u64 },
+    /// Orders in one status (`None`: every status), oldest first, at most `limit` (0: 1000).
+    OrderList { status: Option<String>, limit: u32 },
+    OrderApprove { id: u64 },
+    OrderReject { id: u64, reason: String },
+    OrderCancel { id: u64, reason: String },
+    /// Allocate one order (0: every approved order waiting and every parked one).
+    OrderAllocate { id: u64 },
+    /// One pick wave per partition that has allocated shipments in `warehouse`.
+    WaveCreate { warehouse: u16, carrier: Option<String>, max_shipments: u32 },
+    WaveGet { id: u64 },
+    ShipmentPack { shipment: u64 },
+    ShipmentShip { shipment: u64 },
+    ShipmentDeliver { shipment: u64 },
+    TrackAdd { shipment: u64, code: String, location: String },
+    /// `kind`: return, exchange or refund.
+    AfterSaleCreate { order: u64, kind: String, lines: Vec<WireLine>, reason: String },
+    AfterSaleReceive { id: u64, damaged: bool },
+    /// The rules file's TOML text; parsed by the server and broadcast as commands.
+    RulesReload { toml: String },
+    /// The label data of a packed shipment (waybill, carrier, addresses, items).
+    Waybill { shipment: u64 },
 }
 }
 
@@ -115,6 +141,23 @@ impl Request {
             Request::SetChannelPolicy { .. } => Opcode::SetChannelPolicy,
             Request::Subscribe { .. } => Opcode::Subscribe,
             Request::Promote => Opcode::Promote,
+            Request::OrderImport { .. } => Opcode::OrderImport,
+            Request::OrderGet { .. } => Opcode::OrderGet,
+            Request::OrderList { .. } => Opcode::OrderList,
+            Request::OrderApprove { .. } => Opcode::OrderApprove,
+            Request::OrderReject { .. } => Opcode::OrderReject,
+            Request::OrderCancel { .. } => Opcode::OrderCancel,
+            Request::OrderAllocate { .. } => Opcode::OrderAllocate,
+            Request::WaveCreate { .. } => Opcode::WaveCreate,
+            Request::WaveGet { .. } => Opcode::WaveGet,
+            Request::ShipmentPack { .. } => Opcode::ShipmentPack,
+            Request::ShipmentShip { .. } => Opcode::ShipmentShip,
+            Request::ShipmentDeliver { .. } => Opcode::ShipmentDeliver,
+            Request::TrackAdd { .. } => Opcode::TrackAdd,
+            Request::AfterSaleCreate { .. } => Opcode::AfterSaleCreate,
+            Request::AfterSaleReceive { .. } => Opcode::AfterSaleReceive,
+            Request::RulesReload { .. } => Opcode::RulesReload,
+            Request::Waybill { .. } => Opcode::Waybill,
         }
     }
 }

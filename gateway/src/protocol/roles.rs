@@ -43,6 +43,8 @@ impl Role {
         let storefront = matches!(
             opcode,
             Hello | Ping | Reserve | ReserveBatch | Confirm | Release | PayBalance | GetStock | GetReservation | LookupSkus | ExportStock | GetCampaign
+                // Orders: a storefront imports, reads and cancels its orders; the rest is ops.
+                | OrderImport | OrderGet | OrderList | OrderCancel
         );
         match self {
             Role::Storefront => storefront,

@@ -66,6 +66,8 @@ pub enum Query {
     Campaign(CampaignId),
     Export,
     Audit,
+    /// Order book reads (answered by `crate::orders::answer`).
+    Orders(crate::orders::OrderQuery),
 }
 
 #[derive(Debug)]
@@ -76,6 +78,7 @@ pub enum QueryAnswer {
     Campaign(Option<CampaignView>),
     Export(Vec<(SkuId, String, u64)>),
     Audit(Box<PartitionAudit>),
+    Orders(crate::orders::OrderAnswer),
     Unavailable(Failure),
 }
 

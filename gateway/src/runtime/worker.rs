@@ -26,6 +26,8 @@ pub struct WorkerConfig {
     pub expiry_budget_per_tick: u32,
     pub snapshot_every: u64,
     pub retention: Retention,
+    /// Webhooks: committed events of the kinds they want are handed over after each commit.
+    pub notifier: Option<Arc<crate::notify::Notifier>>,
 }
 
 /// Handles to every partition thread.
@@ -128,6 +130,7 @@ pub fn spawn_workers(
             last_tick: Instant::now(),
             expiry_behind: false,
             snapshot_thread: None,
+            notify_pending: Vec::new(),
         };
         let thread = std::thread::Builder::new().name(format!("omsd-p{index}")).spawn(move || worker.run())?;
         senders.push(tx);
@@ -168,6 +171,8 @@ struct Worker {
     /// waiting for the interval, so an expiry storm is worked off in slices between batches.
     expiry_behind: bool,
     snapshot_thread: Option<JoinHandle<Result<Lsn, String>>>,
+    /// Events of the current batch wanted by a webhook, handed to the notifier after the commit.
+    notify_pending: Vec<crate::notify::Notification>,
 }
 
 impl Worker {
@@ -242,6 +247,7 @@ impl Worker {
         let result = self.partition.apply(&envelope, &mut self.events).map_err(Failure::Engine);
         if let Ok(Outcome::Changed) = result {
             self.append(&envelope);
+            self.collect_notifications(&envelope, start);
         }
         match reply {
             Some(reply) => self.pending.push((reply, result, start..self.events.len())),
@@ -264,6 +270,27 @@ impl Worker {
                 // The state already changed in memory but cannot be logged: stop acknowledging.
                 tracing::error!(partition = self.partition.index(), error = %e, "cannot encode a command");
                 self.poisoned.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Keep the events (from `start`) that some webhook wants, with the LSN just appended. Nothing
+    /// is sent before the commit; a follower sends nothing (its primary does).
+    fn collect_notifications(&mut self, envelope: &Envelope, start: usize) {
+        let Some(notifier) = self.config.notifier.as_ref() else { return };
+        if self.following.load(Ordering::Acquire) {
+            return;
+        }
+        let lsn = self.wal.last_lsn();
+        for event in &self.events[start..] {
+            if let Some(kind) = notifier.kind_of(event) {
+                self.notify_pending.push(crate::notify::Notification {
+                    kind,
+                    partition: self.partition.index(),
+                    lsn,
+                    at_ms: envelope.now_ms,
+                    event: event.clone(),
+                });
             }
         }
     }
@@ -295,6 +322,7 @@ impl Worker {
                 durable_lsn: self.wal.durable_lsn(),
                 check: p.check(),
             })),
+            Query::Orders(q) => QueryAnswer::Orders(crate::orders::answer(p, q)),
         }
     }
 
@@ -318,6 +346,13 @@ impl Worker {
         }
         self.appended = false;
         let failed = self.poisoned.load(Ordering::Acquire);
+        if !self.notify_pending.is_empty() {
+            // After the commit, never blocking: the notifier only queues (dropping its oldest).
+            match self.config.notifier.as_ref() {
+                Some(notifier) if !failed => notifier.offer(self.notify_pending.drain(..)),
+                _ => self.notify_pending.clear(),
+            }
+        }
         self.publish();
         for (reply, result, range) in self.pending.drain(..) {
             let result = match result {

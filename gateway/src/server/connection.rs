@@ -29,8 +29,19 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Responses coalesced into one socket write.
 const WRITE_BATCH: usize = 512;
 
+/// Requests whose answers can be large (up to a frame, or a whole catalog export) that may be
+/// unwritten at once on one connection: the count cap alone would let 4096 of them pile up in
+/// memory for a client that never reads.
+const HEAVY_IN_FLIGHT: u32 = 4;
+
+fn is_heavy(opcode: Opcode) -> bool {
+    matches!(opcode, Opcode::LookupSkus | Opcode::ExportStock | Opcode::Audit | Opcode::ReserveBatch)
+}
+
 struct InFlight {
     count: AtomicU32,
+    /// Heavy requests dispatched and not yet written (see [`HEAVY_IN_FLIGHT`]).
+    heavy: AtomicU32,
     drained: Notify,
 }
 
@@ -67,7 +78,7 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, peer: Sock
     let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel::<Outbound>();
-    let in_flight = Arc::new(InFlight { count: AtomicU32::new(0), drained: Notify::new() });
+    let in_flight = Arc::new(InFlight { count: AtomicU32::new(0), heavy: AtomicU32::new(0), drained: Notify::new() });
     let writer_task = tokio::spawn(write_loop(writer, rx, in_flight.clone(), ctx.clone()));
     let decoder = FrameDecoder { max_frame_bytes: ctx.config.max_frame_bytes };
     let max_in_flight = ctx.config.max_in_flight;
@@ -147,6 +158,19 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, peer: Sock
                 crate::replication::spawn_subscription(ctx.clone(), partition, from_lsn, bootstrap, stream);
                 continue;
             }
+            if is_heavy(opcode) {
+                while in_flight.heavy.load(Ordering::Acquire) >= HEAVY_IN_FLIGHT {
+                    let drained = in_flight.drained.notified();
+                    if in_flight.heavy.load(Ordering::Acquire) < HEAVY_IN_FLIGHT {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = drained => {}
+                        _ = tx.closed() => break 'conn Close::PeerClosed,
+                    }
+                }
+                in_flight.heavy.fetch_add(1, Ordering::AcqRel);
+            }
             in_flight.count.fetch_add(1, Ordering::AcqRel);
             ctx.dispatch(request, header.request_id, opcode, started, &tx);
         }
@@ -201,6 +225,8 @@ fn note_refused(ctx: &ServerCtx, peer: SocketAddr, refused_requests: &mut u64, r
 
 fn send(tx: &mpsc::UnboundedSender<Outbound>, request_id: u64, opcode: Opcode, response: Response, in_flight: &InFlight) {
     in_flight.count.fetch_add(1, Ordering::AcqRel);
+    // Immediate refusals never took a heavy slot, so they must not give one back in the writer.
+    let opcode = if is_heavy(opcode) { Opcode::Response } else { opcode };
     let _ = tx.send(Outbound { request_id, opcode, started: Instant::now(), response });
 }
 
@@ -248,6 +274,7 @@ async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<
             break;
         }
         out.clear();
+        let heavy = batch.iter().filter(|o| is_heavy(o.opcode)).count() as u32;
         for o in batch.drain(..) {
             let outcome = match &o.response {
                 Response::Error(e) => outcome_label(&e.name),
@@ -265,7 +292,14 @@ async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<
         let written = writer.write_all(&out).await;
         // Written (or undeliverable) responses no longer count against the in-flight cap.
         in_flight.count.fetch_sub(count as u32, Ordering::AcqRel);
+        if heavy > 0 {
+            in_flight.heavy.fetch_sub(heavy, Ordering::AcqRel);
+        }
         in_flight.drained.notify_waiters();
+        // One huge answer must not pin its buffer for the connection's life.
+        if out.capacity() > 4 * READ_CHUNK {
+            out = BytesMut::with_capacity(READ_CHUNK);
+        }
         if written.is_err() {
             break;
         }

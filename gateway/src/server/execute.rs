@@ -98,8 +98,17 @@ impl ServerCtx {
             routing::validate_lines(&lines, max_lines).map_err(|e| from_engine(&e))?;
         }
         let set = routing::partitions_of(&lines, self.workers.partitions());
-        let id = routing::reservation_id(self.index.next_reservation_sequence(), set);
         let key = if wire.idempotency_key.is_empty() { 0 } else { idempotency_hash(wire.idempotency_key.as_bytes()) };
+        // A keyed reservation's id is a function of its key, so a retry (after a crash that kept
+        // only some parts of a multi-partition reservation) uses the same id in every partition:
+        // the surviving parts replay, the missing ones are reserved under that id, and the answer
+        // names one reservation holding every line.
+        let sequence = if key == 0 {
+            self.index.next_reservation_sequence()
+        } else {
+            crate::catalog_index::KEYED_SEQUENCE_BIT | (key & (crate::catalog_index::KEYED_SEQUENCE_BIT - 1))
+        };
+        let id = routing::reservation_id(sequence, set);
         let request = ReserveRequest {
             id,
             lines,
@@ -526,6 +535,24 @@ impl ServerCtx {
                     Err(f) => Response::Error(failure_to_wire(&f)),
                 }
             }
+            // Orders: the coordinator in crate::orders (docs/ORDERS.md, "Through the server").
+            order @ (Request::OrderImport { .. }
+            | Request::OrderGet { .. }
+            | Request::OrderList { .. }
+            | Request::OrderApprove { .. }
+            | Request::OrderReject { .. }
+            | Request::OrderCancel { .. }
+            | Request::OrderAllocate { .. }
+            | Request::WaveCreate { .. }
+            | Request::WaveGet { .. }
+            | Request::ShipmentPack { .. }
+            | Request::ShipmentShip { .. }
+            | Request::ShipmentDeliver { .. }
+            | Request::TrackAdd { .. }
+            | Request::AfterSaleCreate { .. }
+            | Request::AfterSaleReceive { .. }
+            | Request::RulesReload { .. }
+            | Request::Waybill { .. }) => crate::orders::execute(&self, order).await,
         }
     }
 }

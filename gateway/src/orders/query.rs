@@ -1,0 +1,117 @@
+//! Order book reads, answered in the owning partition's writer thread (after the batch commit, like
+//! every other query): `Query::Orders(OrderQuery)` -> `QueryAnswer::Orders(OrderAnswer)`.
+
+use oms_engine::orders::model::{Order, OrderId, OrderStatus, SalesChannel, Wave, WaveId};
+use oms_engine::orders::rules::RoutingRule;
+use oms_engine::{Line, Partition, TimeMs};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug)]
+pub enum OrderQuery {
+    Order(OrderId),
+    Wave(WaveId),
+    /// Orders of this partition in one status (`None`: all), oldest first, at most `limit`.
+    List { status: Option<OrderStatus>, limit: u32 },
+    /// Approved orders waiting for allocation, then parked ones (oldest first each).
+    Waiting,
+    /// What an allocation attempt needs: the open units and the matching routing rules.
+    ForAllocation(OrderId),
+}
+
+/// One row of `oms order list`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderSummary {
+    pub id: OrderId,
+    pub channel: SalesChannel,
+    pub external_id: String,
+    pub status: OrderStatus,
+    pub buyer: String,
+    pub paid_cents: i64,
+    pub holds: Vec<String>,
+    pub created_at_ms: TimeMs,
+}
+
+/// The inputs of one allocation attempt (`Desk::allocate` reads the same from the engine).
+#[derive(Clone, Debug)]
+pub struct AllocationView {
+    pub channel: SalesChannel,
+    /// Approved or partially allocated, and not a merge follower.
+    pub waiting: bool,
+    /// Open units of the order and its merged followers, one line per SKU.
+    pub open: Vec<Line>,
+    /// Matching routing rules in order (the fallback when none matches).
+    pub rules: Vec<RoutingRule>,
+    pub merged: bool,
+    pub parked: bool,
+    pub cancel_at_ms: Option<TimeMs>,
+}
+
+#[derive(Debug)]
+pub enum OrderAnswer {
+    Order(Option<Box<Order>>),
+    Wave(Option<Box<Wave>>),
+    List(Vec<OrderSummary>),
+    Waiting(Vec<OrderId>),
+    ForAllocation(Option<Box<AllocationView>>),
+}
+
+/// Answer an order query from one partition.
+pub fn answer(p: &Partition, query: OrderQuery) -> OrderAnswer {
+    let book = p.orders();
+    match query {
+        OrderQuery::Order(id) => OrderAnswer::Order(book.order(id).cloned().map(Box::new)),
+        OrderQuery::Wave(id) => OrderAnswer::Wave(book.wave(id).cloned().map(Box::new)),
+        OrderQuery::List { status, limit } => {
+            let mut rows: Vec<OrderSummary> = book
+                .orders()
+                .filter(|o| status.is_none_or(|s| o.status == s))
+                .map(|o| OrderSummary {
+                    id: o.id,
+                    channel: o.channel,
+                    external_id: o.external_id.clone(),
+                    status: o.status,
+                    buyer: o.buyer.clone(),
+                    paid_cents: o.paid_cents,
+                    holds: o.holds.clone(),
+                    created_at_ms: o.created_at_ms,
+                })
+                .collect();
+            rows.sort_unstable_by_key(|r| (r.created_at_ms, r.id));
+            rows.truncate(limit as usize);
+            OrderAnswer::List(rows)
+        }
+        OrderQuery::Waiting => {
+            let mut ids = book.awaiting_allocation();
+            ids.extend(book.parked());
+            OrderAnswer::Waiting(ids)
+        }
+        OrderQuery::ForAllocation(id) => OrderAnswer::ForAllocation(book.order(id).map(|o| {
+            let waiting = matches!(o.status, OrderStatus::Approved | OrderStatus::Allocated) && o.merged_into.is_none();
+            let mut open: Vec<Line> = Vec::new();
+            let mut codes: Vec<&str> = Vec::new();
+            for member in std::iter::once(o).chain(o.merged.iter().filter_map(|m| book.order(*m))) {
+                for l in &member.lines {
+                    codes.push(&l.sku_code);
+                    let qty = l.qty.saturating_sub(l.allocated_qty);
+                    if qty == 0 {
+                        continue;
+                    }
+                    match open.iter_mut().find(|x| x.sku == l.sku) {
+                        Some(x) => x.qty += qty,
+                        None => open.push(Line { sku: l.sku, qty }),
+                    }
+                }
+            }
+            let rules = book.routing_rules().matching(o.channel, &o.address.province, &o.address.city, &codes);
+            Box::new(AllocationView {
+                channel: o.channel,
+                waiting,
+                open,
+                rules,
+                merged: !o.merged.is_empty(),
+                parked: o.parked_since_ms.is_some(),
+                cancel_at_ms: o.parked_cancel_at_ms,
+            })
+        })),
+    }
+}

@@ -1,0 +1,203 @@
+//! Webhooks end to end: the real omsd configured with `[[webhooks]]`, a local HTTP receiver that
+//! fails the first delivery, and the formats checked on what arrives.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use oms_gateway::protocol::{ReserveWire, SkuRef, StockOpWire, WireLine};
+use oms_tests::{http_get, Omsd};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// One request the receiver got: (path, status it answered, JSON body).
+type Received = (String, u16, Value);
+
+/// A tiny HTTP receiver: the FIRST request on each path is answered 500, later ones 200 (with the
+/// robots' `{"errcode":0}`).
+async fn receiver() -> (String, mpsc::UnboundedReceiver<Received>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+    let addr = listener.local_addr().expect("receiver addr").to_string();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut seen: HashMap<String, u32> = HashMap::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            let Some((path, body)) = read_request(&stream).await else { continue };
+            let count = seen.entry(path.clone()).or_default();
+            *count += 1;
+            let status = if *count == 1 { 500 } else { 200 };
+            answer(stream, status).await;
+            let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let _ = tx.send((path, status, json));
+        }
+    });
+    (addr, rx)
+}
+
+async fn read_request(stream: &TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        stream.readable().await.ok()?;
+        match stream.try_read(&mut chunk) {
+            Ok(0) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return None,
+        }
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("content-length")))
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(0);
+        if buf.len() >= end + 4 + length {
+            let path = head.split_whitespace().nth(1)?.to_owned();
+            return Some((path, buf[end + 4..end + 4 + length].to_vec()));
+        }
+    }
+}
+
+async fn answer(mut stream: TcpStream, status: u16) {
+    let body = if status == 200 { r#"{"errcode":0,"errmsg":"ok"}"# } else { "boom" };
+    let reason = if status == 200 { "OK" } else { "Internal Server Error" };
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_millis(100), stream.read_to_end(&mut rest)).await;
+}
+
+fn metric(text: &str, outcome: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.contains("webhook_deliveries") && l.contains(&format!("outcome=\"{outcome}\"")))
+        .filter_map(|l| l.split_whitespace().last().and_then(|v| v.parse::<f64>().ok()))
+        .sum::<f64>() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_stock_webhooks_are_retried_and_formatted() {
+    // Checks that a low_stock event reaches a generic-JSON webhook and a DingTalk and a WeCom
+    // robot webhook after the receiver's first answer (500) is retried, in each configured format,
+    // that unsubscribed kinds are not sent, and that /metrics counts the retries and deliveries.
+    let (addr, mut received) = receiver().await;
+    let dir = tempfile::tempdir().expect("config dir");
+    let config = dir.path().join("omsd.toml");
+    let toml = format!(
+        r#"
+[[webhooks]]
+url = "http://{addr}/json"
+format = "json"
+events = ["low_stock"]
+retry_initial_ms = 50
+
+[[webhooks]]
+url = "http://{addr}/robot/send?access_token=t"
+format = "dingtalk"
+events = ["low_stock", "campaign_sold_out"]
+retry_initial_ms = 50
+
+[[webhooks]]
+url = "http://{addr}/cgi-bin/webhook/send?key=k"
+format = "wecom"
+events = ["campaign_closed"]
+retry_initial_ms = 50
+"#
+    );
+    std::fs::write(&config, toml).expect("write config");
+    let config = config.display().to_string();
+    let omsd = Omsd::start(&["--partitions", "1", "--config", &config]);
+    let client = omsd.client().await;
+    client.define_warehouse(1, "SH", "east", 0).await.expect("warehouse");
+    let sku = client.define_sku("HOOK-1", 5).await.expect("sku");
+    client
+        .stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code("HOOK-1".into()), warehouse: 1, on_hand: 10 })
+        .await
+        .expect("on hand");
+    let cart = ReserveWire {
+        lines: vec![WireLine { sku: SkuRef::Code("HOOK-1".into()), qty: 8 }],
+        ttl_ms: 600_000,
+        idempotency_key: String::new(),
+        customer: 1,
+        channel: 0,
+        campaign: None,
+    };
+    client.reserve(cart).await.expect("reserve below the threshold");
+
+    // Two hooks want low_stock: each gets a 500 first, then the retry succeeds. The SKU was
+    // already low (0 available) when defined, so the reservation's event is not the first.
+    let json_path = "/json";
+    let robot_path = "/robot/send?access_token=t";
+    let is_ours_json = |b: &Value| b["event"] == "low_stock" && b["data"]["available"] == 2;
+    let is_ours_robot =
+        |b: &Value| b["text"]["content"].as_str().is_some_and(|c| c.contains("low_stock") && c.contains("2 available"));
+    let mut got: HashMap<String, Vec<(u16, Value)>> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let json_done = got.get(json_path).is_some_and(|v| v.iter().any(|(s, b)| *s == 200 && is_ours_json(b)));
+        let robot_done = got.get(robot_path).is_some_and(|v| v.iter().any(|(s, b)| *s == 200 && is_ours_robot(b)));
+        if json_done && robot_done {
+            break;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some((path, status, body))) = tokio::time::timeout(left, received.recv()).await else {
+            panic!("webhooks not delivered in time; got {got:?}; omsd stderr:\n{}", omsd.stderr());
+        };
+        got.entry(path).or_default().push((status, body));
+    }
+    for path in [json_path, robot_path] {
+        let list = &got[path];
+        assert_eq!(list[0].0, 500, "{path}: the first delivery failed");
+        assert_eq!((list[1].0, &list[1].1), (200, &list[0].1), "{path}: the retry sends the same body and succeeds");
+        assert!(list[2..].iter().all(|(s, _)| *s == 200), "{path}: later deliveries succeed at once: {list:?}");
+    }
+    let body = got[json_path].iter().map(|(_, b)| b).find(|b| is_ours_json(b)).expect("our event");
+    assert_eq!(body["partition"], 0);
+    assert!(body["lsn"].as_u64().is_some_and(|l| l > 0), "lsn: {body}");
+    assert!(body["at_ms"].as_u64().is_some_and(|t| t > 1_600_000_000_000), "at_ms: {body}");
+    assert_eq!(body["data"]["sku"], sku);
+    assert_eq!(body["data"]["threshold"], 5);
+    let body = got[robot_path].iter().map(|(_, b)| b).find(|b| is_ours_robot(b)).expect("our event");
+    assert_eq!(body["msgtype"], "text");
+    assert_eq!(body.as_object().map(|o| o.len()), Some(2), "robot body is msgtype + text only: {body}");
+    assert!(!got.contains_key("/cgi-bin/webhook/send?key=k"), "the WeCom hook wants no low_stock");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, text) = http_get(omsd.admin_addr(), "/metrics").expect("metrics");
+        let (retried, delivered) = (metric(&text, "retried"), metric(&text, "delivered"));
+        if retried >= 2 && delivered >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "metrics: retried {retried}, delivered {delivered}:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn webhook_config_errors_are_refused_at_startup() {
+    // Checks that omsd refuses to start on an unknown event kind or an https URL, saying why.
+    let dir = tempfile::tempdir().expect("config dir");
+    for (toml, expected) in [
+        ("[[webhooks]]\nurl = \"http://127.0.0.1:1/x\"\nevents = [\"nope\"]\n", "unknown event kind"),
+        ("[[webhooks]]\nurl = \"https://example.com/x\"\nevents = [\"low_stock\"]\n", "https"),
+    ] {
+        let config = dir.path().join("bad.toml");
+        std::fs::write(&config, toml).expect("write config");
+        let output = std::process::Command::new(oms_tests::omsd_bin())
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .output()
+            .expect("run omsd");
+        assert!(!output.status.success(), "omsd accepted {toml}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "stderr for {toml}: {stderr}");
+    }
+}
