@@ -107,7 +107,8 @@ fn flash_sale_sold_out_in_partition(c: &mut Criterion) {
             let mut partition = partition_with_catalog(0, 1, 1, 10);
             let mut events = Vec::new();
             let _ = partition.apply(&flash_sale(CampaignId(1), SkuId(0), 1), &mut events);
-            let _ = partition.apply(&reserve(1, 0, vec![Line { sku: SkuId(0), qty: 1 }], 1, Some(CampaignId(1))), &mut events);
+            let _ = partition
+                .apply(&reserve(1, 0, vec![Line { sku: SkuId(0), qty: 1 }], 1, Some(CampaignId(1))), &mut events);
             let commands: Vec<Envelope> = (0..iters * BATCH)
                 .map(|i| reserve(i + 2, 0, vec![Line { sku: SkuId(0), qty: 1 }], i + 2, Some(CampaignId(1))))
                 .collect();

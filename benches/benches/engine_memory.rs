@@ -73,7 +73,9 @@ fn main() {
     println!("| measure | bytes |");
     println!("|---|---|");
     println!("| per SKU (1,000,000 SKUs, one warehouse each) | {per_sku:.1} |");
-    println!("| per live single-line reservation (1,000,000 live, incl. expiry index and ledger) | {per_reservation:.1} |");
+    println!(
+        "| per live single-line reservation (1,000,000 live, incl. expiry index and ledger) | {per_reservation:.1} |"
+    );
     println!("| per live 3-line reservation (100,000 live) | {per_three_line:.1} |");
     let _ = ledger_entries;
     let _ = partition.live_reservations();

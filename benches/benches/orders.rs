@@ -62,7 +62,13 @@ fn new_order(i: u64) -> NewOrder {
     let lines: Vec<NewOrderLine> = (0..2)
         .map(|k| {
             let sku = ((i + k) % u64::from(SKUS)) as u32;
-            NewOrderLine { sku: SkuId(sku), sku_code: format!("S{sku}"), qty: 1 + k as u32, list_cents: 1_990, paid_cents: None }
+            NewOrderLine {
+                sku: SkuId(sku),
+                sku_code: format!("S{sku}"),
+                qty: 1 + k as u32,
+                list_cents: 1_990,
+                paid_cents: None,
+            }
         })
         .collect();
     NewOrder {
@@ -103,7 +109,13 @@ fn lifecycle(engine: &mut ShardedEngine, orders: Vec<NewOrder>) -> Duration {
         }
         out.clear();
         let wave = chunk_index as u64 + 1;
-        let command = OrderCommand::CreateWave { wave, warehouse: WarehouseId(1), carrier: None, max_shipments: WAVE_SIZE as u32, cutoff_ms: None };
+        let command = OrderCommand::CreateWave {
+            wave,
+            warehouse: WarehouseId(1),
+            carrier: None,
+            max_shipments: WAVE_SIZE as u32,
+            cutoff_ms: None,
+        };
         Desk::order_command(engine, now, command, &mut out).expect("wave");
         for id in ids {
             let shipment = (id << 8) | 1;

@@ -35,9 +35,7 @@ fn cfg(dir: &Path, mode: WriteMode, durability: Durability) -> WalConfig {
 
 fn bench_appends(c: &mut Criterion) {
     let mut g = c.benchmark_group("wal_append_always");
-    g.sample_size(10)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(2));
+    g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
     for mode in [WriteMode::Pwrite, WriteMode::Mmap] {
         for size in [64usize, 256] {
             for batch in [1u64, 16, 256] {
@@ -71,12 +69,7 @@ fn limits() {
 
     // Raw sequential write: 512 MiB in 1 MiB pwrites, one fdatasync at the end.
     let path = d.path().join("raw.bin");
-    let f = OpenOptions::new()
-        .create(true)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
+    let f = OpenOptions::new().create(true).read(true).write(true).open(&path).unwrap();
     let buf = vec![0x5Au8; 1 << 20];
     let total = 512u64 << 20;
     let t = Instant::now();
@@ -87,10 +80,7 @@ fn limits() {
     }
     fdatasync(&f);
     let secs = t.elapsed().as_secs_f64();
-    println!(
-        "raw sequential write (1 MiB pwrite, 512 MiB, + fdatasync): {:.0} MiB/s",
-        512.0 / secs
-    );
+    println!("raw sequential write (1 MiB pwrite, 512 MiB, + fdatasync): {:.0} MiB/s", 512.0 / secs);
 
     // fdatasync latency: 4 KiB overwrite in the (now allocated) file + fdatasync.
     let mut h = Histogram::<u64>::new(3).unwrap();

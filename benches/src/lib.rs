@@ -20,12 +20,16 @@ pub fn at(now_ms: u64, command: Command) -> Envelope {
 pub fn partition_with_catalog(index: u32, partitions: u32, skus: u32, on_hand: u64) -> Partition {
     let mut p = Partition::new(index, partitions, Limits::default());
     let mut events = Vec::new();
-    let define = at(1, Command::DefineWarehouse { id: WAREHOUSE, code: "SH".into(), region: "east".into(), priority: 0 });
+    let define =
+        at(1, Command::DefineWarehouse { id: WAREHOUSE, code: "SH".into(), region: "east".into(), priority: 0 });
     p.apply(&define, &mut events).expect("warehouse");
     for local in 0..skus {
         let sku = SkuId(local * partitions + index);
-        p.apply(&at(1, Command::DefineSku { id: sku, code: format!("SKU-{}", sku.0), low_stock_threshold: 0 }), &mut events)
-            .expect("sku");
+        p.apply(
+            &at(1, Command::DefineSku { id: sku, code: format!("SKU-{}", sku.0), low_stock_threshold: 0 }),
+            &mut events,
+        )
+        .expect("sku");
         p.apply(&at(1, Command::SetOnHand { sku, warehouse: WAREHOUSE, on_hand }), &mut events).expect("stock");
         events.clear();
     }
@@ -37,11 +41,19 @@ pub fn sharded_with_catalog(partitions: u32, skus: u32, on_hand: u64) -> Sharded
     let mut engine = ShardedEngine::new(partitions, Limits::default());
     let mut events = Vec::new();
     engine
-        .apply(&at(1, Command::DefineWarehouse { id: WAREHOUSE, code: "SH".into(), region: "east".into(), priority: 0 }), &mut events)
+        .apply(
+            &at(1, Command::DefineWarehouse { id: WAREHOUSE, code: "SH".into(), region: "east".into(), priority: 0 }),
+            &mut events,
+        )
         .expect("warehouse");
     for i in 0..skus {
         let sku = SkuId(i);
-        engine.apply(&at(1, Command::DefineSku { id: sku, code: format!("SKU-{i}"), low_stock_threshold: 0 }), &mut events).expect("sku");
+        engine
+            .apply(
+                &at(1, Command::DefineSku { id: sku, code: format!("SKU-{i}"), low_stock_threshold: 0 }),
+                &mut events,
+            )
+            .expect("sku");
         engine.apply(&at(1, Command::SetOnHand { sku, warehouse: WAREHOUSE, on_hand }), &mut events).expect("stock");
         events.clear();
     }

@@ -6,21 +6,12 @@ use serde::Serialize;
 use crate::command::{FlashSaleSpec, PresaleSpec};
 use crate::ids::{CampaignId, CustomerId, SkuId, TimeMs, WarehouseId};
 
-#[derive(
-    Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum CampaignKind {
     /// Units carved out of stock, per warehouse, still unsold.
-    FlashSale {
-        pool: Vec<(WarehouseId, u64)>,
-        pool_qty: u32,
-    },
+    FlashSale { pool: Vec<(WarehouseId, u64)>, pool_qty: u32 },
     /// Units sold against a quota of incoming stock.
-    Presale {
-        quota: u32,
-        sold: u64,
-        balance_window_ms: u64,
-    },
+    Presale { quota: u32, sold: u64, balance_window_ms: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -41,10 +32,7 @@ impl Campaign {
         Campaign {
             id: spec.id,
             sku: spec.sku,
-            kind: CampaignKind::FlashSale {
-                pool,
-                pool_qty: spec.pool_qty,
-            },
+            kind: CampaignKind::FlashSale { pool, pool_qty: spec.pool_qty },
             per_customer_limit: spec.per_customer_limit,
             starts_at_ms: spec.starts_at_ms,
             ends_at_ms: spec.ends_at_ms,
@@ -57,11 +45,7 @@ impl Campaign {
         Campaign {
             id: spec.id,
             sku: spec.sku,
-            kind: CampaignKind::Presale {
-                quota: spec.quota,
-                sold: 0,
-                balance_window_ms: spec.balance_window_ms,
-            },
+            kind: CampaignKind::Presale { quota: spec.quota, sold: 0, balance_window_ms: spec.balance_window_ms },
             per_customer_limit: spec.per_customer_limit,
             starts_at_ms: spec.starts_at_ms,
             ends_at_ms: spec.ends_at_ms,
@@ -102,9 +86,7 @@ impl Campaign {
 }
 
 /// A serializable image of a campaign (maps sorted) for snapshots and state comparison.
-#[derive(
-    Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct CampaignImage {
     pub id: CampaignId,
     pub sku: SkuId,

@@ -11,9 +11,7 @@ use crate::stock::{Incoming, StockCell};
 /// Longest SKU, warehouse or region code accepted, in bytes.
 pub const CODE_LIMIT: usize = 64;
 
-#[derive(
-    Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Warehouse {
     pub id: WarehouseId,
     pub code: String,
@@ -23,9 +21,7 @@ pub struct Warehouse {
 }
 
 /// Everything a partition knows about one SKU.
-#[derive(
-    Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct SkuState {
     pub id: SkuId,
     pub code: String,
@@ -63,10 +59,7 @@ impl SkuState {
     }
 
     pub fn cell(&self, warehouse: WarehouseId) -> Option<&StockCell> {
-        self.cells
-            .binary_search_by_key(&warehouse, |(w, _)| *w)
-            .ok()
-            .map(|i| &self.cells[i].1)
+        self.cells.binary_search_by_key(&warehouse, |(w, _)| *w).ok().map(|i| &self.cells[i].1)
     }
 
     /// The cell for `warehouse`, created empty on first use.
@@ -83,9 +76,7 @@ impl SkuState {
 
     /// Sellable units over all warehouses.
     pub fn available(&self) -> u64 {
-        self.cells
-            .iter()
-            .fold(0u64, |sum, (_, c)| sum.saturating_add(c.available()))
+        self.cells.iter().fold(0u64, |sum, (_, c)| sum.saturating_add(c.available()))
     }
 
     pub fn totals(&self) -> StockCell {

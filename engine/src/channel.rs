@@ -16,9 +16,7 @@ pub fn sellable(policy: &ChannelPolicy, sku: SkuId, available: u64) -> u64 {
         .exceptions
         .iter()
         .find(|e| e.sku == sku)
-        .map_or((policy.ratio_bp, u64::MAX), |e| {
-            (e.ratio_bp, u64::from(e.cap))
-        });
+        .map_or((policy.ratio_bp, u64::MAX), |e| (e.ratio_bp, u64::from(e.cap)));
     let share = (u128::from(available) * u128::from(ratio_bp) / u128::from(FULL_RATIO_BP)) as u64;
     let lifted = share.max(u64::from(policy.floor).min(available));
     lifted.min(available).min(cap)
@@ -31,12 +29,7 @@ mod tests {
     use crate::ids::ChannelId;
 
     fn policy(ratio_bp: u32, floor: u32) -> ChannelPolicy {
-        ChannelPolicy {
-            channel: ChannelId(1),
-            ratio_bp,
-            floor,
-            exceptions: vec![],
-        }
+        ChannelPolicy { channel: ChannelId(1), ratio_bp, floor, exceptions: vec![] }
     }
 
     #[test]
@@ -49,11 +42,7 @@ mod tests {
         assert_eq!(sellable(&policy(3_000, 5), SkuId(1), 2), 2);
         assert_eq!(sellable(&policy(10_000, 0), SkuId(1), 0), 0);
         let mut p = policy(3_000, 0);
-        p.exceptions.push(ChannelException {
-            sku: SkuId(7),
-            ratio_bp: 10_000,
-            cap: 40,
-        });
+        p.exceptions.push(ChannelException { sku: SkuId(7), ratio_bp: 10_000, cap: 40 });
         assert_eq!(sellable(&p, SkuId(7), 100), 40);
         assert_eq!(sellable(&p, SkuId(8), 100), 30);
     }

@@ -28,8 +28,7 @@ pub fn encode_envelope(envelope: &Envelope) -> Result<AlignedVec, CodecError> {
 
 /// Decode a command record after checking every byte of it.
 pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, CodecError> {
-    rkyv::from_bytes::<Envelope, rancor::Error>(&aligned(bytes))
-        .map_err(|e| CodecError::Decode(e.to_string()))
+    rkyv::from_bytes::<Envelope, rancor::Error>(&aligned(bytes)).map_err(|e| CodecError::Decode(e.to_string()))
 }
 
 pub fn encode_image(image: &PartitionImage) -> Result<AlignedVec, CodecError> {
@@ -37,18 +36,13 @@ pub fn encode_image(image: &PartitionImage) -> Result<AlignedVec, CodecError> {
 }
 
 pub fn decode_image(bytes: &[u8]) -> Result<PartitionImage, CodecError> {
-    rkyv::from_bytes::<PartitionImage, rancor::Error>(&aligned(bytes))
-        .map_err(|e| CodecError::Decode(e.to_string()))
+    rkyv::from_bytes::<PartitionImage, rancor::Error>(&aligned(bytes)).map_err(|e| CodecError::Decode(e.to_string()))
 }
 
 /// Encode into a reused buffer, so the writer's hot path does not allocate per command.
-pub fn encode_envelope_into(
-    envelope: &Envelope,
-    mut buffer: AlignedVec,
-) -> Result<AlignedVec, CodecError> {
+pub fn encode_envelope_into(envelope: &Envelope, mut buffer: AlignedVec) -> Result<AlignedVec, CodecError> {
     buffer.clear();
-    rkyv::api::high::to_bytes_in::<_, rancor::Error>(envelope, buffer)
-        .map_err(|e| CodecError::Encode(e.to_string()))
+    rkyv::api::high::to_bytes_in::<_, rancor::Error>(envelope, buffer).map_err(|e| CodecError::Encode(e.to_string()))
 }
 
 /// Record types in the log.

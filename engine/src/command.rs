@@ -5,21 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{
-    CampaignId, ChannelId, CustomerId, PurchaseOrderId, ReservationId, SkuId, TimeMs, WarehouseId,
-};
+use crate::ids::{CampaignId, ChannelId, CustomerId, PurchaseOrderId, ReservationId, SkuId, TimeMs, WarehouseId};
 
 /// What the log stores for one command: the time it was accepted, then the command.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Envelope {
     /// Wall-clock time chosen by the caller when the command was accepted. The engine only ever
     /// moves its clock forward, so an out-of-order time is treated as "now".
@@ -29,16 +18,7 @@ pub struct Envelope {
 
 /// One line of a reservation request.
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
 pub struct Line {
     pub sku: SkuId,
@@ -47,16 +27,7 @@ pub struct Line {
 
 /// One component of a kit (combo SKU).
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
 pub struct KitComponent {
     pub sku: SkuId,
@@ -65,17 +36,7 @@ pub struct KitComponent {
 
 /// The quantity states that are on hand but may not be sold.
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Bucket {
@@ -101,16 +62,7 @@ impl Bucket {
 
 /// How many lines of a reservation a partition holds, and how many partitions share it.
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
 pub struct PartInfo {
     /// Number of partitions the whole reservation spans (1 for the common single-partition case).
@@ -122,16 +74,7 @@ impl PartInfo {
 }
 
 /// A request to hold stock for a checkout: all lines or none.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct ReserveRequest {
     pub id: ReservationId,
     pub lines: Vec<Line>,
@@ -148,16 +91,7 @@ pub struct ReserveRequest {
 
 /// Why a reservation is being released by request.
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum ReleaseCause {
@@ -169,17 +103,7 @@ pub enum ReleaseCause {
 }
 
 /// Sellable-quantity policy of one channel.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct ChannelPolicy {
     pub channel: ChannelId,
     /// Share of shared availability this channel may sell, in basis points (10_000 = all of it).
@@ -191,16 +115,7 @@ pub struct ChannelPolicy {
 }
 
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
 pub struct ChannelException {
     pub sku: SkuId,
@@ -210,17 +125,7 @@ pub struct ChannelException {
 }
 
 /// A flash-sale pool carved from a SKU's stock for a time window.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct FlashSaleSpec {
     pub id: CampaignId,
     pub sku: SkuId,
@@ -231,17 +136,7 @@ pub struct FlashSaleSpec {
 }
 
 /// A presale (deposit now, balance later) of a SKU that sells against a quota of incoming stock.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct PresaleSpec {
     pub id: CampaignId,
     pub sku: SkuId,
@@ -254,16 +149,7 @@ pub struct PresaleSpec {
     pub balance_window_ms: u64,
 }
 
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Command {
     /// Advance the clock: expire reservations, open and close campaign windows, miss balance

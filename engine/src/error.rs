@@ -24,67 +24,27 @@ pub enum EngineError {
     #[error("SKU {sku} appears on more than one line")]
     DuplicateLine { sku: SkuId },
     #[error("insufficient stock for SKU {sku}: requested {requested}, available {available}")]
-    InsufficientStock {
-        sku: SkuId,
-        requested: u64,
-        available: u64,
-    },
+    InsufficientStock { sku: SkuId, requested: u64, available: u64 },
     #[error("channel {channel} may sell only {available} of SKU {sku}, requested {requested}")]
-    ChannelLimit {
-        channel: ChannelId,
-        sku: SkuId,
-        requested: u64,
-        available: u64,
-    },
+    ChannelLimit { channel: ChannelId, sku: SkuId, requested: u64, available: u64 },
     #[error("campaign {campaign} is sold out")]
     SoldOut { campaign: CampaignId },
     #[error("customer limit of {limit} reached in campaign {campaign} (already holds {held})")]
-    LimitExceeded {
-        campaign: CampaignId,
-        limit: u32,
-        held: u32,
-        requested: u32,
-    },
+    LimitExceeded { campaign: CampaignId, limit: u32, held: u32, requested: u32 },
     #[error("campaign {campaign} is not open (window {starts_at_ms}..{ends_at_ms}, now {now_ms})")]
-    CampaignNotOpen {
-        campaign: CampaignId,
-        starts_at_ms: TimeMs,
-        ends_at_ms: TimeMs,
-        now_ms: TimeMs,
-    },
+    CampaignNotOpen { campaign: CampaignId, starts_at_ms: TimeMs, ends_at_ms: TimeMs, now_ms: TimeMs },
     #[error("campaign {campaign} sells SKU {expected}, not {found}")]
-    CampaignSkuMismatch {
-        campaign: CampaignId,
-        expected: SkuId,
-        found: SkuId,
-    },
+    CampaignSkuMismatch { campaign: CampaignId, expected: SkuId, found: SkuId },
     #[error("reservation {id} expired at {expired_at_ms}")]
-    ReservationExpired {
-        id: ReservationId,
-        expired_at_ms: TimeMs,
-    },
+    ReservationExpired { id: ReservationId, expired_at_ms: TimeMs },
     #[error("reservation {id} is {state}, cannot {action}")]
-    InvalidReservationState {
-        id: ReservationId,
-        state: &'static str,
-        action: &'static str,
-    },
+    InvalidReservationState { id: ReservationId, state: &'static str, action: &'static str },
     #[error("ttl must be between 1 ms and {max_ms} ms")]
     InvalidTtl { max_ms: u64 },
     #[error("on-hand of SKU {sku} in warehouse {warehouse} cannot go below {committed} (reserved or set aside), requested {requested}")]
-    BelowCommitted {
-        sku: SkuId,
-        warehouse: WarehouseId,
-        committed: u64,
-        requested: i128,
-    },
+    BelowCommitted { sku: SkuId, warehouse: WarehouseId, committed: u64, requested: i128 },
     #[error("only {available} units of SKU {sku} are available in warehouse {warehouse}, requested {requested}")]
-    InsufficientInWarehouse {
-        sku: SkuId,
-        warehouse: WarehouseId,
-        requested: u64,
-        available: u64,
-    },
+    InsufficientInWarehouse { sku: SkuId, warehouse: WarehouseId, requested: u64, available: u64 },
     #[error("SKU {sku} is a kit; {action} applies to its components")]
     KitNotStocked { sku: SkuId, action: &'static str },
     #[error("kit {kit} is invalid: {reason}")]
@@ -92,10 +52,7 @@ pub enum EngineError {
     #[error("campaign {campaign} already exists")]
     DuplicateCampaign { campaign: CampaignId },
     #[error("invalid campaign {campaign}: {reason}")]
-    InvalidCampaign {
-        campaign: CampaignId,
-        reason: &'static str,
-    },
+    InvalidCampaign { campaign: CampaignId, reason: &'static str },
     #[error("SKU {sku} is owned by partition {owner}, not {this}")]
     WrongPartition { sku: SkuId, owner: u32, this: u32 },
     #[error("ratio {ratio_bp} exceeds 10000 basis points")]
@@ -109,11 +66,7 @@ pub enum EngineError {
     #[error("code must be 1..={limit} bytes")]
     InvalidCode { limit: usize },
     #[error("on-hand of SKU {sku} in warehouse {warehouse} would exceed {max}")]
-    QuantityOverflow {
-        sku: SkuId,
-        warehouse: WarehouseId,
-        max: u64,
-    },
+    QuantityOverflow { sku: SkuId, warehouse: WarehouseId, max: u64 },
     // ----- orders (crate::orders) -----
     #[error("unknown order {order}")]
     UnknownOrder { order: u64 },

@@ -4,22 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::command::Bucket;
-use crate::ids::{
-    CampaignId, ChannelId, PurchaseOrderId, ReservationId, SkuId, TimeMs, WarehouseId,
-};
+use crate::ids::{CampaignId, ChannelId, PurchaseOrderId, ReservationId, SkuId, TimeMs, WarehouseId};
 
 /// Units of one SKU held in one warehouse for a reservation line.
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
 pub struct Allocation {
     pub sku: SkuId,
@@ -28,16 +17,7 @@ pub struct Allocation {
 }
 
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum ReleaseReason {
@@ -52,17 +32,7 @@ pub enum ReleaseReason {
 
 /// Why a stock quantity moved; every movement is one ledger entry.
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum MovementKind {
@@ -87,16 +57,7 @@ pub enum MovementKind {
 
 /// One entry of the stock ledger.
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
 pub struct Movement {
     pub sku: SkuId,
@@ -107,16 +68,7 @@ pub struct Movement {
     pub cause: u64,
 }
 
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     WarehouseDefined {

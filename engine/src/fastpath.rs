@@ -35,9 +35,7 @@ impl SoldOutBoard {
     pub fn new() -> Self {
         SoldOutBoard {
             skus: (0..SKU_CHUNKS).map(|_| OnceLock::new()).collect(),
-            campaigns_sold_out: (0..CAMPAIGN_LIMIT / 64)
-                .map(|_| AtomicU64::new(0))
-                .collect(),
+            campaigns_sold_out: (0..CAMPAIGN_LIMIT / 64).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -58,9 +56,7 @@ impl SoldOutBoard {
     #[inline]
     pub fn available(&self, sku: SkuId) -> Option<u64> {
         let chunk = self.skus.get((sku.0 >> CHUNK_BITS) as usize)?.get()?;
-        let value = chunk
-            .get(sku.0 as usize & (CHUNK - 1))?
-            .load(Ordering::Acquire);
+        let value = chunk.get(sku.0 as usize & (CHUNK - 1))?.load(Ordering::Acquire);
         value.checked_sub(1)
     }
 
@@ -80,8 +76,7 @@ impl SoldOutBoard {
     #[inline]
     pub fn campaign_sold_out(&self, campaign: CampaignId) -> bool {
         campaign.0 < CAMPAIGN_LIMIT
-            && self.campaigns_sold_out[(campaign.0 / 64) as usize].load(Ordering::Acquire)
-                & (1 << (campaign.0 % 64))
+            && self.campaigns_sold_out[(campaign.0 / 64) as usize].load(Ordering::Acquire) & (1 << (campaign.0 % 64))
                 != 0
     }
 
@@ -116,10 +111,7 @@ mod tests {
         assert!(!board.campaign_sold_out(CampaignId(3)));
         board.observe(&[Event::CampaignSoldOut { id: CampaignId(3) }]);
         assert!(board.campaign_sold_out(CampaignId(3)));
-        board.observe(&[Event::CampaignRestocked {
-            id: CampaignId(3),
-            remaining: 1,
-        }]);
+        board.observe(&[Event::CampaignRestocked { id: CampaignId(3), remaining: 1 }]);
         assert!(!board.campaign_sold_out(CampaignId(3)));
         assert!(!board.campaign_sold_out(CampaignId(u32::MAX)));
     }

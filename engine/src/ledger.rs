@@ -82,10 +82,7 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn with_fold_limit(fold_limit: usize) -> Self {
-        Ledger {
-            fold_limit: fold_limit.max(1),
-            ..Ledger::default()
-        }
+        Ledger { fold_limit: fold_limit.max(1), ..Ledger::default() }
     }
 
     pub fn record(&mut self, movement: Movement) {
@@ -100,10 +97,7 @@ impl Ledger {
     /// Close the period: fold every open entry into the opening balances.
     pub fn fold(&mut self) {
         for m in self.entries.drain(..) {
-            self.opening
-                .entry((m.sku, m.warehouse))
-                .or_default()
-                .apply(m.kind, m.qty);
+            self.opening.entry((m.sku, m.warehouse)).or_default().apply(m.kind, m.qty);
         }
     }
 
@@ -111,19 +105,13 @@ impl Ledger {
     pub fn balances(&self) -> FxHashMap<(SkuId, WarehouseId), Balance> {
         let mut balances = self.opening.clone();
         for m in &self.entries {
-            balances
-                .entry((m.sku, m.warehouse))
-                .or_default()
-                .apply(m.kind, m.qty);
+            balances.entry((m.sku, m.warehouse)).or_default().apply(m.kind, m.qty);
         }
         balances
     }
 
     /// Compare the ledger with the live cells; an empty result means no drift.
-    pub fn check<'a>(
-        &self,
-        cells: impl Iterator<Item = (SkuId, WarehouseId, &'a StockCell)>,
-    ) -> Vec<Drift> {
+    pub fn check<'a>(&self, cells: impl Iterator<Item = (SkuId, WarehouseId, &'a StockCell)>) -> Vec<Drift> {
         let mut balances = self.balances();
         let mut drifts = Vec::new();
         for (sku, warehouse, cell) in cells {
@@ -134,22 +122,12 @@ impl Ledger {
                 pooled: i128::from(cell.pooled),
             };
             if ledger != live {
-                drifts.push(Drift {
-                    sku,
-                    warehouse,
-                    ledger,
-                    live,
-                });
+                drifts.push(Drift { sku, warehouse, ledger, live });
             }
         }
         for ((sku, warehouse), ledger) in balances {
             if ledger != Balance::default() {
-                drifts.push(Drift {
-                    sku,
-                    warehouse,
-                    ledger,
-                    live: Balance::default(),
-                });
+                drifts.push(Drift { sku, warehouse, ledger, live: Balance::default() });
             }
         }
         drifts.sort_by_key(|d| (d.sku, d.warehouse));

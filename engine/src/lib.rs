@@ -31,8 +31,6 @@ mod sync;
 pub use command::{Bucket, Command, Envelope, Line, ReleaseCause, ReserveRequest};
 pub use error::EngineError;
 pub use event::{Allocation, Event};
-pub use ids::{
-    CampaignId, ChannelId, CustomerId, PurchaseOrderId, ReservationId, SkuId, TimeMs, WarehouseId,
-};
+pub use ids::{CampaignId, ChannelId, CustomerId, PurchaseOrderId, ReservationId, SkuId, TimeMs, WarehouseId};
 pub use partition::{Limits, Outcome, Partition};
 pub use sharded::ShardedEngine;

@@ -9,9 +9,7 @@ use crate::event::{Allocation, ReleaseReason};
 use crate::ids::{CampaignId, ChannelId, CustomerId, ReservationId, TimeMs};
 
 /// Lifecycle of a reservation while it is live.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HoldState {
     /// Checkout hold: expires at `expires_at_ms` unless confirmed.
@@ -40,9 +38,7 @@ impl HoldState {
 }
 
 /// The allocations of a reservation; one line (the common case at checkout) is stored inline.
-#[derive(
-    Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum Allocations {
     None,
     One(Allocation),
@@ -113,9 +109,7 @@ impl Allocations {
 
     pub fn push(&mut self, allocation: Allocation) {
         let mut all = self.as_slice().to_vec();
-        if let Some(existing) = all
-            .iter_mut()
-            .find(|a| a.sku == allocation.sku && a.warehouse == allocation.warehouse)
+        if let Some(existing) = all.iter_mut().find(|a| a.sku == allocation.sku && a.warehouse == allocation.warehouse)
         {
             existing.qty += allocation.qty;
         } else {
@@ -125,9 +119,7 @@ impl Allocations {
     }
 }
 
-#[derive(
-    Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Reservation {
     pub id: ReservationId,
     pub customer: CustomerId,
@@ -146,9 +138,7 @@ pub struct Reservation {
     pub presale: Option<Box<PresaleHold>>,
 }
 
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct PresaleHold {
     pub qty: u32,
     pub outstanding: u32,
@@ -161,32 +151,20 @@ impl Reservation {
     }
 
     pub fn total_units(&self) -> u64 {
-        let held: u64 = self
-            .allocations
-            .as_slice()
-            .iter()
-            .map(|a| u64::from(a.qty))
-            .sum();
-        held + self
-            .presale
-            .as_ref()
-            .map_or(0, |p| u64::from(p.outstanding))
+        let held: u64 = self.allocations.as_slice().iter().map(|a| u64::from(a.qty)).sum();
+        held + self.presale.as_ref().map_or(0, |p| u64::from(p.outstanding))
     }
 }
 
 /// How a reservation ended; kept for a while so retries and late confirms get a precise answer.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ending {
     Released(ReleaseReason),
     Shipped,
 }
 
-#[derive(
-    Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Ended {
     pub reservation: Reservation,
     pub ending: Ending,
@@ -245,9 +223,7 @@ impl LiveSet {
     }
 
     pub fn get_mut(&mut self, id: &ReservationId) -> Option<&mut Reservation> {
-        self.index
-            .get(id)
-            .map(|&slot| &mut self.slots[slot as usize])
+        self.index.get(id).map(|&slot| &mut self.slots[slot as usize])
     }
 
     pub fn insert(&mut self, reservation: Reservation) {
@@ -301,10 +277,7 @@ pub const EXPIRY_BUCKET_MS: u64 = 8;
 
 impl ReservationBook {
     fn schedule(&mut self, expires_at_ms: TimeMs, id: ReservationId) {
-        self.expiry
-            .entry(expires_at_ms / EXPIRY_BUCKET_MS)
-            .or_default()
-            .push(id);
+        self.expiry.entry(expires_at_ms / EXPIRY_BUCKET_MS).or_default().push(id);
     }
 
     pub fn insert(&mut self, reservation: Reservation) {
@@ -313,8 +286,7 @@ impl ReservationBook {
             self.schedule(reservation.expires_at_ms, reservation.id);
         }
         if reservation.idempotency_key != 0 {
-            self.keys
-                .insert(reservation.idempotency_key, reservation.id);
+            self.keys.insert(reservation.idempotency_key, reservation.id);
         }
         self.live.insert(reservation);
     }
@@ -325,8 +297,7 @@ impl ReservationBook {
             debug_assert!(false, "set_state on a reservation that is not live");
             return;
         };
-        let was_scheduled =
-            reservation.state.expires() && reservation.expires_at_ms == expires_at_ms;
+        let was_scheduled = reservation.state.expires() && reservation.expires_at_ms == expires_at_ms;
         reservation.state = state;
         reservation.expires_at_ms = expires_at_ms;
         if state.expires() && !was_scheduled {
@@ -341,13 +312,7 @@ impl ReservationBook {
     }
 
     /// Remember how a reservation ended, forgetting the oldest beyond `limit`.
-    pub fn record_ended(
-        &mut self,
-        reservation: Reservation,
-        ending: Ending,
-        at_ms: TimeMs,
-        limit: usize,
-    ) {
+    pub fn record_ended(&mut self, reservation: Reservation, ending: Ending, at_ms: TimeMs, limit: usize) {
         let id = reservation.id;
         if ending == Ending::Released(ReleaseReason::Compensation) {
             // A compensated part never answered the caller, so its key must not answer a retry.
@@ -356,14 +321,7 @@ impl ReservationBook {
             }
             return;
         }
-        self.ended.insert(
-            id,
-            Ended {
-                reservation,
-                ending,
-                at_ms,
-            },
-        );
+        self.ended.insert(id, Ended { reservation, ending, at_ms });
         self.ended_order.push_back(id);
         while self.ended_order.len() > limit {
             let Some(oldest) = self.ended_order.pop_front() else {
@@ -443,16 +401,10 @@ mod tests {
         for id in 1..=5 {
             set.insert(make(id));
         }
-        assert_eq!(
-            set.remove(&ReservationId(2)).map(|r| r.id),
-            Some(ReservationId(2))
-        );
+        assert_eq!(set.remove(&ReservationId(2)).map(|r| r.id), Some(ReservationId(2)));
         assert_eq!(set.remove(&ReservationId(2)), None);
         for id in [1, 3, 4, 5] {
-            assert_eq!(
-                set.get(&ReservationId(id)).map(|r| r.customer),
-                Some(CustomerId(id))
-            );
+            assert_eq!(set.get(&ReservationId(id)).map(|r| r.customer), Some(CustomerId(id)));
         }
         assert_eq!(set.len(), 4);
         assert!(

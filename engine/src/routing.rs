@@ -60,10 +60,7 @@ pub fn validate_lines(lines: &[Line], max_lines: usize) -> Result<(), EngineErro
         return Err(EngineError::NoLines);
     }
     if lines.len() > max_lines {
-        return Err(EngineError::TooManyLines {
-            lines: lines.len(),
-            limit: max_lines,
-        });
+        return Err(EngineError::TooManyLines { lines: lines.len(), limit: max_lines });
     }
     for (i, line) in lines.iter().enumerate() {
         if line.qty == 0 {
@@ -86,19 +83,13 @@ pub fn expand_kits<'a>(
     validate_lines(lines, max_lines)?;
     let mut expanded: Vec<Line> = Vec::with_capacity(lines.len());
     let mut add = |sku: SkuId, qty: u64| -> Result<(), EngineError> {
-        let qty = u32::try_from(qty).map_err(|_| EngineError::TooManyLines {
-            lines: usize::MAX,
-            limit: max_lines,
-        })?;
+        let qty = u32::try_from(qty).map_err(|_| EngineError::TooManyLines { lines: usize::MAX, limit: max_lines })?;
         match expanded.iter_mut().find(|l| l.sku == sku) {
             Some(existing) => {
                 existing.qty = existing
                     .qty
                     .checked_add(qty)
-                    .ok_or(EngineError::TooManyLines {
-                        lines: usize::MAX,
-                        limit: max_lines,
-                    })?;
+                    .ok_or(EngineError::TooManyLines { lines: usize::MAX, limit: max_lines })?;
             }
             None => expanded.push(Line { sku, qty }),
         }
@@ -115,10 +106,7 @@ pub fn expand_kits<'a>(
         }
     }
     if expanded.len() > max_lines {
-        return Err(EngineError::TooManyLines {
-            lines: expanded.len(),
-            limit: max_lines,
-        });
+        return Err(EngineError::TooManyLines { lines: expanded.len(), limit: max_lines });
     }
     Ok(expanded)
 }
@@ -143,26 +131,9 @@ pub fn split_reserve(
     let parts = set.len() as u16;
     set.iter()
         .map(|p| {
-            let lines = request
-                .lines
-                .iter()
-                .copied()
-                .filter(|l| partition_of(l.sku, partitions) == p)
-                .collect();
-            let campaign = if campaign_partition == Some(p) {
-                request.campaign
-            } else {
-                None
-            };
-            (
-                p,
-                ReserveRequest {
-                    lines,
-                    campaign,
-                    part: PartInfo { parts },
-                    ..request.clone()
-                },
-            )
+            let lines = request.lines.iter().copied().filter(|l| partition_of(l.sku, partitions) == p).collect();
+            let campaign = if campaign_partition == Some(p) { request.campaign } else { None };
+            (p, ReserveRequest { lines, campaign, part: PartInfo { parts }, ..request.clone() })
         })
         .collect()
 }
@@ -184,104 +155,27 @@ mod tests {
 
     #[test]
     fn kits_expand_into_summed_components() {
-        let kit = [
-            KitComponent {
-                sku: SkuId(1),
-                qty: 2,
-            },
-            KitComponent {
-                sku: SkuId(2),
-                qty: 1,
-            },
-        ];
-        let lines = [
-            Line {
-                sku: SkuId(9),
-                qty: 3,
-            },
-            Line {
-                sku: SkuId(1),
-                qty: 1,
-            },
-        ];
-        let expanded =
-            expand_kits(&lines, 64, |sku| (sku == SkuId(9)).then_some(&kit[..])).unwrap();
-        assert_eq!(
-            expanded,
-            vec![
-                Line {
-                    sku: SkuId(1),
-                    qty: 7
-                },
-                Line {
-                    sku: SkuId(2),
-                    qty: 3
-                }
-            ]
-        );
+        let kit = [KitComponent { sku: SkuId(1), qty: 2 }, KitComponent { sku: SkuId(2), qty: 1 }];
+        let lines = [Line { sku: SkuId(9), qty: 3 }, Line { sku: SkuId(1), qty: 1 }];
+        let expanded = expand_kits(&lines, 64, |sku| (sku == SkuId(9)).then_some(&kit[..])).unwrap();
+        assert_eq!(expanded, vec![Line { sku: SkuId(1), qty: 7 }, Line { sku: SkuId(2), qty: 3 }]);
     }
 
     #[test]
     fn bad_lines_are_typed_errors() {
         assert_eq!(validate_lines(&[], 4), Err(EngineError::NoLines));
-        assert_eq!(
-            validate_lines(
-                &[Line {
-                    sku: SkuId(1),
-                    qty: 0
-                }],
-                4
-            ),
-            Err(EngineError::ZeroQuantity { line: 0 })
-        );
-        let dup = [
-            Line {
-                sku: SkuId(1),
-                qty: 1,
-            },
-            Line {
-                sku: SkuId(1),
-                qty: 2,
-            },
-        ];
-        assert_eq!(
-            validate_lines(&dup, 4),
-            Err(EngineError::DuplicateLine { sku: SkuId(1) })
-        );
-        let many = [
-            Line {
-                sku: SkuId(1),
-                qty: 1,
-            },
-            Line {
-                sku: SkuId(2),
-                qty: 1,
-            },
-        ];
-        assert_eq!(
-            validate_lines(&many, 1),
-            Err(EngineError::TooManyLines { lines: 2, limit: 1 })
-        );
+        assert_eq!(validate_lines(&[Line { sku: SkuId(1), qty: 0 }], 4), Err(EngineError::ZeroQuantity { line: 0 }));
+        let dup = [Line { sku: SkuId(1), qty: 1 }, Line { sku: SkuId(1), qty: 2 }];
+        assert_eq!(validate_lines(&dup, 4), Err(EngineError::DuplicateLine { sku: SkuId(1) }));
+        let many = [Line { sku: SkuId(1), qty: 1 }, Line { sku: SkuId(2), qty: 1 }];
+        assert_eq!(validate_lines(&many, 1), Err(EngineError::TooManyLines { lines: 2, limit: 1 }));
     }
 
     #[test]
     fn split_sends_the_campaign_to_its_owner_only() {
         let request = ReserveRequest {
             id: ReservationId(1),
-            lines: vec![
-                Line {
-                    sku: SkuId(0),
-                    qty: 1,
-                },
-                Line {
-                    sku: SkuId(1),
-                    qty: 1,
-                },
-                Line {
-                    sku: SkuId(2),
-                    qty: 1,
-                },
-            ],
+            lines: vec![Line { sku: SkuId(0), qty: 1 }, Line { sku: SkuId(1), qty: 1 }, Line { sku: SkuId(2), qty: 1 }],
             ttl_ms: 1000,
             idempotency_key: 0,
             customer: crate::ids::CustomerId(1),

@@ -30,14 +30,9 @@ pub struct ShardedEngine {
 
 impl ShardedEngine {
     pub fn new(partitions: u32, limits: Limits) -> Self {
-        assert!(
-            (1..=routing::MAX_PARTITIONS).contains(&partitions),
-            "1..=16 partitions"
-        );
+        assert!((1..=routing::MAX_PARTITIONS).contains(&partitions), "1..=16 partitions");
         ShardedEngine {
-            partitions: (0..partitions)
-                .map(|i| Partition::new(i, partitions, limits))
-                .collect(),
+            partitions: (0..partitions).map(|i| Partition::new(i, partitions, limits)).collect(),
             limits,
             journal: None,
         }
@@ -92,9 +87,7 @@ impl ShardedEngine {
     pub fn apply(&mut self, envelope: &Envelope, out: &mut Vec<Event>) -> Result<(), EngineError> {
         let now_ms = envelope.now_ms;
         match &envelope.command {
-            Command::Tick { .. }
-            | Command::DefineWarehouse { .. }
-            | Command::SetChannelPolicy(_) => {
+            Command::Tick { .. } | Command::DefineWarehouse { .. } | Command::SetChannelPolicy(_) => {
                 // Identical validation everywhere, so the first partition decides for all.
                 for p in 0..self.partitions.len() {
                     self.apply_to(p, envelope, out)?;
@@ -109,10 +102,7 @@ impl ShardedEngine {
                         return Err(EngineError::UnknownSku { sku: c.sku });
                     }
                     if owner.kit_components(c.sku).is_some() {
-                        return Err(EngineError::InvalidKit {
-                            kit: *id,
-                            reason: "kits of kits are not supported",
-                        });
+                        return Err(EngineError::InvalidKit { kit: *id, reason: "kits of kits are not supported" });
                     }
                 }
                 self.apply_to(self.owner(*id), envelope, out).map(drop)
@@ -140,15 +130,9 @@ impl ShardedEngine {
             | Command::ReturnToStock { sku, .. }
             | Command::ExpectIncoming { sku, .. }
             | Command::RescheduleIncoming { sku, .. }
-            | Command::ReceivePurchaseOrder { sku, .. } => {
-                self.apply_to(self.owner(*sku), envelope, out).map(drop)
-            }
-            Command::CreateFlashSale(spec) => {
-                self.apply_to(self.owner(spec.sku), envelope, out).map(drop)
-            }
-            Command::CreatePresale(spec) => {
-                self.apply_to(self.owner(spec.sku), envelope, out).map(drop)
-            }
+            | Command::ReceivePurchaseOrder { sku, .. } => self.apply_to(self.owner(*sku), envelope, out).map(drop),
+            Command::CreateFlashSale(spec) => self.apply_to(self.owner(spec.sku), envelope, out).map(drop),
+            Command::CreatePresale(spec) => self.apply_to(self.owner(spec.sku), envelope, out).map(drop),
             Command::Order(order) => {
                 // The owning partition (or every one, for rules) decides; then its effect events
                 // become ordinary stock commands for the SKU partitions (release, ship, return).
@@ -172,12 +156,7 @@ impl ShardedEngine {
         }
     }
 
-    fn reserve(
-        &mut self,
-        now_ms: u64,
-        request: &ReserveRequest,
-        out: &mut Vec<Event>,
-    ) -> Result<(), EngineError> {
+    fn reserve(&mut self, now_ms: u64, request: &ReserveRequest, out: &mut Vec<Event>) -> Result<(), EngineError> {
         let (lines, set) = self.plan_lines(&request.lines)?;
         // Callers may leave the partition bits of the id empty; they are a function of the lines.
         let id = if routing::reservation_parts(request.id).is_empty() {
@@ -188,12 +167,9 @@ impl ShardedEngine {
         if routing::reservation_parts(id) != set {
             return Err(EngineError::UnknownReservation { id });
         }
-        let campaign_partition = request.campaign.and_then(|c| {
-            self.partitions
-                .iter()
-                .position(|p| p.campaign(c).is_some())
-                .map(|p| p as u32)
-        });
+        let campaign_partition = request
+            .campaign
+            .and_then(|c| self.partitions.iter().position(|p| p.campaign(c).is_some()).map(|p| p as u32));
         if let (Some(campaign), None) = (request.campaign, campaign_partition) {
             return Err(EngineError::UnknownCampaign { campaign });
         }
@@ -201,39 +177,21 @@ impl ShardedEngine {
             if !set.contains(p) {
                 // No line is in the campaign's partition, so none can be of its SKU: without this the
                 // campaign would be dropped by the split and the lines sold from general stock.
-                let expected = self.partitions[p as usize]
-                    .campaign(campaign)
-                    .map_or(lines[0].sku, |c| c.sku);
-                return Err(EngineError::CampaignSkuMismatch {
-                    campaign,
-                    expected,
-                    found: lines[0].sku,
-                });
+                let expected = self.partitions[p as usize].campaign(campaign).map_or(lines[0].sku, |c| c.sku);
+                return Err(EngineError::CampaignSkuMismatch { campaign, expected, found: lines[0].sku });
             }
         }
-        let whole = ReserveRequest {
-            id,
-            lines,
-            ..request.clone()
-        };
+        let whole = ReserveRequest { id, lines, ..request.clone() };
         let parts = routing::split_reserve(&whole, self.partition_count(), campaign_partition);
         let mut done = Vec::with_capacity(parts.len());
         for (p, part) in parts {
-            let envelope = Envelope {
-                now_ms,
-                command: Command::Reserve(part),
-            };
+            let envelope = Envelope { now_ms, command: Command::Reserve(part) };
             match self.apply_to(p as usize, &envelope, out) {
                 Ok(_) => done.push(p),
                 Err(error) => {
                     for p in done {
-                        let undo = Envelope {
-                            now_ms,
-                            command: Command::Release {
-                                id,
-                                cause: ReleaseCause::Compensation,
-                            },
-                        };
+                        let undo =
+                            Envelope { now_ms, command: Command::Release { id, cause: ReleaseCause::Compensation } };
                         // Releasing a live part cannot fail.
                         let undone = self.apply_to(p as usize, &undo, out);
                         debug_assert!(undone.is_ok(), "compensation failed: {undone:?}");
@@ -255,11 +213,7 @@ impl ShardedEngine {
         match owner.kit_components(sku) {
             Some(components) => components
                 .iter()
-                .map(|c| {
-                    self.partitions[self.owner(c.sku)]
-                        .available(c.sku)
-                        .map(|a| a / u64::from(c.qty))
-                })
+                .map(|c| self.partitions[self.owner(c.sku)].available(c.sku).map(|a| a / u64::from(c.qty)))
                 .try_fold(u64::MAX, |min, a| a.map(|a| min.min(a))),
             None => owner.available(sku),
         }

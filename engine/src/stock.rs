@@ -10,18 +10,7 @@ use crate::ids::{PurchaseOrderId, TimeMs, WarehouseId};
 /// `reserved + pooled + damaged + quality_control <= on_hand` always holds (checked by
 /// [`StockCell::check`]); the safety bucket is a policy amount that only lowers `available`, so a
 /// count that drops on-hand into the safety margin makes the SKU unavailable rather than invalid.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct StockCell {
     pub on_hand: u64,
     /// Held for reservations and orders (checkout holds, confirmed orders awaiting shipment).
@@ -46,16 +35,11 @@ impl StockCell {
     /// Sellable units: on-hand less everything reserved, pooled or unavailable, never below zero.
     #[inline]
     pub fn available(&self) -> u64 {
-        self.on_hand.saturating_sub(
-            self.committed()
-                .saturating_add(self.buckets[Bucket::Safety.index()]),
-        )
+        self.on_hand.saturating_sub(self.committed().saturating_add(self.buckets[Bucket::Safety.index()]))
     }
 
     pub fn unavailable(&self) -> u64 {
-        self.buckets
-            .iter()
-            .fold(0u64, |sum, b| sum.saturating_add(*b))
+        self.buckets.iter().fold(0u64, |sum, b| sum.saturating_add(*b))
     }
 
     pub fn bucket(&self, bucket: Bucket) -> u64 {
@@ -76,9 +60,7 @@ impl StockCell {
 }
 
 /// Stock expected from a purchase order that has not arrived yet.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Incoming {
     pub po: PurchaseOrderId,
     pub warehouse: WarehouseId,

@@ -7,11 +7,7 @@ use oms_engine::*;
 
 fn shown(events: &[Event], channel: u16, sku: u32) -> Option<u64> {
     events.iter().rev().find_map(|e| match e {
-        Event::ChannelStock {
-            channel: c,
-            sku: s,
-            qty,
-        } if *c == ChannelId(channel) && *s == SkuId(sku) => Some(*qty),
+        Event::ChannelStock { channel: c, sku: s, qty } if *c == ChannelId(channel) && *s == SkuId(sku) => Some(*qty),
         _ => None,
     })
 }
@@ -25,11 +21,7 @@ fn check(ratio_bp: u32, floor: u32, exceptions: &[(u32, u32, u32)], available: u
     sim.sku(0, 0);
     sim.ok(policy(1, ratio_bp, floor, exceptions));
     sim.receive(0, 1, available);
-    assert_eq!(
-        shown(&sim.events, 1, 0).unwrap_or(0),
-        sellable,
-        "ratio {ratio_bp} floor {floor} avail {available}"
-    );
+    assert_eq!(shown(&sim.events, 1, 0).unwrap_or(0), sellable, "ratio {ratio_bp} floor {floor} avail {available}");
     let over = sellable as u32 + 1;
     if u64::from(over) <= u64::from(available) {
         let mut req = sim.request(&[(0, over)]);
@@ -50,10 +42,7 @@ fn check(ratio_bp: u32, floor: u32, exceptions: &[(u32, u32, u32)], available: u
         let mut req = sim.request(&[(0, over)]);
         req.channel = ChannelId(0);
         let (id, _) = sim.reserve_with(req).unwrap();
-        sim.ok(Command::Release {
-            id,
-            cause: ReleaseCause::Cancel,
-        });
+        sim.ok(Command::Release { id, cause: ReleaseCause::Cancel });
     }
     if sellable > 0 {
         let mut req = sim.request(&[(0, sellable as u32)]);
@@ -87,36 +76,20 @@ fn channel_stock_follows_every_change() {
     sim.receive(0, 1, 10);
     let events = sim.ok(policy(1, 5_000, 0, &[]));
     assert_eq!(shown(&events, 1, 0), Some(5));
-    assert_eq!(
-        shown(&events, 1, 1),
-        Some(0),
-        "every SKU publishes once when a policy appears"
-    );
+    assert_eq!(shown(&events, 1, 1), Some(0), "every SKU publishes once when a policy appears");
     let (id, _) = sim.reserve(&[(0, 4)]).unwrap();
     assert_eq!(shown(&sim.events, 1, 0), Some(3));
     sim.receive(0, 1, 1);
     assert_eq!(shown(&sim.events, 1, 0), None, "7 * 50% is still 3");
-    sim.ok(Command::SetBucket {
-        sku: SkuId(0),
-        warehouse: WarehouseId(1),
-        bucket: Bucket::Safety,
-        qty: 3,
-    });
+    sim.ok(Command::SetBucket { sku: SkuId(0), warehouse: WarehouseId(1), bucket: Bucket::Safety, qty: 3 });
     assert_eq!(shown(&sim.events, 1, 0), Some(2));
-    sim.ok(Command::Release {
-        id,
-        cause: ReleaseCause::Cancel,
-    });
+    sim.ok(Command::Release { id, cause: ReleaseCause::Cancel });
     assert_eq!(shown(&sim.events, 1, 0), Some(4));
     // Updating the policy republishes only what changed.
     let events = sim.ok(policy(1, 10_000, 0, &[]));
     assert_eq!(shown(&events, 1, 0), Some(8));
     assert_eq!(shown(&events, 1, 1), None);
-    assert_eq!(
-        sim.run(policy(1, 10_000, 0, &[])).unwrap(),
-        vec![],
-        "an identical policy is a no-op"
-    );
+    assert_eq!(sim.run(policy(1, 10_000, 0, &[])).unwrap(), vec![], "an identical policy is a no-op");
     sim.assert_clean();
     sim.assert_replay();
 }
@@ -144,10 +117,7 @@ fn invalid_ratios_are_refused() {
     // Ratios above 10000 bp, for the channel or an exception, are InvalidRatio and change nothing.
     let mut sim = Sim::new(2);
     sim.sku(0, 0);
-    for command in [
-        policy(1, 10_001, 0, &[]),
-        policy(1, 100, 0, &[(0, 20_000, 1)]),
-    ] {
+    for command in [policy(1, 10_001, 0, &[]), policy(1, 100, 0, &[(0, 20_000, 1)])] {
         let before = sim.images();
         assert_eq!(sim.run(command).unwrap_err().code(), "invalid_ratio");
         assert_eq!(sim.images(), before);

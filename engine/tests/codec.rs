@@ -4,9 +4,7 @@ mod common;
 
 use common::*;
 use oms_engine::codec::{decode_envelope, decode_image, encode_envelope, encode_image};
-use oms_engine::command::{
-    ChannelException, ChannelPolicy, FlashSaleSpec, KitComponent, PartInfo, PresaleSpec,
-};
+use oms_engine::command::{ChannelException, ChannelPolicy, FlashSaleSpec, KitComponent, PartInfo, PresaleSpec};
 use oms_engine::*;
 use proptest::prelude::*;
 
@@ -20,18 +18,8 @@ fn rich_sim() -> Sim {
     }
     sim.kit(6, &[(0, 1), (1, 2)]).unwrap();
     sim.ok(policy(3, 5_000, 2, &[(0, 10_000, 7)]));
-    sim.ok(Command::SetBucket {
-        sku: SkuId(2),
-        warehouse: WarehouseId(1),
-        bucket: Bucket::QualityControl,
-        qty: 2,
-    });
-    sim.ok(Command::ReturnToStock {
-        sku: SkuId(2),
-        warehouse: WarehouseId(2),
-        qty: 1,
-        damaged: true,
-    });
+    sim.ok(Command::SetBucket { sku: SkuId(2), warehouse: WarehouseId(1), bucket: Bucket::QualityControl, qty: 2 });
+    sim.ok(Command::ReturnToStock { sku: SkuId(2), warehouse: WarehouseId(2), qty: 1, damaged: true });
     sim.ok(flash(1, 0, 4, 2, 1_000, 90_000));
     sim.ok(presale(2, 3, 5, 5, 0, 90_000, 50_000));
     sim.ok(Command::ExpectIncoming {
@@ -51,10 +39,7 @@ fn rich_sim() -> Sim {
     let (a, _) = sim.reserve(&[(6, 2)]).unwrap();
     sim.ok(Command::Confirm { id: a });
     let (b, _) = sim.reserve(&[(2, 1)]).unwrap();
-    sim.ok(Command::Release {
-        id: b,
-        cause: ReleaseCause::Cancel,
-    });
+    sim.ok(Command::Release { id: b, cause: ReleaseCause::Cancel });
     sim.reserve(&[(1, 1)]).unwrap();
     sim.assert_clean();
     sim
@@ -92,86 +77,43 @@ fn arb_command() -> impl Strategy<Value = Command> {
     let wh = any::<u16>().prop_map(WarehouseId);
     prop_oneof![
         any::<u32>().prop_map(|budget| Command::Tick { budget }),
-        (wh.clone(), ".{0,8}", ".{0,8}", any::<u16>()).prop_map(|(id, code, region, priority)| {
-            Command::DefineWarehouse {
-                id,
-                code,
-                region,
-                priority,
-            }
-        }),
-        (
-            sku.clone(),
-            prop::collection::vec((any::<u32>(), any::<u32>()), 0..4)
-        )
-            .prop_map(|(id, c)| Command::DefineKit {
+        (wh.clone(), ".{0,8}", ".{0,8}", any::<u16>())
+            .prop_map(|(id, code, region, priority)| { Command::DefineWarehouse { id, code, region, priority } }),
+        (sku.clone(), prop::collection::vec((any::<u32>(), any::<u32>()), 0..4)).prop_map(|(id, c)| {
+            Command::DefineKit {
                 id,
                 code: "k".into(),
-                components: c
-                    .into_iter()
-                    .map(|(s, q)| KitComponent {
-                        sku: SkuId(s),
-                        qty: q
-                    })
-                    .collect()
-            }),
-        (sku.clone(), wh.clone(), any::<i64>()).prop_map(|(sku, warehouse, delta)| {
-            Command::Adjust {
-                sku,
-                warehouse,
-                delta,
+                components: c.into_iter().map(|(s, q)| KitComponent { sku: SkuId(s), qty: q }).collect(),
             }
         }),
+        (sku.clone(), wh.clone(), any::<i64>())
+            .prop_map(|(sku, warehouse, delta)| { Command::Adjust { sku, warehouse, delta } }),
         (sku.clone(), wh.clone(), any::<u64>(), 0..3usize).prop_map(|(sku, warehouse, qty, b)| {
-            Command::SetBucket {
-                sku,
-                warehouse,
-                bucket: Bucket::ALL[b],
-                qty,
-            }
+            Command::SetBucket { sku, warehouse, bucket: Bucket::ALL[b], qty }
         }),
-        (
-            any::<u64>(),
-            prop::collection::vec((any::<u32>(), any::<u32>()), 0..5),
-            any::<u64>(),
-            any::<Option<u32>>()
-        )
-            .prop_map(
-                |(id, lines, key, campaign)| Command::Reserve(ReserveRequest {
-                    id: ReservationId(id),
-                    lines: lines
-                        .into_iter()
-                        .map(|(s, q)| Line {
-                            sku: SkuId(s),
-                            qty: q
-                        })
-                        .collect(),
-                    ttl_ms: key / 3,
-                    idempotency_key: key,
-                    customer: CustomerId(key ^ 1),
-                    channel: ChannelId(key as u16),
-                    campaign: campaign.map(CampaignId),
-                    part: PartInfo { parts: 2 },
-                })
-            ),
+        (any::<u64>(), prop::collection::vec((any::<u32>(), any::<u32>()), 0..5), any::<u64>(), any::<Option<u32>>())
+            .prop_map(|(id, lines, key, campaign)| Command::Reserve(ReserveRequest {
+                id: ReservationId(id),
+                lines: lines.into_iter().map(|(s, q)| Line { sku: SkuId(s), qty: q }).collect(),
+                ttl_ms: key / 3,
+                idempotency_key: key,
+                customer: CustomerId(key ^ 1),
+                channel: ChannelId(key as u16),
+                campaign: campaign.map(CampaignId),
+                part: PartInfo { parts: 2 },
+            })),
         (any::<u64>(), any::<bool>()).prop_map(|(id, c)| Command::Release {
             id: ReservationId(id),
-            cause: if c {
-                ReleaseCause::Cancel
-            } else {
-                ReleaseCause::Compensation
-            }
+            cause: if c { ReleaseCause::Cancel } else { ReleaseCause::Compensation }
         }),
-        (any::<u32>(), any::<u32>(), any::<u64>()).prop_map(|(id, q, t)| Command::CreateFlashSale(
-            FlashSaleSpec {
-                id: CampaignId(id),
-                sku: SkuId(q),
-                pool_qty: q,
-                per_customer_limit: id,
-                starts_at_ms: t,
-                ends_at_ms: t / 2
-            }
-        )),
+        (any::<u32>(), any::<u32>(), any::<u64>()).prop_map(|(id, q, t)| Command::CreateFlashSale(FlashSaleSpec {
+            id: CampaignId(id),
+            sku: SkuId(q),
+            pool_qty: q,
+            per_customer_limit: id,
+            starts_at_ms: t,
+            ends_at_ms: t / 2
+        })),
         (any::<u32>(), any::<u64>()).prop_map(|(id, t)| Command::CreatePresale(PresaleSpec {
             id: CampaignId(id),
             sku: SkuId(id),
@@ -181,33 +123,19 @@ fn arb_command() -> impl Strategy<Value = Command> {
             ends_at_ms: t,
             balance_window_ms: t
         })),
-        (
-            any::<u16>(),
-            any::<u32>(),
-            prop::collection::vec(any::<(u32, u32, u32)>(), 0..3)
-        )
-            .prop_map(|(c, r, e)| {
-                Command::SetChannelPolicy(ChannelPolicy {
-                    channel: ChannelId(c),
-                    ratio_bp: r,
-                    floor: r / 2,
-                    exceptions: e
-                        .into_iter()
-                        .map(|(s, r, cap)| ChannelException {
-                            sku: SkuId(s),
-                            ratio_bp: r,
-                            cap,
-                        })
-                        .collect(),
-                })
-            }),
-        (any::<u64>(), sku, any::<u32>()).prop_map(|(po, sku, qty)| {
-            Command::ReceivePurchaseOrder {
-                po: PurchaseOrderId(po),
-                sku,
-                qty,
-            }
+        (any::<u16>(), any::<u32>(), prop::collection::vec(any::<(u32, u32, u32)>(), 0..3)).prop_map(|(c, r, e)| {
+            Command::SetChannelPolicy(ChannelPolicy {
+                channel: ChannelId(c),
+                ratio_bp: r,
+                floor: r / 2,
+                exceptions: e
+                    .into_iter()
+                    .map(|(s, r, cap)| ChannelException { sku: SkuId(s), ratio_bp: r, cap })
+                    .collect(),
+            })
         }),
+        (any::<u64>(), sku, any::<u32>())
+            .prop_map(|(po, sku, qty)| { Command::ReceivePurchaseOrder { po: PurchaseOrderId(po), sku, qty } }),
     ]
 }
 

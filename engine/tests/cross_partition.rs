@@ -28,36 +28,18 @@ fn check(stock: [u32; 3], lines: &[(u32, u32)], ok: bool, compensated: bool) {
     let mut req = sim.request(lines);
     req.idempotency_key = 42;
     let result = sim.reserve_with(req);
-    let was_compensated = sim.events.iter().any(|e| {
-        matches!(
-            e,
-            Event::Released {
-                reason: ReleaseReason::Compensation,
-                ..
-            }
-        )
-    });
+    let was_compensated =
+        sim.events.iter().any(|e| matches!(e, Event::Released { reason: ReleaseReason::Compensation, .. }));
     assert_eq!(result.is_ok(), ok, "{lines:?} over {stock:?}: {result:?}");
-    assert_eq!(
-        was_compensated, compensated,
-        "{lines:?} over {stock:?}: {:?}",
-        sim.events
-    );
+    assert_eq!(was_compensated, compensated, "{lines:?} over {stock:?}: {:?}", sim.events);
     if ok {
         for &(sku, qty) in lines {
             assert_eq!(sim.totals(sku).1, u64::from(qty));
         }
     } else {
         let after: Vec<_> = (0..3).map(|s| sim.totals(s)).collect();
-        assert_eq!(
-            after, before,
-            "a refused multi-partition reserve moved stock"
-        );
-        assert!(sim
-            .engine
-            .partitions()
-            .iter()
-            .all(|p| p.live_reservations() == 0));
+        assert_eq!(after, before, "a refused multi-partition reserve moved stock");
+        assert!(sim.engine.partitions().iter().all(|p| p.live_reservations() == 0));
     }
     sim.assert_clean();
     sim.assert_replay();
@@ -81,40 +63,17 @@ fn retry_after_compensation_reserves_afresh() {
     let mut sim = setup([5, 0, 0]);
     let mut req = sim.request(&[(0, 2), (1, 1)]);
     req.idempotency_key = ids::idempotency_hash(b"cart-9");
-    assert_eq!(
-        sim.reserve_with(req.clone()).unwrap_err().code(),
-        "insufficient_stock"
-    );
+    assert_eq!(sim.reserve_with(req.clone()).unwrap_err().code(), "insufficient_stock");
     assert_eq!(sim.totals(0), (5, 0, 5));
     sim.receive(1, 1, 1);
     let events = sim.ok(Command::Reserve(req.clone()));
-    assert!(
-        events.iter().any(|e| matches!(
-            e,
-            Event::Reserved {
-                replayed: false,
-                ..
-            }
-        )),
-        "{events:?}"
-    );
-    assert!(
-        !events
-            .iter()
-            .any(|e| matches!(e, Event::Reserved { replayed: true, .. })),
-        "{events:?}"
-    );
+    assert!(events.iter().any(|e| matches!(e, Event::Reserved { replayed: false, .. })), "{events:?}");
+    assert!(!events.iter().any(|e| matches!(e, Event::Reserved { replayed: true, .. })), "{events:?}");
     assert_eq!(sim.totals(0), (5, 2, 3));
     assert_eq!(sim.totals(1), (1, 1, 0));
     // A further retry now replays in both partitions.
     let events = sim.ok(Command::Reserve(req));
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| matches!(e, Event::Reserved { replayed: true, .. }))
-            .count(),
-        2
-    );
+    assert_eq!(events.iter().filter(|e| matches!(e, Event::Reserved { replayed: true, .. })).count(), 2);
     assert_eq!(sim.totals(0), (5, 2, 3));
     sim.assert_clean();
     sim.assert_replay();
@@ -128,10 +87,7 @@ fn compensation_returns_flash_sale_units_to_the_pool() {
     sim.ok(flash(1, 0, 2, 1, 1_000, 100_000));
     let mut req = sim.request(&[(0, 1), (1, 1)]);
     req.campaign = Some(CampaignId(1));
-    assert_eq!(
-        sim.reserve_with(req).unwrap_err().code(),
-        "insufficient_stock"
-    );
+    assert_eq!(sim.reserve_with(req).unwrap_err().code(), "insufficient_stock");
     let c = sim.engine.partitions()[0].campaign(CampaignId(1)).unwrap();
     assert_eq!(c.remaining, 2);
     assert_eq!(sim.stock(0).pooled, 2);
@@ -152,27 +108,19 @@ fn multi_part_lifecycle_reaches_every_part() {
     sim.ok(Command::Ship { id: a });
     assert_eq!((sim.totals(0), sim.totals(1)), ((4, 0, 4), (4, 0, 4)));
     let (b, _) = sim.reserve(&[(0, 2), (1, 2)]).unwrap();
-    sim.ok(Command::Release {
-        id: b,
-        cause: ReleaseCause::Cancel,
-    });
+    sim.ok(Command::Release { id: b, cause: ReleaseCause::Cancel });
     assert_eq!((sim.totals(0), sim.totals(1)), ((4, 0, 4), (4, 0, 4)));
     let (c, _) = sim.reserve(&[(0, 3), (1, 3)]).unwrap();
     let events = sim.tick_to(sim.now + TTL);
     assert_eq!(
         events
             .iter()
-            .filter(
-                |e| matches!(e, Event::Released { id, reason: ReleaseReason::Expired } if *id == c)
-            )
+            .filter(|e| matches!(e, Event::Released { id, reason: ReleaseReason::Expired } if *id == c))
             .count(),
         2
     );
     assert_eq!((sim.totals(0), sim.totals(1)), ((4, 0, 4), (4, 0, 4)));
-    assert_eq!(
-        sim.run(Command::Confirm { id: c }).unwrap_err().code(),
-        "reservation_expired"
-    );
+    assert_eq!(sim.run(Command::Confirm { id: c }).unwrap_err().code(), "reservation_expired");
     sim.assert_clean();
     sim.assert_replay();
 }

@@ -12,78 +12,28 @@ const NOW: u64 = 3_000;
 
 fn setup() -> Partition {
     // Partition 0 of 2 (owns even SKUs), at most 4 lines per reservation.
-    let limits = Limits {
-        max_lines: 4,
-        ..Limits::default()
-    };
+    let limits = Limits { max_lines: 4, ..Limits::default() };
     let mut p = Partition::new(0, 2, limits);
     let mut run = |now: u64, command: Command| {
         let mut out = Vec::new();
         let name = command.name();
-        p.apply(
-            &Envelope {
-                now_ms: now,
-                command,
-            },
-            &mut out,
-        )
-        .unwrap_or_else(|e| panic!("setup {name}: {e:?}"));
+        p.apply(&Envelope { now_ms: now, command }, &mut out).unwrap_or_else(|e| panic!("setup {name}: {e:?}"));
     };
     for w in [1, 2] {
         run(
             1_000,
-            Command::DefineWarehouse {
-                id: WarehouseId(w),
-                code: format!("W{w}"),
-                region: "eu".into(),
-                priority: w,
-            },
+            Command::DefineWarehouse { id: WarehouseId(w), code: format!("W{w}"), region: "eu".into(), priority: w },
         );
     }
     for sku in [0, 2, 6] {
-        run(
-            1_000,
-            Command::DefineSku {
-                id: SkuId(sku),
-                code: format!("S{sku}"),
-                low_stock_threshold: 1,
-            },
-        );
+        run(1_000, Command::DefineSku { id: SkuId(sku), code: format!("S{sku}"), low_stock_threshold: 1 });
     }
+    run(1_000, Command::Receive { sku: SkuId(0), warehouse: WarehouseId(1), qty: 10 });
+    run(1_000, Command::Receive { sku: SkuId(2), warehouse: WarehouseId(1), qty: 10 });
+    run(1_000, Command::SetOnHand { sku: SkuId(6), warehouse: WarehouseId(2), on_hand: u64::MAX });
     run(
         1_000,
-        Command::Receive {
-            sku: SkuId(0),
-            warehouse: WarehouseId(1),
-            qty: 10,
-        },
-    );
-    run(
-        1_000,
-        Command::Receive {
-            sku: SkuId(2),
-            warehouse: WarehouseId(1),
-            qty: 10,
-        },
-    );
-    run(
-        1_000,
-        Command::SetOnHand {
-            sku: SkuId(6),
-            warehouse: WarehouseId(2),
-            on_hand: u64::MAX,
-        },
-    );
-    run(
-        1_000,
-        Command::DefineKit {
-            id: SkuId(4),
-            code: "K".into(),
-            components: vec![KitComponent {
-                sku: SkuId(0),
-                qty: 1,
-            }],
-        },
+        Command::DefineKit { id: SkuId(4), code: "K".into(), components: vec![KitComponent { sku: SkuId(0), qty: 1 }] },
     );
     run(1_000, flash(7, 2, 1, 1, 1_000, 100_000));
     run(1_000, flash(9, 2, 1, 5, 50_000, 100_000));
@@ -105,14 +55,8 @@ fn setup() -> Partition {
     run(1_000, Command::Reserve(reserve(2, &[(0, 1)])));
     run(1_000, Command::Confirm { id: pid(2, 0) });
     run(1_000, Command::Ship { id: pid(2, 0) });
-    run(
-        1_000,
-        Command::Reserve(campaign(reserve(3, &[(2, 1)]), 7, 1)),
-    );
-    run(
-        1_000,
-        Command::Reserve(campaign(reserve(4, &[(6, 1)]), 8, 1)),
-    );
+    run(1_000, Command::Reserve(campaign(reserve(3, &[(2, 1)]), 7, 1)));
+    run(1_000, Command::Reserve(campaign(reserve(4, &[(6, 1)]), 8, 1)));
     run(NOW, Command::Tick { budget: 100 });
     run(NOW, Command::Reserve(reserve(5, &[(0, 1)])));
     assert!(p.check().is_clean());
@@ -160,269 +104,65 @@ fn every_error_is_reachable_typed_and_changes_nothing() {
     let s = SkuId;
     let hit: BTreeSet<String> = [
         check(b, Command::Confirm { id: pid(1, 0) }, "reservation_expired"),
-        check(
-            b,
-            Command::Ship { id: pid(2, 0) },
-            "invalid_reservation_state",
-        ),
-        check(
-            b,
-            Command::Confirm { id: pid(99, 0) },
-            "unknown_reservation",
-        ),
-        check(
-            b,
-            Command::Release {
-                id: pid(99, 0),
-                cause: ReleaseCause::Cancel,
-            },
-            "unknown_reservation",
-        ),
-        check(
-            b,
-            Command::DefineSku {
-                id: s(1),
-                code: "X".into(),
-                low_stock_threshold: 0,
-            },
-            "wrong_partition",
-        ),
+        check(b, Command::Ship { id: pid(2, 0) }, "invalid_reservation_state"),
+        check(b, Command::Confirm { id: pid(99, 0) }, "unknown_reservation"),
+        check(b, Command::Release { id: pid(99, 0), cause: ReleaseCause::Cancel }, "unknown_reservation"),
+        check(b, Command::DefineSku { id: s(1), code: "X".into(), low_stock_threshold: 0 }, "wrong_partition"),
         check(b, Command::Reserve(reserve(10, &[(10, 1)])), "unknown_sku"),
-        check(
-            b,
-            Command::Receive {
-                sku: s(0),
-                warehouse: w(9),
-                qty: 1,
-            },
-            "unknown_warehouse",
-        ),
-        check(
-            b,
-            Command::Reserve(campaign(reserve(10, &[(0, 1)]), 55, 1)),
-            "unknown_campaign",
-        ),
+        check(b, Command::Receive { sku: s(0), warehouse: w(9), qty: 1 }, "unknown_warehouse"),
+        check(b, Command::Reserve(campaign(reserve(10, &[(0, 1)]), 55, 1)), "unknown_campaign"),
         check(b, Command::Reserve(reserve(10, &[(0, 0)])), "zero_quantity"),
         check(b, Command::Reserve(reserve(10, &[])), "no_lines"),
+        check(b, Command::Reserve(reserve(10, &[(0, 1), (2, 1), (6, 1), (8, 1), (10, 1)])), "too_many_lines"),
+        check(b, Command::Reserve(reserve(10, &[(0, 1), (0, 1)])), "duplicate_line"),
+        check(b, Command::Reserve(reserve(10, &[(0, 100)])), "insufficient_stock"),
+        check(b, Command::Reserve(with(reserve(10, &[(0, 1)]), |r| r.channel = ChannelId(1))), "channel_limit"),
+        check(b, Command::Reserve(campaign(reserve(10, &[(2, 1)]), 7, 2)), "sold_out"),
+        check(b, Command::Reserve(campaign(reserve(10, &[(2, 1)]), 7, 1)), "limit_exceeded"),
+        check(b, Command::Reserve(campaign(reserve(10, &[(6, 1)]), 8, 2)), "sold_out"),
+        check(b, Command::Reserve(campaign(reserve(10, &[(2, 1)]), 9, 1)), "campaign_not_open"),
+        check(b, Command::Reserve(campaign(reserve(10, &[(0, 1)]), 7, 3)), "campaign_sku_mismatch"),
+        check(b, Command::Reserve(with(reserve(10, &[(0, 1)]), |r| r.ttl_ms = 0)), "invalid_ttl"),
+        check(b, Command::Reserve(with(reserve(10, &[(0, 1)]), |r| r.ttl_ms = u64::MAX)), "invalid_ttl"),
+        check(b, Command::Reserve(reserve(5, &[(0, 1)])), "duplicate_reservation"),
+        check(b, Command::Reserve(reserve(2, &[(0, 1)])), "duplicate_reservation"),
+        check(b, Command::Reserve(with(reserve(10, &[(0, 1)]), |r| r.id = pid(10, 1))), "wrong_partition"),
+        check(b, Command::SetOnHand { sku: s(0), warehouse: w(1), on_hand: 0 }, "below_committed"),
+        check(b, Command::Adjust { sku: s(0), warehouse: w(1), delta: -9 }, "below_committed"),
+        check(b, Command::SetBucket { sku: s(0), warehouse: w(1), bucket: Bucket::Damaged, qty: 9 }, "below_committed"),
+        check(b, Command::Transfer { sku: s(0), from: w(1), to: w(2), qty: 100 }, "insufficient_in_warehouse"),
+        check(b, Command::Transfer { sku: s(0), from: w(1), to: w(1), qty: 1 }, "same_warehouse"),
+        check(b, Command::Receive { sku: s(4), warehouse: w(1), qty: 1 }, "kit_not_stocked"),
+        check(b, Command::DefineKit { id: s(12), code: "K".into(), components: vec![] }, "invalid_kit"),
         check(
             b,
-            Command::Reserve(reserve(10, &[(0, 1), (2, 1), (6, 1), (8, 1), (10, 1)])),
-            "too_many_lines",
-        ),
-        check(
-            b,
-            Command::Reserve(reserve(10, &[(0, 1), (0, 1)])),
-            "duplicate_line",
-        ),
-        check(
-            b,
-            Command::Reserve(reserve(10, &[(0, 100)])),
-            "insufficient_stock",
-        ),
-        check(
-            b,
-            Command::Reserve(with(reserve(10, &[(0, 1)]), |r| r.channel = ChannelId(1))),
-            "channel_limit",
-        ),
-        check(
-            b,
-            Command::Reserve(campaign(reserve(10, &[(2, 1)]), 7, 2)),
-            "sold_out",
-        ),
-        check(
-            b,
-            Command::Reserve(campaign(reserve(10, &[(2, 1)]), 7, 1)),
-            "limit_exceeded",
-        ),
-        check(
-            b,
-            Command::Reserve(campaign(reserve(10, &[(6, 1)]), 8, 2)),
-            "sold_out",
-        ),
-        check(
-            b,
-            Command::Reserve(campaign(reserve(10, &[(2, 1)]), 9, 1)),
-            "campaign_not_open",
-        ),
-        check(
-            b,
-            Command::Reserve(campaign(reserve(10, &[(0, 1)]), 7, 3)),
-            "campaign_sku_mismatch",
-        ),
-        check(
-            b,
-            Command::Reserve(with(reserve(10, &[(0, 1)]), |r| r.ttl_ms = 0)),
-            "invalid_ttl",
-        ),
-        check(
-            b,
-            Command::Reserve(with(reserve(10, &[(0, 1)]), |r| r.ttl_ms = u64::MAX)),
-            "invalid_ttl",
-        ),
-        check(
-            b,
-            Command::Reserve(reserve(5, &[(0, 1)])),
-            "duplicate_reservation",
-        ),
-        check(
-            b,
-            Command::Reserve(reserve(2, &[(0, 1)])),
-            "duplicate_reservation",
-        ),
-        check(
-            b,
-            Command::Reserve(with(reserve(10, &[(0, 1)]), |r| r.id = pid(10, 1))),
-            "wrong_partition",
-        ),
-        check(
-            b,
-            Command::SetOnHand {
-                sku: s(0),
-                warehouse: w(1),
-                on_hand: 0,
-            },
-            "below_committed",
-        ),
-        check(
-            b,
-            Command::Adjust {
-                sku: s(0),
-                warehouse: w(1),
-                delta: -9,
-            },
-            "below_committed",
-        ),
-        check(
-            b,
-            Command::SetBucket {
-                sku: s(0),
-                warehouse: w(1),
-                bucket: Bucket::Damaged,
-                qty: 9,
-            },
-            "below_committed",
-        ),
-        check(
-            b,
-            Command::Transfer {
-                sku: s(0),
-                from: w(1),
-                to: w(2),
-                qty: 100,
-            },
-            "insufficient_in_warehouse",
-        ),
-        check(
-            b,
-            Command::Transfer {
-                sku: s(0),
-                from: w(1),
-                to: w(1),
-                qty: 1,
-            },
-            "same_warehouse",
-        ),
-        check(
-            b,
-            Command::Receive {
-                sku: s(4),
-                warehouse: w(1),
-                qty: 1,
-            },
-            "kit_not_stocked",
-        ),
-        check(
-            b,
-            Command::DefineKit {
-                id: s(12),
-                code: "K".into(),
-                components: vec![],
-            },
-            "invalid_kit",
-        ),
-        check(
-            b,
-            Command::DefineKit {
-                id: s(0),
-                code: "K".into(),
-                components: vec![KitComponent { sku: s(2), qty: 1 }],
-            },
+            Command::DefineKit { id: s(0), code: "K".into(), components: vec![KitComponent { sku: s(2), qty: 1 }] },
             "invalid_kit",
         ),
         check(b, flash(7, 2, 1, 1, 1_000, 100_000), "duplicate_campaign"),
         check(b, flash(11, 2, 0, 1, 1_000, 100_000), "invalid_campaign"),
-        check(
-            b,
-            presale(11, 6, 1, 1, 0, 100_000, 10_000),
-            "invalid_campaign",
-        ),
+        check(b, presale(11, 6, 1, 1, 0, 100_000, 10_000), "invalid_campaign"),
         check(b, policy(2, 20_000, 0, &[]), "invalid_ratio"),
         check(
             b,
-            Command::ReceivePurchaseOrder {
-                po: PurchaseOrderId(77),
-                sku: s(6),
-                qty: 1,
-            },
+            Command::ReceivePurchaseOrder { po: PurchaseOrderId(77), sku: s(6), qty: 1 },
             "unknown_purchase_order",
         ),
         check(
             b,
-            Command::RescheduleIncoming {
-                po: PurchaseOrderId(77),
-                sku: s(6),
-                eta_ms: 1,
-            },
+            Command::RescheduleIncoming { po: PurchaseOrderId(77), sku: s(6), eta_ms: 1 },
             "unknown_purchase_order",
         ),
+        check(b, Command::DefineSku { id: s(20), code: String::new(), low_stock_threshold: 0 }, "invalid_code"),
         check(
             b,
-            Command::DefineSku {
-                id: s(20),
-                code: String::new(),
-                low_stock_threshold: 0,
-            },
+            Command::DefineWarehouse { id: w(3), code: "x".repeat(65), region: "eu".into(), priority: 0 },
             "invalid_code",
         ),
-        check(
-            b,
-            Command::DefineWarehouse {
-                id: w(3),
-                code: "x".repeat(65),
-                region: "eu".into(),
-                priority: 0,
-            },
-            "invalid_code",
-        ),
-        check(
-            b,
-            Command::Receive {
-                sku: s(6),
-                warehouse: w(2),
-                qty: 1,
-            },
-            "quantity_overflow",
-        ),
-        check(
-            b,
-            Command::ReturnToStock {
-                sku: s(6),
-                warehouse: w(2),
-                qty: 1,
-                damaged: true,
-            },
-            "quantity_overflow",
-        ),
-        check(
-            b,
-            Command::PayBalance { id: pid(5, 0) },
-            "invalid_reservation_state",
-        ),
-        check(
-            b,
-            Command::Confirm { id: pid(4, 0) },
-            "invalid_reservation_state",
-        ),
+        check(b, Command::Receive { sku: s(6), warehouse: w(2), qty: 1 }, "quantity_overflow"),
+        check(b, Command::ReturnToStock { sku: s(6), warehouse: w(2), qty: 1, damaged: true }, "quantity_overflow"),
+        check(b, Command::PayBalance { id: pid(5, 0) }, "invalid_reservation_state"),
+        check(b, Command::Confirm { id: pid(4, 0) }, "invalid_reservation_state"),
     ]
     .into_iter()
     .collect();
@@ -459,10 +199,7 @@ fn every_error_is_reachable_typed_and_changes_nothing() {
         "quantity_overflow",
     ];
     let missing: Vec<_> = all.iter().filter(|c| !hit.contains(**c)).collect();
-    assert!(
-        missing.is_empty(),
-        "error variants never reached: {missing:?}"
-    );
+    assert!(missing.is_empty(), "error variants never reached: {missing:?}");
 }
 
 #[test]
@@ -474,41 +211,17 @@ fn sharded_engine_refusals_change_nothing() {
     sim.sku(1, 0);
     sim.receive(0, 1, 5);
     let cases = [
-        (
-            Command::Confirm {
-                id: ReservationId(5),
-            },
-            "unknown_reservation",
-        ),
-        (
-            Command::Confirm {
-                id: ReservationId(u64::MAX),
-            },
-            "unknown_reservation",
-        ),
-        (
-            Command::Reserve(with(request(3, &[(0, 1)]), |r| {
-                r.campaign = Some(CampaignId(4))
-            })),
-            "unknown_campaign",
-        ),
-        (
-            Command::Reserve(with(request(3, &[(0, 1)]), |r| r.id = pid(3, 1))),
-            "unknown_reservation",
-        ),
-        (
-            Command::Reserve(request(3, &[(0, 9)])),
-            "insufficient_stock",
-        ),
+        (Command::Confirm { id: ReservationId(5) }, "unknown_reservation"),
+        (Command::Confirm { id: ReservationId(u64::MAX) }, "unknown_reservation"),
+        (Command::Reserve(with(request(3, &[(0, 1)]), |r| r.campaign = Some(CampaignId(4)))), "unknown_campaign"),
+        (Command::Reserve(with(request(3, &[(0, 1)]), |r| r.id = pid(3, 1))), "unknown_reservation"),
+        (Command::Reserve(request(3, &[(0, 9)])), "insufficient_stock"),
         (Command::Reserve(request(3, &[(9, 1)])), "unknown_sku"),
         (
             Command::DefineKit {
                 id: SkuId(4),
                 code: "K".into(),
-                components: vec![KitComponent {
-                    sku: SkuId(9),
-                    qty: 1,
-                }],
+                components: vec![KitComponent { sku: SkuId(9), qty: 1 }],
             },
             "unknown_sku",
         ),

@@ -55,11 +55,7 @@ fn check(steps: &[(u64, u32, Result<u64, &str>)]) {
             }
             (got, want) => panic!("customer {customer} qty {qty}: got {got:?}, want {want:?}"),
         }
-        assert_eq!(
-            sim.available(0),
-            5,
-            "general stock is never touched by the sale"
-        );
+        assert_eq!(sim.available(0), 5, "general stock is never touched by the sale");
         sim.assert_clean();
     }
     sim.assert_replay();
@@ -67,25 +63,9 @@ fn check(steps: &[(u64, u32, Result<u64, &str>)]) {
 
 #[test]
 fn pool_limits_and_sold_out_table() {
-    check(&[
-        (1, 2, Ok(3)),
-        (1, 1, Ok(2)),
-        (1, 1, Err("limit_exceeded")),
-        (2, 2, Ok(0)),
-        (3, 1, Err("sold_out")),
-    ]);
-    check(&[
-        (1, 4, Err("limit_exceeded")),
-        (1, 3, Ok(2)),
-        (2, 3, Err("insufficient_stock")),
-        (2, 2, Ok(0)),
-    ]);
-    check(&[
-        (1, 3, Ok(2)),
-        (2, 3, Err("insufficient_stock")),
-        (3, 2, Ok(0)),
-        (2, 1, Err("sold_out")),
-    ]);
+    check(&[(1, 2, Ok(3)), (1, 1, Ok(2)), (1, 1, Err("limit_exceeded")), (2, 2, Ok(0)), (3, 1, Err("sold_out"))]);
+    check(&[(1, 4, Err("limit_exceeded")), (1, 3, Ok(2)), (2, 3, Err("insufficient_stock")), (2, 2, Ok(0))]);
+    check(&[(1, 3, Ok(2)), (2, 3, Err("insufficient_stock")), (3, 2, Ok(0)), (2, 1, Err("sold_out"))]);
 }
 
 #[test]
@@ -95,14 +75,8 @@ fn pool_is_carved_from_available_stock() {
     let mut sim = setup(1);
     let s = sim.stock(0);
     assert_eq!((s.on_hand, s.pooled, s.available), (10, 5, 5));
-    assert_eq!(
-        sim.run(flash(8, 0, 6, 1, 2_000, 9_000)).unwrap_err().code(),
-        "insufficient_stock"
-    );
-    assert_eq!(
-        sim.run(flash(7, 0, 1, 1, 2_000, 9_000)).unwrap_err().code(),
-        "duplicate_campaign"
-    );
+    assert_eq!(sim.run(flash(8, 0, 6, 1, 2_000, 9_000)).unwrap_err().code(), "insufficient_stock");
+    assert_eq!(sim.run(flash(7, 0, 1, 1, 2_000, 9_000)).unwrap_err().code(), "duplicate_campaign");
     let (_, allocations) = campaign_reserve(&mut sim, 1, &[(0, 2), (1, 4)]).unwrap();
     assert_eq!(allocations.iter().map(|a| a.qty).sum::<u32>(), 6);
     assert_eq!(sim.totals(1), (10, 4, 6));
@@ -120,38 +94,23 @@ fn window_release_restock_and_close() {
     // hold that expires after the close returns its units to general stock too.
     let mut sim = setup(1);
     sim.now = 1_500;
-    assert_eq!(
-        campaign_reserve(&mut sim, 1, &[(0, 1)]).unwrap_err().code(),
-        "campaign_not_open"
-    );
+    assert_eq!(campaign_reserve(&mut sim, 1, &[(0, 1)]).unwrap_err().code(), "campaign_not_open");
     sim.now = 2_000;
     let board = SoldOutBoard::new();
     let (a, _) = campaign_reserve(&mut sim, 1, &[(0, 3)]).unwrap();
     let (b, _) = campaign_reserve(&mut sim, 2, &[(0, 2)]).unwrap();
     board.observe(&sim.events);
     assert!(board.campaign_sold_out(C));
-    let events = sim.ok(Command::Release {
-        id: a,
-        cause: ReleaseCause::Cancel,
-    });
+    let events = sim.ok(Command::Release { id: a, cause: ReleaseCause::Cancel });
     board.observe(&events);
-    assert!(
-        events.contains(&Event::CampaignRestocked {
-            id: C,
-            remaining: 3
-        }),
-        "{events:?}"
-    );
+    assert!(events.contains(&Event::CampaignRestocked { id: C, remaining: 3 }), "{events:?}");
     assert!(!board.campaign_sold_out(C));
     assert_eq!(sim.stock(0).pooled, 3);
     // Customer 1's limit is free again.
     let (c, _) = campaign_reserve(&mut sim, 1, &[(0, 3)]).unwrap();
     sim.ok(Command::Confirm { id: c });
     let (d, _) = {
-        sim.ok(Command::Release {
-            id: b,
-            cause: ReleaseCause::Cancel,
-        });
+        sim.ok(Command::Release { id: b, cause: ReleaseCause::Cancel });
         campaign_reserve(&mut sim, 3, &[(0, 1)]).unwrap()
     };
     // Pool now holds 1 unsold unit; d (1 unit) expires after the close.
@@ -160,24 +119,13 @@ fn window_release_restock_and_close() {
     sim.ok(Command::Tick { budget: 10 });
     let events = sim.tick_to(10_000);
     board.observe(&events);
-    assert!(
-        events.contains(&Event::CampaignClosed { id: C, returned: 1 }),
-        "{events:?}"
-    );
-    assert!(
-        board.campaign_sold_out(C),
-        "a closed sale is refused at the edge"
-    );
+    assert!(events.contains(&Event::CampaignClosed { id: C, returned: 1 }), "{events:?}");
+    assert!(board.campaign_sold_out(C), "a closed sale is refused at the edge");
     let s = sim.stock(0);
     assert_eq!((s.pooled, s.reserved, s.available), (0, 4, 6));
-    assert_eq!(
-        campaign_reserve(&mut sim, 4, &[(0, 1)]).unwrap_err().code(),
-        "campaign_not_open"
-    );
+    assert_eq!(campaign_reserve(&mut sim, 4, &[(0, 1)]).unwrap_err().code(), "campaign_not_open");
     let events = sim.tick_to(2_000 + TTL);
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, Event::Released { id, .. } if *id == d)));
+    assert!(events.iter().any(|e| matches!(e, Event::Released { id, .. } if *id == d)));
     let s = sim.stock(0);
     assert_eq!((s.pooled, s.reserved, s.available), (0, 3, 7));
     // The confirmed one ships out of on-hand.
@@ -194,11 +142,7 @@ fn campaign_must_match_a_line_sku() {
     for partitions in [1, 2] {
         let mut sim = setup(partitions);
         let err = campaign_reserve(&mut sim, 1, &[(1, 1)]).unwrap_err();
-        assert_eq!(
-            err.code(),
-            "campaign_sku_mismatch",
-            "{partitions} partitions"
-        );
+        assert_eq!(err.code(), "campaign_sku_mismatch", "{partitions} partitions");
         assert_eq!(sim.totals(1), (10, 0, 10));
         sim.assert_clean();
     }

@@ -17,28 +17,15 @@ fn check(stock: &[u32], qtys: &[u32], want: u32) {
             sim.receive(i as u32, 1, s);
         }
     }
-    let components: Vec<(u32, u32)> = qtys
-        .iter()
-        .enumerate()
-        .map(|(i, &q)| (i as u32, q))
-        .collect();
+    let components: Vec<(u32, u32)> = qtys.iter().enumerate().map(|(i, &q)| (i as u32, q)).collect();
     sim.kit(10, &components).unwrap();
     let expected = stock.iter().zip(qtys).map(|(&s, &q)| s / q).min().unwrap();
-    assert_eq!(
-        sim.available(10),
-        u64::from(expected),
-        "kit availability for {stock:?} / {qtys:?}"
-    );
+    assert_eq!(sim.available(10), u64::from(expected), "kit availability for {stock:?} / {qtys:?}");
     let result = sim.reserve(&[(10, want)]);
     if want <= expected {
-        let (_, allocations) =
-            result.unwrap_or_else(|e| panic!("{want} kits of {stock:?}/{qtys:?}: {e:?}"));
+        let (_, allocations) = result.unwrap_or_else(|e| panic!("{want} kits of {stock:?}/{qtys:?}: {e:?}"));
         for (i, &q) in qtys.iter().enumerate() {
-            let held: u32 = allocations
-                .iter()
-                .filter(|a| a.sku == SkuId(i as u32))
-                .map(|a| a.qty)
-                .sum();
+            let held: u32 = allocations.iter().filter(|a| a.sku == SkuId(i as u32)).map(|a| a.qty).sum();
             assert_eq!(held, q * want);
             assert_eq!(sim.totals(i as u32).1, u64::from(q * want));
         }
@@ -46,11 +33,7 @@ fn check(stock: &[u32], qtys: &[u32], want: u32) {
     } else {
         assert_eq!(result.unwrap_err().code(), "insufficient_stock");
         for i in 0..stock.len() {
-            assert_eq!(
-                sim.totals(i as u32).1,
-                0,
-                "component {i} held after a refused kit"
-            );
+            assert_eq!(sim.totals(i as u32).1, 0, "component {i} held after a refused kit");
         }
     }
     sim.assert_clean();
@@ -83,14 +66,7 @@ fn kit_and_component_lines_are_summed() {
     sim.receive(1, 1, 10);
     sim.kit(10, &[(0, 2), (1, 1)]).unwrap();
     let (_, allocations) = sim.reserve(&[(10, 2), (0, 3)]).unwrap();
-    assert_eq!(
-        allocations
-            .iter()
-            .filter(|a| a.sku == SkuId(0))
-            .map(|a| a.qty)
-            .sum::<u32>(),
-        7
-    );
+    assert_eq!(allocations.iter().filter(|a| a.sku == SkuId(0)).map(|a| a.qty).sum::<u32>(), 7);
     assert_eq!(sim.totals(0), (10, 7, 3));
     assert_eq!(sim.totals(1), (10, 2, 8));
     assert_eq!(sim.available(10), 1);

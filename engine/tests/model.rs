@@ -16,9 +16,7 @@ mod common;
 use std::collections::{BTreeMap, VecDeque};
 
 use common::assert_replay;
-use oms_engine::command::{
-    ChannelException, ChannelPolicy, FlashSaleSpec, KitComponent, PartInfo, PresaleSpec,
-};
+use oms_engine::command::{ChannelException, ChannelPolicy, FlashSaleSpec, KitComponent, PartInfo, PresaleSpec};
 use oms_engine::event::{Event, MovementKind};
 use oms_engine::routing::{self, PartitionSet};
 use oms_engine::*;
@@ -51,76 +49,23 @@ const START: u64 = 1_000;
 #[derive(Clone, Debug)]
 enum Op {
     Tick,
-    Reserve {
-        lines: Vec<(usize, u32)>,
-        customer: u64,
-        channel: u16,
-        keyed: bool,
-        ttl: u64,
-        campaign: u8,
-    },
+    Reserve { lines: Vec<(usize, u32)>, customer: u64, channel: u16, keyed: bool, ttl: u64, campaign: u8 },
     Retry(usize),
     Confirm(usize),
     Release(usize),
     Ship(usize),
     PayBalance(usize),
-    Receive {
-        sku: usize,
-        wh: usize,
-        qty: u32,
-    },
-    Adjust {
-        sku: usize,
-        wh: usize,
-        delta: i64,
-    },
-    SetOnHand {
-        sku: usize,
-        wh: usize,
-        on_hand: u64,
-    },
-    SetBucket {
-        sku: usize,
-        wh: usize,
-        bucket: usize,
-        qty: u64,
-    },
-    Transfer {
-        sku: usize,
-        from: usize,
-        to: usize,
-        qty: u32,
-    },
-    Return {
-        sku: usize,
-        wh: usize,
-        qty: u32,
-        damaged: bool,
-    },
-    CreateFlash {
-        pool: u32,
-        limit: u32,
-        start_in: u64,
-        length: u64,
-    },
-    Expect {
-        po: u64,
-        wh: usize,
-        qty: u32,
-        eta_in: u64,
-    },
-    Reschedule {
-        po: u64,
-        eta_in: u64,
-    },
-    ReceivePo {
-        po: u64,
-        qty: u32,
-    },
-    Policy {
-        ratio_bp: u32,
-        floor: u32,
-    },
+    Receive { sku: usize, wh: usize, qty: u32 },
+    Adjust { sku: usize, wh: usize, delta: i64 },
+    SetOnHand { sku: usize, wh: usize, on_hand: u64 },
+    SetBucket { sku: usize, wh: usize, bucket: usize, qty: u64 },
+    Transfer { sku: usize, from: usize, to: usize, qty: u32 },
+    Return { sku: usize, wh: usize, qty: u32, damaged: bool },
+    CreateFlash { pool: u32, limit: u32, start_in: u64, length: u64 },
+    Expect { po: u64, wh: usize, qty: u32, eta_in: u64 },
+    Reschedule { po: u64, eta_in: u64 },
+    ReceivePo { po: u64, qty: u32 },
+    Policy { ratio_bp: u32, floor: u32 },
 }
 
 fn arb_op() -> impl Strategy<Value = Op> {
@@ -130,10 +75,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
     // Mostly distinct SKUs (weighted towards stocked ones), sometimes a duplicate or a zero quantity.
     let line_sku = prop_oneof![12 => 0..6usize, 2 => Just(6usize), 1 => Just(7usize)];
     let lines = (
-        prop::collection::vec(
-            (line_sku, prop_oneof![30 => 1..5u32, 1 => Just(0u32)]),
-            1..4,
-        ),
+        prop::collection::vec((line_sku, prop_oneof![30 => 1..5u32, 1 => Just(0u32)]), 1..4),
         prop_oneof![15 => Just(false), 1 => Just(true)],
     )
         .prop_map(|(mut lines, duplicate)| {
@@ -189,8 +131,7 @@ impl MCell {
         self.reserved + self.pooled + self.buckets[1] + self.buckets[2]
     }
     fn available(&self) -> u64 {
-        self.on_hand
-            .saturating_sub(self.committed() + self.buckets[0])
+        self.on_hand.saturating_sub(self.committed() + self.buckets[0])
     }
 }
 
@@ -295,10 +236,7 @@ impl Model {
         self.cells.entry((sku, wh)).or_default()
     }
     fn available(&self, sku: u32) -> u64 {
-        WAREHOUSES
-            .iter()
-            .map(|(w, _)| self.cell(sku, *w).available())
-            .sum()
+        WAREHOUSES.iter().map(|(w, _)| self.cell(sku, *w).available()).sum()
     }
     fn sellable(&self, sku: u32, available: u64) -> u64 {
         let (ratio, cap) = if sku == CHANNEL_EXCEPTION.0 {
@@ -307,10 +245,7 @@ impl Model {
             (self.ratio_bp, u64::MAX)
         };
         let share = available * u64::from(ratio) / 10_000;
-        share
-            .max(u64::from(self.floor).min(available))
-            .min(available)
-            .min(cap)
+        share.max(u64::from(self.floor).min(available)).min(available).min(cap)
     }
     fn presale_open(&self) -> bool {
         !self.presale.closed && self.now < PRESALE_ENDS
@@ -321,8 +256,7 @@ impl Model {
     fn end(&mut self, id: ReservationId, ending: MEnding) {
         let r = self.live.remove(&id).expect("live");
         let now = self.now;
-        let pool_open =
-            r.campaign == MCampaign::Flash && self.flash.as_ref().is_some_and(|f| f.open(now));
+        let pool_open = r.campaign == MCampaign::Flash && self.flash.as_ref().is_some_and(|f| f.open(now));
         for &(sku, wh, qty) in &r.allocs {
             let q = u64::from(qty);
             let cell = self.cell_mut(sku, wh);
@@ -333,19 +267,13 @@ impl Model {
             }
         }
         match r.campaign {
-            MCampaign::Flash => bump(
-                &mut self.flash.as_mut().unwrap().per_customer,
-                r.customer,
-                -i64::from(r.campaign_units),
-            ),
+            MCampaign::Flash => {
+                bump(&mut self.flash.as_mut().unwrap().per_customer, r.customer, -i64::from(r.campaign_units))
+            }
             MCampaign::Presale => {
                 self.presale.queue.retain(|(q, _)| *q != id);
                 self.presale.sold -= r.campaign_units;
-                bump(
-                    &mut self.presale.per_customer,
-                    r.customer,
-                    -i64::from(r.campaign_units),
-                );
+                bump(&mut self.presale.per_customer, r.customer, -i64::from(r.campaign_units));
             }
             MCampaign::None => {}
         }
@@ -361,14 +289,7 @@ impl Model {
             .map(|(id, r)| (*id, r.state))
             .collect();
         for (id, state) in due {
-            self.end(
-                id,
-                if state == MState::Deposit {
-                    MEnding::BalanceMissed
-                } else {
-                    MEnding::Expired
-                },
-            );
+            self.end(id, if state == MState::Deposit { MEnding::BalanceMissed } else { MEnding::Expired });
         }
         if let Some(f) = self.flash.as_mut() {
             if !f.closed && f.ends <= now {
@@ -386,12 +307,7 @@ impl Model {
 
     /// Promise of each queued deposit: POs in (eta, po) order, first come first served.
     fn promises(&self) -> Vec<(ReservationId, Option<u64>)> {
-        let mut pos: Vec<_> = self
-            .presale
-            .pos
-            .iter()
-            .map(|&(po, _, qty, eta)| (eta, po, u64::from(qty)))
-            .collect();
+        let mut pos: Vec<_> = self.presale.pos.iter().map(|&(po, _, qty, eta)| (eta, po, u64::from(qty))).collect();
         pos.sort();
         let mut pos = pos.into_iter();
         let mut current = pos.next();
@@ -469,13 +385,7 @@ impl Run {
             returns: 0,
             shipped: 0,
         };
-        let mut run = Run {
-            engine,
-            model,
-            requests: Vec::new(),
-            targets: Vec::new(),
-            seq: 0,
-        };
+        let mut run = Run { engine, model, requests: Vec::new(), targets: Vec::new(), seq: 0 };
         for (id, priority) in WAREHOUSES {
             run.setup(Command::DefineWarehouse {
                 id: WarehouseId(id),
@@ -485,22 +395,12 @@ impl Run {
             });
         }
         for sku in STOCKED {
-            run.setup(Command::DefineSku {
-                id: SkuId(sku),
-                code: format!("S{sku}"),
-                low_stock_threshold: 3,
-            });
+            run.setup(Command::DefineSku { id: SkuId(sku), code: format!("S{sku}"), low_stock_threshold: 3 });
         }
         run.setup(Command::DefineKit {
             id: SkuId(KIT),
             code: "KIT".into(),
-            components: KIT_PARTS
-                .iter()
-                .map(|&(sku, qty)| KitComponent {
-                    sku: SkuId(sku),
-                    qty,
-                })
-                .collect(),
+            components: KIT_PARTS.iter().map(|&(sku, qty)| KitComponent { sku: SkuId(sku), qty }).collect(),
         });
         run.setup(Command::CreatePresale(PresaleSpec {
             id: PRESALE,
@@ -515,11 +415,7 @@ impl Run {
         // Opening stock: 3 units of every SKU in warehouse 1, 2 in warehouse 2.
         for sku in STOCKED {
             for (wh, qty) in [(1u16, 3u32), (2, 2)] {
-                run.setup(Command::Receive {
-                    sku: SkuId(sku),
-                    warehouse: WarehouseId(wh),
-                    qty,
-                });
+                run.setup(Command::Receive { sku: SkuId(sku), warehouse: WarehouseId(wh), qty });
                 run.model.cell_mut(sku, wh).on_hand += u64::from(qty);
                 run.model.receipts += i128::from(qty);
             }
@@ -529,38 +425,18 @@ impl Run {
 
     fn setup(&mut self, command: Command) {
         let mut out = Vec::new();
-        self.engine
-            .apply(
-                &Envelope {
-                    now_ms: self.model.now,
-                    command,
-                },
-                &mut out,
-            )
-            .expect("setup");
+        self.engine.apply(&Envelope { now_ms: self.model.now, command }, &mut out).expect("setup");
     }
 
     fn send(&mut self, command: Command) -> (Result<(), EngineError>, Vec<Event>) {
         let mut out = Vec::new();
-        let result = self.engine.apply(
-            &Envelope {
-                now_ms: self.model.now,
-                command,
-            },
-            &mut out,
-        );
+        let result = self.engine.apply(&Envelope { now_ms: self.model.now, command }, &mut out);
         (result, out)
     }
 
     /// Mostly a live reservation matching `pred`, else as `target`.
     fn target_where(&self, i: usize, pred: impl Fn(&MRes) -> bool) -> ReservationId {
-        let matching: Vec<_> = self
-            .model
-            .live
-            .iter()
-            .filter(|(_, r)| pred(r))
-            .map(|(id, _)| *id)
-            .collect();
+        let matching: Vec<_> = self.model.live.iter().filter(|(_, r)| pred(r)).map(|(id, _)| *id).collect();
         if i % 5 != 0 && !matching.is_empty() {
             return matching[(i / 5) % matching.len()];
         }
@@ -570,12 +446,7 @@ impl Run {
     /// Mostly a live reservation; sometimes any id ever aimed at (ended, refused) or an unknown one.
     fn target(&self, i: usize) -> ReservationId {
         if i % 5 != 0 && !self.model.live.is_empty() {
-            return *self
-                .model
-                .live
-                .keys()
-                .nth((i / 5) % self.model.live.len())
-                .unwrap();
+            return *self.model.live.keys().nth((i / 5) % self.model.live.len()).unwrap();
         }
         if self.targets.is_empty() || i % 7 == 0 {
             ReservationId(routing::reservation_id(999, PartitionSet(1)).0)
@@ -597,33 +468,20 @@ impl Run {
                 for pair in added.chunks(2) {
                     prop_assert!(matches!(pair[0].1.command, Command::Reserve(_)));
                     prop_assert!(
-                        matches!(
-                            pair[1].1.command,
-                            Command::Release {
-                                cause: ReleaseCause::Compensation,
-                                ..
-                            }
-                        ),
+                        matches!(pair[1].1.command, Command::Release { cause: ReleaseCause::Compensation, .. }),
                         "{:?}",
                         pair
                     );
                 }
             } else {
-                prop_assert!(
-                    added.is_empty() && events.is_empty(),
-                    "refused {:?} journaled or emitted",
-                    op
-                );
+                prop_assert!(added.is_empty() && events.is_empty(), "refused {:?} journaled or emitted", op);
             }
         }
         self.compare()
     }
 
     /// Predict, run, and (on success) update the model. Returns (model says ok, engine result, events).
-    fn apply(
-        &mut self,
-        op: &Op,
-    ) -> Result<(bool, Result<(), EngineError>, Vec<Event>), TestCaseError> {
+    fn apply(&mut self, op: &Op) -> Result<(bool, Result<(), EngineError>, Vec<Event>), TestCaseError> {
         let m = &self.model;
         let now = m.now;
         let sku_of = |i: usize| SKU_CHOICES[i];
@@ -634,31 +492,12 @@ impl Run {
                 self.model.tick();
                 (true, r, e)
             }
-            Op::Reserve {
-                lines,
-                customer,
-                channel,
-                keyed,
-                ttl,
-                campaign,
-            } => {
+            Op::Reserve { lines, customer, channel, keyed, ttl, campaign } => {
                 self.seq += 1;
-                let mut lines: Vec<Line> = lines
-                    .iter()
-                    .map(|&(s, qty)| Line {
-                        sku: SkuId(sku_of(s)),
-                        qty,
-                    })
-                    .collect();
+                let mut lines: Vec<Line> = lines.iter().map(|&(s, qty)| Line { sku: SkuId(sku_of(s)), qty }).collect();
                 let campaign = match campaign {
                     1 => {
-                        lines.insert(
-                            0,
-                            Line {
-                                sku: SkuId(FLASH_SKU),
-                                qty: lines[0].qty.max(1),
-                            },
-                        );
+                        lines.insert(0, Line { sku: SkuId(FLASH_SKU), qty: lines[0].qty.max(1) });
                         Some(FLASH)
                     }
                     2 => {
@@ -729,21 +568,18 @@ impl Run {
             Op::Release(i) => {
                 let id = self.target(i);
                 let expected = m.live.contains_key(&id);
-                let (r, e) = self.send(Command::Release {
-                    id,
-                    cause: ReleaseCause::Cancel,
-                });
+                let (r, e) = self.send(Command::Release { id, cause: ReleaseCause::Cancel });
                 if expected {
                     self.model.end(id, MEnding::Cancelled);
                 }
                 (expected, r, e)
             }
             Op::Ship(i) => {
-                let id =
-                    self.target_where(i, |r| matches!(r.state, MState::Confirmed | MState::Paid));
-                let expected = m.live.get(&id).is_some_and(|r| {
-                    r.state == MState::Confirmed || (r.state == MState::Paid && r.outstanding == 0)
-                });
+                let id = self.target_where(i, |r| matches!(r.state, MState::Confirmed | MState::Paid));
+                let expected = m
+                    .live
+                    .get(&id)
+                    .is_some_and(|r| r.state == MState::Confirmed || (r.state == MState::Paid && r.outstanding == 0));
                 let (r, e) = self.send(Command::Ship { id });
                 if expected {
                     let res = self.model.live.remove(&id).unwrap();
@@ -760,11 +596,7 @@ impl Run {
             Op::Receive { sku, wh, qty } => {
                 let (sku, wh) = (sku_of(sku), wh_of(wh));
                 let expected = is_stocked(sku) && qty > 0;
-                let (r, e) = self.send(Command::Receive {
-                    sku: SkuId(sku),
-                    warehouse: WarehouseId(wh),
-                    qty,
-                });
+                let (r, e) = self.send(Command::Receive { sku: SkuId(sku), warehouse: WarehouseId(wh), qty });
                 if expected {
                     self.model.cell_mut(sku, wh).on_hand += u64::from(qty);
                     self.model.receipts += i128::from(qty);
@@ -776,11 +608,7 @@ impl Run {
                 let c = m.cell(sku, wh);
                 let target = i128::from(c.on_hand) + i128::from(delta);
                 let expected = is_stocked(sku) && delta != 0 && target >= i128::from(c.committed());
-                let (r, e) = self.send(Command::Adjust {
-                    sku: SkuId(sku),
-                    warehouse: WarehouseId(wh),
-                    delta,
-                });
+                let (r, e) = self.send(Command::Adjust { sku: SkuId(sku), warehouse: WarehouseId(wh), delta });
                 if expected {
                     self.model.cell_mut(sku, wh).on_hand = target as u64;
                     self.model.adjustments += i128::from(delta);
@@ -791,34 +619,21 @@ impl Run {
                 let (sku, wh) = (sku_of(sku), wh_of(wh));
                 let c = m.cell(sku, wh);
                 let expected = is_stocked(sku) && on_hand >= c.committed();
-                let (r, e) = self.send(Command::SetOnHand {
-                    sku: SkuId(sku),
-                    warehouse: WarehouseId(wh),
-                    on_hand,
-                });
+                let (r, e) = self.send(Command::SetOnHand { sku: SkuId(sku), warehouse: WarehouseId(wh), on_hand });
                 if expected {
                     self.model.adjustments += i128::from(on_hand) - i128::from(c.on_hand);
                     self.model.cell_mut(sku, wh).on_hand = on_hand;
                 }
                 (expected, r, e)
             }
-            Op::SetBucket {
-                sku,
-                wh,
-                bucket,
-                qty,
-            } => {
+            Op::SetBucket { sku, wh, bucket, qty } => {
                 let (sku, wh) = (sku_of(sku), wh_of(wh));
                 let mut c = m.cell(sku, wh);
                 c.buckets[bucket] = qty;
                 let expected = is_stocked(sku) && c.committed() <= c.on_hand;
                 let b = [Bucket::Safety, Bucket::Damaged, Bucket::QualityControl][bucket];
-                let (r, e) = self.send(Command::SetBucket {
-                    sku: SkuId(sku),
-                    warehouse: WarehouseId(wh),
-                    bucket: b,
-                    qty,
-                });
+                let (r, e) =
+                    self.send(Command::SetBucket { sku: SkuId(sku), warehouse: WarehouseId(wh), bucket: b, qty });
                 if expected {
                     *self.model.cell_mut(sku, wh) = c;
                 }
@@ -826,36 +641,21 @@ impl Run {
             }
             Op::Transfer { sku, from, to, qty } => {
                 let (sku, from, to) = (sku_of(sku), wh_of(from), wh_of(to));
-                let expected = is_stocked(sku)
-                    && from != to
-                    && qty > 0
-                    && m.cell(sku, from).available() >= u64::from(qty);
-                let (r, e) = self.send(Command::Transfer {
-                    sku: SkuId(sku),
-                    from: WarehouseId(from),
-                    to: WarehouseId(to),
-                    qty,
-                });
+                let expected =
+                    is_stocked(sku) && from != to && qty > 0 && m.cell(sku, from).available() >= u64::from(qty);
+                let (r, e) =
+                    self.send(Command::Transfer { sku: SkuId(sku), from: WarehouseId(from), to: WarehouseId(to), qty });
                 if expected {
                     self.model.cell_mut(sku, from).on_hand -= u64::from(qty);
                     self.model.cell_mut(sku, to).on_hand += u64::from(qty);
                 }
                 (expected, r, e)
             }
-            Op::Return {
-                sku,
-                wh,
-                qty,
-                damaged,
-            } => {
+            Op::Return { sku, wh, qty, damaged } => {
                 let (sku, wh) = (sku_of(sku), wh_of(wh));
                 let expected = is_stocked(sku) && qty > 0;
-                let (r, e) = self.send(Command::ReturnToStock {
-                    sku: SkuId(sku),
-                    warehouse: WarehouseId(wh),
-                    qty,
-                    damaged,
-                });
+                let (r, e) =
+                    self.send(Command::ReturnToStock { sku: SkuId(sku), warehouse: WarehouseId(wh), qty, damaged });
                 if expected {
                     let c = self.model.cell_mut(sku, wh);
                     c.on_hand += u64::from(qty);
@@ -866,12 +666,7 @@ impl Run {
                 }
                 (expected, r, e)
             }
-            Op::CreateFlash {
-                pool,
-                limit,
-                start_in,
-                length,
-            } => {
+            Op::CreateFlash { pool, limit, start_in, length } => {
                 let starts = now + start_in;
                 let ends = starts + length;
                 let expected = m.flash.is_none()
@@ -894,11 +689,7 @@ impl Run {
                         if let Event::StockMoved(mv) = ev {
                             prop_assert_eq!(mv.kind, MovementKind::PooledForCampaign);
                             let c = self.model.cell_mut(FLASH_SKU, mv.warehouse.0);
-                            prop_assert!(
-                                mv.qty <= c.available(),
-                                "pooled more than available: {:?}",
-                                mv
-                            );
+                            prop_assert!(mv.qty <= c.available(), "pooled more than available: {:?}", mv);
                             c.pooled += mv.qty;
                             carved.insert(mv.warehouse.0, mv.qty);
                         }
@@ -915,12 +706,7 @@ impl Run {
                 }
                 (expected, r, e)
             }
-            Op::Expect {
-                po,
-                wh,
-                qty,
-                eta_in,
-            } => {
+            Op::Expect { po, wh, qty, eta_in } => {
                 let wh = wh_of(wh);
                 let expected = qty > 0;
                 let (r, e) = self.send(Command::ExpectIncoming {
@@ -944,22 +730,14 @@ impl Run {
                     eta_ms: now + eta_in,
                 });
                 if expected {
-                    self.model
-                        .presale
-                        .pos
-                        .iter_mut()
-                        .filter(|p| p.0 == po)
-                        .for_each(|p| p.3 = now + eta_in);
+                    self.model.presale.pos.iter_mut().filter(|p| p.0 == po).for_each(|p| p.3 = now + eta_in);
                 }
                 (expected, r, e)
             }
             Op::ReceivePo { po, qty } => {
                 let found = m.presale.pos.iter().find(|p| p.0 == po).copied();
-                let (r, e) = self.send(Command::ReceivePurchaseOrder {
-                    po: PurchaseOrderId(po),
-                    sku: SkuId(PRESALE_SKU),
-                    qty,
-                });
+                let (r, e) =
+                    self.send(Command::ReceivePurchaseOrder { po: PurchaseOrderId(po), sku: SkuId(PRESALE_SKU), qty });
                 if let Some((_, wh, _, _)) = found {
                     let model = &mut self.model;
                     model.presale.pos.retain(|p| p.0 != po);
@@ -979,11 +757,7 @@ impl Run {
                         model.cell_mut(PRESALE_SKU, wh).reserved += u64::from(take);
                         let res = model.live.get_mut(&id).unwrap();
                         res.outstanding -= take;
-                        match res
-                            .allocs
-                            .iter_mut()
-                            .find(|a| a.0 == PRESALE_SKU && a.1 == wh)
-                        {
+                        match res.allocs.iter_mut().find(|a| a.0 == PRESALE_SKU && a.1 == wh) {
                             Some(a) => a.2 += take,
                             None => res.allocs.push((PRESALE_SKU, wh, take)),
                         }
@@ -1014,7 +788,8 @@ impl Run {
             if let Some(&first) = m.keys.get(&request.idempotency_key) {
                 let (r, e) = self.send(Command::Reserve(request));
                 prop_assert!(
-                    !e.is_empty() && e.iter().all(|ev| matches!(ev, Event::Reserved { id, replayed: true, .. } if *id == first)),
+                    !e.is_empty()
+                        && e.iter().all(|ev| matches!(ev, Event::Reserved { id, replayed: true, .. } if *id == first)),
                     "{:?}",
                     e
                 );
@@ -1054,24 +829,19 @@ impl Run {
                     Some(&(_, qty)) => {
                         campaign_qty = qty;
                         let held = f.per_customer.get(&customer).copied().unwrap_or(0);
-                        ok &=
-                            f.open(now) && held + qty <= f.limit && f.remaining() >= u64::from(qty);
+                        ok &= f.open(now) && held + qty <= f.limit && f.remaining() >= u64::from(qty);
                     }
                 },
             },
             MCampaign::Presale => {
                 // The presale part must be exactly one line of the presale SKU.
-                let part: Vec<_> = expanded
-                    .iter()
-                    .filter(|(s, _)| partition_of(*s) == partition_of(PRESALE_SKU))
-                    .collect();
+                let part: Vec<_> =
+                    expanded.iter().filter(|(s, _)| partition_of(*s) == partition_of(PRESALE_SKU)).collect();
                 match part.as_slice() {
                     [&(sku, qty)] if sku == PRESALE_SKU => {
                         campaign_qty = qty;
                         let held = m.presale.per_customer.get(&customer).copied().unwrap_or(0);
-                        ok &= m.presale_open()
-                            && held + qty <= PRESALE_LIMIT
-                            && m.presale.sold + qty <= PRESALE_QUOTA;
+                        ok &= m.presale_open() && held + qty <= PRESALE_LIMIT && m.presale.sold + qty <= PRESALE_QUOTA;
                     }
                     _ => ok = false,
                 }
@@ -1083,8 +853,7 @@ impl Run {
         }
         // General lines: enough available, and within the channel's share.
         for &(sku, qty) in &expanded {
-            let from_campaign =
-                (kind == MCampaign::Flash && sku == FLASH_SKU) || kind == MCampaign::Presale;
+            let from_campaign = (kind == MCampaign::Flash && sku == FLASH_SKU) || kind == MCampaign::Presale;
             if from_campaign || !is_stocked(sku) {
                 continue;
             }
@@ -1105,21 +874,12 @@ impl Run {
         let mut allocs: Vec<(u32, u16, u32)> = Vec::new();
         let mut per_partition: BTreeMap<u32, Vec<(u32, u16, u32)>> = BTreeMap::new();
         for e in &events {
-            if let Event::Reserved {
-                id: rid,
-                allocations,
-                replayed,
-                ..
-            } = e
-            {
+            if let Event::Reserved { id: rid, allocations, replayed, .. } = e {
                 prop_assert_eq!(*rid, id);
                 prop_assert!(!replayed);
                 for a in allocations {
                     allocs.push((a.sku.0, a.warehouse.0, a.qty));
-                    per_partition
-                        .entry(partition_of(a.sku.0))
-                        .or_default()
-                        .push((a.sku.0, a.warehouse.0, a.qty));
+                    per_partition.entry(partition_of(a.sku.0)).or_default().push((a.sku.0, a.warehouse.0, a.qty));
                 }
             }
         }
@@ -1127,18 +887,14 @@ impl Run {
         for (p, part_allocs) in &per_partition {
             let general: Vec<_> = expanded
                 .iter()
-                .filter(|(s, _)| {
-                    partition_of(*s) == *p && !(kind == MCampaign::Flash && *s == FLASH_SKU)
-                })
+                .filter(|(s, _)| partition_of(*s) == *p && !(kind == MCampaign::Flash && *s == FLASH_SKU))
                 .collect();
             if general.is_empty() {
                 continue;
             }
-            let single = WAREHOUSE_ORDER.iter().find(|&&w| {
-                general
-                    .iter()
-                    .all(|(s, q)| self.model.cell(*s, w).available() >= u64::from(*q))
-            });
+            let single = WAREHOUSE_ORDER
+                .iter()
+                .find(|&&w| general.iter().all(|(s, q)| self.model.cell(*s, w).available() >= u64::from(*q)));
             if let Some(&w) = single {
                 for (s, aw, _) in part_allocs {
                     if !(kind == MCampaign::Flash && *s == FLASH_SKU) {
@@ -1165,27 +921,14 @@ impl Run {
             if kind == MCampaign::Flash && sku == FLASH_SKU {
                 let f = model.flash.as_mut().unwrap();
                 let left = f.pool.get_mut(&wh);
-                prop_assert!(
-                    left.as_ref().is_some_and(|l| **l >= q),
-                    "took {} from pool {:?} in {}",
-                    q,
-                    f.pool,
-                    wh
-                );
+                prop_assert!(left.as_ref().is_some_and(|l| **l >= q), "took {} from pool {:?} in {}", q, f.pool, wh);
                 *left.unwrap() -= q;
                 let c = model.cell_mut(sku, wh);
                 c.pooled -= q;
                 c.reserved += q;
             } else {
                 let c = model.cell_mut(sku, wh);
-                prop_assert!(
-                    c.available() >= q,
-                    "allocated {} of SKU {} in {} with {:?}",
-                    q,
-                    sku,
-                    wh,
-                    c
-                );
+                prop_assert!(c.available() >= q, "allocated {} of SKU {} in {} with {:?}", q, sku, wh, c);
                 c.reserved += q;
             }
         }
@@ -1194,24 +937,14 @@ impl Run {
             _ => (MState::Held, now + ttl),
         };
         match kind {
-            MCampaign::Flash => bump(
-                &mut model.flash.as_mut().unwrap().per_customer,
-                customer,
-                i64::from(campaign_qty),
-            ),
+            MCampaign::Flash => {
+                bump(&mut model.flash.as_mut().unwrap().per_customer, customer, i64::from(campaign_qty))
+            }
             MCampaign::Presale => {
-                bump(
-                    &mut model.presale.per_customer,
-                    customer,
-                    i64::from(campaign_qty),
-                );
+                bump(&mut model.presale.per_customer, customer, i64::from(campaign_qty));
                 model.presale.sold += campaign_qty;
                 model.presale.queue.push_back((id, campaign_qty));
-                let promise = model
-                    .promises()
-                    .into_iter()
-                    .find(|(q, _)| *q == id)
-                    .and_then(|(_, p)| p);
+                let promise = model.promises().into_iter().find(|(q, _)| *q == id).and_then(|(_, p)| p);
                 let reported = events.iter().find_map(|e| match e {
                     Event::Reserved { promise_ms, .. } => Some(*promise_ms),
                     _ => None,
@@ -1232,11 +965,7 @@ impl Run {
                 campaign: kind,
                 customer,
                 campaign_units: campaign_qty,
-                outstanding: if kind == MCampaign::Presale {
-                    campaign_qty
-                } else {
-                    0
-                },
+                outstanding: if kind == MCampaign::Presale { campaign_qty } else { 0 },
             },
         );
         Ok((true, r, events))
@@ -1250,10 +979,7 @@ impl Run {
             let view = self.engine.stock(SkuId(sku)).unwrap();
             for (wh, _) in WAREHOUSES {
                 let want = m.cell(sku, wh);
-                let got = view
-                    .warehouses
-                    .iter()
-                    .find(|w| w.warehouse == WarehouseId(wh));
+                let got = view.warehouses.iter().find(|w| w.warehouse == WarehouseId(wh));
                 let got = got.map_or(MCell::default(), |w| MCell {
                     on_hand: w.on_hand,
                     reserved: w.reserved,
@@ -1262,33 +988,19 @@ impl Run {
                 });
                 prop_assert_eq!(got, want, "SKU {} warehouse {}", sku, wh);
                 prop_assert!(got.reserved <= got.on_hand);
-                if let Some(w) = view
-                    .warehouses
-                    .iter()
-                    .find(|w| w.warehouse == WarehouseId(wh))
-                {
+                if let Some(w) = view.warehouses.iter().find(|w| w.warehouse == WarehouseId(wh)) {
                     prop_assert_eq!(w.available, want.available());
                 }
                 total_on_hand += i128::from(want.on_hand);
             }
             prop_assert_eq!(self.engine.available(SkuId(sku)), Some(m.available(sku)));
         }
-        prop_assert_eq!(
-            total_on_hand,
-            m.receipts + m.adjustments + m.returns - m.shipped,
-            "units not conserved"
-        );
-        let kit = KIT_PARTS
-            .iter()
-            .map(|&(s, q)| m.available(s) / u64::from(q))
-            .min()
-            .unwrap();
+        prop_assert_eq!(total_on_hand, m.receipts + m.adjustments + m.returns - m.shipped, "units not conserved");
+        let kit = KIT_PARTS.iter().map(|&(s, q)| m.available(s) / u64::from(q)).min().unwrap();
         prop_assert_eq!(self.engine.available(SkuId(KIT)), Some(kit));
         if let Some(f) = &m.flash {
             prop_assert!(f.per_customer.values().all(|&u| u <= f.limit));
-            let view = self.engine.partitions()[partition_of(FLASH_SKU) as usize]
-                .campaign(FLASH)
-                .unwrap();
+            let view = self.engine.partitions()[partition_of(FLASH_SKU) as usize].campaign(FLASH).unwrap();
             prop_assert_eq!(view.remaining, f.remaining());
         }
         prop_assert!(m.presale.per_customer.values().all(|&u| u <= PRESALE_LIMIT));
@@ -1340,19 +1052,9 @@ impl Run {
         for p in self.engine.partitions() {
             for c in p.image().campaigns {
                 let want: Vec<(CustomerId, u32)> = if c.id == FLASH {
-                    m.flash
-                        .as_ref()
-                        .unwrap()
-                        .per_customer
-                        .iter()
-                        .map(|(k, v)| (CustomerId(*k), *v))
-                        .collect()
+                    m.flash.as_ref().unwrap().per_customer.iter().map(|(k, v)| (CustomerId(*k), *v)).collect()
                 } else {
-                    m.presale
-                        .per_customer
-                        .iter()
-                        .map(|(k, v)| (CustomerId(*k), *v))
-                        .collect()
+                    m.presale.per_customer.iter().map(|(k, v)| (CustomerId(*k), *v)).collect()
                 };
                 prop_assert_eq!(c.per_customer, want, "campaign {:?}", c.id);
                 prop_assert!(c.per_customer_limit >= 1);
@@ -1377,10 +1079,7 @@ fn policy_command(ratio_bp: u32, floor: u32) -> Command {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000)
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000)
 }
 
 proptest! {

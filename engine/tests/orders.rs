@@ -95,7 +95,12 @@ impl World {
             events: Vec::new(),
         };
         for (id, priority) in [(1u16, 1u16), (2, 2)] {
-            w.ok(Command::DefineWarehouse { id: WarehouseId(id), code: format!("W{id}"), region: "cn".into(), priority });
+            w.ok(Command::DefineWarehouse {
+                id: WarehouseId(id),
+                code: format!("W{id}"),
+                region: "cn".into(),
+                priority,
+            });
         }
         for (i, code) in SKUS.iter().enumerate() {
             w.ok(Command::DefineSku { id: SkuId(i as u32), code: (*code).into(), low_stock_threshold: 0 });
@@ -336,7 +341,12 @@ fn illegal_transitions_are_refused_with_the_current_state() {
         EngineError::IllegalTransition { order: id, state: "shipped", action: "cancel" }
     );
     assert!(matches!(
-        w.refused(OrderCommand::CreateAfterSale { order: id, kind: AfterSaleKind::Return, lines: vec![Line { sku: SkuId(5), qty: 1 }], reason: String::new() }),
+        w.refused(OrderCommand::CreateAfterSale {
+            order: id,
+            kind: AfterSaleKind::Return,
+            lines: vec![Line { sku: SkuId(5), qty: 1 }],
+            reason: String::new()
+        }),
         EngineError::IllegalTransition { state: "shipped", .. }
     ));
     w.finish();
@@ -407,13 +417,31 @@ fn malformed_payloads_name_the_wrong_field_and_batches_import_the_rest() {
     check(SalesChannel::Taobao, &TAOBAO.replace(r#""tid""#, r#""tid_x""#), "tid");
     check(SalesChannel::Jd, &JD.replace(r#""jdPrice": "60.00""#, r#""jdPrice": "sixty""#), "itemInfoList[1].jdPrice");
     check(SalesChannel::Jd, &JD.replace(r#""itemTotal": "1"}"#, r#""itemTotal": "-1"}"#), "itemInfoList[0].itemTotal");
-    check(SalesChannel::Douyin, &DOUYIN.replace(r#""pay_amount": 14900,"#, r#""pay_amount": "14.9","#), "shop_order_detail.pay_amount");
-    check(SalesChannel::Douyin, &DOUYIN.replace(r#""out_sku_id": "MUG-WHT""#, r#""out_sku_id": """#), "shop_order_detail.sku_order_list[0].out_sku_id");
+    check(
+        SalesChannel::Douyin,
+        &DOUYIN.replace(r#""pay_amount": 14900,"#, r#""pay_amount": "14.9","#),
+        "shop_order_detail.pay_amount",
+    );
+    check(
+        SalesChannel::Douyin,
+        &DOUYIN.replace(r#""out_sku_id": "MUG-WHT""#, r#""out_sku_id": """#),
+        "shop_order_detail.sku_order_list[0].out_sku_id",
+    );
     check(SalesChannel::Native, r#"{"order_id": "x", "address": {}, "lines": []}"#, "lines");
-    check(SalesChannel::Native, &native("N", "b", &[("PEN", 1, 100)], 0).replace(r#""shipping_cents": 0"#, r#""shipping_cents": 0, "paid_cents": 7"#), "paid_cents");
+    check(
+        SalesChannel::Native,
+        &native("N", "b", &[("PEN", 1, 100)], 0)
+            .replace(r#""shipping_cents": 0"#, r#""shipping_cents": 0, "paid_cents": 7"#),
+        "paid_cents",
+    );
     assert_eq!(intake::parse(SalesChannel::Taobao, "{not json").unwrap_err().path, "$");
 
-    let batch = format!("[{}, {}, {}]", native("B-1", "x", &[("PEN", 1, 100)], 0), r#"{"order_id": 5}"#, native("B-3", "y", &[("MUG-WHT", 2, 300)], 100));
+    let batch = format!(
+        "[{}, {}, {}]",
+        native("B-1", "x", &[("PEN", 1, 100)], 0),
+        r#"{"order_id": 5}"#,
+        native("B-3", "y", &[("MUG-WHT", 2, 300)], 100)
+    );
     let results = intake::parse(SalesChannel::Native, &batch).unwrap();
     assert!(results[0].is_ok() && results[2].is_ok());
     let error = results[1].as_ref().unwrap_err();
@@ -454,7 +482,8 @@ fn audit_rules_hold_orders_with_the_rule_names() {
     assert_eq!(w.get(big).holds, vec!["big-order", "blacklisted-buyer"]);
     assert!(w.order_events().iter().any(|e| matches!(e, OrderEvent::Held { rules, .. } if rules.len() == 2)));
 
-    let remark = native("A-2", "carl", &[("PEN", 1, 100)], 0).replace(r#""remark": """#, r#""remark": "will ask for a refund""#);
+    let remark =
+        native("A-2", "carl", &[("PEN", 1, 100)], 0).replace(r#""remark": """#, r#""remark": "will ask for a refund""#);
     let held = w.import(SalesChannel::Native, &remark);
     assert_eq!(w.get(held).holds, vec!["urgent-remark"]);
     let incomplete = native("A-3", "dora", &[("PEN", 1, 100)], 0).replace(r#""phone": "555""#, r#""phone": """#);
@@ -470,7 +499,9 @@ fn audit_rules_hold_orders_with_the_rule_names() {
     assert_eq!(w.allocate(incomplete), Allocated::NotWaiting);
 
     // Velocity: the 4th order of one buyer within the hour is held, one later is not.
-    let ids: Vec<OrderId> = (0..4).map(|i| w.import(SalesChannel::Native, &native(&format!("V-{i}"), "eve", &[("PEN", 1, 100)], 0))).collect();
+    let ids: Vec<OrderId> = (0..4)
+        .map(|i| w.import(SalesChannel::Native, &native(&format!("V-{i}"), "eve", &[("PEN", 1, 100)], 0)))
+        .collect();
     assert_eq!(ids.iter().map(|id| w.get(*id).status).collect::<Vec<_>>()[3], OrderStatus::OnHold);
     assert_eq!(w.get(ids[3]).holds, vec!["velocity"]);
     assert_eq!(w.get(ids[2]).status, OrderStatus::Approved);
@@ -499,9 +530,16 @@ fn lines_split_over_warehouses_make_several_shipments_and_kits_deduct_components
     w.receive(5, 2, 5);
     w.receive(4, 1, 5);
     w.receive(3, 1, 10);
-    w.ok(Command::DefineKit { id: SkuId(6), code: "GIFT".into(), components: vec![KitComponent { sku: SkuId(3), qty: 2 }, KitComponent { sku: SkuId(4), qty: 1 }] });
+    w.ok(Command::DefineKit {
+        id: SkuId(6),
+        code: "GIFT".into(),
+        components: vec![KitComponent { sku: SkuId(3), qty: 2 }, KitComponent { sku: SkuId(4), qty: 1 }],
+    });
     w.desk.learn_codes(&w.engine);
-    let id = w.import(SalesChannel::Native, &native("S-1", "fay", &[("PEN", 2, 100), ("MUG-WHT", 1, 500), ("GIFT", 2, 900)], 0));
+    let id = w.import(
+        SalesChannel::Native,
+        &native("S-1", "fay", &[("PEN", 2, 100), ("MUG-WHT", 1, 500), ("GIFT", 2, 900)], 0),
+    );
     assert!(matches!(w.allocate(id), Allocated::Full { shipments: 2, .. }));
     let o = w.get(id);
     let by_warehouse: Vec<(u16, Vec<(u32, u32)>)> =
@@ -596,9 +634,28 @@ fn pick_lists_follow_the_s_shaped_walk() {
     // descending; SKUs without a bin come last. Waves take shipments of one warehouse only.
     let mut w = World::new(1, 10);
     for (sku, bin) in [(0, "A02-03-1"), (1, "A01-09-1"), (2, "A02-11-1"), (3, "A01-02-2")] {
-        w.order(OrderCommand::SetBinLocation { warehouse: WarehouseId(1), sku: SkuId(sku), bin: Bin::parse(bin).unwrap() }).unwrap();
+        w.order(OrderCommand::SetBinLocation {
+            warehouse: WarehouseId(1),
+            sku: SkuId(sku),
+            bin: Bin::parse(bin).unwrap(),
+        })
+        .unwrap();
     }
-    let id = w.import(SalesChannel::Native, &native("W-1", "joe", &[("TSHIRT-RED-XL", 1, 100), ("CAP-BLK", 1, 100), ("SNEAKER-42", 1, 100), ("SOCKS-3P", 1, 100), ("PEN", 1, 100)], 0));
+    let id = w.import(
+        SalesChannel::Native,
+        &native(
+            "W-1",
+            "joe",
+            &[
+                ("TSHIRT-RED-XL", 1, 100),
+                ("CAP-BLK", 1, 100),
+                ("SNEAKER-42", 1, 100),
+                ("SOCKS-3P", 1, 100),
+                ("PEN", 1, 100),
+            ],
+            0,
+        ),
+    );
     w.allocate(id);
     assert_eq!(w.create_wave(7, 2).unwrap_err(), EngineError::NothingToWave { warehouse: WarehouseId(2) });
     w.create_wave(7, 1).unwrap();
@@ -608,7 +665,10 @@ fn pick_lists_follow_the_s_shaped_walk() {
         w.refused(OrderCommand::ScanPick { wave: 7, sku: SkuId(3), qty: 2 }),
         EngineError::OverPick { wave: 7, sku: SkuId(3), requested: 2, remaining: 1 }
     );
-    assert_eq!(w.refused(OrderCommand::ScanPick { wave: 8, sku: SkuId(3), qty: 1 }), EngineError::UnknownWave { wave: 8 });
+    assert_eq!(
+        w.refused(OrderCommand::ScanPick { wave: 8, sku: SkuId(3), qty: 1 }),
+        EngineError::UnknownWave { wave: 8 }
+    );
     w.finish();
 }
 
@@ -619,9 +679,12 @@ fn carriers_are_chosen_by_rules_and_waybill_ranges_run_out() {
     let mut w = World::new(1, 100);
     w.order(OrderCommand::SetSkuProfile { sku: SkuId(2), weight_g: 4_000 }).unwrap();
     let heavy = w.import(SalesChannel::Native, &native("C-1", "kim", &[("SNEAKER-42", 1, 100)], 0));
-    let cod = native("C-2", "lee", &[("PEN", 1, 100)], 0).replace(r#""remark""#, r#""cash_on_delivery": true, "remark""#);
+    let cod =
+        native("C-2", "lee", &[("PEN", 1, 100)], 0).replace(r#""remark""#, r#""cash_on_delivery": true, "remark""#);
     let cod = w.import(SalesChannel::Native, &cod);
-    let light: Vec<OrderId> = (0..3).map(|i| w.import(SalesChannel::Native, &native(&format!("C-L{i}"), "mo", &[("PEN", 1, 100)], 0))).collect();
+    let light: Vec<OrderId> = (0..3)
+        .map(|i| w.import(SalesChannel::Native, &native(&format!("C-L{i}"), "mo", &[("PEN", 1, 100)], 0)))
+        .collect();
     for id in [heavy, cod].iter().chain(&light) {
         w.allocate(*id);
     }
@@ -633,7 +696,10 @@ fn carriers_are_chosen_by_rules_and_waybill_ranges_run_out() {
         w.order(OrderCommand::Pack { shipment: w.get(*id).shipments[0].id }).unwrap();
     }
     let third = w.get(light[2]).shipments[0].id;
-    assert_eq!(w.refused(OrderCommand::Pack { shipment: third }), EngineError::WaybillRangeExhausted { carrier: "YTO".into() });
+    assert_eq!(
+        w.refused(OrderCommand::Pack { shipment: third }),
+        EngineError::WaybillRangeExhausted { carrier: "YTO".into() }
+    );
     w.order(OrderCommand::Pack { shipment: w.get(heavy).shipments[0].id }).unwrap();
     assert_eq!(w.get(heavy).shipments[0].waybill.as_deref(), Some("SF1000"));
     w.finish();
@@ -681,24 +747,50 @@ fn returns_put_stock_back_and_refund_allocated_amounts() {
     w.ship_all(id, 1);
     w.deliver_all(id);
     assert_eq!(w.stock(5), (7, 0, 7));
-    w.order(OrderCommand::CreateAfterSale { order: id, kind: AfterSaleKind::Return, lines: vec![Line { sku: SkuId(5), qty: 1 }], reason: "too many".into() }).unwrap();
+    w.order(OrderCommand::CreateAfterSale {
+        order: id,
+        kind: AfterSaleKind::Return,
+        lines: vec![Line { sku: SkuId(5), qty: 1 }],
+        reason: "too many".into(),
+    })
+    .unwrap();
     let ret = w.get(id).after_sales[0].clone();
     assert_eq!(ret.refund_cents(), 971);
     w.order(OrderCommand::ReceiveReturn { after_sale: ret.id, damaged: false }).unwrap();
     assert_eq!(w.stock(5), (8, 0, 8), "sellable unit back in stock");
-    w.order(OrderCommand::CreateAfterSale { order: id, kind: AfterSaleKind::Return, lines: vec![Line { sku: SkuId(5), qty: 2 }], reason: "broken".into() }).unwrap();
+    w.order(OrderCommand::CreateAfterSale {
+        order: id,
+        kind: AfterSaleKind::Return,
+        lines: vec![Line { sku: SkuId(5), qty: 2 }],
+        reason: "broken".into(),
+    })
+    .unwrap();
     let ret2 = w.get(id).after_sales[1].clone();
     w.order(OrderCommand::ReceiveReturn { after_sale: ret2.id, damaged: true }).unwrap();
     assert_eq!(w.damaged(5, 1), 2);
     let o = w.get(id);
     assert_eq!(o.lines[0].refunded_cents, 2_914, "every unit refunded gives back the line amount exactly");
     assert_eq!(
-        w.refused(OrderCommand::CreateAfterSale { order: id, kind: AfterSaleKind::Refund, lines: vec![Line { sku: SkuId(5), qty: 1 }], reason: String::new() }),
+        w.refused(OrderCommand::CreateAfterSale {
+            order: id,
+            kind: AfterSaleKind::Refund,
+            lines: vec![Line { sku: SkuId(5), qty: 1 }],
+            reason: String::new()
+        }),
         EngineError::ExceedsClaimable { order: id, sku: SkuId(5), requested: 1, claimable: 0 }
     );
-    w.order(OrderCommand::CreateAfterSale { order: id, kind: AfterSaleKind::Refund, lines: vec![Line { sku: SkuId(4), qty: 1 }], reason: "late".into() }).unwrap();
+    w.order(OrderCommand::CreateAfterSale {
+        order: id,
+        kind: AfterSaleKind::Refund,
+        lines: vec![Line { sku: SkuId(4), qty: 1 }],
+        reason: "late".into(),
+    })
+    .unwrap();
     assert_eq!(w.get(id).lines[1].refunded_cents, 486);
-    assert_eq!(w.refused(OrderCommand::ReceiveReturn { after_sale: ret.id, damaged: false }), EngineError::IllegalTransition { order: id, state: "after_sale_not_awaiting_goods", action: "receive" });
+    assert_eq!(
+        w.refused(OrderCommand::ReceiveReturn { after_sale: ret.id, damaged: false }),
+        EngineError::IllegalTransition { order: id, state: "after_sale_not_awaiting_goods", action: "receive" }
+    );
     w.finish();
 }
 
@@ -711,7 +803,13 @@ fn exchanges_ship_a_replacement() {
     w.allocate(id);
     w.ship_all(id, 1);
     w.deliver_all(id);
-    w.order(OrderCommand::CreateAfterSale { order: id, kind: AfterSaleKind::Exchange, lines: vec![Line { sku: SkuId(1), qty: 1 }], reason: "size".into() }).unwrap();
+    w.order(OrderCommand::CreateAfterSale {
+        order: id,
+        kind: AfterSaleKind::Exchange,
+        lines: vec![Line { sku: SkuId(1), qty: 1 }],
+        reason: "size".into(),
+    })
+    .unwrap();
     let ex = w.get(id).after_sales[0].id;
     let events = w.order(OrderCommand::ReceiveReturn { after_sale: ex, damaged: false }).unwrap();
     let lines = events
@@ -743,6 +841,8 @@ fn order_commands_must_reach_the_owning_partition() {
     // A partition refuses an order command for an order it does not own.
     let mut p = Partition::new(1, 2, Limits::default());
     let mut out = Vec::new();
-    let error = p.apply(&Envelope { now_ms: 1, command: Command::Order(OrderCommand::Approve { order: 4 }) }, &mut out).unwrap_err();
+    let error = p
+        .apply(&Envelope { now_ms: 1, command: Command::Order(OrderCommand::Approve { order: 4 }) }, &mut out)
+        .unwrap_err();
     assert_eq!(error, EngineError::WrongOrderPartition { order: 4, owner: 0, this: 1 });
 }

@@ -117,8 +117,13 @@ impl Run {
             returned: BTreeMap::new(),
         };
         for id in [1u16, 2] {
-            run.apply(Command::DefineWarehouse { id: WarehouseId(id), code: format!("W{id}"), region: "cn".into(), priority: id })
-                .unwrap();
+            run.apply(Command::DefineWarehouse {
+                id: WarehouseId(id),
+                code: format!("W{id}"),
+                region: "cn".into(),
+                priority: id,
+            })
+            .unwrap();
         }
         for sku in 0..SKUS {
             run.apply(Command::DefineSku { id: SkuId(sku), code: format!("S{sku}"), low_stock_threshold: 0 }).unwrap();
@@ -168,7 +173,13 @@ range_end = 1000000
                     if merged.iter().any(|l| l.sku == SkuId(sku)) {
                         continue;
                     }
-                    merged.push(NewOrderLine { sku: SkuId(sku), sku_code: format!("S{sku}"), qty, list_cents: 1_000 * i64::from(qty), paid_cents: None });
+                    merged.push(NewOrderLine {
+                        sku: SkuId(sku),
+                        sku_code: format!("S{sku}"),
+                        qty,
+                        list_cents: 1_000 * i64::from(qty),
+                        paid_cents: None,
+                    });
                 }
                 let list: i64 = merged.iter().map(|l| l.list_cents).sum();
                 let new = NewOrder {
@@ -177,7 +188,15 @@ range_end = 1000000
                     external_id: format!("P-{n}"),
                     shop: "s".into(),
                     buyer: format!("b{buyer}"),
-                    address: Address { name: "n".into(), phone: "p".into(), province: format!("R{buyer}"), city: "c".into(), district: String::new(), detail: "d".into(), zip: String::new() },
+                    address: Address {
+                        name: "n".into(),
+                        phone: "p".into(),
+                        province: format!("R{buyer}"),
+                        city: "c".into(),
+                        district: String::new(),
+                        detail: "d".into(),
+                        zip: String::new(),
+                    },
                     remark: String::new(),
                     cash_on_delivery: false,
                     lines: merged,
@@ -195,7 +214,8 @@ range_end = 1000000
                 }
             }
             Op::Receive { sku, warehouse, qty } => {
-                self.apply(Command::Receive { sku: SkuId(*sku), warehouse: WarehouseId(*warehouse), qty: *qty }).unwrap();
+                self.apply(Command::Receive { sku: SkuId(*sku), warehouse: WarehouseId(*warehouse), qty: *qty })
+                    .unwrap();
                 *self.received.entry(*sku).or_default() += u64::from(*qty);
             }
             Op::RetryParked => {
@@ -212,10 +232,18 @@ range_end = 1000000
                 for s in o.shipments.iter().filter(|s| s.status == ShipmentStatus::Allocated) {
                     self.waves += 1;
                     let wave = self.waves * 2 + oms_engine::orders::owner_of(o.id, 2) as u64;
-                    let _ = self.apply(Command::Order(OrderCommand::CreateWave { wave, warehouse: s.warehouse, carrier: None, max_shipments: 3, cutoff_ms: None }));
+                    let _ = self.apply(Command::Order(OrderCommand::CreateWave {
+                        wave,
+                        warehouse: s.warehouse,
+                        carrier: None,
+                        max_shipments: 3,
+                        cutoff_ms: None,
+                    }));
                 }
                 let o = self.order_at(*i).unwrap();
-                for s in o.shipments.iter().filter(|s| matches!(s.status, ShipmentStatus::Waved | ShipmentStatus::Picked)) {
+                for s in
+                    o.shipments.iter().filter(|s| matches!(s.status, ShipmentStatus::Waved | ShipmentStatus::Picked))
+                {
                     self.apply(Command::Order(OrderCommand::Pack { shipment: s.id })).unwrap();
                     self.apply(Command::Order(OrderCommand::Ship { shipment: s.id })).unwrap();
                 }
@@ -230,9 +258,18 @@ range_end = 1000000
                 let Some(o) = self.order_at(*order) else { return };
                 let kind = AfterSaleKind::Return;
                 let line = Line { sku: SkuId(*sku), qty: *qty };
-                if self.apply(Command::Order(OrderCommand::CreateAfterSale { order: o.id, kind, lines: vec![line], reason: String::new() })).is_ok() {
+                if self
+                    .apply(Command::Order(OrderCommand::CreateAfterSale {
+                        order: o.id,
+                        kind,
+                        lines: vec![line],
+                        reason: String::new(),
+                    }))
+                    .is_ok()
+                {
                     let id = self.order_at(*order).unwrap().after_sales.last().unwrap().id;
-                    self.apply(Command::Order(OrderCommand::ReceiveReturn { after_sale: id, damaged: *damaged })).unwrap();
+                    self.apply(Command::Order(OrderCommand::ReceiveReturn { after_sale: id, damaged: *damaged }))
+                        .unwrap();
                     *self.returned.entry(*sku).or_default() += u64::from(*qty);
                 }
             }
@@ -254,7 +291,8 @@ range_end = 1000000
                 for l in &o.lines {
                     prop_assert!(l.refunded_cents <= l.allocated_cents && l.claimed_qty <= l.allocated_qty);
                 }
-                let live: Vec<&Shipment> = o.shipments.iter().filter(|s| s.status != ShipmentStatus::Cancelled).collect();
+                let live: Vec<&Shipment> =
+                    o.shipments.iter().filter(|s| s.status != ShipmentStatus::Cancelled).collect();
                 for s in &live {
                     let all_left = live
                         .iter()
@@ -273,7 +311,12 @@ range_end = 1000000
             let returned = self.returned.get(&sku).copied().unwrap_or(0);
             let out = shipped.get(&sku).copied().unwrap_or(0);
             prop_assert_eq!(received + returned, stock.on_hand + out, "SKU {} units not accounted for", sku);
-            prop_assert_eq!(stock.reserved, held.get(&sku).copied().unwrap_or(0), "SKU {} reserved != live shipments", sku);
+            prop_assert_eq!(
+                stock.reserved,
+                held.get(&sku).copied().unwrap_or(0),
+                "SKU {} reserved != live shipments",
+                sku
+            );
         }
         Ok(())
     }

@@ -25,23 +25,13 @@ fn expect(sim: &mut Sim, po: u64, qty: u32, eta: u64) -> Vec<Event> {
     })
 }
 
-fn deposit(
-    sim: &mut Sim,
-    customer: u64,
-    qty: u32,
-) -> Result<(ReservationId, Option<u64>), EngineError> {
+fn deposit(sim: &mut Sim, customer: u64, qty: u32) -> Result<(ReservationId, Option<u64>), EngineError> {
     let mut req = sim.request(&[(0, qty)]);
     req.customer = CustomerId(customer);
     req.campaign = Some(P);
     let events = sim.run(Command::Reserve(req))?;
     match events.iter().find(|e| matches!(e, Event::Reserved { .. })) {
-        Some(Event::Reserved {
-            id,
-            allocations,
-            promise_ms,
-            replayed: false,
-            ..
-        }) => {
+        Some(Event::Reserved { id, allocations, promise_ms, replayed: false, .. }) => {
             assert!(allocations.is_empty(), "a deposit holds no stock yet");
             Ok((*id, *promise_ms))
         }
@@ -62,11 +52,8 @@ fn check(pos: &[(u64, u32, u64)], deposits: &[u32], promises: &[Option<u64>]) {
     for &(po, qty, eta) in pos {
         expect(&mut sim, po, qty, eta);
     }
-    let got: Vec<Option<u64>> = deposits
-        .iter()
-        .enumerate()
-        .map(|(i, &q)| deposit(&mut sim, i as u64, q).unwrap().1)
-        .collect();
+    let got: Vec<Option<u64>> =
+        deposits.iter().enumerate().map(|(i, &q)| deposit(&mut sim, i as u64, q).unwrap().1).collect();
     assert_eq!(got, promises, "pos {pos:?} deposits {deposits:?}");
     sim.assert_clean();
     sim.assert_replay();
@@ -74,23 +61,11 @@ fn check(pos: &[(u64, u32, u64)], deposits: &[u32], promises: &[Option<u64>]) {
 
 #[test]
 fn promise_dates_follow_eta_order_first_come_first_served() {
-    check(
-        &[(1, 2, 20_000), (2, 10, 30_000)],
-        &[2, 1, 2],
-        &[Some(20_000), Some(30_000), Some(30_000)],
-    );
+    check(&[(1, 2, 20_000), (2, 10, 30_000)], &[2, 1, 2], &[Some(20_000), Some(30_000), Some(30_000)]);
     // ETA order, not declaration order.
-    check(
-        &[(2, 10, 30_000), (1, 2, 20_000)],
-        &[1, 2],
-        &[Some(20_000), Some(30_000)],
-    );
+    check(&[(2, 10, 30_000), (1, 2, 20_000)], &[1, 2], &[Some(20_000), Some(30_000)]);
     // A deposit spanning two POs is promised at the later one.
-    check(
-        &[(1, 2, 20_000), (2, 2, 30_000)],
-        &[1, 2, 1, 1],
-        &[Some(20_000), Some(30_000), Some(30_000), None],
-    );
+    check(&[(1, 2, 20_000), (2, 2, 30_000)], &[1, 2, 1, 1], &[Some(20_000), Some(30_000), Some(30_000), None]);
     check(&[], &[1], &[None]);
 }
 
@@ -101,25 +76,13 @@ fn quota_and_per_customer_limit() {
     let mut sim = setup(5, 2);
     sim.now = 1_000;
     let (a, _) = deposit(&mut sim, 1, 2).unwrap();
-    assert_eq!(
-        deposit(&mut sim, 1, 1).unwrap_err().code(),
-        "limit_exceeded"
-    );
+    assert_eq!(deposit(&mut sim, 1, 1).unwrap_err().code(), "limit_exceeded");
     deposit(&mut sim, 2, 2).unwrap();
     deposit(&mut sim, 3, 1).unwrap();
     assert!(sim.events.contains(&Event::CampaignSoldOut { id: P }));
     assert_eq!(deposit(&mut sim, 4, 1).unwrap_err().code(), "sold_out");
-    let events = sim.ok(Command::Release {
-        id: a,
-        cause: ReleaseCause::Cancel,
-    });
-    assert!(
-        events.contains(&Event::CampaignRestocked {
-            id: P,
-            remaining: 2
-        }),
-        "{events:?}"
-    );
+    let events = sim.ok(Command::Release { id: a, cause: ReleaseCause::Cancel });
+    assert!(events.contains(&Event::CampaignRestocked { id: P, remaining: 2 }), "{events:?}");
     deposit(&mut sim, 1, 2).unwrap();
     assert_eq!(deposit(&mut sim, 9, 1).unwrap_err().code(), "sold_out");
     sim.assert_clean();
@@ -140,14 +103,8 @@ fn balance_window_and_purchase_order_receipt() {
     let (c, pc) = deposit(&mut sim, 3, 2).unwrap();
     assert_eq!((pa, pc), (Some(20_000), Some(30_000)));
     assert_eq!(view(&sim, a).status, "deposit_held");
-    assert_eq!(
-        sim.run(Command::Confirm { id: a }).unwrap_err().code(),
-        "invalid_reservation_state"
-    );
-    assert_eq!(
-        sim.run(Command::Ship { id: a }).unwrap_err().code(),
-        "invalid_reservation_state"
-    );
+    assert_eq!(sim.run(Command::Confirm { id: a }).unwrap_err().code(), "invalid_reservation_state");
+    assert_eq!(sim.run(Command::Ship { id: a }).unwrap_err().code(), "invalid_reservation_state");
     sim.advance(5_000);
     let events = sim.ok(Command::PayBalance { id: a });
     assert!(events.contains(&Event::BalancePaid { id: a }));
@@ -155,69 +112,27 @@ fn balance_window_and_purchase_order_receipt() {
     assert_eq!(view(&sim, a).status, "balance_paid");
     // B's window ends at 1_000 + WINDOW.
     let events = sim.tick_to(1_000 + WINDOW);
-    assert!(
-        events.contains(&Event::Released {
-            id: b,
-            reason: ReleaseReason::BalanceMissed
-        }),
-        "{events:?}"
-    );
+    assert!(events.contains(&Event::Released { id: b, reason: ReleaseReason::BalanceMissed }), "{events:?}");
     assert_eq!(view(&sim, b).status, "balance_missed");
-    assert_eq!(
-        sim.run(Command::PayBalance { id: b }).unwrap_err().code(),
-        "invalid_reservation_state"
-    );
+    assert_eq!(sim.run(Command::PayBalance { id: b }).unwrap_err().code(), "invalid_reservation_state");
     // Paid holds do not lapse.
     sim.tick_to(40_000);
     assert_eq!(view(&sim, a).status, "balance_paid");
-    let events = sim.ok(Command::RescheduleIncoming {
-        po: PurchaseOrderId(2),
-        sku: SkuId(0),
-        eta_ms: 45_000,
-    });
-    assert!(
-        events.contains(&Event::PromiseChanged {
-            id: c,
-            promise_ms: Some(45_000)
-        }),
-        "{events:?}"
-    );
-    let events = sim.ok(Command::ReceivePurchaseOrder {
-        po: PurchaseOrderId(1),
-        sku: SkuId(0),
-        qty: 1,
-    });
-    assert!(
-        events.contains(&Event::PromiseChanged {
-            id: a,
-            promise_ms: Some(45_000)
-        }),
-        "{events:?}"
-    );
+    let events = sim.ok(Command::RescheduleIncoming { po: PurchaseOrderId(2), sku: SkuId(0), eta_ms: 45_000 });
+    assert!(events.contains(&Event::PromiseChanged { id: c, promise_ms: Some(45_000) }), "{events:?}");
+    let events = sim.ok(Command::ReceivePurchaseOrder { po: PurchaseOrderId(1), sku: SkuId(0), qty: 1 });
+    assert!(events.contains(&Event::PromiseChanged { id: a, promise_ms: Some(45_000) }), "{events:?}");
     assert_eq!(view(&sim, a).presale_outstanding, 1);
     assert_eq!(sim.totals(0), (1, 1, 0));
-    assert_eq!(
-        sim.run(Command::Ship { id: a }).unwrap_err().code(),
-        "invalid_reservation_state"
-    );
-    sim.ok(Command::ReceivePurchaseOrder {
-        po: PurchaseOrderId(2),
-        sku: SkuId(0),
-        qty: 10,
-    });
+    assert_eq!(sim.run(Command::Ship { id: a }).unwrap_err().code(), "invalid_reservation_state");
+    sim.ok(Command::ReceivePurchaseOrder { po: PurchaseOrderId(2), sku: SkuId(0), qty: 10 });
     assert_eq!(view(&sim, a).presale_outstanding, 0);
     assert_eq!(view(&sim, c).presale_outstanding, 0);
     assert_eq!(sim.totals(0), (11, 4, 7));
     sim.ok(Command::Ship { id: a });
     assert_eq!(sim.totals(0), (9, 2, 7));
     assert_eq!(
-        sim.run(Command::ReceivePurchaseOrder {
-            po: PurchaseOrderId(2),
-            sku: SkuId(0),
-            qty: 1
-        })
-        .unwrap_err()
-        .code(),
+        sim.run(Command::ReceivePurchaseOrder { po: PurchaseOrderId(2), sku: SkuId(0), qty: 1 }).unwrap_err().code(),
         "unknown_purchase_order"
     );
     sim.assert_clean();
@@ -231,22 +146,12 @@ fn missed_balance_after_stock_arrived_returns_the_units() {
     let mut sim = setup(10, 5);
     expect(&mut sim, 1, 3, 2_000);
     let (a, _) = deposit(&mut sim, 1, 2).unwrap();
-    sim.ok(Command::ReceivePurchaseOrder {
-        po: PurchaseOrderId(1),
-        sku: SkuId(0),
-        qty: 3,
-    });
+    sim.ok(Command::ReceivePurchaseOrder { po: PurchaseOrderId(1), sku: SkuId(0), qty: 3 });
     assert_eq!(sim.totals(0), (3, 2, 1));
     let events = sim.tick_to(sim.now + WINDOW);
-    assert!(events.contains(&Event::Released {
-        id: a,
-        reason: ReleaseReason::BalanceMissed
-    }));
+    assert!(events.contains(&Event::Released { id: a, reason: ReleaseReason::BalanceMissed }));
     assert_eq!(sim.totals(0), (3, 0, 3));
-    assert_eq!(
-        sim.engine.partitions()[0].campaign(P).unwrap().remaining,
-        10
-    );
+    assert_eq!(sim.engine.partitions()[0].campaign(P).unwrap().remaining, 10);
     sim.assert_clean();
     sim.assert_replay();
 }
@@ -257,19 +162,10 @@ fn invalid_presales_and_deposits() {
     let mut sim = setup(5, 2);
     let before = sim.images();
     for (command, code) in [
-        (
-            presale(4, 0, 5, 1, 1_000, 50_000, WINDOW),
-            "invalid_campaign",
-        ),
-        (
-            presale(3, 0, 5, 1, 1_000, 50_000, WINDOW),
-            "duplicate_campaign",
-        ),
+        (presale(4, 0, 5, 1, 1_000, 50_000, WINDOW), "invalid_campaign"),
+        (presale(3, 0, 5, 1, 1_000, 50_000, WINDOW), "duplicate_campaign"),
         (presale(4, 9, 5, 1, 1_000, 50_000, WINDOW), "unknown_sku"),
-        (
-            presale(4, 0, 5, 0, 1_000, 50_000, WINDOW),
-            "invalid_campaign",
-        ),
+        (presale(4, 0, 5, 0, 1_000, 50_000, WINDOW), "invalid_campaign"),
         (presale(4, 0, 5, 1, 1_000, 50_000, 0), "invalid_campaign"),
     ] {
         assert_eq!(sim.run(command).unwrap_err().code(), code);
@@ -279,20 +175,11 @@ fn invalid_presales_and_deposits() {
     let before = sim.images();
     let mut two_lines = sim.request(&[(0, 1), (1, 1)]);
     two_lines.campaign = Some(P);
-    assert_eq!(
-        sim.run(Command::Reserve(two_lines)).unwrap_err().code(),
-        "too_many_lines"
-    );
+    assert_eq!(sim.run(Command::Reserve(two_lines)).unwrap_err().code(), "too_many_lines");
     let mut wrong_sku = sim.request(&[(1, 1)]);
     wrong_sku.campaign = Some(P);
-    assert_eq!(
-        sim.run(Command::Reserve(wrong_sku)).unwrap_err().code(),
-        "campaign_sku_mismatch"
-    );
+    assert_eq!(sim.run(Command::Reserve(wrong_sku)).unwrap_err().code(), "campaign_sku_mismatch");
     sim.now = 60_000;
-    assert_eq!(
-        deposit(&mut sim, 1, 1).unwrap_err().code(),
-        "campaign_not_open"
-    );
+    assert_eq!(deposit(&mut sim, 1, 1).unwrap_err().code(), "campaign_not_open");
     assert_eq!(sim.images(), before);
 }

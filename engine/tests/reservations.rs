@@ -8,11 +8,7 @@ use oms_engine::*;
 /// One allocation scenario: stock per (sku, warehouse), a request, and what must happen.
 /// Checks the allocations exactly, and that a refusal leaves every SKU's stock untouched.
 #[track_caller]
-fn check(
-    stock: &[(u32, u16, u32)],
-    lines: &[(u32, u32)],
-    expected: Result<Vec<(u32, u16, u32)>, &str>,
-) {
+fn check(stock: &[(u32, u16, u32)], lines: &[(u32, u32)], expected: Result<Vec<(u32, u16, u32)>, &str>) {
     let mut sim = Sim::new(1);
     for sku in 0..4 {
         sim.sku(sku, 0);
@@ -48,41 +44,17 @@ fn check(
 fn warehouse_choice_and_all_or_nothing() {
     // Data-driven: each row is stock, request, expected allocations (sku, warehouse, qty) or error code.
     // Both warehouses can fill everything: the higher-priority (lower number) warehouse 1 wins.
-    check(
-        &[(0, 1, 5), (0, 2, 5), (1, 1, 5), (1, 2, 5)],
-        &[(0, 2), (1, 3)],
-        Ok(vec![(0, 1, 2), (1, 1, 3)]),
-    );
+    check(&[(0, 1, 5), (0, 2, 5), (1, 1, 5), (1, 2, 5)], &[(0, 2), (1, 3)], Ok(vec![(0, 1, 2), (1, 1, 3)]));
     // Only warehouse 2 can ship the whole order: one shipment from it, even though it is lower priority.
-    check(
-        &[(0, 1, 5), (0, 2, 5), (1, 1, 1), (1, 2, 5)],
-        &[(0, 2), (1, 3)],
-        Ok(vec![(0, 2, 2), (1, 2, 3)]),
-    );
+    check(&[(0, 1, 5), (0, 2, 5), (1, 1, 1), (1, 2, 5)], &[(0, 2), (1, 3)], Ok(vec![(0, 2, 2), (1, 2, 3)]));
     // No single warehouse has 7 units: split, most available first.
-    check(
-        &[(0, 1, 3), (0, 2, 5)],
-        &[(0, 7)],
-        Ok(vec![(0, 2, 5), (0, 1, 2)]),
-    );
+    check(&[(0, 1, 3), (0, 2, 5)], &[(0, 7)], Ok(vec![(0, 2, 5), (0, 1, 2)]));
     // Exactly all units.
-    check(
-        &[(0, 1, 3), (0, 2, 5)],
-        &[(0, 8)],
-        Ok(vec![(0, 2, 5), (0, 1, 3)]),
-    );
+    check(&[(0, 1, 3), (0, 2, 5)], &[(0, 8)], Ok(vec![(0, 2, 5), (0, 1, 3)]));
     // One unit short over all warehouses: refused.
-    check(
-        &[(0, 1, 3), (0, 2, 5)],
-        &[(0, 9)],
-        Err("insufficient_stock"),
-    );
+    check(&[(0, 1, 3), (0, 2, 5)], &[(0, 9)], Err("insufficient_stock"));
     // The second line is short: the first line is not held either.
-    check(
-        &[(0, 1, 5), (1, 1, 1)],
-        &[(0, 1), (1, 2)],
-        Err("insufficient_stock"),
-    );
+    check(&[(0, 1, 5), (1, 1, 1)], &[(0, 1), (1, 2)], Err("insufficient_stock"));
     // A SKU with no stock at all.
     check(&[], &[(2, 1)], Err("insufficient_stock"));
     // Unknown SKU, duplicate line, zero quantity, no lines.
@@ -110,44 +82,21 @@ fn confirm_keeps_units_release_and_expiry_return_them_ship_consumes() {
     // Release (cancel) returns the units.
     let (b, _) = sim.reserve(&[(0, 2)]).unwrap();
     assert_eq!(sim.totals(0), (7, 2, 5));
-    let events = sim.ok(Command::Release {
-        id: b,
-        cause: ReleaseCause::Cancel,
-    });
-    assert!(events.contains(&Event::Released {
-        id: b,
-        reason: ReleaseReason::Cancelled
-    }));
+    let events = sim.ok(Command::Release { id: b, cause: ReleaseCause::Cancel });
+    assert!(events.contains(&Event::Released { id: b, reason: ReleaseReason::Cancelled }));
     assert_eq!(sim.totals(0), (7, 0, 7));
     // Expiry at the TTL (a tick carrying a later time) returns them.
     let (c, _) = sim.reserve(&[(0, 4)]).unwrap();
     sim.tick_to(sim.now + TTL - 1);
     assert_eq!(sim.totals(0), (7, 4, 3), "not due yet");
     let events = sim.tick_to(sim.now + 1);
-    assert!(
-        events.contains(&Event::Released {
-            id: c,
-            reason: ReleaseReason::Expired
-        }),
-        "{events:?}"
-    );
+    assert!(events.contains(&Event::Released { id: c, reason: ReleaseReason::Expired }), "{events:?}");
     assert_eq!(sim.totals(0), (7, 0, 7));
     // Shipping twice, confirming a shipped one, releasing a released one: typed errors.
+    assert_eq!(sim.run(Command::Ship { id: a }).unwrap_err().code(), "invalid_reservation_state");
+    assert_eq!(sim.run(Command::Confirm { id: a }).unwrap_err().code(), "invalid_reservation_state");
     assert_eq!(
-        sim.run(Command::Ship { id: a }).unwrap_err().code(),
-        "invalid_reservation_state"
-    );
-    assert_eq!(
-        sim.run(Command::Confirm { id: a }).unwrap_err().code(),
-        "invalid_reservation_state"
-    );
-    assert_eq!(
-        sim.run(Command::Release {
-            id: b,
-            cause: ReleaseCause::Cancel
-        })
-        .unwrap_err()
-        .code(),
+        sim.run(Command::Release { id: b, cause: ReleaseCause::Cancel }).unwrap_err().code(),
         "invalid_reservation_state"
     );
     sim.assert_clean();
@@ -162,31 +111,14 @@ fn ship_needs_confirm_and_confirm_after_expiry_is_refused() {
     sim.sku(0, 0);
     sim.receive(0, 1, 10);
     let (a, _) = sim.reserve(&[(0, 1)]).unwrap();
-    assert_eq!(
-        sim.run(Command::Ship { id: a }).unwrap_err().code(),
-        "invalid_reservation_state"
-    );
+    assert_eq!(sim.run(Command::Ship { id: a }).unwrap_err().code(), "invalid_reservation_state");
     let created = sim.now;
     sim.advance(TTL);
     let err = sim.run(Command::Confirm { id: a }).unwrap_err();
-    assert_eq!(
-        err,
-        EngineError::ReservationExpired {
-            id: a,
-            expired_at_ms: created + TTL
-        },
-        "due but not swept"
-    );
+    assert_eq!(err, EngineError::ReservationExpired { id: a, expired_at_ms: created + TTL }, "due but not swept");
     sim.tick_to(sim.now);
     let err = sim.run(Command::Confirm { id: a }).unwrap_err();
-    assert_eq!(
-        err,
-        EngineError::ReservationExpired {
-            id: a,
-            expired_at_ms: created + TTL
-        },
-        "swept"
-    );
+    assert_eq!(err, EngineError::ReservationExpired { id: a, expired_at_ms: created + TTL }, "swept");
     let (b, _) = sim.reserve(&[(0, 1)]).unwrap();
     sim.ok(Command::Confirm { id: b });
     sim.ok(Command::Confirm { id: b });
@@ -202,46 +134,19 @@ fn idempotent_retry_returns_first_answer_and_changes_nothing() {
     let mut p = Partition::new(0, 1, limits());
     let mut out = Vec::new();
     for command in [
-        Command::DefineWarehouse {
-            id: WarehouseId(1),
-            code: "W1".into(),
-            region: "eu".into(),
-            priority: 1,
-        },
-        Command::DefineSku {
-            id: SkuId(0),
-            code: "A".into(),
-            low_stock_threshold: 0,
-        },
-        Command::Receive {
-            sku: SkuId(0),
-            warehouse: WarehouseId(1),
-            qty: 5,
-        },
+        Command::DefineWarehouse { id: WarehouseId(1), code: "W1".into(), region: "eu".into(), priority: 1 },
+        Command::DefineSku { id: SkuId(0), code: "A".into(), low_stock_threshold: 0 },
+        Command::Receive { sku: SkuId(0), warehouse: WarehouseId(1), qty: 5 },
     ] {
-        p.apply(
-            &Envelope {
-                now_ms: 10,
-                command,
-            },
-            &mut out,
-        )
-        .unwrap();
+        p.apply(&Envelope { now_ms: 10, command }, &mut out).unwrap();
     }
     let mut req = request(1, &[(0, 2)]);
     req.id = pid(1, 0);
     req.idempotency_key = ids::idempotency_hash(b"order-1");
     let (outcome, first) = apply_checked(&mut p, 20, Command::Reserve(req.clone())).unwrap();
     assert_eq!(outcome, Outcome::Changed);
-    let Some(Event::Reserved {
-        allocations,
-        expires_at_ms,
-        replayed: false,
-        ..
-    }) = first
-        .iter()
-        .find(|e| matches!(e, Event::Reserved { .. }))
-        .cloned()
+    let Some(Event::Reserved { allocations, expires_at_ms, replayed: false, .. }) =
+        first.iter().find(|e| matches!(e, Event::Reserved { .. })).cloned()
     else {
         panic!("{first:?}")
     };
@@ -250,55 +155,21 @@ fn idempotent_retry_returns_first_answer_and_changes_nothing() {
     retry.id = pid(2, 0);
     retry.lines[0].qty = 1;
     let mut out = Vec::new();
-    let outcome = p
-        .apply(
-            &Envelope {
-                now_ms: 30,
-                command: Command::Reserve(retry),
-            },
-            &mut out,
-        )
-        .unwrap();
+    let outcome = p.apply(&Envelope { now_ms: 30, command: Command::Reserve(retry) }, &mut out).unwrap();
     assert_eq!(outcome, Outcome::Unchanged);
-    assert_eq!(
-        out,
-        vec![Event::Reserved {
-            id: req.id,
-            allocations,
-            expires_at_ms,
-            replayed: true,
-            promise_ms: None
-        }]
-    );
+    assert_eq!(out, vec![Event::Reserved { id: req.id, allocations, expires_at_ms, replayed: true, promise_ms: None }]);
     assert_eq!(p.image(), before);
     // Still answered after the reservation ended.
     p.apply(
-        &Envelope {
-            now_ms: 40,
-            command: Command::Release {
-                id: req.id,
-                cause: ReleaseCause::Cancel,
-            },
-        },
+        &Envelope { now_ms: 40, command: Command::Release { id: req.id, cause: ReleaseCause::Cancel } },
         &mut Vec::new(),
     )
     .unwrap();
     let before = p.image();
     let mut out = Vec::new();
-    let outcome = p
-        .apply(
-            &Envelope {
-                now_ms: 50,
-                command: Command::Reserve(req.clone()),
-            },
-            &mut out,
-        )
-        .unwrap();
+    let outcome = p.apply(&Envelope { now_ms: 50, command: Command::Reserve(req.clone()) }, &mut out).unwrap();
     assert_eq!(outcome, Outcome::Unchanged);
-    assert!(
-        matches!(out.as_slice(), [Event::Reserved { replayed: true, .. }]),
-        "{out:?}"
-    );
+    assert!(matches!(out.as_slice(), [Event::Reserved { replayed: true, .. }]), "{out:?}");
     assert_eq!(p.image(), before);
 }
 
@@ -316,9 +187,7 @@ fn idempotent_retry_through_the_sharded_engine_is_not_journaled() {
     let journal_len = sim.engine.journal().len();
     let events = sim.ok(Command::Reserve(req));
     assert!(
-        events
-            .iter()
-            .all(|e| matches!(e, Event::Reserved { id: rid, replayed: true, .. } if *rid == id)),
+        events.iter().all(|e| matches!(e, Event::Reserved { id: rid, replayed: true, .. } if *rid == id)),
         "{events:?}"
     );
     assert_eq!(sim.engine.journal().len(), journal_len);
@@ -341,9 +210,7 @@ fn ledger_records_each_movement() {
     let moved: u64 = events
         .iter()
         .filter_map(|e| match e {
-            Event::StockMoved(m) if m.kind == MovementKind::Reserved && m.cause == id.0 => {
-                Some(m.qty)
-            }
+            Event::StockMoved(m) if m.kind == MovementKind::Reserved && m.cause == id.0 => Some(m.qty),
             _ => None,
         })
         .sum();

@@ -13,63 +13,28 @@ fn cells(sim: &Sim, sku: u32) -> Vec<Cell> {
         .iter()
         .map(|&w| {
             let c = sim.cell(sku, w);
-            (
-                w,
-                c.on_hand,
-                c.reserved,
-                c.safety,
-                c.damaged,
-                c.quality_control,
-                c.available,
-            )
+            (w, c.on_hand, c.reserved, c.safety, c.damaged, c.quality_control, c.available)
         })
         .collect()
 }
 
 fn receive(w: u16, qty: u32) -> Command {
-    Command::Receive {
-        sku: SkuId(0),
-        warehouse: WarehouseId(w),
-        qty,
-    }
+    Command::Receive { sku: SkuId(0), warehouse: WarehouseId(w), qty }
 }
 fn set_on_hand(w: u16, on_hand: u64) -> Command {
-    Command::SetOnHand {
-        sku: SkuId(0),
-        warehouse: WarehouseId(w),
-        on_hand,
-    }
+    Command::SetOnHand { sku: SkuId(0), warehouse: WarehouseId(w), on_hand }
 }
 fn adjust(w: u16, delta: i64) -> Command {
-    Command::Adjust {
-        sku: SkuId(0),
-        warehouse: WarehouseId(w),
-        delta,
-    }
+    Command::Adjust { sku: SkuId(0), warehouse: WarehouseId(w), delta }
 }
 fn transfer(from: u16, to: u16, qty: u32) -> Command {
-    Command::Transfer {
-        sku: SkuId(0),
-        from: WarehouseId(from),
-        to: WarehouseId(to),
-        qty,
-    }
+    Command::Transfer { sku: SkuId(0), from: WarehouseId(from), to: WarehouseId(to), qty }
 }
 fn returned(w: u16, qty: u32, damaged: bool) -> Command {
-    Command::ReturnToStock {
-        sku: SkuId(0),
-        warehouse: WarehouseId(w),
-        qty,
-        damaged,
-    }
+    Command::ReturnToStock { sku: SkuId(0), warehouse: WarehouseId(w), qty, damaged }
 }
 fn bucket(w: u16, bucket: Bucket, qty: u64) -> Command {
-    Command::SetBucket {
-        sku: SkuId(0),
-        warehouse: WarehouseId(w),
-        bucket,
-        qty,
-    }
+    Command::SetBucket { sku: SkuId(0), warehouse: WarehouseId(w), bucket, qty }
 }
 
 /// Setup: SKU 0 gets 10 units in warehouse 1 and a 3-unit hold there (warehouse 2 empty).
@@ -101,10 +66,7 @@ fn stock_operations_table() {
     // Each row: one operation after the setup, and the resulting (warehouse 1, warehouse 2) cells.
     let empty2: Cell = (2, 0, 0, 0, 0, 0, 0);
     check(receive(1, 5), Ok([(1, 15, 3, 0, 0, 0, 12), empty2]));
-    check(
-        receive(2, 4),
-        Ok([(1, 10, 3, 0, 0, 0, 7), (2, 4, 0, 0, 0, 0, 4)]),
-    );
+    check(receive(2, 4), Ok([(1, 10, 3, 0, 0, 0, 7), (2, 4, 0, 0, 0, 0, 4)]));
     check(receive(1, 0), Err("zero_quantity"));
     check(receive(9, 1), Err("unknown_warehouse"));
     check(set_on_hand(1, 4), Ok([(1, 4, 3, 0, 0, 0, 1), empty2]));
@@ -118,46 +80,25 @@ fn stock_operations_table() {
     check(adjust(1, 0), Err("zero_quantity"));
     check(adjust(1, i64::MIN), Err("below_committed"));
     // Transfers move only available units (7 of the 10: 3 are held).
-    check(
-        transfer(1, 2, 7),
-        Ok([(1, 3, 3, 0, 0, 0, 0), (2, 7, 0, 0, 0, 0, 7)]),
-    );
+    check(transfer(1, 2, 7), Ok([(1, 3, 3, 0, 0, 0, 0), (2, 7, 0, 0, 0, 0, 7)]));
     check(transfer(1, 2, 8), Err("insufficient_in_warehouse"));
     check(transfer(2, 1, 1), Err("insufficient_in_warehouse"));
     check(transfer(1, 1, 1), Err("same_warehouse"));
     check(transfer(1, 2, 0), Err("zero_quantity"));
     // Returns: sellable ones become available, damaged ones land in the damaged bucket.
     check(returned(1, 2, false), Ok([(1, 12, 3, 0, 0, 0, 9), empty2]));
-    check(
-        returned(2, 2, true),
-        Ok([(1, 10, 3, 0, 0, 0, 7), (2, 2, 0, 0, 2, 0, 0)]),
-    );
+    check(returned(2, 2, true), Ok([(1, 10, 3, 0, 0, 0, 7), (2, 2, 0, 0, 2, 0, 0)]));
     check(returned(1, 0, true), Err("zero_quantity"));
     // Buckets: damaged and QC are physical (bounded by on_hand - reserved); safety only lowers
     // availability and may exceed it.
-    check(
-        bucket(1, Bucket::Damaged, 7),
-        Ok([(1, 10, 3, 0, 7, 0, 0), empty2]),
-    );
+    check(bucket(1, Bucket::Damaged, 7), Ok([(1, 10, 3, 0, 7, 0, 0), empty2]));
     check(bucket(1, Bucket::Damaged, 8), Err("below_committed"));
-    check(
-        bucket(1, Bucket::QualityControl, 2),
-        Ok([(1, 10, 3, 0, 0, 2, 5), empty2]),
-    );
+    check(bucket(1, Bucket::QualityControl, 2), Ok([(1, 10, 3, 0, 0, 2, 5), empty2]));
     check(bucket(1, Bucket::QualityControl, 8), Err("below_committed"));
-    check(
-        bucket(1, Bucket::Safety, 4),
-        Ok([(1, 10, 3, 4, 0, 0, 3), empty2]),
-    );
-    check(
-        bucket(1, Bucket::Safety, 50),
-        Ok([(1, 10, 3, 50, 0, 0, 0), empty2]),
-    );
+    check(bucket(1, Bucket::Safety, 4), Ok([(1, 10, 3, 4, 0, 0, 3), empty2]));
+    check(bucket(1, Bucket::Safety, 50), Ok([(1, 10, 3, 50, 0, 0, 0), empty2]));
     // Extreme quantities are refused or saturate, never overflow.
-    check(
-        bucket(1, Bucket::Safety, u64::MAX),
-        Ok([(1, 10, 3, u64::MAX, 0, 0, 0), empty2]),
-    );
+    check(bucket(1, Bucket::Safety, u64::MAX), Ok([(1, 10, 3, u64::MAX, 0, 0, 0), empty2]));
     check(bucket(1, Bucket::Damaged, u64::MAX), Err("below_committed"));
 }
 
@@ -199,12 +140,7 @@ fn low_stock_is_edge_triggered() {
     // below, and again after it went back up and dropped once more.
     let mut sim = Sim::new(1);
     sim.sku(0, 5);
-    let low = |events: &[Event]| {
-        events
-            .iter()
-            .filter(|e| matches!(e, Event::LowStock { .. }))
-            .count()
-    };
+    let low = |events: &[Event]| events.iter().filter(|e| matches!(e, Event::LowStock { .. })).count();
     sim.receive(0, 1, 10);
     let (a, _) = sim.reserve(&[(0, 5)]).unwrap();
     assert_eq!(low(&sim.events), 0, "5 available is not below 5");
@@ -212,28 +148,15 @@ fn low_stock_is_edge_triggered() {
     assert_eq!(
         sim.events
             .iter()
-            .filter(|e| matches!(
-                e,
-                Event::LowStock {
-                    sku: SkuId(0),
-                    available: 4,
-                    threshold: 5
-                }
-            ))
+            .filter(|e| matches!(e, Event::LowStock { sku: SkuId(0), available: 4, threshold: 5 }))
             .count(),
         1
     );
     sim.reserve(&[(0, 1)]).unwrap();
     assert_eq!(low(&sim.events), 0, "still below: no second event");
-    sim.ok(Command::Release {
-        id: a,
-        cause: ReleaseCause::Cancel,
-    });
+    sim.ok(Command::Release { id: a, cause: ReleaseCause::Cancel });
     assert_eq!(low(&sim.events), 0);
-    sim.ok(Command::Release {
-        id: b,
-        cause: ReleaseCause::Cancel,
-    });
+    sim.ok(Command::Release { id: b, cause: ReleaseCause::Cancel });
     sim.reserve(&[(0, 6)]).unwrap();
     assert_eq!(low(&sim.events), 1, "crossed below again");
     sim.assert_clean();
@@ -246,27 +169,10 @@ fn kits_are_not_stocked() {
     sim.sku(0, 0);
     sim.kit(5, &[(0, 1)]).unwrap();
     for op in [
-        Command::Receive {
-            sku: SkuId(5),
-            warehouse: WarehouseId(1),
-            qty: 1,
-        },
-        Command::SetOnHand {
-            sku: SkuId(5),
-            warehouse: WarehouseId(1),
-            on_hand: 1,
-        },
-        Command::Adjust {
-            sku: SkuId(5),
-            warehouse: WarehouseId(1),
-            delta: 1,
-        },
-        Command::ReturnToStock {
-            sku: SkuId(5),
-            warehouse: WarehouseId(1),
-            qty: 1,
-            damaged: false,
-        },
+        Command::Receive { sku: SkuId(5), warehouse: WarehouseId(1), qty: 1 },
+        Command::SetOnHand { sku: SkuId(5), warehouse: WarehouseId(1), on_hand: 1 },
+        Command::Adjust { sku: SkuId(5), warehouse: WarehouseId(1), delta: 1 },
+        Command::ReturnToStock { sku: SkuId(5), warehouse: WarehouseId(1), qty: 1, damaged: false },
     ] {
         let before = sim.images();
         assert_eq!(sim.run(op).unwrap_err().code(), "kit_not_stocked");

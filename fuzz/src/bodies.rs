@@ -146,7 +146,9 @@ pub fn engine_replay(data: &[u8]) {
             // Known finding (docs/RELIABILITY.md): `define_sku` sizes the partition's dense SKU
             // table by the id in the command, so a huge id allocates gigabytes. The gateway
             // allocates ids densely; keep the fuzzer exploring everything else.
-            if let oms_engine::Command::DefineSku { id, .. } | oms_engine::Command::DefineKit { id, .. } = &envelope.command {
+            if let oms_engine::Command::DefineSku { id, .. } | oms_engine::Command::DefineKit { id, .. } =
+                &envelope.command
+            {
                 if id.0 >= SKU_ID_LIMIT {
                     continue;
                 }
@@ -187,7 +189,8 @@ fn load_image(payload: &[u8]) {
         // Known findings (docs/RELIABILITY.md): `Partition::from_image` asserts
         // `index < partitions` (a panic, not an error) and sizes its dense SKU table by the
         // largest SKU id in the image. Skip those inputs so the fuzzer explores the rest.
-        if image.partitions == 0 || image.index >= image.partitions || image.skus.iter().any(|s| s.id.0 >= SKU_ID_LIMIT) {
+        if image.partitions == 0 || image.index >= image.partitions || image.skus.iter().any(|s| s.id.0 >= SKU_ID_LIMIT)
+        {
             return;
         }
         let partition = Partition::from_image(image, Limits::default());
@@ -202,7 +205,8 @@ pub fn order_intake(data: &[u8]) {
     use oms_engine::orders::intake;
     use oms_engine::orders::model::SalesChannel;
     let Some((&selector, rest)) = data.split_first() else { return };
-    let channel = [SalesChannel::Taobao, SalesChannel::Jd, SalesChannel::Douyin, SalesChannel::Native][usize::from(selector % 4)];
+    let channel =
+        [SalesChannel::Taobao, SalesChannel::Jd, SalesChannel::Douyin, SalesChannel::Native][usize::from(selector % 4)];
     let Ok(text) = std::str::from_utf8(rest) else { return };
     let _ = intake::parse_yuan(text);
     if let Ok(orders) = intake::parse(channel, text) {
@@ -217,11 +221,16 @@ pub fn order_intake(data: &[u8]) {
 /// Valid encodings for each target's seed corpus.
 pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     use oms_engine::command::{KitComponent, PartInfo};
-    use oms_engine::{Command, CustomerId, ChannelId, Envelope, Line, ReservationId, ReserveRequest, SkuId, WarehouseId};
-    use oms_gateway::protocol::{encode_frame, Request, Response, ReserveWire, SkuRef, WireLine};
+    use oms_engine::{
+        ChannelId, Command, CustomerId, Envelope, Line, ReservationId, ReserveRequest, SkuId, WarehouseId,
+    };
+    use oms_gateway::protocol::{encode_frame, Request, ReserveWire, Response, SkuRef, WireLine};
 
     let reserve = ReserveWire {
-        lines: vec![WireLine { sku: SkuRef::Code("TSHIRT-RED-XL".into()), qty: 2 }, WireLine { sku: SkuRef::Id(3), qty: 1 }],
+        lines: vec![
+            WireLine { sku: SkuRef::Code("TSHIRT-RED-XL".into()), qty: 2 },
+            WireLine { sku: SkuRef::Id(3), qty: 1 },
+        ],
         ttl_ms: 900_000,
         idempotency_key: "k1".into(),
         customer: 9,
@@ -229,7 +238,12 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         campaign: None,
     };
     let requests = vec![
-        Request::Hello { magic: protocol::HELLO_MAGIC, version: protocol::PROTOCOL_VERSION, api_key: "key".into(), client: "fuzz".into() },
+        Request::Hello {
+            magic: protocol::HELLO_MAGIC,
+            version: protocol::PROTOCOL_VERSION,
+            api_key: "key".into(),
+            client: "fuzz".into(),
+        },
         Request::Ping,
         Request::Reserve(reserve.clone()),
         Request::ReserveBatch(vec![reserve.clone(), reserve]),
@@ -263,12 +277,39 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     }
 
     let envelopes = vec![
-        Envelope { now_ms: 1_000, command: Command::DefineWarehouse { id: WarehouseId(1), code: "SH".into(), region: "east".into(), priority: 0 } },
-        Envelope { now_ms: 1_001, command: Command::DefineSku { id: SkuId(2), code: "MUG".into(), low_stock_threshold: 3 } },
-        Envelope { now_ms: 1_001, command: Command::DefineSku { id: SkuId(4), code: "CAP".into(), low_stock_threshold: 0 } },
-        Envelope { now_ms: 1_002, command: Command::SetOnHand { sku: SkuId(2), warehouse: WarehouseId(1), on_hand: 10 } },
-        Envelope { now_ms: 1_002, command: Command::SetOnHand { sku: SkuId(4), warehouse: WarehouseId(1), on_hand: 5 } },
-        Envelope { now_ms: 1_003, command: Command::DefineKit { id: SkuId(6), code: "GIFT".into(), components: vec![KitComponent { sku: SkuId(2), qty: 1 }, KitComponent { sku: SkuId(4), qty: 1 }] } },
+        Envelope {
+            now_ms: 1_000,
+            command: Command::DefineWarehouse {
+                id: WarehouseId(1),
+                code: "SH".into(),
+                region: "east".into(),
+                priority: 0,
+            },
+        },
+        Envelope {
+            now_ms: 1_001,
+            command: Command::DefineSku { id: SkuId(2), code: "MUG".into(), low_stock_threshold: 3 },
+        },
+        Envelope {
+            now_ms: 1_001,
+            command: Command::DefineSku { id: SkuId(4), code: "CAP".into(), low_stock_threshold: 0 },
+        },
+        Envelope {
+            now_ms: 1_002,
+            command: Command::SetOnHand { sku: SkuId(2), warehouse: WarehouseId(1), on_hand: 10 },
+        },
+        Envelope {
+            now_ms: 1_002,
+            command: Command::SetOnHand { sku: SkuId(4), warehouse: WarehouseId(1), on_hand: 5 },
+        },
+        Envelope {
+            now_ms: 1_003,
+            command: Command::DefineKit {
+                id: SkuId(6),
+                code: "GIFT".into(),
+                components: vec![KitComponent { sku: SkuId(2), qty: 1 }, KitComponent { sku: SkuId(4), qty: 1 }],
+            },
+        },
         Envelope {
             now_ms: 1_004,
             command: Command::Reserve(ReserveRequest {

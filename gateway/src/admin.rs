@@ -37,7 +37,9 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
 
 async fn health(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
     match state.ctx.get() {
-        Some(ctx) if ctx.workers.storage_failed() => (StatusCode::SERVICE_UNAVAILABLE, "storage failed: writes stopped\n"),
+        Some(ctx) if ctx.workers.storage_failed() => {
+            (StatusCode::SERVICE_UNAVAILABLE, "storage failed: writes stopped\n")
+        }
         _ => (StatusCode::OK, "ok\n"),
     }
 }

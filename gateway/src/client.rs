@@ -25,9 +25,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::protocol::{
-    self, encode_frame, BatchItem, FrameDecoder, Opcode, PayloadError, Request, ReserveWire,
-    ReservedWire, Response, SkuRef, StockOpWire, WireError, WireLine, DEFAULT_MAX_FRAME_BYTES,
-    DEFAULT_MAX_IN_FLIGHT, HELLO_MAGIC, PROTOCOL_VERSION,
+    self, encode_frame, BatchItem, FrameDecoder, Opcode, PayloadError, Request, ReserveWire, ReservedWire, Response,
+    SkuRef, StockOpWire, WireError, WireLine, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_IN_FLIGHT, HELLO_MAGIC,
+    PROTOCOL_VERSION,
 };
 use crate::wire_error::ENGINE_CODE_BASE;
 
@@ -62,10 +62,7 @@ impl Default for ClientOptions {
 #[non_exhaustive]
 pub enum ClientError {
     #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    Connect { addr: String, source: std::io::Error },
     #[error("timed out connecting to {addr}")]
     ConnectTimeout { addr: String },
     #[error("server refused the handshake: {} ({}): {}", .0.name, .0.code, .0.message)]
@@ -87,10 +84,7 @@ pub enum ClientError {
     #[error("cannot encode request: {0}")]
     Encode(#[from] PayloadError),
     #[error("server sent JSON that does not parse as {what}: {source}")]
-    Json {
-        what: &'static str,
-        source: serde_json::Error,
-    },
+    Json { what: &'static str, source: serde_json::Error },
 }
 
 impl ClientError {
@@ -187,18 +181,13 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("addr", &self.inner.addr)
-            .finish_non_exhaustive()
+        f.debug_struct("Client").field("addr", &self.inner.addr).finish_non_exhaustive()
     }
 }
 
 impl Client {
     /// Connect and handshake. Fails if the server is unreachable or refuses the Hello.
-    pub async fn connect(
-        addr: impl Into<String>,
-        options: ClientOptions,
-    ) -> Result<Client, ClientError> {
+    pub async fn connect(addr: impl Into<String>, options: ClientOptions) -> Result<Client, ClientError> {
         let inner = Arc::new(Inner {
             addr: addr.into(),
             options,
@@ -247,12 +236,8 @@ impl Client {
     /// `Err`); the typed helpers below turn it into [`ClientError::Refused`] / [`ClientError::Server`].
     pub async fn call(&self, request: Request) -> Result<Response, ClientError> {
         let conn = self.connection().await?;
-        let permit: OwnedSemaphorePermit = conn
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ClientError::Disconnected)?;
+        let permit: OwnedSemaphorePermit =
+            conn.permits.clone().acquire_owned().await.map_err(|_| ClientError::Disconnected)?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let payload = protocol::encode(&request)?;
         let mut frame = BytesMut::with_capacity(protocol::FRAME_HEADER_LEN + payload.len());
@@ -363,23 +348,19 @@ impl Client {
     }
 
     pub async fn pay_balance(&self, id: u64) -> Result<(), ClientError> {
-        self.expect_done(Request::PayBalance { id }, "pay_balance")
-            .await
+        self.expect_done(Request::PayBalance { id }, "pay_balance").await
     }
 
     pub async fn stock(&self, sku: SkuRef) -> Result<SkuStockView, ClientError> {
-        self.typed_json(Request::GetStock { sku }, "SkuStockView")
-            .await
+        self.typed_json(Request::GetStock { sku }, "SkuStockView").await
     }
 
     pub async fn reservation(&self, id: u64) -> Result<ReservationView, ClientError> {
-        self.typed_json(Request::GetReservation { id }, "ReservationView")
-            .await
+        self.typed_json(Request::GetReservation { id }, "ReservationView").await
     }
 
     pub async fn campaign(&self, id: u32) -> Result<CampaignView, ClientError> {
-        self.typed_json(Request::GetCampaign { id }, "CampaignView")
-            .await
+        self.typed_json(Request::GetCampaign { id }, "CampaignView").await
     }
 
     pub async fn export_stock(&self) -> Result<Vec<ExportRow>, ClientError> {
@@ -399,53 +380,22 @@ impl Client {
         }
     }
 
-    pub async fn define_warehouse(
-        &self,
-        id: u16,
-        code: &str,
-        region: &str,
-        priority: u16,
-    ) -> Result<(), ClientError> {
-        let request = Request::DefineWarehouse {
-            id,
-            code: code.to_owned(),
-            region: region.to_owned(),
-            priority,
-        };
+    pub async fn define_warehouse(&self, id: u16, code: &str, region: &str, priority: u16) -> Result<(), ClientError> {
+        let request = Request::DefineWarehouse { id, code: code.to_owned(), region: region.to_owned(), priority };
         self.expect_done(request, "define_warehouse").await
     }
 
     /// Define (or update) a SKU; returns its interned id.
-    pub async fn define_sku(
-        &self,
-        code: &str,
-        low_stock_threshold: u32,
-    ) -> Result<u32, ClientError> {
-        match self
-            .call_ok(Request::DefineSku {
-                code: code.to_owned(),
-                low_stock_threshold,
-            })
-            .await?
-        {
+    pub async fn define_sku(&self, code: &str, low_stock_threshold: u32) -> Result<u32, ClientError> {
+        match self.call_ok(Request::DefineSku { code: code.to_owned(), low_stock_threshold }).await? {
             Response::SkuDefined { id } => Ok(id),
             other => Err(unexpected("define_sku", &other)),
         }
     }
 
     /// Define a kit; returns its id when the server reports one.
-    pub async fn define_kit(
-        &self,
-        code: &str,
-        components: Vec<WireLine>,
-    ) -> Result<Option<u32>, ClientError> {
-        match self
-            .call_ok(Request::DefineKit {
-                code: code.to_owned(),
-                components,
-            })
-            .await?
-        {
+    pub async fn define_kit(&self, code: &str, components: Vec<WireLine>) -> Result<Option<u32>, ClientError> {
+        match self.call_ok(Request::DefineKit { code: code.to_owned(), components }).await? {
             Response::SkuDefined { id } => Ok(Some(id)),
             Response::Done => Ok(None),
             other => Err(unexpected("define_kit", &other)),
@@ -466,14 +416,7 @@ impl Client {
         starts_at_ms: u64,
         ends_at_ms: u64,
     ) -> Result<(), ClientError> {
-        let request = Request::CreateFlashSale {
-            id,
-            sku,
-            pool_qty,
-            per_customer_limit,
-            starts_at_ms,
-            ends_at_ms,
-        };
+        let request = Request::CreateFlashSale { id, sku, pool_qty, per_customer_limit, starts_at_ms, ends_at_ms };
         self.expect_done(request, "create_flash_sale").await
     }
 
@@ -488,15 +431,8 @@ impl Client {
         ends_at_ms: u64,
         balance_window_ms: u64,
     ) -> Result<(), ClientError> {
-        let request = Request::CreatePresale {
-            id,
-            sku,
-            quota,
-            per_customer_limit,
-            starts_at_ms,
-            ends_at_ms,
-            balance_window_ms,
-        };
+        let request =
+            Request::CreatePresale { id, sku, quota, per_customer_limit, starts_at_ms, ends_at_ms, balance_window_ms };
         self.expect_done(request, "create_presale").await
     }
 
@@ -507,16 +443,7 @@ impl Client {
         floor: u32,
         exceptions: Vec<(SkuRef, u32, u32)>,
     ) -> Result<(), ClientError> {
-        self.expect_done(
-            Request::SetChannelPolicy {
-                channel,
-                ratio_bp,
-                floor,
-                exceptions,
-            },
-            "set_channel_policy",
-        )
-        .await
+        self.expect_done(Request::SetChannelPolicy { channel, ratio_bp, floor, exceptions }, "set_channel_policy").await
     }
 }
 
@@ -537,12 +464,7 @@ async fn open(inner: &Inner) -> Result<Arc<Conn>, ClientError> {
     let addr = inner.addr.clone();
     let handshake = async {
         let mut stream =
-            TcpStream::connect(&addr)
-                .await
-                .map_err(|source| ClientError::Connect {
-                    addr: addr.clone(),
-                    source,
-                })?;
+            TcpStream::connect(&addr).await.map_err(|source| ClientError::Connect { addr: addr.clone(), source })?;
         let _ = stream.set_nodelay(true);
         let hello = Request::Hello {
             magic: HELLO_MAGIC,
@@ -553,13 +475,8 @@ async fn open(inner: &Inner) -> Result<Arc<Conn>, ClientError> {
         let payload = protocol::encode(&hello)?;
         let mut frame = BytesMut::new();
         encode_frame(&mut frame, Opcode::Hello as u16, 0, &payload);
-        stream
-            .write_all(&frame)
-            .await
-            .map_err(|_| ClientError::Disconnected)?;
-        let decoder = FrameDecoder {
-            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
-        };
+        stream.write_all(&frame).await.map_err(|_| ClientError::Disconnected)?;
+        let decoder = FrameDecoder { max_frame_bytes: DEFAULT_MAX_FRAME_BYTES };
         let mut buffer = BytesMut::with_capacity(4096);
         let mut scratch = AlignedVec::new();
         loop {
@@ -594,10 +511,7 @@ async fn open(inner: &Inner) -> Result<Arc<Conn>, ClientError> {
                     };
                 }
                 Ok(None) => {
-                    let n = stream
-                        .read_buf(&mut buffer)
-                        .await
-                        .map_err(|_| ClientError::Disconnected)?;
+                    let n = stream.read_buf(&mut buffer).await.map_err(|_| ClientError::Disconnected)?;
                     if n == 0 {
                         return Err(ClientError::Disconnected);
                     }
@@ -611,39 +525,20 @@ async fn open(inner: &Inner) -> Result<Arc<Conn>, ClientError> {
     let (read, write) = stream.into_split();
     let pending: Pending = Arc::new(parking_lot::Mutex::new(Some(HashMap::new())));
     let (frames, queue) = mpsc::unbounded_channel();
-    let max_frame = if info.max_frame_bytes == 0 {
-        DEFAULT_MAX_FRAME_BYTES
-    } else {
-        info.max_frame_bytes
-    };
-    let in_flight = if info.max_in_flight == 0 {
-        DEFAULT_MAX_IN_FLIGHT
-    } else {
-        info.max_in_flight
-    };
+    let max_frame = if info.max_frame_bytes == 0 { DEFAULT_MAX_FRAME_BYTES } else { info.max_frame_bytes };
+    let in_flight = if info.max_in_flight == 0 { DEFAULT_MAX_IN_FLIGHT } else { info.max_in_flight };
     tokio::spawn(writer(write, queue, pending.clone()));
     tokio::spawn(reader(
         read,
         leftover,
-        FrameDecoder {
-            max_frame_bytes: max_frame.max(MAX_RESPONSE_FRAME_BYTES),
-        },
+        FrameDecoder { max_frame_bytes: max_frame.max(MAX_RESPONSE_FRAME_BYTES) },
         pending.clone(),
     ));
     tracing::debug!(addr = %addr, server = %info.server, partitions = info.partitions, "connected");
-    Ok(Arc::new(Conn {
-        frames,
-        pending,
-        permits: Arc::new(Semaphore::new(in_flight as usize)),
-        info,
-    }))
+    Ok(Arc::new(Conn { frames, pending, permits: Arc::new(Semaphore::new(in_flight as usize)), info }))
 }
 
-async fn writer(
-    mut socket: OwnedWriteHalf,
-    mut queue: mpsc::UnboundedReceiver<BytesMut>,
-    pending: Pending,
-) {
+async fn writer(mut socket: OwnedWriteHalf, mut queue: mpsc::UnboundedReceiver<BytesMut>, pending: Pending) {
     let mut out = BytesMut::with_capacity(64 * 1024);
     while let Some(frame) = queue.recv().await {
         out.extend_from_slice(&frame);
@@ -667,12 +562,7 @@ async fn writer(
     let _ = socket.shutdown().await;
 }
 
-async fn reader(
-    mut socket: OwnedReadHalf,
-    mut buffer: BytesMut,
-    decoder: FrameDecoder,
-    pending: Pending,
-) {
+async fn reader(mut socket: OwnedReadHalf, mut buffer: BytesMut, decoder: FrameDecoder, pending: Pending) {
     let mut scratch = AlignedVec::new();
     'read: loop {
         loop {
@@ -684,18 +574,12 @@ async fn reader(
                 Ok(None) => break,
                 Ok(Some((header, payload))) => {
                     if header.opcode != Opcode::Response as u16 {
-                        tracing::warn!(
-                            opcode = header.opcode,
-                            "server sent a non-response frame; closing connection"
-                        );
+                        tracing::warn!(opcode = header.opcode, "server sent a non-response frame; closing connection");
                         break 'read;
                     }
                     let reply = protocol::decode_response(&payload, &mut scratch)
                         .map_err(|e| ClientError::Protocol(e.to_string()));
-                    let waiter = pending
-                        .lock()
-                        .as_mut()
-                        .and_then(|map| map.remove(&header.request_id));
+                    let waiter = pending.lock().as_mut().and_then(|map| map.remove(&header.request_id));
                     match waiter {
                         Some(waiter) => {
                             let _ = waiter.send(reply);

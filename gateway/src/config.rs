@@ -162,8 +162,10 @@ impl Config {
     pub fn resolve(args: &OmsdArgs) -> Result<Config, ConfigError> {
         let file = match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-                toml::from_str::<FileConfig>(&text).map_err(|source| ConfigError::Parse { path: path.clone(), source })?
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|source| ConfigError::Parse { path: path.clone(), source })?
             }
             None => FileConfig::default(),
         };
@@ -171,7 +173,9 @@ impl Config {
         let durability = fsync.parse::<oms_wal::Durability>().map_err(|_| ConfigError::Fsync(fsync.clone()))?;
         let idle_timeout = match (args.idle_timeout, &file.idle_timeout) {
             (Some(d), _) => d,
-            (None, Some(text)) => humantime::parse_duration(text).map_err(|_| ConfigError::IdleTimeout(text.clone()))?,
+            (None, Some(text)) => {
+                humantime::parse_duration(text).map_err(|_| ConfigError::IdleTimeout(text.clone()))?
+            }
             (None, None) => Duration::from_secs(300),
         };
         let partitions = args.partitions.or(file.partitions).unwrap_or(2);
@@ -181,7 +185,10 @@ impl Config {
         }
         let config = Config {
             listen: args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7700))),
-            admin_listen: args.admin_listen.or(file.admin_listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7701))),
+            admin_listen: args
+                .admin_listen
+                .or(file.admin_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7701))),
             data_dir: args.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data")),
             partitions,
             durability,

@@ -45,7 +45,8 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
     base.segment_bytes = config.segment_bytes;
     base.durability = config.durability;
     let started = std::time::Instant::now();
-    let recovered = recover_partitions(&config.data_dir, config.partitions, limits, &base, config.truncate_corrupt_log)?;
+    let recovered =
+        recover_partitions(&config.data_dir, config.partitions, limits, &base, config.truncate_corrupt_log)?;
     let replayed: u64 = recovered.iter().map(|r| r.replayed).sum();
     let index = {
         let refs: Vec<&oms_engine::Partition> = recovered.iter().map(|r| &r.partition).collect();
@@ -71,7 +72,8 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         retention: Retention { min_bytes: 2 * config.segment_bytes, min_age: Duration::from_secs(3600) },
         notifier: notifier.clone(),
     };
-    let workers = spawn_workers(recovered, worker_config, board.clone(), metrics.clone()).map_err(DaemonError::Threads)?;
+    let workers =
+        spawn_workers(recovered, worker_config, board.clone(), metrics.clone()).map_err(DaemonError::Threads)?;
     if config.follow.is_some() {
         workers.set_following(true);
     }

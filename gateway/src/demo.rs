@@ -27,7 +27,11 @@ pub async fn load(ctx: &Arc<ServerCtx>) -> Result<(), String> {
         requests.push(Request::DefineSku { code: code.into(), low_stock_threshold: threshold });
         for (warehouse, on_hand) in [(1, first), (2, second)] {
             if on_hand > 0 {
-                requests.push(Request::StockOp(StockOpWire::SetOnHand { sku: SkuRef::Code(code.into()), warehouse, on_hand }));
+                requests.push(Request::StockOp(StockOpWire::SetOnHand {
+                    sku: SkuRef::Code(code.into()),
+                    warehouse,
+                    on_hand,
+                }));
             }
         }
     }

@@ -75,7 +75,8 @@ impl Metrics {
         let batch_size = Family::<PartitionLabel, Histogram>::new_with_constructor(
             (|| Histogram::new(exponential_buckets(1.0, 2.0, 14))) as fn() -> Histogram,
         );
-        let flush_latency = Family::<PartitionLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let flush_latency =
+            Family::<PartitionLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
         let live_reservations = Family::<PartitionLabel, Gauge>::default();
         let low_stock_skus = Family::<PartitionLabel, Gauge>::default();
         let wal_durable_lsn = Family::<PartitionLabel, Gauge<u64, AtomicU64>>::default();
@@ -88,21 +89,41 @@ impl Metrics {
         let replication_lag_seconds = Family::<PartitionLabel, Gauge<f64, AtomicU64>>::default();
         let subscriptions = Gauge::default();
         let webhook_deliveries = Family::<OutcomeLabel, Counter>::default();
-        registry.register("replication_lag_records", "Follower: durable records on the primary not yet applied here", replication_lag_records.clone());
-        registry.register("replication_lag_seconds", "Follower: age of the oldest primary record not yet applied here", replication_lag_seconds.clone());
+        registry.register(
+            "replication_lag_records",
+            "Follower: durable records on the primary not yet applied here",
+            replication_lag_records.clone(),
+        );
+        registry.register(
+            "replication_lag_seconds",
+            "Follower: age of the oldest primary record not yet applied here",
+            replication_lag_seconds.clone(),
+        );
         registry.register("subscriptions", "Open log subscriptions", subscriptions.clone());
         registry.register("webhook_deliveries", "Webhook deliveries by outcome", webhook_deliveries.clone());
         registry.register("requests", "Requests by opcode and outcome", requests.clone());
-        registry.register("request_latency_seconds", "Time from decoding a request to writing its response", latency.clone());
+        registry.register(
+            "request_latency_seconds",
+            "Time from decoding a request to writing its response",
+            latency.clone(),
+        );
         registry.register("partition_queue_depth", "Jobs waiting in each partition queue", queue_depth.clone());
-        registry.register("partition_batch_size", "Jobs applied per partition batch (one log flush each)", batch_size.clone());
+        registry.register(
+            "partition_batch_size",
+            "Jobs applied per partition batch (one log flush each)",
+            batch_size.clone(),
+        );
         registry.register("wal_flush_latency_seconds", "Duration of one group commit", flush_latency.clone());
         registry.register("live_reservations", "Reservations currently held", live_reservations.clone());
         registry.register("low_stock_skus", "SKUs below their low-stock threshold", low_stock_skus.clone());
         registry.register("wal_durable_lsn", "Last durable log sequence number", wal_durable_lsn.clone());
         registry.register("connections", "Open client connections", connections.clone());
         registry.register("refused", "Connections or requests refused, by reason", refused.clone());
-        registry.register("fast_path_rejects", "Reservations refused as sold out without a partition hop", fast_path_rejects.clone());
+        registry.register(
+            "fast_path_rejects",
+            "Reservations refused as sold out without a partition hop",
+            fast_path_rejects.clone(),
+        );
         registry.register("snapshots", "Snapshots written", snapshots.clone());
         registry.register("storage_failed", "1 once a log flush failed and writes stopped", storage_failed.clone());
         Metrics {

@@ -47,7 +47,13 @@ impl GatewayCode {
     }
 
     pub fn error(self, message: impl Into<String>) -> WireError {
-        WireError { code: self as u16, name: self.name().to_owned(), message: message.into(), available: None, sku: None }
+        WireError {
+            code: self as u16,
+            name: self.name().to_owned(),
+            message: message.into(),
+            available: None,
+            sku: None,
+        }
     }
 }
 
@@ -121,7 +127,13 @@ pub fn from_engine(error: &EngineError) -> WireError {
         EngineError::LimitExceeded { limit, held, .. } => (Some(u64::from(limit.saturating_sub(*held))), None),
         _ => (None, None),
     };
-    WireError { code: engine_code(error.code()), name: error.code().to_owned(), message: error.to_string(), available, sku }
+    WireError {
+        code: engine_code(error.code()),
+        name: error.code().to_owned(),
+        message: error.to_string(),
+        available,
+        sku,
+    }
 }
 
 #[cfg(test)]

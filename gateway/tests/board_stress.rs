@@ -65,7 +65,11 @@ fn board_readers_never_see_unpublished_or_backward_values() {
                     i = (i + 7) % all.len();
                     let sku = all[i];
                     if let Some(v) = board.available(SkuId(sku)) {
-                        assert_eq!(v & 0xF_FFFF, u64::from(sku), "SKU {sku} shows a value published for another SKU: {v:#x}");
+                        assert_eq!(
+                            v & 0xF_FFFF,
+                            u64::from(sku),
+                            "SKU {sku} shows a value published for another SKU: {v:#x}"
+                        );
                         let round = v >> 20;
                         assert!((1..=ROUNDS).contains(&round), "SKU {sku}: never published value {v:#x}");
                         assert!(round >= last[i], "SKU {sku} went back from round {} to {round}", last[i]);

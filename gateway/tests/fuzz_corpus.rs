@@ -91,7 +91,8 @@ fn fuzz_bodies_survive_corpus_seeds_and_mutations() {
     // per target: no panic anywhere (the bodies themselves assert round trips and invariants).
     if let Ok(hex) = std::env::var("OMS_FUZZ_INPUT") {
         // Reproduce one input: OMS_FUZZ_TARGET=<target> OMS_FUZZ_INPUT=<hex>.
-        let input: Vec<u8> = (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex")).collect();
+        let input: Vec<u8> =
+            (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex")).collect();
         let target = std::env::var("OMS_FUZZ_TARGET").expect("OMS_FUZZ_TARGET");
         let (_, body) = bodies::TARGETS.iter().find(|(t, _)| *t == target).expect("known target");
         if target == "engine_replay" && input.len() > 2 {

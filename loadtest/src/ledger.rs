@@ -83,7 +83,10 @@ pub struct SkuCounters {
 
 impl SkuCounters {
     pub fn new(n: usize) -> SkuCounters {
-        SkuCounters { net: (0..n).map(|_| AtomicI64::new(0)).collect(), received: (0..n).map(|_| AtomicI64::new(0)).collect() }
+        SkuCounters {
+            net: (0..n).map(|_| AtomicI64::new(0)).collect(),
+            received: (0..n).map(|_| AtomicI64::new(0)).collect(),
+        }
     }
 
     #[inline]
@@ -118,8 +121,10 @@ pub struct AckLog {
 
 impl AckLog {
     pub fn create(path: &Path) -> Result<Arc<AckLog>, LoadError> {
-        let file = File::create(path).map_err(|source| LoadError::Io { what: format!("create {}", path.display()), source })?;
-        let log = Arc::new(AckLog { out: Mutex::new(BufWriter::with_capacity(1 << 20, file)), stop: AtomicBool::new(false) });
+        let file = File::create(path)
+            .map_err(|source| LoadError::Io { what: format!("create {}", path.display()), source })?;
+        let log =
+            Arc::new(AckLog { out: Mutex::new(BufWriter::with_capacity(1 << 20, file)), stop: AtomicBool::new(false) });
         let flusher = Arc::clone(&log);
         std::thread::spawn(move || {
             while !flusher.stop.load(Ordering::Relaxed) {

@@ -12,18 +12,20 @@ fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("OMS_LOADTEST_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("OMS_LOADTEST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads.max(1)).enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("oms-loadtest: cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads.max(1)).enable_all().build() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("oms-loadtest: cannot start the runtime: {e}");
+                return ExitCode::from(2);
+            }
+        };
     let report = match runtime.block_on(run(&args)) {
         Ok(r) => r,
         Err(e) => {

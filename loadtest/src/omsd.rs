@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use oms_gateway::protocol::{
-    decode_response, encode, encode_frame, FrameDecoder, Request, ReserveWire, Response, SkuRef, StockOpWire, WireLine, HELLO_MAGIC,
-    PROTOCOL_VERSION,
+    decode_response, encode, encode_frame, FrameDecoder, Request, ReserveWire, Response, SkuRef, StockOpWire, WireLine,
+    HELLO_MAGIC, PROTOCOL_VERSION,
 };
 use rkyv::util::AlignedVec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,7 +49,12 @@ impl Wire {
             scratch: AlignedVec::new(),
             next_id: 1,
         };
-        let hello = Request::Hello { magic: HELLO_MAGIC, version: PROTOCOL_VERSION, api_key: String::new(), client: "oms-loadtest".into() };
+        let hello = Request::Hello {
+            magic: HELLO_MAGIC,
+            version: PROTOCOL_VERSION,
+            api_key: String::new(),
+            client: "oms-loadtest".into(),
+        };
         match wire.call(&hello).await? {
             Response::HelloOk { .. } => Ok(wire),
             Response::Error(e) => Err(LoadError::Handshake(format!("{} ({}): {}", e.name, e.code, e.message))),
@@ -77,7 +82,8 @@ impl Wire {
         match self.decoder.decode(&mut self.rbuf).map_err(|e| LoadError::Protocol(e.to_string()))? {
             None => Ok(None),
             Some((header, payload)) => {
-                let response = decode_response(&payload, &mut self.scratch).map_err(|e| LoadError::Protocol(e.to_string()))?;
+                let response =
+                    decode_response(&payload, &mut self.scratch).map_err(|e| LoadError::Protocol(e.to_string()))?;
                 Ok(Some((header.request_id, response)))
             }
         }
@@ -87,7 +93,11 @@ impl Wire {
         if self.rbuf.capacity() - self.rbuf.len() < 64 << 10 {
             self.rbuf.reserve(256 << 10);
         }
-        let n = self.stream.read_buf(&mut self.rbuf).await.map_err(|source| LoadError::Io { what: "read".into(), source })?;
+        let n = self
+            .stream
+            .read_buf(&mut self.rbuf)
+            .await
+            .map_err(|source| LoadError::Io { what: "read".into(), source })?;
         if n == 0 {
             return Err(LoadError::Closed);
         }
@@ -192,7 +202,9 @@ fn to_request(ctx: &RunCtx, op: &Op) -> Request {
             })
         }
         Op::GetStock { sku } => Request::GetStock { sku: id(*sku) },
-        Op::Receive { sku, qty } => Request::StockOp(StockOpWire::Receive { sku: id(*sku), warehouse: crate::run::WAREHOUSE, qty: *qty }),
+        Op::Receive { sku, qty } => {
+            Request::StockOp(StockOpWire::Receive { sku: id(*sku), warehouse: crate::run::WAREHOUSE, qty: *qty })
+        }
     }
 }
 
@@ -283,7 +295,10 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
             break;
         }
         if now > phase.end_ns + phase.drain_ns {
-            tracing::warn!("{inflight} requests still unanswered {:?} after the end; giving up", Duration::from_nanos(phase.drain_ns));
+            tracing::warn!(
+                "{inflight} requests still unanswered {:?} after the end; giving up",
+                Duration::from_nanos(phase.drain_ns)
+            );
             break;
         }
         // Wait for answers, the next scheduled send, a due follow-up, or the end of the phase.
@@ -325,7 +340,8 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
                 }
             };
             let slot = (rid & 0xFFFF_FFFF) as usize;
-            let valid = slots.get(slot).is_some_and(|s| s.is_some()) && gens.get(slot).copied() == Some((rid >> 32) as u32);
+            let valid =
+                slots.get(slot).is_some_and(|s| s.is_some()) && gens.get(slot).copied() == Some((rid >> 32) as u32);
             if !valid {
                 fatal = Some(LoadError::Protocol(format!("answer to unknown request id {rid}")));
                 break 'main;
@@ -360,15 +376,26 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
                                 ack_line(
                                     &mut ack_buf,
                                     r.id,
-                                    op.lines.iter().map(|(s, q)| (u64::from(ctx.sku_ids.get(*s as usize).copied().unwrap_or(0)), *q)),
+                                    op.lines.iter().map(|(s, q)| {
+                                        (u64::from(ctx.sku_ids.get(*s as usize).copied().unwrap_or(0)), *q)
+                                    }),
                                 );
                             }
-                            let follow = |kind| Follow { kind, id: r.id, rec, lines: op.lines.clone(), campaign: op.campaign, customer: op.customer };
+                            let follow = |kind| Follow {
+                                kind,
+                                id: r.id,
+                                rec,
+                                lines: op.lines.clone(),
+                                campaign: op.campaign,
+                                customer: op.customer,
+                            };
                             match op.then {
                                 Then::Keep => {}
                                 Then::Confirm => now_q.push_back(follow(FollowKind::Confirm)),
                                 Then::Release => now_q.push_back(follow(FollowKind::Release)),
-                                Then::PayBalance { after_ms } => delayed.push_back((done_ns + after_ms * 1_000_000, follow(FollowKind::PayBalance))),
+                                Then::PayBalance { after_ms } => {
+                                    delayed.push_back((done_ns + after_ms * 1_000_000, follow(FollowKind::PayBalance)))
+                                }
                             }
                             Outcome::Accepted
                         }

@@ -114,7 +114,10 @@ async fn setup_omsd(args: &Args, plan: &Plan, wire: &mut Wire) -> Result<(Vec<u3
                 Response::SkuIds(found) => {
                     for (i, f) in found.into_iter().enumerate() {
                         ids.push(f.ok_or_else(|| {
-                            LoadError::Setup(format!("SKU {} is not defined: run once without --no-setup", plan.sku_code(chunk[i])))
+                            LoadError::Setup(format!(
+                                "SKU {} is not defined: run once without --no-setup",
+                                plan.sku_code(chunk[i])
+                            ))
                         })?);
                     }
                 }
@@ -132,14 +135,23 @@ async fn setup_omsd(args: &Args, plan: &Plan, wire: &mut Wire) -> Result<(Vec<u3
             for (i, r) in wire.call_many(&requests, 1024).await?.into_iter().enumerate() {
                 match r {
                     Response::SkuDefined { id } => ids.push(id),
-                    other => return Err(LoadError::Setup(format!("DefineSku {} answered {other:?}", plan.sku_code(chunk[i])))),
+                    other => {
+                        return Err(LoadError::Setup(format!(
+                            "DefineSku {} answered {other:?}",
+                            plan.sku_code(chunk[i])
+                        )))
+                    }
                 }
             }
         }
         let stock: Vec<Request> = (0..n)
             .filter(|s| plan.role(*s) != SkuRole::Presale)
             .map(|s| {
-                Request::StockOp(StockOpWire::SetOnHand { sku: SkuRef::Id(ids[s as usize]), warehouse: WAREHOUSE, on_hand: plan.initial_on_hand(s) })
+                Request::StockOp(StockOpWire::SetOnHand {
+                    sku: SkuRef::Id(ids[s as usize]),
+                    warehouse: WAREHOUSE,
+                    on_hand: plan.initial_on_hand(s),
+                })
             })
             .collect();
         let mut refused = 0usize;
@@ -180,9 +192,14 @@ async fn setup_omsd(args: &Args, plan: &Plan, wire: &mut Wire) -> Result<(Vec<u3
         let sku = SkuRef::Id(ids[c.sku as usize]);
         let (starts_at_ms, ends_at_ms) = (now.saturating_sub(1_000), now + 24 * 3_600_000);
         let request = match c.kind {
-            CampaignKind::FlashSale => {
-                Request::CreateFlashSale { id, sku, pool_qty: c.units, per_customer_limit: c.per_customer_limit, starts_at_ms, ends_at_ms }
-            }
+            CampaignKind::FlashSale => Request::CreateFlashSale {
+                id,
+                sku,
+                pool_qty: c.units,
+                per_customer_limit: c.per_customer_limit,
+                starts_at_ms,
+                ends_at_ms,
+            },
             CampaignKind::Presale => Request::CreatePresale {
                 id,
                 sku,
@@ -203,9 +220,13 @@ async fn setup_omsd(args: &Args, plan: &Plan, wire: &mut Wire) -> Result<(Vec<u3
                     CampaignKind::Presale => "presale",
                 };
                 if !kind.contains(want) {
-                    return Err(LoadError::Setup(format!("campaign {id} exists with kind {kind:?}, not a {want} campaign: pass another --campaign-base")));
+                    return Err(LoadError::Setup(format!(
+                        "campaign {id} exists with kind {kind:?}, not a {want} campaign: pass another --campaign-base"
+                    )));
                 }
-                tracing::info!("campaign {id} exists already: reusing it (its remaining units are the audit's baseline)");
+                tracing::info!(
+                    "campaign {id} exists already: reusing it (its remaining units are the audit's baseline)"
+                );
             }
             other => return Err(LoadError::Setup(format!("creating campaign {id} answered {other:?}"))),
         }
@@ -229,10 +250,13 @@ async fn snapshot(wire: &mut Wire, plan: &Plan, sku_ids: &[u32], campaign_ids: &
     let mut available = vec![None; plan.catalog as usize];
     if plan.catalog > 0 {
         let rows = wire.json(&Request::ExportStock).await?;
-        let by_id: HashMap<u32, usize> = sku_ids.iter().take(plan.catalog as usize).enumerate().map(|(i, id)| (*id, i)).collect();
+        let by_id: HashMap<u32, usize> =
+            sku_ids.iter().take(plan.catalog as usize).enumerate().map(|(i, id)| (*id, i)).collect();
         for row in rows.as_array().map(Vec::as_slice).unwrap_or_default() {
             let id = row.get("sku").and_then(Value::as_u64).map(|v| v as u32);
-            if let (Some(i), Some(av)) = (id.and_then(|id| by_id.get(&id)), row.get("available").and_then(Value::as_u64)) {
+            if let (Some(i), Some(av)) =
+                (id.and_then(|id| by_id.get(&id)), row.get("available").and_then(Value::as_u64))
+            {
                 available[*i] = Some(av);
             }
         }
@@ -248,7 +272,11 @@ async fn snapshot(wire: &mut Wire, plan: &Plan, sku_ids: &[u32], campaign_ids: &
 async fn run_omsd(args: &Args, plan: Arc<Plan>, addr: &str) -> Result<Report, LoadError> {
     let mut control = Wire::connect(addr).await?;
     let (sku_ids, campaign_ids) = setup_omsd(args, &plan, &mut control).await?;
-    let before = if args.no_audit { Snapshot::default() } else { snapshot(&mut control, &plan, &sku_ids, &campaign_ids).await? };
+    let before = if args.no_audit {
+        Snapshot::default()
+    } else {
+        snapshot(&mut control, &plan, &sku_ids, &campaign_ids).await?
+    };
     let ack = match &args.ack_log {
         Some(p) => Some(AckLog::create(p)?),
         None => None,
@@ -283,12 +311,22 @@ async fn run_omsd(args: &Args, plan: Arc<Plan>, addr: &str) -> Result<Report, Lo
         let deadline = now_unix_ms() + (fill_budget + args.warmup + args.duration / 2).as_millis() as u64;
         storm_deadline_ms = Some(deadline);
         let fill_started = Instant::now();
-        let phase = Phase { measure_start_ns: u64::MAX, end_ns: u64::MAX / 4, drain_ns: 0, window: args.pipeline.max(256), rate_per_conn: None };
+        let phase = Phase {
+            measure_start_ns: u64::MAX,
+            end_ns: u64::MAX / 4,
+            drain_ns: 0,
+            window: args.pipeline.max(256),
+            rate_per_conn: None,
+        };
         let per = plan.p.storm / conns as u64;
         let sources = (0..conns)
             .map(|i| {
                 let left = per + if i == 0 { plan.p.storm % conns as u64 } else { 0 };
-                OpSource::Storm { gen: OpGen::new(Arc::clone(&plan), 1_000_000 + i as u64), left, expire_at_ms: deadline }
+                OpSource::Storm {
+                    gen: OpGen::new(Arc::clone(&plan), 1_000_000 + i as u64),
+                    left,
+                    expire_at_ms: deadline,
+                }
             })
             .collect();
         let (stats, l, f, w) = run_phase(&ctx, phase, std::mem::take(&mut wires), sources).await;
@@ -297,12 +335,20 @@ async fn run_omsd(args: &Args, plan: Arc<Plan>, addr: &str) -> Result<Report, Lo
         fatal = fatal.or(f);
         wires = w;
         let filled = fill_started.elapsed();
-        tracing::info!("expiry storm: {} holds placed in {:.2}s, all expiring at {}", ledger.accepted, filled.as_secs_f64(), deadline);
+        tracing::info!(
+            "expiry storm: {} holds placed in {:.2}s, all expiring at {}",
+            ledger.accepted,
+            filled.as_secs_f64(),
+            deadline
+        );
         // Start measuring `duration / 2` before the storm expires.
         let measure_at_ms = deadline.saturating_sub((args.duration / 2).as_millis() as u64);
         let now = now_unix_ms();
         if now > measure_at_ms {
-            notes.push(format!("the storm fill took {:.1}s, longer than budgeted: the storm expires early in the measured window", filled.as_secs_f64()));
+            notes.push(format!(
+                "the storm fill took {:.1}s, longer than budgeted: the storm expires early in the measured window",
+                filled.as_secs_f64()
+            ));
             warmup = Duration::ZERO;
         } else {
             warmup = Duration::from_millis(measure_at_ms - now);
@@ -416,10 +462,18 @@ async fn audit_omsd(
     });
     // Each acknowledged reservation is at least one accepted part on the server.
     if delta("accepted") < ledger.accepted {
-        failures.push(format!("server accepted {} reservations during the run, fewer than the {} acknowledged", delta("accepted"), ledger.accepted));
+        failures.push(format!(
+            "server accepted {} reservations during the run, fewer than the {} acknowledged",
+            delta("accepted"),
+            ledger.accepted
+        ));
     }
     if delta("confirmed") < ledger.confirmed + ledger.paid {
-        failures.push(format!("server confirmed {} < {} acknowledged confirms/payments", delta("confirmed"), ledger.confirmed + ledger.paid));
+        failures.push(format!(
+            "server confirmed {} < {} acknowledged confirms/payments",
+            delta("confirmed"),
+            ledger.confirmed + ledger.paid
+        ));
     }
     if delta("released") < ledger.released {
         failures.push(format!("server released {} < {} acknowledged releases", delta("released"), ledger.released));
@@ -442,7 +496,13 @@ async fn audit_omsd(
         if net > b as i64 + received {
             oversold += 1;
             if examples.len() < 5 {
-                examples.push(format!("{}: {} units held by acknowledged reservations > {} available + {} received", plan.sku_code(s), net, b, received));
+                examples.push(format!(
+                    "{}: {} units held by acknowledged reservations > {} available + {} received",
+                    plan.sku_code(s),
+                    net,
+                    b,
+                    received
+                ));
             }
         }
         if net != 0 || received != 0 || a != b {
@@ -450,7 +510,11 @@ async fn audit_omsd(
             if exact && a as i64 != b as i64 + received - net {
                 mismatched += 1;
                 if examples.len() < 5 {
-                    examples.push(format!("{}: available {a}, expected {} ({b} + {received} received - {net} held)", plan.sku_code(s), b as i64 + received - net));
+                    examples.push(format!(
+                        "{}: available {a}, expected {} ({b} + {received} received - {net} held)",
+                        plan.sku_code(s),
+                        b as i64 + received - net
+                    ));
                 }
             }
         }
@@ -465,12 +529,19 @@ async fn audit_omsd(
             if let Some(rb) = rb {
                 if net > rb as i64 {
                     oversold += 1;
-                    examples.push(format!("flash sale {}: {net} units acknowledged > {rb} in the pool", ctx.campaign_ids[i]));
+                    examples.push(format!(
+                        "flash sale {}: {net} units acknowledged > {rb} in the pool",
+                        ctx.campaign_ids[i]
+                    ));
                 }
                 if let (true, Some(ra)) = (exact, ra) {
                     if ra as i64 != rb as i64 - net {
                         mismatched += 1;
-                        examples.push(format!("flash sale {}: remaining {ra}, expected {}", ctx.campaign_ids[i], rb as i64 - net));
+                        examples.push(format!(
+                            "flash sale {}: remaining {ra}, expected {}",
+                            ctx.campaign_ids[i],
+                            rb as i64 - net
+                        ));
                     }
                 }
             }
@@ -481,7 +552,10 @@ async fn audit_omsd(
         if *units > i64::from(plan.campaigns[*c as usize].per_customer_limit) {
             limit_violations += 1;
             if limit_violations <= 3 {
-                examples.push(format!("customer {customer} holds {units} units of campaign {}", ctx.campaign_ids[*c as usize]));
+                examples.push(format!(
+                    "customer {customer} holds {units} units of campaign {}",
+                    ctx.campaign_ids[*c as usize]
+                ));
             }
         }
     }
@@ -506,7 +580,9 @@ async fn audit_omsd(
     for (i, answer) in sample.iter().zip(answers) {
         let rec = ledger.recs[*i];
         let status = match answer {
-            Response::Json(s) => serde_json::from_str::<Value>(&s)?.get("status").and_then(Value::as_str).unwrap_or("?").to_owned(),
+            Response::Json(s) => {
+                serde_json::from_str::<Value>(&s)?.get("status").and_then(Value::as_str).unwrap_or("?").to_owned()
+            }
             Response::Error(e) => format!("error:{}", e.name),
             _ => "?".to_owned(),
         };
@@ -521,7 +597,12 @@ async fn audit_omsd(
         if !ok {
             wrong += 1;
             if wrong <= 3 {
-                examples.push(format!("reservation {} is {status} on the server, expected {:?}{}", rec.id, rec.state, if rec.storm { " (storm: expired)" } else { "" }));
+                examples.push(format!(
+                    "reservation {} is {status} on the server, expected {:?}{}",
+                    rec.id,
+                    rec.state,
+                    if rec.storm { " (storm: expired)" } else { "" }
+                ));
             }
         }
         *statuses.entry(status).or_insert(0) += 1;

@@ -297,11 +297,27 @@ impl Report {
     pub fn table(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
-        let _ = writeln!(s, "scenario     {}  target {}  mode {}  seed {}", self.scenario, self.target, self.mode, self.seed);
-        let _ = writeln!(s, "duration     {:.2} s measured ({} connections, pipeline {})", self.duration_s, self.connections, self.pipeline);
+        let _ = writeln!(
+            s,
+            "scenario     {}  target {}  mode {}  seed {}",
+            self.scenario, self.target, self.mode, self.seed
+        );
+        let _ = writeln!(
+            s,
+            "duration     {:.2} s measured ({} connections, pipeline {})",
+            self.duration_s, self.connections, self.pipeline
+        );
         let _ = writeln!(s, "requests     {}", self.requests);
-        let _ = writeln!(s, "throughput   {:.0} req/s  ({:.0} reservations/s, {:.0} accepted/s)", self.throughput_per_s, self.reservations_per_s, self.accepted_per_s);
-        let _ = writeln!(s, "latency us   p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (reserve p99 {})", self.p50_us, self.p90_us, self.p99_us, self.p999_us, self.max_us, self.reserve_p99_us);
+        let _ = writeln!(
+            s,
+            "throughput   {:.0} req/s  ({:.0} reservations/s, {:.0} accepted/s)",
+            self.throughput_per_s, self.reservations_per_s, self.accepted_per_s
+        );
+        let _ = writeln!(
+            s,
+            "latency us   p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (reserve p99 {})",
+            self.p50_us, self.p90_us, self.p99_us, self.p999_us, self.max_us, self.reserve_p99_us
+        );
         let _ = writeln!(s, "accepted     {}", self.accepted);
         let _ = writeln!(s, "ok (other)   {}", self.ok);
         if self.rejected.is_empty() {

@@ -43,7 +43,9 @@ pub enum Then {
     Confirm,
     Release,
     /// Pay a presale balance this long after the deposit was acknowledged.
-    PayBalance { after_ms: u64 },
+    PayBalance {
+        after_ms: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -285,7 +287,14 @@ impl OpGen {
         let sku = self.plan.campaigns[c as usize].sku;
         let customer = 1 + self.rng.below(self.plan.p.buyers.max(1));
         let then = self.confirm_or_release();
-        Op::Reserve(ReserveOp { lines: vec![(sku, 1)], customer, campaign: Some(c), ttl_ms: self.plan.p.ttl_ms, expire_at_ms: None, then })
+        Op::Reserve(ReserveOp {
+            lines: vec![(sku, 1)],
+            customer,
+            campaign: Some(c),
+            ttl_ms: self.plan.p.ttl_ms,
+            expire_at_ms: None,
+            then,
+        })
     }
 
     fn checkout(&mut self) -> Op {
@@ -314,6 +323,13 @@ impl OpGen {
         } else {
             Then::Keep
         };
-        Op::Reserve(ReserveOp { lines: vec![(sku, 1)], customer, campaign: Some(c), ttl_ms: self.plan.p.ttl_ms, expire_at_ms: None, then })
+        Op::Reserve(ReserveOp {
+            lines: vec![(sku, 1)],
+            customer,
+            campaign: Some(c),
+            ttl_ms: self.plan.p.ttl_ms,
+            expire_at_ms: None,
+            then,
+        })
     }
 }

@@ -47,7 +47,14 @@ fn start_omsd(data: &std::path::Path) -> (Daemon, String) {
     let child = Command::new(omsd_binary())
         .args(["--data-dir"])
         .arg(data)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--admin-listen", &format!("127.0.0.1:{admin}"), "--fsync", "always"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+            "--fsync",
+            "always",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -83,7 +90,11 @@ fn flash_sale_and_checkout_pass_the_audit_against_real_omsd() {
     let net = ack["accepted"].as_u64().unwrap_or(u64::MAX) - ack["released"].as_u64().unwrap_or(0);
     assert!(net <= 500, "net accepted units {net} > pool 500");
     assert!(report.accepted <= 500 + ack["released"].as_u64().unwrap_or(0));
-    assert!(report.rejected.get("sold_out").copied().unwrap_or(0) > 0, "the pool should sell out: {:?}", report.rejected);
+    assert!(
+        report.rejected.get("sold_out").copied().unwrap_or(0) > 0,
+        "the pool should sell out: {:?}",
+        report.rejected
+    );
     assert_eq!(report.audit["oversold"], 0);
     assert_eq!(report.audit["per_customer_limit_violations"], 0);
 

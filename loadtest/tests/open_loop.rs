@@ -43,7 +43,13 @@ async fn fake_server(listener: TcpListener, stall_at: Duration, stall: Duration)
                                 stalled = true;
                                 tokio::time::sleep(stall).await;
                             }
-                            Response::Error(WireError { code: 110, name: "sold_out".into(), message: "sold out".into(), available: Some(0), sku: None })
+                            Response::Error(WireError {
+                                code: 110,
+                                name: "sold_out".into(),
+                                message: "sold out".into(),
+                                available: Some(0),
+                                sku: None,
+                            })
                         }
                         _ => Response::Done,
                     };

@@ -50,33 +50,19 @@ fn locate_or_build() -> Result<Binaries, String> {
     let omsd_env = std::env::var_os("OMSD_BIN").map(PathBuf::from);
     let oms_env = std::env::var_os("OMS_BIN").map(PathBuf::from);
     if let (Some(omsd), Some(oms)) = (&omsd_env, &oms_env) {
-        return Ok(Binaries {
-            omsd: omsd.clone(),
-            oms: oms.clone(),
-        });
+        return Ok(Binaries { omsd: omsd.clone(), oms: oms.clone() });
     }
     // current_exe is <target>/<profile>/deps/<test>-<hash>.
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| format!("unexpected test path {}", exe.display()))?;
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or("no profile directory")?
-        .to_owned();
+    let profile_dir =
+        exe.parent().and_then(Path::parent).ok_or_else(|| format!("unexpected test path {}", exe.display()))?;
+    let profile = profile_dir.file_name().and_then(|n| n.to_str()).ok_or("no profile directory")?.to_owned();
     let target = profile_dir.parent().ok_or("no target directory")?;
-    let build_target =
-        std::env::var_os("OMS_E2E_TARGET_DIR").map_or_else(|| target.to_path_buf(), PathBuf::from);
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or("no workspace directory")?;
+    let build_target = std::env::var_os("OMS_E2E_TARGET_DIR").map_or_else(|| target.to_path_buf(), PathBuf::from);
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("no workspace directory")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
     let mut command = Command::new(cargo);
-    command
-        .current_dir(workspace)
-        .args(["build", "-p", "oms-gateway", "--bins"]);
+    command.current_dir(workspace).args(["build", "-p", "oms-gateway", "--bins"]);
     command.arg("--target-dir").arg(&build_target);
     match profile.as_str() {
         "debug" => {}
@@ -88,23 +74,14 @@ fn locate_or_build() -> Result<Binaries, String> {
         }
     }
     // The outer cargo's environment describes the test crate's build; keep it out of this one.
-    for var in [
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET_DIR",
-        "CARGO_MANIFEST_DIR",
-        "CARGO_PKG_NAME",
-        "CARGO_PRIMARY_PACKAGE",
-    ] {
+    for var in
+        ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR", "CARGO_MANIFEST_DIR", "CARGO_PKG_NAME", "CARGO_PRIMARY_PACKAGE"]
+    {
         command.env_remove(var);
     }
-    eprintln!(
-        "oms-tests: building omsd and oms ({profile}) into {}",
-        build_target.display()
-    );
+    eprintln!("oms-tests: building omsd and oms ({profile}) into {}", build_target.display());
     let started = Instant::now();
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let output = command.output().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !output.status.success() {
         return Err(format!(
             "cargo build -p oms-gateway --bins failed ({}):\n{}",
@@ -112,10 +89,7 @@ fn locate_or_build() -> Result<Binaries, String> {
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    eprintln!(
-        "oms-tests: built in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("oms-tests: built in {:.1}s", started.elapsed().as_secs_f64());
     let dir = build_target.join(&profile);
     let omsd = omsd_env.unwrap_or_else(|| dir.join("omsd"));
     let oms = oms_env.unwrap_or_else(|| dir.join("oms"));
@@ -231,10 +205,7 @@ impl Omsd {
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
-                        "omsd exited before becoming ready ({status}); stderr:\n{}",
-                        self.stderr()
-                    );
+                    panic!("omsd exited before becoming ready ({status}); stderr:\n{}", self.stderr());
                 }
             }
             if http_get_status(self.admin, "/ready") == Some(200) {
@@ -282,25 +253,15 @@ impl Omsd {
     pub async fn client(&self) -> Client {
         match Client::connect(self.addr.to_string(), Omsd::client_options()).await {
             Ok(c) => c,
-            Err(e) => panic!(
-                "cannot connect to omsd at {}: {e}; stderr:\n{}",
-                self.addr,
-                self.stderr()
-            ),
+            Err(e) => panic!("cannot connect to omsd at {}: {e}; stderr:\n{}", self.addr, self.stderr()),
         }
     }
 
     /// Run the real `oms` binary against this server (`--server` is set; OMS_* env is cleared).
     pub fn oms(&self, args: &[&str]) -> Output {
         let mut command = Command::new(oms_bin());
-        command
-            .arg("--server")
-            .arg(self.addr.to_string())
-            .args(args);
-        command
-            .env_remove("OMS_SERVER")
-            .env_remove("OMS_API_KEY")
-            .stdin(Stdio::null());
+        command.arg("--server").arg(self.addr.to_string()).args(args);
+        command.env_remove("OMS_SERVER").env_remove("OMS_API_KEY").stdin(Stdio::null());
         match command.output() {
             Ok(o) => o,
             Err(e) => panic!("cannot run {}: {e}", oms_bin().display()),
@@ -343,40 +304,24 @@ impl Omsd {
     /// SIGTERM the server and wait for it; asserts a clean exit (status 0) within 30 s.
     pub fn terminate(&mut self) {
         let status = self.terminate_status();
-        assert!(
-            status.success(),
-            "omsd exited with {status} after SIGTERM; stderr:\n{}",
-            self.stderr()
-        );
+        assert!(status.success(), "omsd exited with {status} after SIGTERM; stderr:\n{}", self.stderr());
     }
 
     /// SIGTERM the server and return its exit status (killed after 30 s).
     pub fn terminate_status(&mut self) -> ExitStatus {
-        let Some(mut child) = self.child.take() else {
-            panic!("omsd is not running")
-        };
+        let Some(mut child) = self.child.take() else { panic!("omsd is not running") };
         // SAFETY: plain kill(2) on our own child's pid.
         let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        assert_eq!(
-            rc,
-            0,
-            "kill(SIGTERM) failed: {}",
-            std::io::Error::last_os_error()
-        );
+        assert_eq!(rc, 0, "kill(SIGTERM) failed: {}", std::io::Error::last_os_error());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match child.try_wait() {
                 Ok(Some(status)) => return status,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!(
-                        "omsd did not exit within 30 s of SIGTERM; stderr:\n{}",
-                        self.stderr()
-                    );
+                    panic!("omsd did not exit within 30 s of SIGTERM; stderr:\n{}", self.stderr());
                 }
             }
         }
@@ -384,10 +329,7 @@ impl Omsd {
 
     /// Start again (after `kill` or `terminate`) on the same ports and data directory.
     pub fn restart(&mut self) {
-        assert!(
-            self.child.is_none(),
-            "restart() needs the server stopped first"
-        );
+        assert!(self.child.is_none(), "restart() needs the server stopped first");
         self.spawn();
     }
 }
@@ -419,9 +361,6 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let _ = stream.read_to_end(&mut response);
     let response = String::from_utf8_lossy(&response).into_owned();
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Some((status, body))
 }

@@ -49,24 +49,8 @@ fn warehouse(view: &Value, id: u64) -> Value {
 fn stock_commands() {
     // Checks stock set/receive/adjust/transfer/bucket/get/export: exit 0, and the JSON view reflects each change.
     let (omsd, _files) = server_with_catalog();
-    omsd.oms_ok(&[
-        "stock",
-        "set",
-        "MUG-WHT",
-        "--warehouse",
-        "1",
-        "--on-hand",
-        "30",
-    ]);
-    omsd.oms_ok(&[
-        "stock",
-        "receive",
-        "MUG-WHT",
-        "--warehouse",
-        "2",
-        "--qty",
-        "7",
-    ]);
+    omsd.oms_ok(&["stock", "set", "MUG-WHT", "--warehouse", "1", "--on-hand", "30"]);
+    omsd.oms_ok(&["stock", "receive", "MUG-WHT", "--warehouse", "2", "--qty", "7"]);
     let view = stock(&omsd, "MUG-WHT");
     assert_eq!(view["code"], "MUG-WHT");
     assert_eq!(view["on_hand"], 37, "{view}");
@@ -74,28 +58,9 @@ fn stock_commands() {
     assert_eq!(warehouse(&view, 1)["on_hand"], 30);
     assert_eq!(warehouse(&view, 2)["on_hand"], 7);
 
-    omsd.oms_ok(&[
-        "stock",
-        "adjust",
-        "MUG-WHT",
-        "--warehouse",
-        "1",
-        "--delta=-5",
-    ]);
-    omsd.oms_ok(&[
-        "stock", "transfer", "MUG-WHT", "--from", "1", "--to", "2", "--qty", "3",
-    ]);
-    omsd.oms_ok(&[
-        "stock",
-        "bucket",
-        "MUG-WHT",
-        "--warehouse",
-        "2",
-        "--bucket",
-        "damaged",
-        "--qty",
-        "2",
-    ]);
+    omsd.oms_ok(&["stock", "adjust", "MUG-WHT", "--warehouse", "1", "--delta=-5"]);
+    omsd.oms_ok(&["stock", "transfer", "MUG-WHT", "--from", "1", "--to", "2", "--qty", "3"]);
+    omsd.oms_ok(&["stock", "bucket", "MUG-WHT", "--warehouse", "2", "--bucket", "damaged", "--qty", "2"]);
     let view = stock(&omsd, "MUG-WHT");
     assert_eq!(warehouse(&view, 1)["on_hand"], 22, "{view}");
     assert_eq!(warehouse(&view, 2)["on_hand"], 10, "{view}");
@@ -104,38 +69,20 @@ fn stock_commands() {
 
     // Human output is a table with per-warehouse rows.
     let human = omsd.oms_ok(&["stock", "get", "MUG-WHT"]);
-    assert!(
-        human.contains("WAREHOUSE") && human.contains("AVAILABLE"),
-        "{human}"
-    );
+    assert!(human.contains("WAREHOUSE") && human.contains("AVAILABLE"), "{human}");
 
     // A refused stock op exits 1 and names the reason.
-    let out = omsd.oms(&[
-        "stock", "transfer", "MUG-WHT", "--from", "1", "--to", "2", "--qty", "1000",
-    ]);
+    let out = omsd.oms(&["stock", "transfer", "MUG-WHT", "--from", "1", "--to", "2", "--qty", "1000"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let out = omsd.oms(&["stock", "get", "NO-SUCH-SKU"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("unknown_sku"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("unknown_sku"), "{}", text(&out.stderr));
 
     let export = omsd.oms_json(&["stock", "export"]);
-    let rows = export
-        .as_array()
-        .unwrap_or_else(|| panic!("export is not an array: {export}"));
-    let mug = rows
-        .iter()
-        .find(|r| r["code"] == "MUG-WHT")
-        .unwrap_or_else(|| panic!("no MUG-WHT in {export}"));
+    let rows = export.as_array().unwrap_or_else(|| panic!("export is not an array: {export}"));
+    let mug = rows.iter().find(|r| r["code"] == "MUG-WHT").unwrap_or_else(|| panic!("no MUG-WHT in {export}"));
     assert_eq!(mug["available"], 30);
-    assert!(
-        rows.iter()
-            .any(|r| r["code"] == "TSHIRT-RED-XL" && r["available"] == 120),
-        "{export}"
-    );
+    assert!(rows.iter().any(|r| r["code"] == "TSHIRT-RED-XL" && r["available"] == 120), "{export}");
 }
 
 #[test]
@@ -145,61 +92,35 @@ fn catalog_load_json_and_csv_is_idempotent() {
     let files = tempfile::tempdir().expect("tempdir");
     let json_path = write(files.path(), "catalog.json", CATALOG_JSON);
     let summary = omsd.oms_json(&["catalog", "load", &json_path]);
-    assert_eq!(
-        (summary["warehouses"].as_u64(), summary["skus"].as_u64()),
-        (Some(2), Some(3)),
-        "{summary}"
-    );
-    assert_eq!(
-        (summary["kits"].as_u64(), summary["stock"].as_u64()),
-        (Some(1), Some(4)),
-        "{summary}"
-    );
+    assert_eq!((summary["warehouses"].as_u64(), summary["skus"].as_u64()), (Some(2), Some(3)), "{summary}");
+    assert_eq!((summary["kits"].as_u64(), summary["stock"].as_u64()), (Some(1), Some(4)), "{summary}");
     let first = omsd.oms_json(&["stock", "export"]);
     omsd.oms_ok(&["catalog", "load", &json_path]);
-    assert_eq!(
-        omsd.oms_json(&["stock", "export"]),
-        first,
-        "loading the same JSON twice changed the state"
-    );
+    assert_eq!(omsd.oms_json(&["stock", "export"]), first, "loading the same JSON twice changed the state");
 
-    let csv = "sku,warehouse,on_hand,low_stock_threshold\nCSV-ONE,1,11,1\nCSV-ONE,7,4,1\nCSV-TWO,2,9,0\nMUG-WHT,1,12,2\n";
+    let csv =
+        "sku,warehouse,on_hand,low_stock_threshold\nCSV-ONE,1,11,1\nCSV-ONE,7,4,1\nCSV-TWO,2,9,0\nMUG-WHT,1,12,2\n";
     let csv_path = write(files.path(), "stock.csv", csv);
     let summary = omsd.oms_json(&["catalog", "load", &csv_path]);
     assert_eq!(summary["stock"], 4, "{summary}");
-    assert_eq!(
-        summary["warehouses_auto_defined"], 1,
-        "warehouse 7 should be auto-defined: {summary}"
-    );
+    assert_eq!(summary["warehouses_auto_defined"], 1, "warehouse 7 should be auto-defined: {summary}");
     let after_csv = omsd.oms_json(&["stock", "export"]);
     let summary = omsd.oms_json(&["catalog", "load", &csv_path]);
     assert_eq!(summary["warehouses_auto_defined"], 0, "{summary}");
-    assert_eq!(
-        omsd.oms_json(&["stock", "export"]),
-        after_csv,
-        "loading the same CSV twice changed the state"
-    );
+    assert_eq!(omsd.oms_json(&["stock", "export"]), after_csv, "loading the same CSV twice changed the state");
     let one = stock(&omsd, "CSV-ONE");
     assert_eq!(one["on_hand"], 15, "{one}");
     assert_eq!(warehouse(&one, 7)["on_hand"], 4);
     assert_eq!(stock(&omsd, "MUG-WHT")["on_hand"], 12);
 
     // A CSV without the threshold column works too; a malformed one is refused with its line.
-    let plain = write(
-        files.path(),
-        "plain.csv",
-        "sku,warehouse,on_hand\nCSV-TWO,1,3\n",
-    );
+    let plain = write(files.path(), "plain.csv", "sku,warehouse,on_hand\nCSV-TWO,1,3\n");
     omsd.oms_ok(&["catalog", "load", &plain]);
     assert_eq!(stock(&omsd, "CSV-TWO")["on_hand"], 12);
     let bad = write(files.path(), "bad.csv", "sku,warehouse,on_hand\nX,1,many\n");
     let out = omsd.oms(&["catalog", "load", &bad]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("bad.csv:2"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("bad.csv:2"), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -219,43 +140,22 @@ fn reserve_confirm_release_and_idempotency() {
         "--channel",
         "taobao",
     ]);
-    let id = reserved["id"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no id in {reserved}"));
-    let allocations = reserved["allocations"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert!(
-        allocations
-            .iter()
-            .any(|a| a["code"] == "TSHIRT-RED-XL" && a["warehouse"] == 1),
-        "{reserved}"
-    );
+    let id = reserved["id"].as_u64().unwrap_or_else(|| panic!("no id in {reserved}"));
+    let allocations = reserved["allocations"].as_array().cloned().unwrap_or_default();
+    assert!(allocations.iter().any(|a| a["code"] == "TSHIRT-RED-XL" && a["warehouse"] == 1), "{reserved}");
     let view = omsd.oms_json(&["reservation", "get", &id.to_string()]);
     assert_eq!(view["status"], "held", "{view}");
-    assert_eq!(
-        (view["customer"].as_u64(), view["channel"].as_u64()),
-        (Some(42), Some(1)),
-        "{view}"
-    );
+    assert_eq!((view["customer"].as_u64(), view["channel"].as_u64()), (Some(42), Some(1)), "{view}");
     assert_eq!(stock(&omsd, "TSHIRT-RED-XL")["reserved"], 2);
 
     // Human output names the reservation and the warehouse.
     let human = omsd.oms_ok(&["reserve", "--line", "SOCKS-3P:1"]);
-    assert!(
-        human.starts_with("reserved ") && human.contains("warehouse 2"),
-        "{human}"
-    );
+    assert!(human.starts_with("reserved ") && human.contains("warehouse 2"), "{human}");
 
     // Not enough stock: exit 1, reason on stderr, JSON error on stdout with --json.
     let out = omsd.oms(&["--json", "reserve", "--line", "MUG-WHT:1000"]);
     assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("insufficient_stock"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("insufficient_stock"), "{}", text(&out.stderr));
     let refusal: Value = serde_json::from_slice(&out.stdout).expect("refusal JSON");
     assert_eq!(refusal["ok"], false);
     assert_eq!(refusal["error"]["name"], "insufficient_stock");
@@ -266,37 +166,22 @@ fn reserve_confirm_release_and_idempotency() {
     let a = omsd.oms_json(&["reserve", "--line", "SOCKS-3P:3", "--key", "order-1001"]);
     let b = omsd.oms_json(&["reserve", "--line", "SOCKS-3P:3", "--key", "order-1001"]);
     assert_eq!(a["id"], b["id"]);
-    assert_eq!(
-        (a["replayed"].as_bool(), b["replayed"].as_bool()),
-        (Some(false), Some(true))
-    );
+    assert_eq!((a["replayed"].as_bool(), b["replayed"].as_bool()), (Some(false), Some(true)));
     assert_eq!(stock(&omsd, "SOCKS-3P")["reserved"], 4);
 
     omsd.oms_ok(&["confirm", &id.to_string()]);
-    assert_eq!(
-        omsd.oms_json(&["reservation", "get", &id.to_string()])["status"],
-        "confirmed"
-    );
+    assert_eq!(omsd.oms_json(&["reservation", "get", &id.to_string()])["status"], "confirmed");
     omsd.oms_ok(&["ship", &id.to_string()]);
-    assert_eq!(
-        omsd.oms_json(&["reservation", "get", &id.to_string()])["status"],
-        "shipped"
-    );
+    assert_eq!(omsd.oms_json(&["reservation", "get", &id.to_string()])["status"], "shipped");
     assert_eq!(stock(&omsd, "TSHIRT-RED-XL")["on_hand"], 118);
 
     let key_id = a["id"].as_u64().unwrap_or_default().to_string();
     omsd.oms_ok(&["release", &key_id]);
-    assert_eq!(
-        omsd.oms_json(&["reservation", "get", &key_id])["status"],
-        "released"
-    );
+    assert_eq!(omsd.oms_json(&["reservation", "get", &key_id])["status"], "released");
     assert_eq!(stock(&omsd, "SOCKS-3P")["reserved"], 1);
     // Releasing twice or confirming a released reservation is refused (exit 1).
     assert_eq!(omsd.oms(&["confirm", &key_id]).status.code(), Some(1));
-    assert_eq!(
-        omsd.oms(&["reservation", "get", "999999999"]).status.code(),
-        Some(1)
-    );
+    assert_eq!(omsd.oms(&["reservation", "get", "999999999"]).status.code(), Some(1));
 }
 
 #[test]
@@ -321,44 +206,12 @@ fn campaigns_flash_sale_and_presale() {
     let campaign = omsd.oms_json(&["campaign", "get", "11"]);
     assert_eq!(campaign["kind"], "flash_sale", "{campaign}");
     assert_eq!(campaign["remaining"], 5, "{campaign}");
-    let first = omsd.oms(&[
-        "reserve",
-        "--line",
-        "TSHIRT-RED-XL:1",
-        "--campaign",
-        "11",
-        "--customer",
-        "7",
-    ]);
+    let first = omsd.oms(&["reserve", "--line", "TSHIRT-RED-XL:1", "--campaign", "11", "--customer", "7"]);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
-    let again = omsd.oms(&[
-        "reserve",
-        "--line",
-        "TSHIRT-RED-XL:1",
-        "--campaign",
-        "11",
-        "--customer",
-        "7",
-    ]);
-    assert_eq!(
-        again.status.code(),
-        Some(1),
-        "a second unit for the same customer must be refused"
-    );
-    assert!(
-        text(&again.stderr).contains("limit_exceeded"),
-        "{}",
-        text(&again.stderr)
-    );
-    let other = omsd.oms(&[
-        "reserve",
-        "--line",
-        "TSHIRT-RED-XL:1",
-        "--campaign",
-        "11",
-        "--customer",
-        "8",
-    ]);
+    let again = omsd.oms(&["reserve", "--line", "TSHIRT-RED-XL:1", "--campaign", "11", "--customer", "7"]);
+    assert_eq!(again.status.code(), Some(1), "a second unit for the same customer must be refused");
+    assert!(text(&again.stderr).contains("limit_exceeded"), "{}", text(&again.stderr));
+    let other = omsd.oms(&["reserve", "--line", "TSHIRT-RED-XL:1", "--campaign", "11", "--customer", "8"]);
     assert_eq!(other.status.code(), Some(0), "{}", text(&other.stderr));
     assert_eq!(omsd.oms_json(&["campaign", "get", "11"])["remaining"], 3);
     // Duplicate campaign id on the same SKU is refused.
@@ -376,11 +229,7 @@ fn campaigns_flash_sale_and_presale() {
         "1",
     ]);
     assert_eq!(dup.status.code(), Some(1));
-    assert!(
-        text(&dup.stderr).contains("duplicate_campaign"),
-        "{}",
-        text(&dup.stderr)
-    );
+    assert!(text(&dup.stderr).contains("duplicate_campaign"), "{}", text(&dup.stderr));
 
     omsd.oms_ok(&[
         "campaign",
@@ -402,25 +251,11 @@ fn campaigns_flash_sale_and_presale() {
         "+3d",
     ]);
     assert_eq!(omsd.oms_json(&["campaign", "get", "12"])["kind"], "presale");
-    let r = omsd.oms_json(&[
-        "reserve",
-        "--line",
-        "SOCKS-3P:2",
-        "--campaign",
-        "12",
-        "--customer",
-        "9",
-    ]);
+    let r = omsd.oms_json(&["reserve", "--line", "SOCKS-3P:2", "--campaign", "12", "--customer", "9"]);
     let id = r["id"].as_u64().unwrap_or_default().to_string();
-    assert_eq!(
-        omsd.oms_json(&["reservation", "get", &id])["status"],
-        "deposit_held"
-    );
+    assert_eq!(omsd.oms_json(&["reservation", "get", &id])["status"], "deposit_held");
     omsd.oms_ok(&["pay-balance", &id]);
-    assert_eq!(
-        omsd.oms_json(&["reservation", "get", &id])["status"],
-        "balance_paid"
-    );
+    assert_eq!(omsd.oms_json(&["reservation", "get", &id])["status"], "balance_paid");
 }
 
 #[test]
@@ -442,42 +277,21 @@ fn incoming_channel_and_audit() {
     ]);
     let view = stock(&omsd, "MUG-WHT");
     assert_eq!(view["incoming"], 40, "{view}");
-    omsd.oms_ok(&[
-        "incoming", "receive", "--po", "501", "MUG-WHT", "--qty", "40",
-    ]);
+    omsd.oms_ok(&["incoming", "receive", "--po", "501", "MUG-WHT", "--qty", "40"]);
     let view = stock(&omsd, "MUG-WHT");
-    assert_eq!(
-        (view["incoming"].as_u64(), view["on_hand"].as_u64()),
-        (Some(0), Some(50)),
-        "{view}"
-    );
-    let out = omsd.oms(&[
-        "incoming", "receive", "--po", "999", "MUG-WHT", "--qty", "1",
-    ]);
+    assert_eq!((view["incoming"].as_u64(), view["on_hand"].as_u64()), (Some(0), Some(50)), "{view}");
+    let out = omsd.oms(&["incoming", "receive", "--po", "999", "MUG-WHT", "--qty", "1"]);
     assert_eq!(out.status.code(), Some(1), "unknown PO must be refused");
 
     omsd.oms_ok(&["channel", "set", "taobao", "--ratio", "0.3", "--floor", "0"]);
-    omsd.oms_ok(&[
-        "channel",
-        "set",
-        "2",
-        "--ratio",
-        "50%",
-        "--floor",
-        "1",
-        "--exception",
-        "MUG-WHT:1:100",
-    ]);
+    omsd.oms_ok(&["channel", "set", "2", "--ratio", "50%", "--floor", "1", "--exception", "MUG-WHT:1:100"]);
     let out = omsd.oms(&["channel", "set", "taobao", "--ratio", "1.5"]);
     assert_eq!(out.status.code(), Some(2), "bad ratio is a usage error");
 
     let audit = omsd.oms_json(&["audit"]);
     assert_eq!(audit["clean"], true, "{audit}");
     let ping = omsd.oms_json(&["ping"]);
-    assert!(
-        ping["server"]["partitions"].as_u64().unwrap_or(0) >= 1,
-        "{ping}"
-    );
+    assert!(ping["server"]["partitions"].as_u64().unwrap_or(0) >= 1, "{ping}");
 }
 
 #[test]
@@ -489,57 +303,29 @@ fn wal_dump_and_verify_after_terminate() {
     omsd.terminate();
     let dir = omsd.data_dir().to_string_lossy().into_owned();
 
-    let oms = |args: &[&str]| {
-        Command::new(oms_bin())
-            .args(args)
-            .output()
-            .expect("run oms")
-    };
+    let oms = |args: &[&str]| Command::new(oms_bin()).args(args).output().expect("run oms");
     let verify = oms(&["wal", "verify", "--data-dir", &dir]);
-    assert_eq!(
-        verify.status.code(),
-        Some(0),
-        "{}{}",
-        text(&verify.stdout),
-        text(&verify.stderr)
-    );
-    assert!(
-        text(&verify.stdout).contains("p0: ok"),
-        "{}",
-        text(&verify.stdout)
-    );
+    assert_eq!(verify.status.code(), Some(0), "{}{}", text(&verify.stdout), text(&verify.stderr));
+    assert!(text(&verify.stdout).contains("p0: ok"), "{}", text(&verify.stdout));
     let verify = oms(&["--json", "wal", "verify", "--data-dir", &dir]);
     let report: Value = serde_json::from_slice(&verify.stdout).expect("verify JSON");
     assert_eq!(report["ok"], true, "{report}");
 
     let dump = oms(&["--json", "wal", "dump", "--data-dir", &dir]);
     assert_eq!(dump.status.code(), Some(0), "{}", text(&dump.stderr));
-    let lines: Vec<Value> = text(&dump.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect();
+    let lines: Vec<Value> =
+        text(&dump.stdout).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
     assert!(
         lines.len() >= 10,
         "expected the catalog, the reserve and the confirm in the log, got {} records",
         lines.len()
     );
     for line in &lines {
-        for field in [
-            "partition",
-            "lsn",
-            "record_type",
-            "len",
-            "segment",
-            "offset",
-            "command",
-        ] {
+        for field in ["partition", "lsn", "record_type", "len", "segment", "offset", "command"] {
             assert!(line.get(field).is_some(), "missing {field} in {line}");
         }
         if line["record_type"] == 1 {
-            assert!(
-                line["command"].get("undecodable").is_none(),
-                "command record did not decode: {line}"
-            );
+            assert!(line["command"].get("undecodable").is_none(), "command record did not decode: {line}");
         }
     }
     let dumped = text(&dump.stdout);
@@ -551,52 +337,27 @@ fn wal_dump_and_verify_after_terminate() {
     let from = oms(&["--json", "wal", "dump", "--data-dir", &dir, "--from", "3"]);
     assert!(text(&from.stdout)
         .lines()
-        .all(|l| serde_json::from_str::<Value>(l)
-            .map(|v| v["lsn"].as_u64() >= Some(3))
-            .unwrap_or(false)));
+        .all(|l| serde_json::from_str::<Value>(l).map(|v| v["lsn"].as_u64() >= Some(3)).unwrap_or(false)));
     // The human form prints one line per record.
     let human = oms(&["wal", "dump", "--data-dir", &dir]);
     assert_eq!(text(&human.stdout).lines().count(), lines.len());
     // A directory with no logs is an error.
     let empty = tempfile::tempdir().expect("tempdir");
-    let out = oms(&[
-        "wal",
-        "verify",
-        "--data-dir",
-        &empty.path().to_string_lossy(),
-    ]);
+    let out = oms(&["wal", "verify", "--data-dir", &empty.path().to_string_lossy()]);
     assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]
 fn exit_codes_for_usage_and_connection_errors() {
     // Checks exit code 2 for usage errors and 3 when no server listens, without starting a server.
-    let run = |args: &[&str]| {
-        Command::new(oms_bin())
-            .args(args)
-            .env_remove("OMS_SERVER")
-            .output()
-            .expect("run oms")
-    };
+    let run = |args: &[&str]| Command::new(oms_bin()).args(args).env_remove("OMS_SERVER").output().expect("run oms");
     assert_eq!(run(&["reserve", "--line", "NOQTY"]).status.code(), Some(2));
-    assert_eq!(
-        run(&["reserve", "--line", "A:1", "--ttl", "900"])
-            .status
-            .code(),
-        Some(2)
-    );
+    assert_eq!(run(&["reserve", "--line", "A:1", "--ttl", "900"]).status.code(), Some(2));
     assert_eq!(run(&["no-such-command"]).status.code(), Some(2));
     let nobody = free_addr().to_string();
     let out = run(&["--server", &nobody, "stock", "get", "MUG-WHT"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-    let out = run(&[
-        "--server",
-        &nobody,
-        "--json",
-        "reserve",
-        "--line",
-        "MUG-WHT:1",
-    ]);
+    let out = run(&["--server", &nobody, "--json", "reserve", "--line", "MUG-WHT:1"]);
     assert_eq!(out.status.code(), Some(3));
     let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON error document");
     assert_eq!(doc["ok"], false);
@@ -635,48 +396,22 @@ fn help_describes_every_command_and_flag() {
     for command in commands {
         let mut args: Vec<&str> = command.to_vec();
         args.push("--help");
-        let out = Command::new(oms_bin())
-            .args(&args)
-            .output()
-            .expect("run oms");
+        let out = Command::new(oms_bin()).args(&args).output().expect("run oms");
         assert_eq!(out.status.code(), Some(0), "{args:?}");
         let help = text(&out.stdout);
         let lines: Vec<&str> = help.lines().map(str::trim).collect();
         for (i, line) in lines.iter().enumerate() {
-            if !line.starts_with('-')
-                || line.starts_with("-h, --help")
-                || line.starts_with("-V, --version")
-            {
+            if !line.starts_with('-') || line.starts_with("-h, --help") || line.starts_with("-V, --version") {
                 continue;
             }
             // The description is on the same line or, in clap's long layout, on the next one.
-            let same_line = line
-                .split("  ")
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .count()
-                >= 2;
-            let next_line = lines
-                .get(i + 1)
-                .is_some_and(|n| !n.is_empty() && !n.starts_with('-'));
-            assert!(
-                same_line || next_line,
-                "flag without a description in `oms {}`: {line}",
-                command.join(" ")
-            );
+            let same_line = line.split("  ").map(str::trim).filter(|s| !s.is_empty()).count() >= 2;
+            let next_line = lines.get(i + 1).is_some_and(|n| !n.is_empty() && !n.starts_with('-'));
+            assert!(same_line || next_line, "flag without a description in `oms {}`: {line}", command.join(" "));
         }
     }
-    let help = text(
-        &Command::new(oms_bin())
-            .args(["catalog", "load", "--help"])
-            .output()
-            .expect("run oms")
-            .stdout,
-    );
-    assert!(
-        help.contains("sku,warehouse,on_hand") && help.contains("\"warehouses\""),
-        "{help}"
-    );
+    let help = text(&Command::new(oms_bin()).args(["catalog", "load", "--help"]).output().expect("run oms").stdout);
+    assert!(help.contains("sku,warehouse,on_hand") && help.contains("\"warehouses\""), "{help}");
 }
 
 #[test]
@@ -710,15 +445,6 @@ fn duplicate_campaign_id_on_a_sku_of_another_partition_is_refused() {
         "--limit",
         "1",
     ]);
-    assert_eq!(
-        dup.status.code(),
-        Some(1),
-        "duplicate campaign id accepted: {}",
-        text(&dup.stdout)
-    );
-    assert_eq!(
-        omsd.oms_json(&["campaign", "get", "21"])["remaining"],
-        5,
-        "the first campaign must stay reachable"
-    );
+    assert_eq!(dup.status.code(), Some(1), "duplicate campaign id accepted: {}", text(&dup.stdout));
+    assert_eq!(omsd.oms_json(&["campaign", "get", "21"])["remaining"], 5, "the first campaign must stay reachable");
 }

@@ -9,10 +9,7 @@ use oms_tests::Omsd;
 
 fn cart(sku: &str, qty: u32) -> ReserveWire {
     ReserveWire {
-        lines: vec![WireLine {
-            sku: SkuRef::Code(sku.into()),
-            qty,
-        }],
+        lines: vec![WireLine { sku: SkuRef::Code(sku.into()), qty }],
         ttl_ms: 600_000,
         idempotency_key: String::new(),
         customer: 0,
@@ -22,17 +19,10 @@ fn cart(sku: &str, qty: u32) -> ReserveWire {
 }
 
 async fn seed(client: &Client, sku: &str, on_hand: u64) {
-    client
-        .define_warehouse(1, "SH", "east", 0)
-        .await
-        .expect("define warehouse");
+    client.define_warehouse(1, "SH", "east", 0).await.expect("define warehouse");
     client.define_sku(sku, 0).await.expect("define sku");
     client
-        .stock_op(StockOpWire::SetOnHand {
-            sku: SkuRef::Code(sku.into()),
-            warehouse: 1,
-            on_hand,
-        })
+        .stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code(sku.into()), warehouse: 1, on_hand })
         .await
         .expect("set on hand");
 }
@@ -55,20 +45,14 @@ async fn pipelined_concurrent_reserves() {
         match task.await.expect("task") {
             Ok(r) => assert!(ids.insert(r.id), "duplicate reservation id {}", r.id),
             Err(ClientError::Refused(e)) => {
-                assert!(
-                    e.name == "insufficient_stock" || e.name == "sold_out",
-                    "unexpected refusal {e:?}"
-                );
+                assert!(e.name == "insufficient_stock" || e.name == "sold_out", "unexpected refusal {e:?}");
                 refused += 1;
             }
             Err(e) => panic!("reserve failed: {e}"),
         }
     }
     assert_eq!((ids.len(), refused), (1000, 100));
-    let stock = client
-        .stock(SkuRef::Code("MUG-WHT".into()))
-        .await
-        .expect("stock");
+    let stock = client.stock(SkuRef::Code("MUG-WHT".into())).await.expect("stock");
     assert_eq!((stock.reserved, stock.available), (1000, 0));
 }
 
@@ -81,35 +65,20 @@ async fn typed_helpers() {
     let info = client.server_info().expect("server info");
     assert!(info.partitions >= 1);
     seed(&client, "CAP-BLK", 10).await;
-    let ids = client
-        .lookup_skus(vec!["CAP-BLK".into(), "NOPE".into()])
-        .await
-        .expect("lookup");
+    let ids = client.lookup_skus(vec!["CAP-BLK".into(), "NOPE".into()]).await.expect("lookup");
     assert!(ids[0].is_some() && ids[1].is_none());
-    let batch = client
-        .reserve_batch(vec![
-            cart("CAP-BLK", 4),
-            cart("CAP-BLK", 100),
-            cart("CAP-BLK", 6),
-        ])
-        .await
-        .expect("batch");
+    let batch =
+        client.reserve_batch(vec![cart("CAP-BLK", 4), cart("CAP-BLK", 100), cart("CAP-BLK", 6)]).await.expect("batch");
     assert_eq!(batch.len(), 3);
     let first = batch[0].as_ref().expect("first item reserved");
     assert_eq!(batch[1].as_ref().err().map(|e| e.code), Some(108));
     assert!(batch[2].is_ok());
     client.confirm(first.id).await.expect("confirm");
-    assert_eq!(
-        client.reservation(first.id).await.expect("view").status,
-        "confirmed"
-    );
+    assert_eq!(client.reservation(first.id).await.expect("view").status, "confirmed");
     let second = batch[2].as_ref().expect("third item reserved");
     client.release(second.id).await.expect("release");
     match client.reserve(cart("CAP-BLK", 7)).await {
-        Err(ClientError::Refused(e)) => assert_eq!(
-            (e.name.as_str(), e.available),
-            ("insufficient_stock", Some(6))
-        ),
+        Err(ClientError::Refused(e)) => assert_eq!((e.name.as_str(), e.available), ("insufficient_stock", Some(6))),
         other => panic!("expected a refusal, got {other:?}"),
     }
     match client.release(second.id).await {
@@ -117,12 +86,7 @@ async fn typed_helpers() {
         other => panic!("double release must be refused, got {other:?}"),
     }
     let export = client.export_stock().await.expect("export");
-    assert!(
-        export
-            .iter()
-            .any(|r| r.code == "CAP-BLK" && r.available == 6),
-        "{export:?}"
-    );
+    assert!(export.iter().any(|r| r.code == "CAP-BLK" && r.available == 6), "{export:?}");
     assert_eq!(client.audit().await.expect("audit")["clean"], true);
 }
 
@@ -132,10 +96,7 @@ async fn reconnects_after_server_restart() {
     let mut omsd = Omsd::start(&[]);
     let client = omsd.client().await;
     seed(&client, "SNEAKER-42", 100).await;
-    let before = client
-        .reserve(cart("SNEAKER-42", 1))
-        .await
-        .expect("reserve");
+    let before = client.reserve(cart("SNEAKER-42", 1)).await.expect("reserve");
 
     // In-flight calls when the server dies end promptly as Ok, Refused or Disconnected, never hang.
     let in_flight: Vec<_> = (0..200)
@@ -161,49 +122,29 @@ async fn reconnects_after_server_restart() {
 
     omsd.restart();
     client.ping().await.expect("ping after restart reconnects");
-    let view = client
-        .reservation(before.id)
-        .await
-        .expect("reservation survived");
+    let view = client.reservation(before.id).await.expect("reservation survived");
     assert_eq!(view.status, "held");
-    client
-        .reserve(cart("SNEAKER-42", 1))
-        .await
-        .expect("reserve after reconnect");
+    client.reserve(cart("SNEAKER-42", 1)).await.expect("reserve after reconnect");
 
     // With reconnect off, a dropped connection stays dropped.
-    let fixed = Client::connect(
-        omsd.addr().to_string(),
-        ClientOptions {
-            reconnect: false,
-            ..Omsd::client_options()
-        },
-    )
-    .await
-    .expect("connect");
+    let fixed = Client::connect(omsd.addr().to_string(), ClientOptions { reconnect: false, ..Omsd::client_options() })
+        .await
+        .expect("connect");
     fixed.ping().await.expect("ping");
     omsd.kill();
     assert!(fixed.ping().await.is_err());
     omsd.restart();
     assert!(matches!(fixed.ping().await, Err(ClientError::Disconnected)));
-    client
-        .ping()
-        .await
-        .expect("the reconnecting client recovers again");
+    client.ping().await.expect("the reconnecting client recovers again");
 }
 
 #[tokio::test]
 async fn connect_errors() {
     // Checks that connecting to a port nobody listens on fails fast with a connection error.
     let addr = oms_tests::free_addr().to_string();
-    let err = Client::connect(
-        addr,
-        ClientOptions {
-            connect_timeout: Duration::from_secs(2),
-            ..ClientOptions::default()
-        },
-    )
-    .await
-    .expect_err("nothing listens there");
+    let err =
+        Client::connect(addr, ClientOptions { connect_timeout: Duration::from_secs(2), ..ClientOptions::default() })
+            .await
+            .expect_err("nothing listens there");
     assert!(err.is_connection(), "{err}");
 }

@@ -45,7 +45,10 @@ const REQUESTS_PER_TASK_LIMIT: usize = 5_000;
 /// logged commands, so most recoveries start from a snapshot).
 fn args() -> Vec<String> {
     let snapshot_every = std::env::var("CRASH_TORTURE_SNAPSHOT_EVERY").unwrap_or_else(|_| "150".to_owned());
-    ["--partitions", "2", "--fsync", "always", "--snapshot-every", &snapshot_every].iter().map(|s| (*s).to_owned()).collect()
+    ["--partitions", "2", "--fsync", "always", "--snapshot-every", &snapshot_every]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
 }
 
 fn omsd_in(dir: &Path) -> Omsd {
@@ -137,7 +140,14 @@ fn make_cart(rng: &mut Rng, skus: &[u32], seq: &str) -> Cart {
     Cart { key: format!("ct-{seq}"), lines, single_partition }
 }
 
-async fn driver(client: Client, mut rng: Rng, skus: Arc<Vec<u32>>, ledger: Arc<Mutex<Ledger>>, stop: Arc<AtomicBool>, name: String) {
+async fn driver(
+    client: Client,
+    mut rng: Rng,
+    skus: Arc<Vec<u32>>,
+    ledger: Arc<Mutex<Ledger>>,
+    stop: Arc<AtomicBool>,
+    name: String,
+) {
     let mut mine: Vec<u64> = Vec::new();
     for i in 0..REQUESTS_PER_TASK_LIMIT {
         if stop.load(Ordering::Relaxed) {
@@ -160,7 +170,8 @@ async fn driver(client: Client, mut rng: Rng, skus: Arc<Vec<u32>>, ledger: Arc<M
                 Err(e) => panic!("{name}: follow-up of {id} refused: {e}"),
             }
         } else if roll < 25 {
-            let carts: Vec<Cart> = (0..2 + rng.below(4)).map(|j| make_cart(&mut rng, &skus, &format!("{name}-{i}-{j}"))).collect();
+            let carts: Vec<Cart> =
+                (0..2 + rng.below(4)).map(|j| make_cart(&mut rng, &skus, &format!("{name}-{i}-{j}"))).collect();
             let result = client.reserve_batch(carts.iter().map(Cart::wire).collect()).await;
             let mut l = ledger.lock().unwrap();
             match result {
@@ -249,7 +260,10 @@ async fn seed_catalog(client: &Client) -> Vec<u32> {
         let code = format!("CT-{i}");
         ids.push(client.define_sku(&code, 0).await.expect("define sku"));
         for (warehouse, on_hand) in [(1, INITIAL_STOCK / 2), (2, INITIAL_STOCK - INITIAL_STOCK / 2)] {
-            client.stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code(code.clone()), warehouse, on_hand }).await.expect("stock");
+            client
+                .stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code(code.clone()), warehouse, on_hand })
+                .await
+                .expect("stock");
         }
     }
     ids
@@ -278,7 +292,8 @@ async fn verify(client: &Client, ledger: &mut Ledger, skus: &[u32], seed: u64, r
         }
         for (id, view) in chunk.iter().zip(views) {
             let cart = &ledger.reserved[id];
-            let view = view.unwrap_or_else(|e| panic!("{ctx}: acknowledged reservation {id} (key {}) lost: {e}", cart.key));
+            let view =
+                view.unwrap_or_else(|e| panic!("{ctx}: acknowledged reservation {id} (key {}) lost: {e}", cart.key));
             let expected: &[&str] = if pending.contains(id) {
                 &["held", "confirmed", "released"]
             } else if confirmed.contains(id) {
@@ -288,7 +303,11 @@ async fn verify(client: &Client, ledger: &mut Ledger, skus: &[u32], seed: u64, r
             } else {
                 &["held"]
             };
-            assert!(expected.contains(&view.status.as_str()), "{ctx}: reservation {id} is {} (expected {expected:?})", view.status);
+            assert!(
+                expected.contains(&view.status.as_str()),
+                "{ctx}: reservation {id} is {} (expected {expected:?})",
+                view.status
+            );
             if view.status != "released" {
                 let mut got: BTreeMap<u32, u32> = BTreeMap::new();
                 for a in &view.allocations {
@@ -316,9 +335,17 @@ async fn verify(client: &Client, ledger: &mut Ledger, skus: &[u32], seed: u64, r
         let stock = client.stock(SkuRef::Id(*sku)).await.unwrap_or_else(|e| panic!("{ctx}: stock of CT-{i}: {e}"));
         assert_eq!(stock.on_hand, INITIAL_STOCK, "{ctx}: on-hand of CT-{i} changed");
         assert!(stock.reserved <= stock.on_hand, "{ctx}: CT-{i} oversold: {stock:?}");
-        assert_eq!(stock.available, stock.on_hand - stock.reserved - stock.pooled - stock.unavailable, "{ctx}: CT-{i}: {stock:?}");
+        assert_eq!(
+            stock.available,
+            stock.on_hand - stock.reserved - stock.pooled - stock.unavailable,
+            "{ctx}: CT-{i}: {stock:?}"
+        );
         let acked = live_units.get(sku).copied().unwrap_or(0);
-        assert!(acked <= stock.reserved, "{ctx}: CT-{i}: {acked} acknowledged units live but only {} reserved", stock.reserved);
+        assert!(
+            acked <= stock.reserved,
+            "{ctx}: CT-{i}: {acked} acknowledged units live but only {} reserved",
+            stock.reserved
+        );
         assert!(acked <= INITIAL_STOCK, "{ctx}: CT-{i}: {acked} acknowledged units > initial stock");
     }
     let audit = client.audit().await.unwrap_or_else(|e| panic!("{ctx}: audit: {e}"));
@@ -332,7 +359,8 @@ async fn verify(client: &Client, ledger: &mut Ledger, skus: &[u32], seed: u64, r
                 // Whatever the first attempt left behind, the retry's answer must name ONE
                 // reservation that holds every line: present wholly (replayed) or made afresh.
                 check_answer(&r, &cart);
-                let view = client.reservation(r.id).await.unwrap_or_else(|e| panic!("{ctx}: retried {} missing: {e}", r.id));
+                let view =
+                    client.reservation(r.id).await.unwrap_or_else(|e| panic!("{ctx}: retried {} missing: {e}", r.id));
                 let mut got: BTreeMap<u32, u32> = BTreeMap::new();
                 for a in &view.allocations {
                     *got.entry(a.sku.0).or_default() += a.qty;
@@ -386,7 +414,14 @@ async fn one_seed(seed: u64) -> (u64, u64, u64, u64, u64) {
             let client = Client::connect(omsd.addr().to_string(), client_options()).await.expect("connect");
             for t in 0..TASKS_PER_CONNECTION {
                 let name = format!("r{round}c{c}t{t}");
-                tasks.push(tokio::spawn(driver(client.clone(), Rng(rng.next()), skus.clone(), ledger.clone(), stop.clone(), name)));
+                tasks.push(tokio::spawn(driver(
+                    client.clone(),
+                    Rng(rng.next()),
+                    skus.clone(),
+                    ledger.clone(),
+                    stop.clone(),
+                    name,
+                )));
             }
         }
         let kill_after = Duration::from_millis(100 + rng.below(900));
@@ -413,7 +448,12 @@ async fn one_seed(seed: u64) -> (u64, u64, u64, u64, u64) {
         .await
         .expect("restart");
         // Recovery's warnings (torn tails cut, snapshots skipped) go to the test's output.
-        for line in omsd.stderr().lines().filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("recovered")).take(20) {
+        for line in omsd
+            .stderr()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("recovered"))
+            .take(20)
+        {
             eprintln!("seed {seed} round {round}: omsd: {line}");
         }
         let client = Client::connect(omsd.addr().to_string(), client_options()).await.expect("connect after restart");

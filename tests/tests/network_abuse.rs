@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use oms_gateway::client::{Client, ClientOptions};
 use oms_gateway::protocol::{
-    self, encode_frame, Opcode, Request, ReserveWire, Response, SkuRef, StockOpWire, WireLine,
-    HELLO_MAGIC, PROTOCOL_VERSION,
+    self, encode_frame, Opcode, Request, ReserveWire, Response, SkuRef, StockOpWire, WireLine, HELLO_MAGIC,
+    PROTOCOL_VERSION,
 };
 use oms_tests::{http_get, Omsd};
 use rkyv::util::AlignedVec;
@@ -61,23 +61,31 @@ impl Fixture {
         let config: PathBuf = config_dir.path().join("omsd.toml");
         let mut text = String::from("max_in_flight = 4096\n");
         if keys {
-            for (name, key, role) in
-                [("ops-team", OPS_KEY, "ops"), ("web-shop", STOREFRONT_KEY, "storefront"), ("auditor", READER_KEY, "reader")]
-            {
+            for (name, key, role) in [
+                ("ops-team", OPS_KEY, "ops"),
+                ("web-shop", STOREFRONT_KEY, "storefront"),
+                ("auditor", READER_KEY, "reader"),
+            ] {
                 text.push_str(&format!("[[api_keys]]\nname = \"{name}\"\nkey = \"{key}\"\nrole = \"{role}\"\n"));
             }
         }
         std::fs::write(&config, text).expect("write config");
         let config_arg = config.to_string_lossy().into_owned();
         let omsd = Omsd::start(&["--config", &config_arg, "--partitions", "2", "--fsync", "always"]);
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let key = keys.then_some(OPS_KEY);
-        let client = runtime.block_on(connect(omsd.addr(), key)).unwrap_or_else(|e| panic!("connect: {e}\n{}", omsd.stderr()));
+        let client =
+            runtime.block_on(connect(omsd.addr(), key)).unwrap_or_else(|e| panic!("connect: {e}\n{}", omsd.stderr()));
         runtime.block_on(async {
             client.define_warehouse(1, "SH", "east", 0).await.expect("define warehouse");
             client.define_sku(GOOD_SKU, 0).await.expect("define sku");
             client
-                .stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code(GOOD_SKU.into()), warehouse: 1, on_hand: 10_000_000 })
+                .stock_op(StockOpWire::SetOnHand {
+                    sku: SkuRef::Code(GOOD_SKU.into()),
+                    warehouse: 1,
+                    on_hand: 10_000_000,
+                })
                 .await
                 .expect("set on hand");
         });
@@ -134,7 +142,10 @@ impl Fixture {
             self.metrics()
         );
         let stderr = self.omsd.stderr();
-        assert!(stderr.contains(log_needle), "no log line for {reason:?} (looked for {log_needle:?}); stderr:\n{stderr}");
+        assert!(
+            stderr.contains(log_needle),
+            "no log line for {reason:?} (looked for {log_needle:?}); stderr:\n{stderr}"
+        );
     }
 }
 

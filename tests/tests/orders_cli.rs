@@ -107,7 +107,13 @@ fn channel_samples_import_with_exact_amounts_and_reimport_changes_nothing() {
     let lines = o["lines"].as_array().expect("lines");
     let amounts: Vec<(String, i64, u64)> = lines
         .iter()
-        .map(|l| (l["sku_code"].as_str().unwrap_or("").to_owned(), l["allocated_cents"].as_i64().unwrap_or(0), l["allocated_qty"].as_u64().unwrap_or(0)))
+        .map(|l| {
+            (
+                l["sku_code"].as_str().unwrap_or("").to_owned(),
+                l["allocated_cents"].as_i64().unwrap_or(0),
+                l["allocated_qty"].as_u64().unwrap_or(0),
+            )
+        })
         .collect();
     assert_eq!(amounts, vec![("TSHIRT-RED-XL".to_owned(), 17_143, 2), ("CAP-BLK".to_owned(), 8_657, 1)]);
     let shipment = &o["shipments"][0];
@@ -119,7 +125,8 @@ fn channel_samples_import_with_exact_amounts_and_reimport_changes_nothing() {
 
     // JD's discount is allocated pro rata; the held order holds no stock.
     let held = get(&omsd, &order_id(&jd));
-    let jd_amounts: Vec<i64> = held["lines"].as_array().into_iter().flatten().map(|l| l["allocated_cents"].as_i64().unwrap_or(0)).collect();
+    let jd_amounts: Vec<i64> =
+        held["lines"].as_array().into_iter().flatten().map(|l| l["allocated_cents"].as_i64().unwrap_or(0)).collect();
     assert_eq!(jd_amounts, vec![37_292, 5_608]);
     assert_eq!(held["holds"], serde_json::json!(["big-order"]));
     assert_eq!(stock(&omsd, "SNEAKER-42"), (10, 0));

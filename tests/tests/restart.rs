@@ -6,10 +6,7 @@ use oms_tests::Omsd;
 
 fn cart(sku: &str, qty: u32, key: &str) -> ReserveWire {
     ReserveWire {
-        lines: vec![WireLine {
-            sku: SkuRef::Code(sku.into()),
-            qty,
-        }],
+        lines: vec![WireLine { sku: SkuRef::Code(sku.into()), qty }],
         ttl_ms: 3_600_000,
         idempotency_key: key.into(),
         customer: 1,
@@ -19,17 +16,10 @@ fn cart(sku: &str, qty: u32, key: &str) -> ReserveWire {
 }
 
 async fn seed(client: &Client, sku: &str, on_hand: u64) {
-    client
-        .define_warehouse(1, "SH", "east", 0)
-        .await
-        .expect("define warehouse");
+    client.define_warehouse(1, "SH", "east", 0).await.expect("define warehouse");
     client.define_sku(sku, 0).await.expect("define sku");
     client
-        .stock_op(StockOpWire::SetOnHand {
-            sku: SkuRef::Code(sku.into()),
-            warehouse: 1,
-            on_hand,
-        })
+        .stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code(sku.into()), warehouse: 1, on_hand })
         .await
         .expect("set on hand");
 }
@@ -41,50 +31,21 @@ async fn graceful_restart_keeps_state() {
     let mut omsd = Omsd::start_in(dir.path(), &["--partitions", "4"]);
     let client = omsd.client().await;
     seed(&client, "MUG-WHT", 50).await;
-    let confirmed = client
-        .reserve(cart("MUG-WHT", 3, ""))
-        .await
-        .expect("reserve");
+    let confirmed = client.reserve(cart("MUG-WHT", 3, "")).await.expect("reserve");
     client.confirm(confirmed.id).await.expect("confirm");
-    let held = client
-        .reserve(cart("MUG-WHT", 2, "k-held"))
-        .await
-        .expect("reserve");
-    let before = client
-        .stock(SkuRef::Code("MUG-WHT".into()))
-        .await
-        .expect("stock");
+    let held = client.reserve(cart("MUG-WHT", 2, "k-held")).await.expect("reserve");
+    let before = client.stock(SkuRef::Code("MUG-WHT".into())).await.expect("stock");
     drop(client);
     omsd.terminate();
 
     let omsd = Omsd::start_in(dir.path(), &["--partitions", "4"]);
     let client = omsd.client().await;
-    let after = client
-        .stock(SkuRef::Code("MUG-WHT".into()))
-        .await
-        .expect("stock after restart");
+    let after = client.stock(SkuRef::Code("MUG-WHT".into())).await.expect("stock after restart");
     assert_eq!(after, before, "stock changed across a graceful restart");
-    assert_eq!(
-        client
-            .reservation(confirmed.id)
-            .await
-            .expect("confirmed reservation")
-            .status,
-        "confirmed"
-    );
-    assert_eq!(
-        client
-            .reservation(held.id)
-            .await
-            .expect("held reservation")
-            .status,
-        "held"
-    );
+    assert_eq!(client.reservation(confirmed.id).await.expect("confirmed reservation").status, "confirmed");
+    assert_eq!(client.reservation(held.id).await.expect("held reservation").status, "held");
     // The idempotency key survived: retrying returns the same reservation.
-    let retry = client
-        .reserve(cart("MUG-WHT", 2, "k-held"))
-        .await
-        .expect("retry");
+    let retry = client.reserve(cart("MUG-WHT", 2, "k-held")).await.expect("retry");
     assert_eq!((retry.id, retry.replayed), (held.id, true));
     let audit = client.audit().await.expect("audit");
     assert_eq!(audit["clean"], true, "{audit}");
@@ -101,9 +62,7 @@ async fn sigkill_keeps_every_acknowledged_reservation() {
     let mut tasks = Vec::new();
     for i in 0..300u32 {
         let client = client.clone();
-        tasks.push(tokio::spawn(async move {
-            client.reserve(cart("SOCKS-3P", 1 + i % 3, "")).await
-        }));
+        tasks.push(tokio::spawn(async move { client.reserve(cart("SOCKS-3P", 1 + i % 3, "")).await }));
     }
     let mut acknowledged = Vec::new();
     for task in tasks {
@@ -129,32 +88,15 @@ async fn sigkill_keeps_every_acknowledged_reservation() {
     let client = omsd.client().await;
     let mut total: u64 = 0;
     for r in acknowledged.iter().chain(raced_ok.iter()) {
-        let view = client
-            .reservation(r.id)
-            .await
-            .unwrap_or_else(|e| panic!("reservation {} lost after SIGKILL: {e}", r.id));
+        let view =
+            client.reservation(r.id).await.unwrap_or_else(|e| panic!("reservation {} lost after SIGKILL: {e}", r.id));
         assert_eq!(view.status, "held");
-        total += view
-            .allocations
-            .iter()
-            .map(|a| u64::from(a.qty))
-            .sum::<u64>();
+        total += view.allocations.iter().map(|a| u64::from(a.qty)).sum::<u64>();
     }
-    let stock = client
-        .stock(SkuRef::Code("SOCKS-3P".into()))
-        .await
-        .expect("stock");
+    let stock = client.stock(SkuRef::Code("SOCKS-3P".into())).await.expect("stock");
     // Racing reserves acknowledged to nobody may also have survived, so reserved >= acknowledged total.
-    assert!(
-        stock.reserved >= total,
-        "reserved {} < acknowledged {total}",
-        stock.reserved
-    );
-    assert!(
-        stock.reserved <= total + 100,
-        "reserved {} > acknowledged {total} + 100 racing units",
-        stock.reserved
-    );
+    assert!(stock.reserved >= total, "reserved {} < acknowledged {total}", stock.reserved);
+    assert!(stock.reserved <= total + 100, "reserved {} > acknowledged {total} + 100 racing units", stock.reserved);
     assert_eq!(stock.on_hand, 10_000);
     let audit = client.audit().await.expect("audit");
     assert_eq!(audit["clean"], true, "{audit}");

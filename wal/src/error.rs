@@ -30,11 +30,7 @@ pub enum WalError {
     /// Damage followed by records that were written after the damaged one was
     /// already durable: acknowledged data is lost. Needs `RecoveryMode::TruncateMidLog`.
     #[error("mid-log corruption in {segment} at offset {offset} (first bad lsn {lsn}); refusing to truncate acknowledged records (operator flag: TruncateMidLog)")]
-    MidLogCorruption {
-        segment: String,
-        offset: u64,
-        lsn: Lsn,
-    },
+    MidLogCorruption { segment: String, offset: u64, lsn: Lsn },
     /// The log does not contain the records needed to continue from the requested start.
     #[error("log gap: need lsn {expected}, oldest available is {found}")]
     MissingRecords { expected: Lsn, found: Lsn },

@@ -68,11 +68,7 @@ fn open_segments(dir: &Path) -> Result<Vec<Seg>, WalError> {
         let f = File::open(e.path()).map_err(WalError::io("open segment"))?;
         let len = f.metadata().map_err(WalError::io("stat segment"))?.len();
         // SAFETY: read-only mapping; the inspect tools run against a log that is not being truncated.
-        let map = if len == 0 {
-            None
-        } else {
-            Some(unsafe { Mmap::map(&f) }.map_err(WalError::io("map segment"))?)
-        };
+        let map = if len == 0 { None } else { Some(unsafe { Mmap::map(&f) }.map_err(WalError::io("map segment"))?) };
         v.push(Seg { name, first, map });
     }
     v.sort_by_key(|s| s.first);
@@ -100,19 +96,8 @@ pub struct Dump {
 /// the first error (yielded as `Err`), or at the end of the log.
 pub fn dump(dir: &Path, from_lsn: Lsn) -> Result<Dump, WalError> {
     let segs = open_segments(dir)?;
-    let idx = segs
-        .iter()
-        .rposition(|s| s.first <= from_lsn.max(1))
-        .unwrap_or(0);
-    Ok(Dump {
-        segs,
-        idx,
-        off: SEGMENT_HEADER_LEN,
-        expected: 0,
-        from: from_lsn,
-        started: false,
-        done: false,
-    })
+    let idx = segs.iter().rposition(|s| s.first <= from_lsn.max(1)).unwrap_or(0);
+    Ok(Dump { segs, idx, off: SEGMENT_HEADER_LEN, expected: 0, from: from_lsn, started: false, done: false })
 }
 
 impl Iterator for Dump {
@@ -131,30 +116,17 @@ impl Iterator for Dump {
                     }
                     Ok(f) => {
                         self.done = true;
-                        let reason = format!(
-                            "first_lsn {f}, name {}, expected {}",
-                            seg.first, self.expected
-                        );
-                        return Some(Err(WalError::BadSegmentHeader {
-                            segment: seg.name.clone(),
-                            reason,
-                        }));
+                        let reason = format!("first_lsn {f}, name {}, expected {}", seg.first, self.expected);
+                        return Some(Err(WalError::BadSegmentHeader { segment: seg.name.clone(), reason }));
                     }
                     Err(reason) => {
                         self.done = true;
-                        return Some(Err(WalError::BadSegmentHeader {
-                            segment: seg.name.clone(),
-                            reason,
-                        }));
+                        return Some(Err(WalError::BadSegmentHeader { segment: seg.name.clone(), reason }));
                     }
                 }
             }
             let bytes = seg.bytes();
-            match record::decode(
-                bytes.get(self.off..).unwrap_or(&[]),
-                self.expected,
-                MAX_RECORD,
-            ) {
+            match record::decode(bytes.get(self.off..).unwrap_or(&[]), self.expected, MAX_RECORD) {
                 Ok(r) => {
                     let off = self.off;
                     self.off += r.total_len;
@@ -178,11 +150,7 @@ impl Iterator for Dump {
                 }
                 Err(source) => {
                     self.done = true;
-                    return Some(Err(WalError::Corrupt {
-                        segment: seg.name.clone(),
-                        offset: self.off as u64,
-                        source,
-                    }));
+                    return Some(Err(WalError::Corrupt { segment: seg.name.clone(), offset: self.off as u64, source }));
                 }
             }
         }
@@ -192,29 +160,21 @@ impl Iterator for Dump {
 /// Checks every segment of the log in `dir` and summarizes it.
 pub fn verify(dir: &Path) -> Result<VerifyReport, WalError> {
     let segs = open_segments(dir)?;
-    let mut rep = VerifyReport {
-        segments: segs.len(),
-        ..VerifyReport::default()
-    };
+    let mut rep = VerifyReport { segments: segs.len(), ..VerifyReport::default() };
     let mut expected: Option<Lsn> = None;
     for (i, seg) in segs.iter().enumerate() {
         let bytes = seg.bytes();
         let problem = |off: usize, lsn: Lsn, detail: String, header: bool| {
-            let later = segs[i..].iter().enumerate().find_map(|(j, s)| {
-                acked_after(s.bytes(), if j == 0 { off } else { 0 }, lsn, MAX_RECORD)
-            });
+            let later = segs[i..]
+                .iter()
+                .enumerate()
+                .find_map(|(j, s)| acked_after(s.bytes(), if j == 0 { off } else { 0 }, lsn, MAX_RECORD));
             let kind = match (header, later) {
                 (_, Some(_)) => "mid_log_corruption",
                 (true, None) => "bad_segment_header",
                 (false, None) => "torn_tail",
             };
-            Problem {
-                segment: seg.name.clone(),
-                offset: off as u64,
-                lsn,
-                kind: kind.into(),
-                detail,
-            }
+            Problem { segment: seg.name.clone(), offset: off as u64, lsn, kind: kind.into(), detail }
         };
         let first = match decode_header(bytes) {
             Ok(f) if f == seg.first && (expected.is_none() || expected == Some(f)) => f,
@@ -263,8 +223,5 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, WalError> {
 
 /// Directory of a partition's log (helper for the CLI).
 pub fn segment_paths(dir: &Path) -> Result<Vec<PathBuf>, WalError> {
-    Ok(open_segments(dir)?
-        .into_iter()
-        .map(|s| dir.join(s.name))
-        .collect())
+    Ok(open_segments(dir)?.into_iter().map(|s| dir.join(s.name)).collect())
 }

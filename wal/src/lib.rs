@@ -151,24 +151,18 @@ impl WalConfig {
 
     /// Largest payload that fits both the limit and one segment.
     pub fn effective_max_record(&self) -> u32 {
-        let room = self.segment_bytes.saturating_sub(
-            (segment::SEGMENT_HEADER_LEN + record::HEADER_LEN + record::ALIGN) as u64,
-        );
-        (self.max_record_bytes as u64)
-            .min(room)
-            .min(u32::MAX as u64) as u32
+        let room = self
+            .segment_bytes
+            .saturating_sub((segment::SEGMENT_HEADER_LEN + record::HEADER_LEN + record::ALIGN) as u64);
+        (self.max_record_bytes as u64).min(room).min(u32::MAX as u64) as u32
     }
 
     pub(crate) fn validate(&self) -> Result<(), WalError> {
         if self.segment_bytes < 4096 {
-            return Err(WalError::Config(
-                "segment_bytes must be at least 4096".into(),
-            ));
+            return Err(WalError::Config("segment_bytes must be at least 4096".into()));
         }
         if self.segment_bytes > (1 << 40) {
-            return Err(WalError::Config(
-                "segment_bytes must be at most 1 TiB".into(),
-            ));
+            return Err(WalError::Config("segment_bytes must be at most 1 TiB".into()));
         }
         if self.start_lsn == 0 {
             return Err(WalError::Config("start_lsn must be >= 1".into()));
@@ -195,21 +189,9 @@ mod tests {
     fn parse_durability() {
         assert_eq!("always".parse::<Durability>(), Ok(Durability::Always));
         assert_eq!("OFF".parse::<Durability>(), Ok(Durability::Off));
-        assert_eq!(
-            "interval".parse::<Durability>(),
-            Ok(Durability::Interval(Duration::from_millis(10)))
-        );
-        assert_eq!(
-            "interval=250".parse::<Durability>(),
-            Ok(Durability::Interval(Duration::from_millis(250)))
-        );
-        assert_eq!(
-            "interval=x".parse::<Durability>(),
-            Err(ParseDurabilityError::BadInterval("x".into()))
-        );
-        assert!(matches!(
-            "sometimes".parse::<Durability>(),
-            Err(ParseDurabilityError::Unknown(_))
-        ));
+        assert_eq!("interval".parse::<Durability>(), Ok(Durability::Interval(Duration::from_millis(10))));
+        assert_eq!("interval=250".parse::<Durability>(), Ok(Durability::Interval(Duration::from_millis(250))));
+        assert_eq!("interval=x".parse::<Durability>(), Err(ParseDurabilityError::BadInterval("x".into())));
+        assert!(matches!("sometimes".parse::<Durability>(), Err(ParseDurabilityError::Unknown(_))));
     }
 }

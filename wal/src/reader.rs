@@ -61,10 +61,7 @@ impl Shared {
 }
 
 /// Returns the bytes of a segment: the mapping itself, or a copy in `buf`.
-pub(crate) fn segment_view<'a>(
-    r: &'a dyn SegmentReader,
-    buf: &'a mut Vec<u8>,
-) -> Result<&'a [u8], WalError> {
+pub(crate) fn segment_view<'a>(r: &'a dyn SegmentReader, buf: &'a mut Vec<u8>) -> Result<&'a [u8], WalError> {
     if r.as_slice().is_some() {
         return Ok(r.as_slice().unwrap_or(&[]));
     }
@@ -89,19 +86,13 @@ pub struct LogFollower {
 
 impl Clone for LogFollower {
     fn clone(&self) -> Self {
-        LogFollower {
-            shared: self.shared.clone(),
-            cursor: Mutex::new(*self.cursor.lock()),
-        }
+        LogFollower { shared: self.shared.clone(), cursor: Mutex::new(*self.cursor.lock()) }
     }
 }
 
 impl LogFollower {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        LogFollower {
-            shared,
-            cursor: Mutex::new(None),
-        }
+        LogFollower { shared, cursor: Mutex::new(None) }
     }
 
     /// Highest LSN that is durable (flushed).
@@ -111,11 +102,7 @@ impl LogFollower {
 
     /// First LSN still retained (0 when the log has no segment).
     pub fn oldest_lsn(&self) -> Lsn {
-        self.shared
-            .segments
-            .read()
-            .first()
-            .map_or(0, |s| s.first_lsn)
+        self.shared.segments.read().first().map_or(0, |s| s.first_lsn)
     }
 
     /// Calls `f(lsn, record_type, payload)` for up to `max_records` durable
@@ -134,10 +121,7 @@ impl LogFollower {
                 return Ok(lsn);
             };
             if lsn < oldest {
-                return Err(WalError::BehindRetention {
-                    requested: lsn,
-                    oldest,
-                });
+                return Err(WalError::BehindRetention { requested: lsn, oldest });
             }
             let idx = g.partition_point(|s| s.first_lsn <= lsn).saturating_sub(1);
             g[idx..].to_vec()
@@ -165,11 +149,7 @@ impl LogFollower {
                     // End of this segment's records; continue in the next one.
                     Err(RecordError::ZeroHeader) => break,
                     Err(source) => {
-                        return Err(WalError::Corrupt {
-                            segment: seg.name.clone(),
-                            offset: off as u64,
-                            source,
-                        })
+                        return Err(WalError::Corrupt { segment: seg.name.clone(), offset: off as u64, source })
                     }
                 };
                 if r.lsn >= next {
@@ -180,11 +160,7 @@ impl LogFollower {
                 expected += 1;
                 off += r.total_len;
             }
-            *cursor = Some(Cursor {
-                seg_first: seg.first_lsn,
-                next: expected,
-                off,
-            });
+            *cursor = Some(Cursor { seg_first: seg.first_lsn, next: expected, off });
         }
         Ok(next)
     }

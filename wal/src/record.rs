@@ -124,10 +124,7 @@ pub fn decode_any(buf: &[u8], max_record_bytes: u32) -> Result<RecordRef<'_>, Re
         if buf.iter().all(|&b| b == 0) {
             return Err(RecordError::ZeroHeader);
         }
-        return Err(RecordError::Truncated {
-            needed: HEADER_LEN as u64,
-            available: buf.len() as u64,
-        });
+        return Err(RecordError::Truncated { needed: HEADER_LEN as u64, available: buf.len() as u64 });
     }
     let h = &buf[..HEADER_LEN];
     let len = rd_u32(h, 0);
@@ -137,18 +134,12 @@ pub fn decode_any(buf: &[u8], max_record_bytes: u32) -> Result<RecordRef<'_>, Re
         return Err(RecordError::ZeroHeader);
     }
     if len > max_record_bytes {
-        return Err(RecordError::TooLarge {
-            len: len as u64,
-            max: max_record_bytes as u64,
-        });
+        return Err(RecordError::TooLarge { len: len as u64, max: max_record_bytes as u64 });
     }
     let total = encoded_len(len as usize);
     let plen = len as usize;
     if buf.len() < HEADER_LEN + plen {
-        return Err(RecordError::Truncated {
-            needed: total as u64,
-            available: buf.len() as u64,
-        });
+        return Err(RecordError::Truncated { needed: total as u64, available: buf.len() as u64 });
     }
     let payload = &buf[HEADER_LEN..HEADER_LEN + plen];
     let computed = crc32c::crc32c_append(crc32c::crc32c(&h[8..]), payload);
@@ -158,10 +149,7 @@ pub fn decode_any(buf: &[u8], max_record_bytes: u32) -> Result<RecordRef<'_>, Re
     // Padding is not covered by the CRC; a record whose padding is cut off by
     // the end of the buffer is still torn.
     if buf.len() < total {
-        return Err(RecordError::Truncated {
-            needed: total as u64,
-            available: buf.len() as u64,
-        });
+        return Err(RecordError::Truncated { needed: total as u64, available: buf.len() as u64 });
     }
     if buf[HEADER_LEN + plen..total].iter().any(|&b| b != 0) {
         return Err(RecordError::BadPadding);
@@ -179,17 +167,10 @@ pub fn decode_any(buf: &[u8], max_record_bytes: u32) -> Result<RecordRef<'_>, Re
 
 /// Decodes the record at the start of `buf`, which must carry `expected` as LSN.
 #[inline]
-pub fn decode(
-    buf: &[u8],
-    expected: Lsn,
-    max_record_bytes: u32,
-) -> Result<RecordRef<'_>, RecordError> {
+pub fn decode(buf: &[u8], expected: Lsn, max_record_bytes: u32) -> Result<RecordRef<'_>, RecordError> {
     let r = decode_any(buf, max_record_bytes)?;
     if r.lsn != expected {
-        return Err(RecordError::WrongLsn {
-            expected,
-            found: r.lsn,
-        });
+        return Err(RecordError::WrongLsn { expected, found: r.lsn });
     }
     Ok(r)
 }
@@ -210,13 +191,7 @@ mod tests {
             assert_eq!(out.len() % ALIGN, 0);
             let r = decode(&out, 7, 1 << 20).unwrap();
             assert_eq!(
-                (
-                    r.lsn,
-                    r.record_type,
-                    r.payload,
-                    r.total_len,
-                    r.durable_base()
-                ),
+                (r.lsn, r.record_type, r.payload, r.total_len, r.durable_base()),
                 (7, 3, &payload[..], out.len(), 5)
             );
         }
@@ -229,31 +204,13 @@ mod tests {
         assert_eq!(decode(&[0u8; 5], 1, 100), Err(RecordError::ZeroHeader));
         let mut out = Vec::new();
         encode_into(&mut out, 1, 1, 1, b"hello world");
-        assert!(matches!(
-            decode(&out[..10], 1, 100),
-            Err(RecordError::Truncated { .. })
-        ));
-        assert!(matches!(
-            decode(&out[..30], 1, 100),
-            Err(RecordError::Truncated { .. })
-        ));
-        assert!(matches!(
-            decode(&out, 1, 4),
-            Err(RecordError::TooLarge { .. })
-        ));
-        assert_eq!(
-            decode(&out, 2, 100),
-            Err(RecordError::WrongLsn {
-                expected: 2,
-                found: 1
-            })
-        );
+        assert!(matches!(decode(&out[..10], 1, 100), Err(RecordError::Truncated { .. })));
+        assert!(matches!(decode(&out[..30], 1, 100), Err(RecordError::Truncated { .. })));
+        assert!(matches!(decode(&out, 1, 4), Err(RecordError::TooLarge { .. })));
+        assert_eq!(decode(&out, 2, 100), Err(RecordError::WrongLsn { expected: 2, found: 1 }));
         let mut bad = out.clone();
         bad[HEADER_LEN + 2] ^= 1;
-        assert!(matches!(
-            decode(&bad, 1, 100),
-            Err(RecordError::BadCrc { .. })
-        ));
+        assert!(matches!(decode(&bad, 1, 100), Err(RecordError::BadCrc { .. })));
     }
 
     proptest! {

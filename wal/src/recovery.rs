@@ -88,30 +88,18 @@ impl Recovery {
         if from_lsn > self.last_lsn {
             return Ok(0);
         }
-        let idx = self
-            .segs
-            .partition_point(|s| s.first_lsn <= from_lsn)
-            .saturating_sub(1);
+        let idx = self.segs.partition_point(|s| s.first_lsn <= from_lsn).saturating_sub(1);
         let mut buf = Vec::new();
         for seg in &self.segs[idx..] {
             let bytes = segment_view(&*seg.reader, &mut buf)?;
             let mut off = SEGMENT_HEADER_LEN;
             let mut expected = seg.first_lsn;
             while expected <= self.last_lsn {
-                let r = match record::decode(
-                    bytes.get(off..).unwrap_or(&[]),
-                    expected,
-                    self.max_record_bytes,
-                ) {
+                let r = match record::decode(bytes.get(off..).unwrap_or(&[]), expected, self.max_record_bytes) {
                     Ok(r) => r,
                     Err(RecordError::ZeroHeader) => break,
                     Err(source) => {
-                        return Err(WalError::Corrupt {
-                            segment: seg.name.clone(),
-                            offset: off as u64,
-                            source,
-                        }
-                        .into())
+                        return Err(WalError::Corrupt { segment: seg.name.clone(), offset: off as u64, source }.into())
                     }
                 };
                 if r.lsn >= from_lsn {
@@ -146,9 +134,7 @@ struct Opened {
 
 pub(crate) fn is_zero(b: &[u8]) -> bool {
     let mut chunks = b.chunks_exact(64);
-    let whole = chunks
-        .by_ref()
-        .all(|c| c.iter().fold(0u8, |a, &x| a | x) == 0);
+    let whole = chunks.by_ref().all(|c| c.iter().fold(0u8, |a, &x| a | x) == 0);
     whole && chunks.remainder().iter().all(|&x| x == 0)
 }
 
@@ -206,53 +192,26 @@ pub(crate) fn recover(
         max_record_bytes: max,
     };
     if names.is_empty() {
-        return Ok((
-            Recovered {
-                segs: Vec::new(),
-                tail: None,
-                next_lsn: start_lsn,
-            },
-            recovery,
-        ));
+        return Ok((Recovered { segs: Vec::new(), tail: None, next_lsn: start_lsn }, recovery));
     }
     let i0 = match names.iter().rposition(|(l, _)| *l <= start_lsn) {
         Some(i) => i,
-        None => {
-            return Err(WalError::MissingRecords {
-                expected: start_lsn,
-                found: names[0].0,
-            })
-        }
+        None => return Err(WalError::MissingRecords { expected: start_lsn, found: names[0].0 }),
     };
 
     // Older segments (entirely before the start) are kept for followers but not validated.
     let mut kept: Vec<SegEntry> = Vec::new();
     for (l, n) in &names[..i0] {
-        let f = storage
-            .open_segment(n)
-            .map_err(WalError::io("open segment"))?;
+        let f = storage.open_segment(n).map_err(WalError::io("open segment"))?;
         let reader = f.reader().map_err(WalError::io("map segment"))?;
-        kept.push(SegEntry {
-            first_lsn: *l,
-            name: n.clone(),
-            bytes: reader.len(),
-            reader,
-            created_at: now,
-        });
+        kept.push(SegEntry { first_lsn: *l, name: n.clone(), bytes: reader.len(), reader, created_at: now });
     }
 
     let mut opened: Vec<Opened> = Vec::new();
     for (l, n) in &names[i0..] {
-        let file = storage
-            .open_segment(n)
-            .map_err(WalError::io("open segment"))?;
+        let file = storage.open_segment(n).map_err(WalError::io("open segment"))?;
         let reader = file.reader().map_err(WalError::io("map segment"))?;
-        opened.push(Opened {
-            first_lsn: *l,
-            name: n.clone(),
-            file,
-            reader,
-        });
+        opened.push(Opened { first_lsn: *l, name: n.clone(), file, reader });
     }
     recovery.segments = opened.len();
 
@@ -266,10 +225,8 @@ pub(crate) fn recover(
         match decode_header(bytes) {
             Ok(f) if f == opened[i].first_lsn && f == expected => {}
             Ok(f) => {
-                let r = format!(
-                    "segment header first_lsn {f}, expected {expected} (name says {})",
-                    opened[i].first_lsn
-                );
+                let r =
+                    format!("segment header first_lsn {f}, expected {expected} (name says {})", opened[i].first_lsn);
                 damage = Some((i, 0, r));
                 break;
             }
@@ -324,11 +281,7 @@ pub(crate) fn recover(
             if mode == RecoveryMode::Strict {
                 tracing::error!(segment = %seg_name, offset = off, lsn = expected, later_lsn = later, %reason,
                     "wal: mid-log corruption; refusing to start (operator flag TruncateMidLog cuts here)");
-                return Err(WalError::MidLogCorruption {
-                    segment: seg_name,
-                    offset: off as u64,
-                    lsn: expected,
-                });
+                return Err(WalError::MidLogCorruption { segment: seg_name, offset: off as u64, lsn: expected });
             }
         }
         // Cut: zero the rest of segment i (or drop it if its header is bad), delete later segments.
@@ -349,9 +302,7 @@ pub(crate) fn recover(
         for seg in &opened[drop_from..] {
             let bytes = segment_view(&*seg.reader, &mut buf)?;
             cut_bytes += nonzero_end(bytes) as u64;
-            storage
-                .remove(&seg.name)
-                .map_err(WalError::io("remove segment"))?;
+            storage.remove(&seg.name).map_err(WalError::io("remove segment"))?;
             removed.push(seg.name.clone());
         }
         if !removed.is_empty() {
@@ -379,14 +330,7 @@ pub(crate) fn recover(
         if opened.is_empty() {
             recovery.last_lsn = last_lsn.max(start_lsn - 1);
             recovery.segs = kept.clone();
-            return Ok((
-                Recovered {
-                    segs: kept,
-                    tail: None,
-                    next_lsn: last_lsn + 1,
-                },
-                recovery,
-            ));
+            return Ok((Recovered { segs: kept, tail: None, next_lsn: last_lsn + 1 }, recovery));
         }
         tail_idx = opened.len() - 1;
     }
@@ -395,26 +339,13 @@ pub(crate) fn recover(
     let mut tail = None;
     for (j, o) in opened.into_iter().enumerate() {
         let bytes = o.reader.len();
-        kept.push(SegEntry {
-            first_lsn: o.first_lsn,
-            name: o.name,
-            reader: o.reader,
-            bytes,
-            created_at: now,
-        });
+        kept.push(SegEntry { first_lsn: o.first_lsn, name: o.name, reader: o.reader, bytes, created_at: now });
         if j == tail_idx {
             tail = Some((o.file, end_off as u64));
         }
     }
     recovery.segs = kept.clone();
-    Ok((
-        Recovered {
-            segs: kept,
-            tail,
-            next_lsn: last_lsn + 1,
-        },
-        recovery,
-    ))
+    Ok((Recovered { segs: kept, tail, next_lsn: last_lsn + 1 }, recovery))
 }
 
 fn zero_range(file: &mut dyn SegmentFile, from: u64, to: u64) -> Result<(), WalError> {
@@ -422,10 +353,8 @@ fn zero_range(file: &mut dyn SegmentFile, from: u64, to: u64) -> Result<(), WalE
     let mut off = from;
     while off < to {
         let n = ((to - off) as usize).min(zeros.len());
-        file.write_at(off, &zeros[..n])
-            .map_err(WalError::io("zero torn tail"))?;
+        file.write_at(off, &zeros[..n]).map_err(WalError::io("zero torn tail"))?;
         off += n as u64;
     }
-    file.sync_range(from, to - from)
-        .map_err(WalError::io("sync torn tail"))
+    file.sync_range(from, to - from).map_err(WalError::io("sync torn tail"))
 }

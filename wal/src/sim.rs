@@ -62,9 +62,7 @@ impl State {
         self.ops += 1;
         if self.fail_at == Some(k) {
             self.dead = true;
-            return Err(io::Error::other(format!(
-                "simulated crash at operation {k}"
-            )));
+            return Err(io::Error::other(format!("simulated crash at operation {k}")));
         }
         Ok(())
     }
@@ -159,12 +157,7 @@ impl SimulatedStorage {
                 }
             }
             let dur = d.durable.clone();
-            let fresh = FileData {
-                written: dur.clone(),
-                durable: dur,
-                dirty: BTreeSet::new(),
-                log: Vec::new(),
-            };
+            let fresh = FileData { written: dur.clone(), durable: dur, dirty: BTreeSet::new(), log: Vec::new() };
             next.insert(name.clone(), Arc::new(Mutex::new(fresh)));
         }
         st.visible = next.clone();
@@ -187,33 +180,14 @@ impl SimulatedStorage {
             copies.push((f.clone(), c.clone()));
             c
         };
-        let visible = st
-            .visible
-            .iter()
-            .map(|(k, v)| (k.clone(), copy(v)))
-            .collect();
-        let durable_dir = st
-            .durable_dir
-            .iter()
-            .map(|(k, v)| (k.clone(), copy(v)))
-            .collect();
-        SimulatedStorage {
-            st: Arc::new(Mutex::new(State {
-                visible,
-                durable_dir,
-                ops: st.ops,
-                ..State::default()
-            })),
-        }
+        let visible = st.visible.iter().map(|(k, v)| (k.clone(), copy(v))).collect();
+        let durable_dir = st.durable_dir.iter().map(|(k, v)| (k.clone(), copy(v))).collect();
+        SimulatedStorage { st: Arc::new(Mutex::new(State { visible, durable_dir, ops: st.ops, ..State::default() })) }
     }
 
     /// The visible bytes of a file (for tests that corrupt data directly).
     pub fn file_bytes(&self, name: &str) -> Option<Vec<u8>> {
-        self.st
-            .lock()
-            .visible
-            .get(name)
-            .map(|f| f.lock().written.clone())
+        self.st.lock().visible.get(name).map(|f| f.lock().written.clone())
     }
 
     /// Overwrites bytes in both the visible and the durable image (bit rot).
@@ -265,16 +239,9 @@ impl Storage for SimulatedStorage {
             return Err(io::Error::from(io::ErrorKind::AlreadyExists));
         }
         let zeros = vec![0u8; len as usize];
-        let f = Arc::new(Mutex::new(FileData {
-            written: zeros.clone(),
-            durable: zeros,
-            ..FileData::default()
-        }));
+        let f = Arc::new(Mutex::new(FileData { written: zeros.clone(), durable: zeros, ..FileData::default() }));
         st.visible.insert(name.to_string(), f.clone());
-        Ok(Box::new(SimFile {
-            st: self.st.clone(),
-            f,
-        }))
+        Ok(Box::new(SimFile { st: self.st.clone(), f }))
     }
 
     fn open_segment(&self, name: &str) -> io::Result<Box<dyn SegmentFile>> {
@@ -282,24 +249,14 @@ impl Storage for SimulatedStorage {
         if st.dead {
             return Err(io::Error::other("simulated storage has crashed"));
         }
-        let f = st
-            .visible
-            .get(name)
-            .cloned()
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        Ok(Box::new(SimFile {
-            st: self.st.clone(),
-            f,
-        }))
+        let f = st.visible.get(name).cloned().ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        Ok(Box::new(SimFile { st: self.st.clone(), f }))
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {
         let mut st = self.st.lock();
         st.op()?;
-        st.visible
-            .remove(name)
-            .map(|_| ())
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        st.visible.remove(name).map(|_| ()).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
     }
 
     fn sync_dir(&self) -> io::Result<()> {
@@ -321,10 +278,7 @@ impl SegmentFile for SimFile {
         let mut d = self.f.lock();
         let end = off as usize + buf.len();
         if end > d.written.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "write past end of simulated file",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "write past end of simulated file"));
         }
         d.written[off as usize..end].copy_from_slice(buf);
         if !buf.is_empty() {
@@ -346,11 +300,7 @@ impl SegmentFile for SimFile {
             st.syncs += 1;
         }
         let mut d = self.f.lock();
-        let (first, last) = if len == 0 {
-            (0, u64::MAX)
-        } else {
-            (off / SECTOR, (off + len - 1) / SECTOR)
-        };
+        let (first, last) = if len == 0 { (0, u64::MAX) } else { (off / SECTOR, (off + len - 1) / SECTOR) };
         let hit: Vec<u64> = d.dirty.range(first..=last).copied().collect();
         for s in hit {
             let (a, b) = sector_range(s, d.written.len());

@@ -136,14 +136,11 @@ impl SnapshotStore {
                 .truncate(true)
                 .open(&tmp)
                 .map_err(WalError::io("create snapshot temp"))?;
-            f.write_all(&bytes)
-                .map_err(WalError::io("write snapshot"))?;
+            f.write_all(&bytes).map_err(WalError::io("write snapshot"))?;
             f.sync_all().map_err(WalError::io("fsync snapshot"))?;
         }
         fs::rename(&tmp, &path).map_err(WalError::io("rename snapshot"))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(WalError::io("fsync snapshot dir"))?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(WalError::io("fsync snapshot dir"))?;
         self.prune()?;
         Ok(path)
     }
@@ -162,10 +159,7 @@ impl SnapshotStore {
                 data.drain(..SNAPSHOT_HEADER_LEN);
                 Ok(Snapshot { lsn, data, path })
             }
-            Err(reason) => Err(WalError::BadSnapshot {
-                path: path.display().to_string(),
-                reason,
-            }),
+            Err(reason) => Err(WalError::BadSnapshot { path: path.display().to_string(), reason }),
         }
     }
 
@@ -188,12 +182,9 @@ impl SnapshotStore {
         let all = self.list()?;
         if all.len() > KEEP {
             for lsn in &all[..all.len() - KEEP] {
-                fs::remove_file(self.path_for(*lsn))
-                    .map_err(WalError::io("remove old snapshot"))?;
+                fs::remove_file(self.path_for(*lsn)).map_err(WalError::io("remove old snapshot"))?;
             }
-            File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(WalError::io("fsync snapshot dir"))?;
+            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(WalError::io("fsync snapshot dir"))?;
         }
         // Left-over temp files from a crash mid-write.
         if let Ok(rd) = fs::read_dir(&self.dir) {

@@ -81,10 +81,7 @@ impl Flusher {
                         let f = Flusher::IoUring(Box::new(parking_lot::Mutex::new(ring)));
                         match f.datasync(probe, 0, 0) {
                             Ok(()) => {
-                                tracing::info!(
-                                    flusher = "io_uring",
-                                    "wal flusher: io_uring IORING_OP_FSYNC(DATASYNC)"
-                                );
+                                tracing::info!(flusher = "io_uring", "wal flusher: io_uring IORING_OP_FSYNC(DATASYNC)");
                                 return f;
                             }
                             Err(e) => {
@@ -97,10 +94,7 @@ impl Flusher {
             }
         }
         let _ = probe;
-        tracing::info!(
-            flusher = "fdatasync",
-            "wal flusher: portable fdatasync/msync"
-        );
+        tracing::info!(flusher = "fdatasync", "wal flusher: portable fdatasync/msync");
         Flusher::Portable
     }
 
@@ -118,11 +112,7 @@ impl Flusher {
             #[cfg(target_os = "linux")]
             Flusher::IoUring(ring) => {
                 use io_uring::{opcode, types};
-                let (off, len) = if len > u32::MAX as u64 {
-                    (0, 0)
-                } else {
-                    (off, len as u32)
-                };
+                let (off, len) = if len > u32::MAX as u64 { (0, 0) } else { (off, len as u32) };
                 let mut ring = ring.lock();
                 let sqe = opcode::Fsync::new(types::Fd(file.as_raw_fd()))
                     .offset(off)
@@ -131,11 +121,7 @@ impl Flusher {
                     .build()
                     .user_data(0x5157);
                 // SAFETY: the fd outlives the operation: we wait for its completion below.
-                unsafe {
-                    ring.submission()
-                        .push(&sqe)
-                        .map_err(|_| io::Error::other("io_uring sq full"))?
-                };
+                unsafe { ring.submission().push(&sqe).map_err(|_| io::Error::other("io_uring sq full"))? };
                 loop {
                     match ring.submit_and_wait(1) {
                         Ok(_) => break,
@@ -143,10 +129,7 @@ impl Flusher {
                         Err(e) => return Err(e),
                     }
                 }
-                let cqe = ring
-                    .completion()
-                    .next()
-                    .ok_or_else(|| io::Error::other("io_uring: no completion"))?;
+                let cqe = ring.completion().next().ok_or_else(|| io::Error::other("io_uring: no completion"))?;
                 if cqe.result() < 0 {
                     return Err(io::Error::from_raw_os_error(-cqe.result()));
                 }
@@ -193,11 +176,7 @@ impl FsStorage {
         std::fs::create_dir_all(dir)?;
         let d = File::open(dir)?;
         let flusher = Arc::new(Flusher::detect(&d));
-        Ok(FsStorage {
-            dir: dir.to_path_buf(),
-            mode,
-            flusher,
-        })
+        Ok(FsStorage { dir: dir.to_path_buf(), mode, flusher })
     }
 
     pub fn dir(&self) -> &Path {
@@ -207,11 +186,7 @@ impl FsStorage {
     fn wrap(&self, file: File) -> io::Result<Box<dyn SegmentFile>> {
         let len = file.metadata()?.len();
         Ok(match self.mode {
-            WriteMode::Pwrite => Box::new(PwriteSegment {
-                file,
-                len,
-                flusher: self.flusher.clone(),
-            }),
+            WriteMode::Pwrite => Box::new(PwriteSegment { file, len, flusher: self.flusher.clone() }),
             WriteMode::Mmap => {
                 // SAFETY: the file is private to this log; nobody truncates it while mapped.
                 let map = unsafe { MmapMut::map_mut(&file)? };
@@ -256,20 +231,13 @@ impl Storage for FsStorage {
     }
 
     fn create_segment(&self, name: &str, len: u64) -> io::Result<Box<dyn SegmentFile>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(self.dir.join(name))?;
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(self.dir.join(name))?;
         preallocate(&file, len)?;
         self.wrap(file)
     }
 
     fn open_segment(&self, name: &str) -> io::Result<Box<dyn SegmentFile>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(self.dir.join(name))?;
+        let file = OpenOptions::new().read(true).write(true).open(self.dir.join(name))?;
         self.wrap(file)
     }
 
@@ -322,8 +290,7 @@ impl SegmentFile for MmapSegment {
     fn write_at(&mut self, off: u64, buf: &[u8]) -> io::Result<()> {
         let off = off as usize;
         let end = off.checked_add(buf.len()).filter(|&e| e <= self.map.len());
-        let end = end
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "write past segment end"))?;
+        let end = end.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "write past segment end"))?;
         self.map[off..end].copy_from_slice(buf);
         Ok(())
     }
@@ -333,10 +300,7 @@ impl SegmentFile for MmapSegment {
     }
     fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
         let off = off as usize;
-        let src = self
-            .map
-            .get(off..off + buf.len())
-            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        let src = self.map.get(off..off + buf.len()).ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
         buf.copy_from_slice(src);
         Ok(())
     }
@@ -357,11 +321,7 @@ impl MapReader {
     pub(crate) fn open(file: &File) -> io::Result<Arc<dyn SegmentReader>> {
         let len = file.metadata()?.len();
         // SAFETY: segment files are never truncated while the log is open.
-        let map = if len == 0 {
-            None
-        } else {
-            Some(unsafe { Mmap::map(file)? })
-        };
+        let map = if len == 0 { None } else { Some(unsafe { Mmap::map(file)? }) };
         Ok(Arc::new(MapReader { map }))
     }
 }
@@ -373,9 +333,7 @@ impl SegmentReader for MapReader {
     fn read_at(&self, off: u64, buf: &mut [u8]) -> io::Result<()> {
         let s = self.as_slice().unwrap_or(&[]);
         let off = off as usize;
-        let src = s
-            .get(off..off + buf.len())
-            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        let src = s.get(off..off + buf.len()).ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
         buf.copy_from_slice(src);
         Ok(())
     }

@@ -50,16 +50,12 @@ impl Wal {
     /// recovering first. Replay the returned [`Recovery`] before appending.
     pub fn open(config: WalConfig) -> Result<(Wal, Recovery), WalError> {
         config.validate()?;
-        let storage = FsStorage::open(&config.dir, config.write_mode)
-            .map_err(WalError::io("open wal dir"))?;
+        let storage = FsStorage::open(&config.dir, config.write_mode).map_err(WalError::io("open wal dir"))?;
         Self::open_with_storage(config, Arc::new(storage))
     }
 
     /// Like [`Wal::open`] on any [`Storage`] (e.g. `SimulatedStorage`).
-    pub fn open_with_storage(
-        config: WalConfig,
-        storage: Arc<dyn Storage>,
-    ) -> Result<(Wal, Recovery), WalError> {
+    pub fn open_with_storage(config: WalConfig, storage: Arc<dyn Storage>) -> Result<(Wal, Recovery), WalError> {
         config.validate()?;
         let max_record = config.effective_max_record();
         if config.durability == Durability::Off {
@@ -68,12 +64,7 @@ impl Wal {
         }
         tracing::info!(dir = %config.dir.display(), flusher = storage.flusher_name(), mode = ?config.write_mode,
             durability = ?config.durability, "opening wal");
-        let (rec, recovery) = recover(
-            &*storage,
-            config.start_lsn,
-            config.recovery_mode,
-            max_record,
-        )?;
+        let (rec, recovery) = recover(&*storage, config.start_lsn, config.recovery_mode, max_record)?;
         let durable = rec.next_lsn - 1;
         let shared = Arc::new(Shared::new(durable, rec.segs, max_record));
         let mut wal = Wal {
@@ -101,8 +92,11 @@ impl Wal {
             }
             _ => {
                 if rec.next_lsn < wal.cfg.start_lsn && rec.next_lsn > 1 {
-                    tracing::warn!(log_end = rec.next_lsn - 1, start_lsn = wal.cfg.start_lsn,
-                        "wal ends before the snapshot; continuing in a new segment at the snapshot lsn");
+                    tracing::warn!(
+                        log_end = rec.next_lsn - 1,
+                        start_lsn = wal.cfg.start_lsn,
+                        "wal ends before the snapshot; continuing in a new segment at the snapshot lsn"
+                    );
                 }
                 wal.next_lsn = wal.next_lsn.max(wal.cfg.start_lsn);
                 wal.written_lsn = wal.next_lsn - 1;
@@ -121,10 +115,7 @@ impl Wal {
             return Err(WalError::Poisoned);
         }
         if payload.len() > self.max_record as usize {
-            return Err(WalError::RecordTooLarge {
-                len: payload.len() as u64,
-                max: self.max_record as u64,
-            });
+            return Err(WalError::RecordTooLarge { len: payload.len() as u64, max: self.max_record as u64 });
         }
         let need = encoded_len(payload.len()) as u64;
         if self.write_off + self.pending.len() as u64 + need > self.active_len {
@@ -212,11 +203,7 @@ impl Wal {
     /// Deletes whole segments whose records are all `<= snapshot_lsn`, oldest
     /// first, while `retention` still holds for the remaining log. The active
     /// segment is never deleted. Returns the number of segments removed.
-    pub fn truncate_before(
-        &mut self,
-        snapshot_lsn: Lsn,
-        retention: Retention,
-    ) -> Result<usize, WalError> {
+    pub fn truncate_before(&mut self, snapshot_lsn: Lsn, retention: Retention) -> Result<usize, WalError> {
         let victims: Vec<SegEntry> = {
             let mut segs = self.shared.segments.write();
             let mut kept_bytes: u64 = segs.iter().map(|s| s.bytes).sum();
@@ -235,9 +222,7 @@ impl Wal {
             segs.drain(..n).collect()
         };
         for s in &victims {
-            self.storage
-                .remove(&s.name)
-                .map_err(WalError::io("remove segment"))?;
+            self.storage.remove(&s.name).map_err(WalError::io("remove segment"))?;
             tracing::info!(segment = %s.name, "wal retention: removed segment");
         }
         if !victims.is_empty() {
@@ -309,9 +294,7 @@ impl Wal {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 // Left over from a crash before its header became durable: recovery
                 // removed it from the log; start it afresh.
-                self.storage
-                    .remove(&name)
-                    .map_err(self.poison("remove stale segment"))?;
+                self.storage.remove(&name).map_err(self.poison("remove stale segment"))?;
                 let r = self.storage.create_segment(&name, len);
                 r.map_err(self.poison("create segment"))?
             }

@@ -71,8 +71,7 @@ fn tail_damage_every_byte() {
                 _ => b[at] ^= 0xff,
             }
             fs::write(&path, &b).unwrap();
-            let (mut wal, rec) =
-                Wal::open(cfg(d.path())).unwrap_or_else(|e| panic!("case {i}/{variant}: {e}"));
+            let (mut wal, rec) = Wal::open(cfg(d.path())).unwrap_or_else(|e| panic!("case {i}/{variant}: {e}"));
             if variant == 0 && i >= 37 {
                 // Zeroing only the (already zero) padding leaves the record intact.
                 assert_eq!((rec.last_lsn, rec.cut.clone()), (N, None));
@@ -80,12 +79,7 @@ fn tail_damage_every_byte() {
             }
             assert_eq!(rec.last_lsn, N - 1, "case {i}/{variant}");
             check_prefix(&rec, N - 1);
-            assert_eq!(
-                rec.cut.is_some(),
-                !(variant < 2 && i == 0),
-                "case {i}/{variant}: {:?}",
-                rec.cut
-            );
+            assert_eq!(rec.cut.is_some(), !(variant < 2 && i == 0), "case {i}/{variant}: {:?}", rec.cut);
             // The log continues at N and survives another reopen.
             assert_eq!(wal.append(rtype(N), &fixed_payload(N)).unwrap(), N);
             wal.commit().unwrap();
@@ -112,19 +106,14 @@ fn middle_damage_refused_unless_operator_flag() {
     b[off as usize + 26] ^= 0x01;
     fs::write(&path, &b).unwrap();
     match Wal::open(cfg(d.path())) {
-        Err(WalError::MidLogCorruption {
-            segment,
-            offset,
-            lsn,
-        }) => assert_eq!((segment, offset, lsn), (seg.clone(), off, 8)),
+        Err(WalError::MidLogCorruption { segment, offset, lsn }) => {
+            assert_eq!((segment, offset, lsn), (seg.clone(), off, 8))
+        }
         other => panic!("expected MidLogCorruption, got {:?}", other.map(|(_, r)| r)),
     }
     let rep = inspect::verify(d.path()).unwrap();
     assert_eq!(rep.problems.len(), 1);
-    assert_eq!(
-        (rep.problems[0].kind.as_str(), rep.problems[0].lsn),
-        ("mid_log_corruption", 8)
-    );
+    assert_eq!((rep.problems[0].kind.as_str(), rep.problems[0].lsn), ("mid_log_corruption", 8));
     let mut c = cfg(d.path());
     c.recovery_mode = RecoveryMode::TruncateMidLog;
     let (_w, rec) = Wal::open(c).unwrap();
@@ -147,20 +136,14 @@ fn middle_damage_across_segments() {
     fs::write(&path, &b).unwrap();
     let mut c = cfg(d.path());
     c.segment_bytes = 4096;
-    assert!(matches!(
-        Wal::open(c.clone()),
-        Err(WalError::MidLogCorruption { lsn: 50, .. })
-    ));
+    assert!(matches!(Wal::open(c.clone()), Err(WalError::MidLogCorruption { lsn: 50, .. })));
     // A whole missing middle segment is refused too.
     let d2 = tempfile::tempdir().unwrap();
     let segs = write_log(d2.path(), 400, 4096);
     fs::remove_file(&segs[1]).unwrap();
     let mut c2 = cfg(d2.path());
     c2.segment_bytes = 4096;
-    assert!(matches!(
-        Wal::open(c2),
-        Err(WalError::MidLogCorruption { .. })
-    ));
+    assert!(matches!(Wal::open(c2), Err(WalError::MidLogCorruption { .. })));
 }
 
 // Checks that a misdirected record (valid CRC, copied from another position, so
@@ -184,11 +167,7 @@ fn misdirected_record_rejected() {
             assert_eq!(rec.last_lsn, N - 1);
             assert!(rec.cut.unwrap().reason.contains("wrong lsn"));
         } else {
-            assert!(
-                matches!(r, Err(WalError::MidLogCorruption { lsn: 9, .. })),
-                "{:?}",
-                r.map(|x| x.1)
-            );
+            assert!(matches!(r, Err(WalError::MidLogCorruption { lsn: 9, .. })), "{:?}", r.map(|x| x.1));
         }
     }
 }
@@ -202,17 +181,7 @@ fn misplaced_segment_and_torn_batch() {
     let segs = write_log(d.path(), 3, 64 << 10);
     fs::rename(&segs[0], d.path().join("00000000000000000002.seg")).unwrap();
     let r = Wal::open(cfg(d.path()));
-    assert!(
-        matches!(
-            r,
-            Err(WalError::MissingRecords {
-                expected: 1,
-                found: 2
-            })
-        ),
-        "{:?}",
-        r.map(|x| x.1)
-    );
+    assert!(matches!(r, Err(WalError::MissingRecords { expected: 1, found: 2 })), "{:?}", r.map(|x| x.1));
 
     let d = tempfile::tempdir().unwrap();
     {

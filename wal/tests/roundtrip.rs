@@ -32,21 +32,11 @@ fn round_trip_rollover_both_modes() {
         }
         let segs = std::fs::read_dir(d.path())
             .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "seg")
-            })
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seg"))
             .count();
         assert!(segs >= 3, "expected several segments, got {segs}");
         let (mut wal, rec) = Wal::open(cfg(d.path(), mode)).unwrap();
-        assert_eq!(
-            (rec.records, rec.last_lsn, rec.cut.clone()),
-            (n, n, None),
-            "{mode:?}"
-        );
+        assert_eq!((rec.records, rec.last_lsn, rec.cut.clone()), (n, n, None), "{mode:?}");
         let got = collect(&rec, 1);
         assert_eq!(got.len() as u64, n);
         assert_history(&got, 1);
@@ -57,14 +47,8 @@ fn round_trip_rollover_both_modes() {
         let (_wal, rec) = Wal::open(cfg(d.path(), mode)).unwrap();
         assert_eq!(rec.last_lsn, n + 1);
         let rep = inspect::verify(d.path()).unwrap();
-        assert_eq!(
-            (rep.records, rep.first_lsn, rep.last_lsn, rep.problems.len()),
-            (n + 1, Some(1), Some(n + 1), 0)
-        );
-        let dumped: Vec<_> = inspect::dump(d.path(), n - 1)
-            .unwrap()
-            .map(|r| r.unwrap().lsn)
-            .collect();
+        assert_eq!((rep.records, rep.first_lsn, rep.last_lsn, rep.problems.len()), (n + 1, Some(1), Some(n + 1), 0));
+        let dumped: Vec<_> = inspect::dump(d.path(), n - 1).unwrap().map(|r| r.unwrap().lsn).collect();
         assert_eq!(dumped, vec![n - 1, n, n + 1]);
     }
 }
@@ -116,10 +100,7 @@ fn durability_policies() {
     assert_eq!(wal.commit().unwrap(), 2);
     let now = std::time::Instant::now();
     assert_eq!(wal.flush_if_due(now).unwrap(), 2);
-    assert_eq!(
-        wal.flush_if_due(now + Duration::from_millis(60)).unwrap(),
-        3
-    );
+    assert_eq!(wal.flush_if_due(now + Duration::from_millis(60)).unwrap(), 3);
 }
 
 // Checks that a follower on another thread sees records only after commit, in
@@ -166,20 +147,14 @@ fn follower_and_retention() {
         assert_eq!(got, (2..=n).collect::<Vec<_>>());
 
         // Retention: bytes floor keeps segments; then delete up to lsn 3000.
-        let r = Retention {
-            min_bytes: u64::MAX,
-            min_age: Duration::ZERO,
-        };
+        let r = Retention { min_bytes: u64::MAX, min_age: Duration::ZERO };
         assert_eq!(wal.truncate_before(3000, r).unwrap(), 0);
         let removed = wal.truncate_before(3000, Retention::default()).unwrap();
         assert!(removed >= 1);
         let oldest = f.oldest_lsn();
         assert!(oldest > 1 && oldest <= 3001);
         match f.read_from(1, 10, |_, _, _| {}) {
-            Err(WalError::BehindRetention {
-                requested: 1,
-                oldest: o,
-            }) => assert_eq!(o, oldest),
+            Err(WalError::BehindRetention { requested: 1, oldest: o }) => assert_eq!(o, oldest),
             other => panic!("expected BehindRetention, got {other:?}"),
         }
         let mut v = Vec::new();
@@ -200,10 +175,7 @@ fn follower_and_retention() {
 fn too_large_rejected() {
     let d = tempfile::tempdir().unwrap();
     let (mut wal, _) = Wal::open(cfg(d.path(), WriteMode::Pwrite)).unwrap();
-    assert!(matches!(
-        wal.append(1, &vec![0u8; 70 << 10]),
-        Err(WalError::RecordTooLarge { .. })
-    ));
+    assert!(matches!(wal.append(1, &vec![0u8; 70 << 10]), Err(WalError::RecordTooLarge { .. })));
     assert_eq!(wal.append(1, &vec![7u8; 60 << 10]).unwrap(), 1);
     assert_eq!(wal.commit().unwrap(), 1);
 }

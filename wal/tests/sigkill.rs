@@ -57,25 +57,14 @@ fn sigkill_reported_lsns_survive() {
         return;
     }
     let exe = std::env::current_exe().unwrap();
-    for (seed, mode) in [
-        (1u64, "pwrite"),
-        (2, "mmap"),
-        (3, "pwrite"),
-        (4, "mmap"),
-        (5, "pwrite"),
-    ] {
+    for (seed, mode) in [(1u64, "pwrite"), (2, "mmap"), (3, "pwrite"), (4, "mmap"), (5, "pwrite")] {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().to_str().unwrap().to_string();
         let mut rng = oms_wal::sim::SimRng::new(seed);
         let mut reported = 0u64;
         for round in 0..2 {
             let mut child = Command::new(&exe)
-                .args([
-                    "--exact",
-                    "sigkill_child_entry",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
+                .args(["--exact", "sigkill_child_entry", "--nocapture", "--test-threads=1"])
                 .env(CHILD_ENV, &dir)
                 .env("OMS_WAL_SIGKILL_MODE", mode)
                 .stdout(Stdio::piped())
@@ -93,9 +82,7 @@ fn sigkill_reported_lsns_survive() {
                 }
             });
             // Wait for the first durable report, then a seeded random delay.
-            let first = rx
-                .recv_timeout(Duration::from_secs(20))
-                .expect("child reported nothing");
+            let first = rx.recv_timeout(Duration::from_secs(20)).expect("child reported nothing");
             reported = reported.max(first);
             let delay = Duration::from_millis(20 + rng.below(200));
             let start = Instant::now();

@@ -65,13 +65,8 @@ fn crash_at_every_operation() {
         let total_ops = probe.ops();
         assert!(full.1 > 100 && total_ops > 50, "{full:?} {total_ops}");
         for k in 0..total_ops {
-            for (m, mode) in [
-                CrashMode::DropUnflushed,
-                CrashMode::KeepPrefix,
-                CrashMode::RandomSectors,
-            ]
-            .into_iter()
-            .enumerate()
+            for (m, mode) in
+                [CrashMode::DropUnflushed, CrashMode::KeepPrefix, CrashMode::RandomSectors].into_iter().enumerate()
             {
                 let sim = SimulatedStorage::new();
                 sim.fail_at_op(k);
@@ -83,14 +78,8 @@ fn crash_at_every_operation() {
                 }
                 assert!(got.iter().enumerate().all(|(i, r)| r.0 == i as u64 + 1));
                 let last = got.last().map_or(0, |r| r.0);
-                assert!(
-                    last >= acked,
-                    "k={k} {mode:?}: acked {acked} but recovered only {last}"
-                );
-                assert!(
-                    last <= appended,
-                    "k={k} {mode:?}: recovered {last} > appended {appended}"
-                );
+                assert!(last >= acked, "k={k} {mode:?}: acked {acked} but recovered only {last}");
+                assert!(last <= appended, "k={k} {mode:?}: recovered {last} > appended {appended}");
             }
         }
     }
@@ -135,11 +124,7 @@ fn crash_during_recovery_is_idempotent() {
         drop(open(&probe).unwrap());
         let rec_ops = probe.ops();
         for k in 0..rec_ops {
-            for mode in [
-                CrashMode::DropUnflushed,
-                CrashMode::RandomSectors,
-                CrashMode::KeepPrefix,
-            ] {
+            for mode in [CrashMode::DropUnflushed, CrashMode::RandomSectors, CrashMode::KeepPrefix] {
                 let s = base.deep_clone();
                 s.fail_at_op(k);
                 let _ = open(&s);
@@ -166,10 +151,7 @@ fn sim_mid_log_rot_refused() {
     let name = "00000000000000000001.seg";
     let b = sim.file_bytes(name).unwrap();
     sim.corrupt(name, 32 + 5, &[b[37] ^ 1]);
-    assert!(matches!(
-        open(&sim),
-        Err(WalError::MidLogCorruption { lsn: 1, .. })
-    ));
+    assert!(matches!(open(&sim), Err(WalError::MidLogCorruption { lsn: 1, .. })));
 }
 
 #[derive(Debug, Clone)]

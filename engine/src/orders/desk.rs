@@ -64,11 +64,21 @@ impl Desk {
         }
     }
 
-    pub fn run(engine: &mut ShardedEngine, now_ms: TimeMs, command: Command, out: &mut Vec<Event>) -> Result<(), EngineError> {
+    pub fn run(
+        engine: &mut ShardedEngine,
+        now_ms: TimeMs,
+        command: Command,
+        out: &mut Vec<Event>,
+    ) -> Result<(), EngineError> {
         engine.apply(&Envelope { now_ms, command }, out)
     }
 
-    pub fn order_command(engine: &mut ShardedEngine, now_ms: TimeMs, command: OrderCommand, out: &mut Vec<Event>) -> Result<(), EngineError> {
+    pub fn order_command(
+        engine: &mut ShardedEngine,
+        now_ms: TimeMs,
+        command: OrderCommand,
+        out: &mut Vec<Event>,
+    ) -> Result<(), EngineError> {
         engine.apply(&Envelope { now_ms, command: Command::Order(command) }, out)
     }
 
@@ -88,7 +98,13 @@ impl Desk {
 
     /// Allocate an approved order (or the open rest of a partially allocated one) following the
     /// routing rules.
-    pub fn allocate(&mut self, engine: &mut ShardedEngine, now_ms: TimeMs, order: OrderId, out: &mut Vec<Event>) -> Result<Allocated, EngineError> {
+    pub fn allocate(
+        &mut self,
+        engine: &mut ShardedEngine,
+        now_ms: TimeMs,
+        order: OrderId,
+        out: &mut Vec<Event>,
+    ) -> Result<Allocated, EngineError> {
         let p = owner_of(order, engine.partition_count()) as usize;
         let book = engine.partitions()[p].orders();
         let o = book.order(order).ok_or(EngineError::UnknownOrder { order })?;
@@ -158,8 +174,16 @@ impl Desk {
         Ok(Allocated::Parked)
     }
 
-    fn park(&self, engine: &mut ShardedEngine, now_ms: TimeMs, order: OrderId, rule: &super::rules::RoutingRule, out: &mut Vec<Event>) -> Result<(), EngineError> {
-        let cancel_at_ms = (rule.on_unfillable == Unfillable::Cancel).then(|| now_ms.saturating_add(rule.cancel_after_ms));
+    fn park(
+        &self,
+        engine: &mut ShardedEngine,
+        now_ms: TimeMs,
+        order: OrderId,
+        rule: &super::rules::RoutingRule,
+        out: &mut Vec<Event>,
+    ) -> Result<(), EngineError> {
+        let cancel_at_ms =
+            (rule.on_unfillable == Unfillable::Cancel).then(|| now_ms.saturating_add(rule.cancel_after_ms));
         let p = owner_of(order, engine.partition_count()) as usize;
         // Keep an existing deadline: a retry does not push it back.
         let existing = engine.partitions()[p].orders().order(order).and_then(|o| o.parked_cancel_at_ms);
@@ -204,20 +228,24 @@ impl Desk {
         }
         let reservation = reservation.expect("a successful reserve answers Reserved");
         Desk::run(engine, now_ms, Command::Confirm { id: reservation }, out)?;
-        let record = OrderCommand::RecordAllocation { order, reservation, lines: lines.to_vec(), allocations, after_sale: None };
+        let record =
+            OrderCommand::RecordAllocation { order, reservation, lines: lines.to_vec(), allocations, after_sale: None };
         if let Err(e) = Desk::order_command(engine, now_ms, record, out) {
             Desk::run(engine, now_ms, Command::Release { id: reservation, cause: ReleaseCause::Cancel }, out)?;
             return Err(e);
         }
-        let shipments = out[mark..]
-            .iter()
-            .filter(|e| matches!(e, Event::Order(OrderEvent::ShipmentCreated { .. })))
-            .count();
+        let shipments =
+            out[mark..].iter().filter(|e| matches!(e, Event::Order(OrderEvent::ShipmentCreated { .. }))).count();
         Ok(Allocated::Full { reservation, shipments })
     }
 
     /// Allocate every approved order waiting for stock, oldest first, in every partition.
-    pub fn allocate_all(&mut self, engine: &mut ShardedEngine, now_ms: TimeMs, out: &mut Vec<Event>) -> Result<Vec<(OrderId, Allocated)>, EngineError> {
+    pub fn allocate_all(
+        &mut self,
+        engine: &mut ShardedEngine,
+        now_ms: TimeMs,
+        out: &mut Vec<Event>,
+    ) -> Result<Vec<(OrderId, Allocated)>, EngineError> {
         let waiting: Vec<OrderId> = engine.partitions().iter().flat_map(|p| p.orders().awaiting_allocation()).collect();
         let mut results = Vec::with_capacity(waiting.len());
         for order in waiting {
@@ -228,7 +256,12 @@ impl Desk {
     }
 
     /// Retry the unfillable queue (call when stock arrives), oldest first.
-    pub fn retry_parked(&mut self, engine: &mut ShardedEngine, now_ms: TimeMs, out: &mut Vec<Event>) -> Result<Vec<(OrderId, Allocated)>, EngineError> {
+    pub fn retry_parked(
+        &mut self,
+        engine: &mut ShardedEngine,
+        now_ms: TimeMs,
+        out: &mut Vec<Event>,
+    ) -> Result<Vec<(OrderId, Allocated)>, EngineError> {
         let parked: Vec<OrderId> = engine.partitions().iter().flat_map(|p| p.orders().parked()).collect();
         let mut results = Vec::with_capacity(parked.len());
         for order in parked {
@@ -272,7 +305,13 @@ impl Desk {
             })
             .expect("a successful reserve answers Reserved");
         Desk::run(engine, now_ms, Command::Confirm { id: reservation }, out)?;
-        let record = OrderCommand::RecordAllocation { order, reservation, lines: lines.to_vec(), allocations, after_sale: Some(after_sale) };
+        let record = OrderCommand::RecordAllocation {
+            order,
+            reservation,
+            lines: lines.to_vec(),
+            allocations,
+            after_sale: Some(after_sale),
+        };
         if let Err(e) = Desk::order_command(engine, now_ms, record, out) {
             Desk::run(engine, now_ms, Command::Release { id: reservation, cause: ReleaseCause::Cancel }, out)?;
             return Err(e);
@@ -298,7 +337,8 @@ impl Desk {
         let mut created = Vec::new();
         for p in 0..partitions {
             let wave = first * partitions + p;
-            let command = OrderCommand::CreateWave { wave, warehouse, carrier: carrier.clone(), max_shipments, cutoff_ms: None };
+            let command =
+                OrderCommand::CreateWave { wave, warehouse, carrier: carrier.clone(), max_shipments, cutoff_ms: None };
             match Desk::order_command(engine, now_ms, command, out) {
                 Ok(()) => created.push(wave),
                 Err(EngineError::NothingToWave { .. }) => {}
@@ -316,7 +356,9 @@ impl Desk {
 pub fn is_shortage(error: &EngineError) -> bool {
     matches!(
         error,
-        EngineError::InsufficientStock { .. } | EngineError::ChannelLimit { .. } | EngineError::InsufficientInWarehouse { .. }
+        EngineError::InsufficientStock { .. }
+            | EngineError::ChannelLimit { .. }
+            | EngineError::InsufficientInWarehouse { .. }
     )
 }
 

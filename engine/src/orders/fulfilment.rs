@@ -77,7 +77,12 @@ impl OrderBook {
             for item in &self.orders[&order].shipments[i].items {
                 match pick.iter_mut().find(|p| p.sku == item.sku) {
                     Some(p) => p.qty += item.qty,
-                    None => pick.push(PickItem { sku: item.sku, qty: item.qty, picked: 0, bin: self.bin(warehouse, item.sku) }),
+                    None => pick.push(PickItem {
+                        sku: item.sku,
+                        qty: item.qty,
+                        picked: 0,
+                        bin: self.bin(warehouse, item.sku),
+                    }),
                 }
             }
         }
@@ -102,12 +107,27 @@ impl OrderBook {
         out.push(Event::Order(OrderEvent::WaveCreated { wave, warehouse, shipments: shipments.clone(), at_ms: now }));
         self.waves.insert(
             wave,
-            Wave { id: wave, warehouse, carrier: carrier.map(str::to_owned), shipments, pick_list: pick, created_at_ms: now, picked: false },
+            Wave {
+                id: wave,
+                warehouse,
+                carrier: carrier.map(str::to_owned),
+                shipments,
+                pick_list: pick,
+                created_at_ms: now,
+                picked: false,
+            },
         );
         Ok(Outcome::Changed)
     }
 
-    pub(super) fn scan_pick(&mut self, now: TimeMs, wave: WaveId, sku: SkuId, qty: u32, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+    pub(super) fn scan_pick(
+        &mut self,
+        now: TimeMs,
+        wave: WaveId,
+        sku: SkuId,
+        qty: u32,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
         let w = self.waves.get(&wave).ok_or(EngineError::UnknownWave { wave })?;
         let item = w.pick_list.iter().position(|p| p.sku == sku).ok_or(EngineError::WrongSku { wave, sku })?;
         let remaining = w.pick_list[item].qty - w.pick_list[item].picked;
@@ -135,14 +155,20 @@ impl OrderBook {
     }
 
     /// Pack a waved shipment and issue its waybill number from the carrier's range.
-    pub(super) fn pack(&mut self, now: TimeMs, shipment: ShipmentId, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+    pub(super) fn pack(
+        &mut self,
+        now: TimeMs,
+        shipment: ShipmentId,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
         let (order, i) = self.locate(shipment)?;
         let s = &self.orders[&order].shipments[i];
         if !matches!(s.status, ShipmentStatus::Waved | ShipmentStatus::Picked) {
             return Err(illegal_shipment(s, "pack"));
         }
         let code = s.carrier.clone().ok_or(EngineError::NoCarrier { shipment })?;
-        let carrier = self.carriers.carriers.iter().find(|c| c.code == code).ok_or(EngineError::NoCarrier { shipment })?;
+        let carrier =
+            self.carriers.carriers.iter().find(|c| c.code == code).ok_or(EngineError::NoCarrier { shipment })?;
         let number = self.waybill_next.get(&code).copied().unwrap_or(carrier.range_start).max(carrier.range_start);
         if number > carrier.range_end {
             return Err(EngineError::WaybillRangeExhausted { carrier: code });
@@ -158,7 +184,12 @@ impl OrderBook {
         Ok(Outcome::Changed)
     }
 
-    pub(super) fn ship(&mut self, now: TimeMs, shipment: ShipmentId, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+    pub(super) fn ship(
+        &mut self,
+        now: TimeMs,
+        shipment: ShipmentId,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
         let (order, i) = self.locate(shipment)?;
         let s = &self.orders[&order].shipments[i];
         if s.status != ShipmentStatus::Packed {
@@ -189,7 +220,12 @@ impl OrderBook {
         Ok(Outcome::Changed)
     }
 
-    pub(super) fn deliver(&mut self, now: TimeMs, shipment: ShipmentId, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+    pub(super) fn deliver(
+        &mut self,
+        now: TimeMs,
+        shipment: ShipmentId,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
         let (order, i) = self.locate(shipment)?;
         let s = &self.orders[&order].shipments[i];
         if s.status != ShipmentStatus::Shipped {
@@ -211,7 +247,14 @@ impl OrderBook {
         Ok(Outcome::Changed)
     }
 
-    pub(super) fn track(&mut self, now: TimeMs, shipment: ShipmentId, code: &str, location: &str, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+    pub(super) fn track(
+        &mut self,
+        now: TimeMs,
+        shipment: ShipmentId,
+        code: &str,
+        location: &str,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
         let (order, i) = self.locate(shipment)?;
         let s = &self.orders[&order].shipments[i];
         if !matches!(s.status, ShipmentStatus::Shipped | ShipmentStatus::Delivered) {
@@ -253,7 +296,11 @@ impl OrderBook {
     ) -> Result<Outcome, EngineError> {
         let o = self.orders.get(&order).ok_or(EngineError::UnknownOrder { order })?;
         if !matches!(o.status, OrderStatus::Delivered | OrderStatus::Completed) {
-            return Err(EngineError::IllegalTransition { order, state: o.status.name(), action: "create after-sales request" });
+            return Err(EngineError::IllegalTransition {
+                order,
+                state: o.status.name(),
+                action: "create after-sales request",
+            });
         }
         if reason.len() > TEXT_LIMIT {
             return Err(EngineError::InvalidOrder { order, reason: "reason too long" });
@@ -325,16 +372,27 @@ impl OrderBook {
         out.push(Event::Order(OrderEvent::Refunded { order, after_sale, cents: request.refund_cents(), at_ms: now }));
     }
 
-    pub(super) fn receive_return(&mut self, now: TimeMs, after_sale: u64, damaged: bool, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+    pub(super) fn receive_return(
+        &mut self,
+        now: TimeMs,
+        after_sale: u64,
+        damaged: bool,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
         let order = parent_order(after_sale);
         let o = self.orders.get(&order).ok_or(EngineError::UnknownAfterSale { after_sale })?;
         let request = o.after_sale(after_sale).ok_or(EngineError::UnknownAfterSale { after_sale })?;
         if request.status != AfterSaleStatus::Requested || request.kind == AfterSaleKind::Refund {
-            return Err(EngineError::IllegalTransition { order, state: "after_sale_not_awaiting_goods", action: "receive" });
+            return Err(EngineError::IllegalTransition {
+                order,
+                state: "after_sale_not_awaiting_goods",
+                action: "receive",
+            });
         }
         // Goods go back to the warehouse that shipped them (the first delivered shipment holding
         // the SKU, else the first delivered shipment).
-        let delivered = || o.shipments.iter().filter(|s| s.status == ShipmentStatus::Delivered && s.after_sale.is_none());
+        let delivered =
+            || o.shipments.iter().filter(|s| s.status == ShipmentStatus::Delivered && s.after_sale.is_none());
         let mut effects = Vec::with_capacity(request.lines.len());
         for line in &request.lines {
             let warehouse = delivered()

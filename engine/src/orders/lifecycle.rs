@@ -5,7 +5,7 @@
 //! exactly as it was and emits nothing.
 
 use super::model::{Order, OrderId, OrderLine, OrderStatus, Shipment, ShipmentStatus, SHIPMENT_CHILD_LIMIT};
-use super::{pricing, OrderBook, OrderCommand, OrderEvent, NewOrder, ORDER_LINES_LIMIT, RECENT_LIMIT, TEXT_LIMIT};
+use super::{pricing, NewOrder, OrderBook, OrderCommand, OrderEvent, ORDER_LINES_LIMIT, RECENT_LIMIT, TEXT_LIMIT};
 use crate::command::Line;
 use crate::error::EngineError;
 use crate::event::{Allocation, Event};
@@ -32,7 +32,12 @@ fn check_text(order: OrderId, text: &str, what: &'static str) -> Result<(), Engi
 }
 
 impl OrderBook {
-    pub(crate) fn apply(&mut self, ctx: Ctx, command: &OrderCommand, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+    pub(crate) fn apply(
+        &mut self,
+        ctx: Ctx,
+        command: &OrderCommand,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
         if let Some(key) = command.routing_key() {
             let owner = super::owner_of(key, ctx.partitions);
             if owner != ctx.index {
@@ -74,7 +79,9 @@ impl OrderBook {
                     return Ok(Outcome::Unchanged);
                 }
                 self.bins.insert((*warehouse, *sku), *bin);
-                out.push(Event::Order(OrderEvent::RulesSet { what: format!("bin of SKU {sku} in warehouse {warehouse}") }));
+                out.push(Event::Order(OrderEvent::RulesSet {
+                    what: format!("bin of SKU {sku} in warehouse {warehouse}"),
+                }));
                 Ok(Outcome::Changed)
             }
             OrderCommand::Import(new) => self.import(now, new, out),
@@ -256,7 +263,12 @@ impl OrderBook {
             external_id: new.external_id.clone(),
             at_ms: now,
         }));
-        out.push(Event::Order(OrderEvent::StatusChanged { order: new.id, from: OrderStatus::Created, to: status, at_ms: now }));
+        out.push(Event::Order(OrderEvent::StatusChanged {
+            order: new.id,
+            from: OrderStatus::Created,
+            to: status,
+            at_ms: now,
+        }));
         if !holds.is_empty() {
             out.push(Event::Order(OrderEvent::Held { order: new.id, rules: holds, at_ms: now }));
         }
@@ -303,11 +315,18 @@ impl OrderBook {
         Ok(Outcome::Changed)
     }
 
-    pub(super) fn cancel(&mut self, now: TimeMs, id: OrderId, reason: &str, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+    pub(super) fn cancel(
+        &mut self,
+        now: TimeMs,
+        id: OrderId,
+        reason: &str,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
         use OrderStatus::*;
         let order = self.order_ref(id)?;
         check_text(id, reason, "reason too long")?;
-        let left = order.shipments.iter().any(|s| matches!(s.status, ShipmentStatus::Shipped | ShipmentStatus::Delivered));
+        let left =
+            order.shipments.iter().any(|s| matches!(s.status, ShipmentStatus::Shipped | ShipmentStatus::Delivered));
         if !matches!(order.status, Created | OnHold | Approved | Allocated | Picking | Packed) || left {
             return Err(illegal(order, "cancel"));
         }
@@ -315,12 +334,8 @@ impl OrderBook {
             // A follower ships with its leader: split the group first.
             return Err(EngineError::IllegalTransition { order: id, state: "merged", action: "cancel" });
         }
-        let mut reservations: Vec<ReservationId> = order
-            .shipments
-            .iter()
-            .filter(|s| s.status != ShipmentStatus::Cancelled)
-            .map(|s| s.reservation)
-            .collect();
+        let mut reservations: Vec<ReservationId> =
+            order.shipments.iter().filter(|s| s.status != ShipmentStatus::Cancelled).map(|s| s.reservation).collect();
         reservations.sort_unstable();
         reservations.dedup();
         let members = self.group(order);
@@ -418,7 +433,11 @@ impl OrderBook {
                     && request.status == super::AfterSaleStatus::Received
                     && request.replacement.is_none();
                 if !ready {
-                    return Err(EngineError::IllegalTransition { order: id, state: "after_sale_not_awaiting_replacement", action: "allocate" });
+                    return Err(EngineError::IllegalTransition {
+                        order: id,
+                        state: "after_sale_not_awaiting_replacement",
+                        action: "allocate",
+                    });
                 }
             }
         }
@@ -481,11 +500,20 @@ impl OrderBook {
             });
             self.ready.insert((warehouse, shipment));
             created.push(shipment);
-            out.push(Event::Order(OrderEvent::ShipmentCreated { order: id, shipment, warehouse, reservation, carrier, at_ms: now }));
+            out.push(Event::Order(OrderEvent::ShipmentCreated {
+                order: id,
+                shipment,
+                warehouse,
+                reservation,
+                carrier,
+                at_ms: now,
+            }));
         }
         match after_sale {
             Some(a) => {
-                if let Some(request) = self.orders.get_mut(&id).and_then(|o| o.after_sales.iter_mut().find(|r| r.id == a)) {
+                if let Some(request) =
+                    self.orders.get_mut(&id).and_then(|o| o.after_sales.iter_mut().find(|r| r.id == a))
+                {
                     request.replacement = created.first().copied();
                 }
             }
@@ -504,10 +532,19 @@ impl OrderBook {
         Ok(Outcome::Changed)
     }
 
-    fn park(&mut self, now: TimeMs, id: OrderId, cancel_at_ms: Option<TimeMs>, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+    fn park(
+        &mut self,
+        now: TimeMs,
+        id: OrderId,
+        cancel_at_ms: Option<TimeMs>,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
         let order = self.order_ref(id)?;
         let open = !self.group_fully_allocated(order);
-        if !matches!(order.status, OrderStatus::Approved | OrderStatus::Allocated) || !open || order.merged_into.is_some() {
+        if !matches!(order.status, OrderStatus::Approved | OrderStatus::Allocated)
+            || !open
+            || order.merged_into.is_some()
+        {
             return Err(illegal(order, "park"));
         }
         if order.parked_since_ms.is_some() && order.parked_cancel_at_ms == cancel_at_ms {
@@ -534,12 +571,18 @@ impl OrderBook {
         }
         let window = self.routing.merge_window_ms;
         if window == 0 {
-            return Err(EngineError::InvalidOrder { order: primary, reason: "merging is disabled (routing.merge_window_ms = 0)" });
+            return Err(EngineError::InvalidOrder {
+                order: primary,
+                reason: "merging is disabled (routing.merge_window_ms = 0)",
+            });
         }
         let lead = self.order_ref(primary)?;
         let key = lead.merge_key();
         let mergeable = |o: &Order| {
-            o.status == OrderStatus::Approved && o.shipments.is_empty() && o.merged_into.is_none() && o.parked_since_ms.is_none()
+            o.status == OrderStatus::Approved
+                && o.shipments.is_empty()
+                && o.merged_into.is_none()
+                && o.parked_since_ms.is_none()
         };
         if !mergeable(lead) {
             return Err(illegal(lead, "merge"));
@@ -563,7 +606,9 @@ impl OrderBook {
             }
             lines += o.lines.len();
         }
-        if lines + lead.merged.iter().filter_map(|m| self.orders.get(m)).map(|o| o.lines.len()).sum::<usize>() > ORDER_LINES_LIMIT {
+        if lines + lead.merged.iter().filter_map(|m| self.orders.get(m)).map(|o| o.lines.len()).sum::<usize>()
+            > ORDER_LINES_LIMIT
+        {
             return Err(EngineError::TooManyLines { lines, limit: ORDER_LINES_LIMIT });
         }
         for &f in followers {
@@ -624,7 +669,8 @@ impl OrderBook {
             self.watch.remove(&(at, shipment, bit));
             changed = true;
             let order = super::model::parent_order(shipment);
-            let Some(s) = self.orders.get_mut(&order).and_then(|o| o.shipments.iter_mut().find(|s| s.id == shipment)) else {
+            let Some(s) = self.orders.get_mut(&order).and_then(|o| o.shipments.iter_mut().find(|s| s.id == shipment))
+            else {
                 continue;
             };
             if s.status != ShipmentStatus::Shipped || s.alerts & bit != 0 {
@@ -651,9 +697,18 @@ fn validate_new(new: &NewOrder) -> Result<(), EngineError> {
     if new.external_id.is_empty() || new.external_id.len() > 128 {
         return Err(EngineError::InvalidOrder { order: id, reason: "external id must be 1..=128 bytes" });
     }
-    for text in [&new.shop, &new.buyer, &new.remark, &new.address.name, &new.address.phone, &new.address.province,
-        &new.address.city, &new.address.district, &new.address.detail, &new.address.zip]
-    {
+    for text in [
+        &new.shop,
+        &new.buyer,
+        &new.remark,
+        &new.address.name,
+        &new.address.phone,
+        &new.address.province,
+        &new.address.city,
+        &new.address.district,
+        &new.address.detail,
+        &new.address.zip,
+    ] {
         check_text(id, text, "a text field exceeds 1024 bytes")?;
     }
     let mut list_total: i64 = 0;

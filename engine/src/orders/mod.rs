@@ -28,7 +28,7 @@ use crate::event::{Allocation, Event};
 use crate::ids::{ReservationId, SkuId, TimeMs, WarehouseId};
 
 pub use model::{
-    AfterSale, AfterSaleId, AfterSaleKind, AfterSaleStatus, Address, Bin, NewOrder, NewOrderLine, Order, OrderId,
+    Address, AfterSale, AfterSaleId, AfterSaleKind, AfterSaleStatus, Bin, NewOrder, NewOrderLine, Order, OrderId,
     OrderLine, OrderStatus, SalesChannel, Shipment, ShipmentId, ShipmentStatus, Wave, WaveId,
 };
 pub use rules::{AuditRules, CarrierRules, RoutingRules, RulesFile};
@@ -52,17 +52,35 @@ pub enum OrderCommand {
     SetRoutingRules(RoutingRules),
     SetCarrierRules(CarrierRules),
     /// Weight of a SKU, for carrier choice (every partition).
-    SetSkuProfile { sku: SkuId, weight_g: u32 },
+    SetSkuProfile {
+        sku: SkuId,
+        weight_g: u32,
+    },
     /// Where a SKU lies in a warehouse, for pick lists (every partition).
-    SetBinLocation { warehouse: WarehouseId, sku: SkuId, bin: Bin },
+    SetBinLocation {
+        warehouse: WarehouseId,
+        sku: SkuId,
+        bin: Bin,
+    },
     /// Create an order and audit it: it ends `on_hold` (with the rule names) or `approved`.
     /// Importing the same channel order again changes nothing.
     Import(NewOrder),
-    Approve { order: OrderId },
-    Hold { order: OrderId, reason: String },
-    Reject { order: OrderId, reason: String },
+    Approve {
+        order: OrderId,
+    },
+    Hold {
+        order: OrderId,
+        reason: String,
+    },
+    Reject {
+        order: OrderId,
+        reason: String,
+    },
     /// Cancel before the first shipment leaves; its reservations are released.
-    Cancel { order: OrderId, reason: String },
+    Cancel {
+        order: OrderId,
+        reason: String,
+    },
     /// Stock was reserved (and confirmed) for `lines` of the order; `allocations` say where, one
     /// shipment per warehouse. `after_sale` marks the replacement of an exchange.
     RecordAllocation {
@@ -73,23 +91,60 @@ pub enum OrderCommand {
         after_sale: Option<AfterSaleId>,
     },
     /// Not enough stock: wait in the unfillable queue (cancelled at `cancel_at_ms` if set).
-    Park { order: OrderId, cancel_at_ms: Option<TimeMs> },
+    Park {
+        order: OrderId,
+        cancel_at_ms: Option<TimeMs>,
+    },
     /// Ship several orders of one buyer, shop and address together; the first one leads.
-    Merge { orders: Vec<OrderId> },
+    Merge {
+        orders: Vec<OrderId>,
+    },
     /// Undo a merge before allocation.
-    Split { order: OrderId },
+    Split {
+        order: OrderId,
+    },
     /// Group allocated shipments of a warehouse into a pick wave.
-    CreateWave { wave: WaveId, warehouse: WarehouseId, carrier: Option<String>, max_shipments: u32, cutoff_ms: Option<TimeMs> },
+    CreateWave {
+        wave: WaveId,
+        warehouse: WarehouseId,
+        carrier: Option<String>,
+        max_shipments: u32,
+        cutoff_ms: Option<TimeMs>,
+    },
     /// A picker scanned `qty` units of `sku` for a wave; a SKU not on the list is refused.
-    ScanPick { wave: WaveId, sku: SkuId, qty: u32 },
-    Pack { shipment: ShipmentId },
-    Ship { shipment: ShipmentId },
-    Deliver { shipment: ShipmentId },
-    Track { shipment: ShipmentId, code: String, location: String },
-    Complete { order: OrderId },
-    CreateAfterSale { order: OrderId, kind: AfterSaleKind, lines: Vec<Line>, reason: String },
+    ScanPick {
+        wave: WaveId,
+        sku: SkuId,
+        qty: u32,
+    },
+    Pack {
+        shipment: ShipmentId,
+    },
+    Ship {
+        shipment: ShipmentId,
+    },
+    Deliver {
+        shipment: ShipmentId,
+    },
+    Track {
+        shipment: ShipmentId,
+        code: String,
+        location: String,
+    },
+    Complete {
+        order: OrderId,
+    },
+    CreateAfterSale {
+        order: OrderId,
+        kind: AfterSaleKind,
+        lines: Vec<Line>,
+        reason: String,
+    },
     /// The goods of a return or exchange came back.
-    ReceiveReturn { after_sale: AfterSaleId, damaged: bool },
+    ReceiveReturn {
+        after_sale: AfterSaleId,
+        damaged: bool,
+    },
 }
 
 impl OrderCommand {
@@ -172,7 +227,9 @@ pub fn order_id_for(channel: SalesChannel, external_id: &str) -> OrderId {
     (crate::ids::idempotency_hash(&key) & ((1 << 47) - 1)).max(1)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// Shipped, and no tracking progress for `no_progress_ms`.
@@ -185,13 +242,41 @@ pub enum AlertKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[serde(tag = "order_event", rename_all = "snake_case")]
 pub enum OrderEvent {
-    RulesSet { what: String },
-    Imported { order: OrderId, channel: SalesChannel, external_id: String, at_ms: TimeMs },
-    StatusChanged { order: OrderId, from: OrderStatus, to: OrderStatus, at_ms: TimeMs },
-    Held { order: OrderId, rules: Vec<String>, at_ms: TimeMs },
-    Parked { order: OrderId, cancel_at_ms: Option<TimeMs>, at_ms: TimeMs },
-    Merged { primary: OrderId, followers: Vec<OrderId>, at_ms: TimeMs },
-    Split { primary: OrderId, followers: Vec<OrderId>, at_ms: TimeMs },
+    RulesSet {
+        what: String,
+    },
+    Imported {
+        order: OrderId,
+        channel: SalesChannel,
+        external_id: String,
+        at_ms: TimeMs,
+    },
+    StatusChanged {
+        order: OrderId,
+        from: OrderStatus,
+        to: OrderStatus,
+        at_ms: TimeMs,
+    },
+    Held {
+        order: OrderId,
+        rules: Vec<String>,
+        at_ms: TimeMs,
+    },
+    Parked {
+        order: OrderId,
+        cancel_at_ms: Option<TimeMs>,
+        at_ms: TimeMs,
+    },
+    Merged {
+        primary: OrderId,
+        followers: Vec<OrderId>,
+        at_ms: TimeMs,
+    },
+    Split {
+        primary: OrderId,
+        followers: Vec<OrderId>,
+        at_ms: TimeMs,
+    },
     ShipmentCreated {
         order: OrderId,
         shipment: ShipmentId,
@@ -200,24 +285,82 @@ pub enum OrderEvent {
         carrier: Option<String>,
         at_ms: TimeMs,
     },
-    ShipmentStatusChanged { shipment: ShipmentId, from: ShipmentStatus, to: ShipmentStatus, at_ms: TimeMs },
-    WaybillIssued { shipment: ShipmentId, carrier: String, waybill: String },
-    WaveCreated { wave: WaveId, warehouse: WarehouseId, shipments: Vec<ShipmentId>, at_ms: TimeMs },
-    Picked { wave: WaveId, sku: SkuId, qty: u32, at_ms: TimeMs },
-    Tracked { shipment: ShipmentId, code: String, at_ms: TimeMs },
-    Alert { shipment: ShipmentId, kind: AlertKind, at_ms: TimeMs },
-    AfterSaleCreated { order: OrderId, after_sale: AfterSaleId, kind: AfterSaleKind, refund_cents: i64, at_ms: TimeMs },
-    AfterSaleReceived { after_sale: AfterSaleId, damaged: bool, at_ms: TimeMs },
-    Refunded { order: OrderId, after_sale: AfterSaleId, cents: i64, at_ms: TimeMs },
+    ShipmentStatusChanged {
+        shipment: ShipmentId,
+        from: ShipmentStatus,
+        to: ShipmentStatus,
+        at_ms: TimeMs,
+    },
+    WaybillIssued {
+        shipment: ShipmentId,
+        carrier: String,
+        waybill: String,
+    },
+    WaveCreated {
+        wave: WaveId,
+        warehouse: WarehouseId,
+        shipments: Vec<ShipmentId>,
+        at_ms: TimeMs,
+    },
+    Picked {
+        wave: WaveId,
+        sku: SkuId,
+        qty: u32,
+        at_ms: TimeMs,
+    },
+    Tracked {
+        shipment: ShipmentId,
+        code: String,
+        at_ms: TimeMs,
+    },
+    Alert {
+        shipment: ShipmentId,
+        kind: AlertKind,
+        at_ms: TimeMs,
+    },
+    AfterSaleCreated {
+        order: OrderId,
+        after_sale: AfterSaleId,
+        kind: AfterSaleKind,
+        refund_cents: i64,
+        at_ms: TimeMs,
+    },
+    AfterSaleReceived {
+        after_sale: AfterSaleId,
+        damaged: bool,
+        at_ms: TimeMs,
+    },
+    Refunded {
+        order: OrderId,
+        after_sale: AfterSaleId,
+        cents: i64,
+        at_ms: TimeMs,
+    },
     /// Effect: release this reservation in the stock partitions (the order was cancelled).
-    ReleaseStock { order: OrderId, reservation: ReservationId },
+    ReleaseStock {
+        order: OrderId,
+        reservation: ReservationId,
+    },
     /// Effect: every shipment of this reservation left; ship it in the stock partitions.
-    ShipStock { order: OrderId, reservation: ReservationId },
+    ShipStock {
+        order: OrderId,
+        reservation: ReservationId,
+    },
     /// Effect: units came back; `ReturnToStock` in the SKU's partition (kits: their components).
-    ReturnStock { order: OrderId, sku: SkuId, warehouse: WarehouseId, qty: u32, damaged: bool },
+    ReturnStock {
+        order: OrderId,
+        sku: SkuId,
+        warehouse: WarehouseId,
+        qty: u32,
+        damaged: bool,
+    },
     /// Effect: an exchange needs its replacement allocated (the coordinator reserves it and
     /// answers with `RecordAllocation { after_sale: Some(..) }`).
-    ReplacementNeeded { order: OrderId, after_sale: AfterSaleId, lines: Vec<Line> },
+    ReplacementNeeded {
+        order: OrderId,
+        after_sale: AfterSaleId,
+        lines: Vec<Line>,
+    },
 }
 
 /// The stock commands that carry out the effect events of an order command, in order. Kit SKUs in
@@ -241,7 +384,12 @@ pub fn stock_commands<'a>(
                     qty: c.qty * qty,
                     damaged: *damaged,
                 })),
-                None => commands.push(Command::ReturnToStock { sku: *sku, warehouse: *warehouse, qty: *qty, damaged: *damaged }),
+                None => commands.push(Command::ReturnToStock {
+                    sku: *sku,
+                    warehouse: *warehouse,
+                    qty: *qty,
+                    damaged: *damaged,
+                }),
             },
             _ => {}
         }

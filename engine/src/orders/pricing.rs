@@ -12,7 +12,13 @@ pub fn allocate_pro_rata(total: i64, weights: &[i64]) -> Vec<i64> {
         return Vec::new();
     }
     let even = weights.iter().all(|w| *w == 0);
-    let weight = |w: i64| -> i128 { if even { 1 } else { i128::from(w) } };
+    let weight = |w: i64| -> i128 {
+        if even {
+            1
+        } else {
+            i128::from(w)
+        }
+    };
     let sum: i128 = weights.iter().map(|w| weight(*w)).sum();
     let total = i128::from(total);
     let mut shares = Vec::with_capacity(weights.len());

@@ -15,7 +15,9 @@ pub const RULES_LIMIT: usize = 256;
 /// Values (blacklist entries, keywords, regions, SKUs) per rule.
 pub const VALUES_LIMIT: usize = 4_096;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditKind {
     /// Paid amount (shipping included) above `cents`.
@@ -49,7 +51,9 @@ pub struct AuditRule {
     pub window_ms: u64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[serde(deny_unknown_fields)]
 pub struct AuditRules {
     #[serde(default, rename = "rule")]
@@ -100,7 +104,9 @@ impl AuditRules {
         for r in &self.rules {
             check_values(&r.values, &r.name)?;
             match r.kind {
-                AuditKind::AmountAbove if r.cents <= 0 => return Err(format!("audit rule {}: cents must be > 0", r.name)),
+                AuditKind::AmountAbove if r.cents <= 0 => {
+                    return Err(format!("audit rule {}: cents must be > 0", r.name))
+                }
                 AuditKind::BuyerVelocity if r.max_orders == 0 || r.window_ms == 0 => {
                     return Err(format!("audit rule {}: max_orders and window_ms must be > 0", r.name))
                 }
@@ -120,7 +126,19 @@ impl AuditRules {
 }
 
 /// What to do when a rule cannot fill an order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Unfillable {
     /// Try the next matching rule.
@@ -174,7 +192,9 @@ impl RoutingRule {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[serde(deny_unknown_fields)]
 pub struct RoutingRules {
     #[serde(default, rename = "rule")]
@@ -246,7 +266,9 @@ impl Carrier {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 #[serde(deny_unknown_fields)]
 pub struct CarrierRules {
     #[serde(default, rename = "carrier")]

@@ -18,14 +18,7 @@ impl Partition {
         out: &mut Vec<Event>,
     ) -> Result<Outcome, EngineError> {
         let state = self.stocked_sku(spec.sku, "run a flash sale")?;
-        validate_window(
-            spec.id,
-            spec.pool_qty,
-            spec.per_customer_limit,
-            spec.starts_at_ms,
-            spec.ends_at_ms,
-            now,
-        )?;
+        validate_window(spec.id, spec.pool_qty, spec.per_customer_limit, spec.starts_at_ms, spec.ends_at_ms, now)?;
         if self.campaigns.contains_key(&spec.id) {
             return Err(EngineError::DuplicateCampaign { campaign: spec.id });
         }
@@ -41,13 +34,7 @@ impl Partition {
             .cells
             .iter()
             .filter(|(_, c)| c.available() > 0)
-            .map(|(w, c)| {
-                (
-                    std::cmp::Reverse(c.available()),
-                    self.warehouse_priority(*w),
-                    *w,
-                )
-            })
+            .map(|(w, c)| (std::cmp::Reverse(c.available()), self.warehouse_priority(*w), *w))
             .collect();
         cells.sort_unstable();
         let mut needed = u64::from(spec.pool_qty);
@@ -62,37 +49,18 @@ impl Partition {
         }
         for &(warehouse, qty) in &pool {
             self.sku_mut(spec.sku).cell_mut(warehouse).pooled += qty;
-            self.move_stock(
-                spec.sku,
-                warehouse,
-                MovementKind::PooledForCampaign,
-                qty,
-                u64::from(spec.id.0),
-                out,
-            );
+            self.move_stock(spec.sku, warehouse, MovementKind::PooledForCampaign, qty, u64::from(spec.id.0), out);
         }
-        self.campaigns
-            .insert(spec.id, Campaign::flash_sale(spec, pool));
+        self.campaigns.insert(spec.id, Campaign::flash_sale(spec, pool));
         out.push(Event::CampaignCreated { id: spec.id });
         self.after_sku_change(spec.sku, out);
         Ok(Outcome::Changed)
     }
 
-    pub(super) fn create_presale(
-        &mut self,
-        spec: &PresaleSpec,
-        out: &mut Vec<Event>,
-    ) -> Result<Outcome, EngineError> {
+    pub(super) fn create_presale(&mut self, spec: &PresaleSpec, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
         let state = self.stocked_sku(spec.sku, "run a presale")?;
         // A quota of 0 means "sell exactly what purchase orders bring".
-        validate_window(
-            spec.id,
-            1,
-            spec.per_customer_limit,
-            spec.starts_at_ms,
-            spec.ends_at_ms,
-            0,
-        )?;
+        validate_window(spec.id, 1, spec.per_customer_limit, spec.starts_at_ms, spec.ends_at_ms, 0)?;
         if spec.balance_window_ms == 0 {
             return Err(EngineError::InvalidCampaign {
                 campaign: spec.id,
@@ -103,10 +71,7 @@ impl Partition {
             return Err(EngineError::DuplicateCampaign { campaign: spec.id });
         }
         if state.presale.is_some() {
-            return Err(EngineError::InvalidCampaign {
-                campaign: spec.id,
-                reason: "the SKU already has a presale",
-            });
+            return Err(EngineError::InvalidCampaign { campaign: spec.id, reason: "the SKU already has a presale" });
         }
         self.sku_mut(spec.sku).presale = Some(spec.id);
         self.campaigns.insert(spec.id, Campaign::presale(spec));
@@ -124,27 +89,13 @@ impl Partition {
         let Some(campaign_id) = req.campaign else {
             return Err(EngineError::NoLines);
         };
-        let campaign = self
-            .campaigns
-            .get(&campaign_id)
-            .ok_or(EngineError::UnknownCampaign {
-                campaign: campaign_id,
-            })?;
-        let CampaignKind::Presale {
-            quota,
-            sold,
-            balance_window_ms,
-        } = campaign.kind
-        else {
-            return Err(EngineError::UnknownCampaign {
-                campaign: campaign_id,
-            });
+        let campaign =
+            self.campaigns.get(&campaign_id).ok_or(EngineError::UnknownCampaign { campaign: campaign_id })?;
+        let CampaignKind::Presale { quota, sold, balance_window_ms } = campaign.kind else {
+            return Err(EngineError::UnknownCampaign { campaign: campaign_id });
         };
         let [line] = req.lines.as_slice() else {
-            return Err(EngineError::TooManyLines {
-                lines: req.lines.len(),
-                limit: 1,
-            });
+            return Err(EngineError::TooManyLines { lines: req.lines.len(), limit: 1 });
         };
         if line.sku != campaign.sku {
             return Err(EngineError::CampaignSkuMismatch {
@@ -178,9 +129,7 @@ impl Partition {
             state.incoming_total().saturating_sub(promised)
         };
         if capacity == 0 {
-            return Err(EngineError::SoldOut {
-                campaign: campaign_id,
-            });
+            return Err(EngineError::SoldOut { campaign: campaign_id });
         }
         if capacity < u64::from(line.qty) {
             return Err(EngineError::InsufficientStock {
@@ -200,9 +149,7 @@ impl Partition {
             }
         }
         let expires_at_ms = now.saturating_add(balance_window_ms);
-        self.sku_mut(line.sku)
-            .presale_queue
-            .push_back((req.id, line.qty));
+        self.sku_mut(line.sku).presale_queue.push_back((req.id, line.qty));
         self.book.insert(Reservation {
             id: req.id,
             customer: req.customer,
@@ -213,20 +160,11 @@ impl Partition {
             expires_at_ms,
             idempotency_key: req.idempotency_key,
             allocations: Allocations::None,
-            presale: Some(Box::new(PresaleHold {
-                qty: line.qty,
-                outstanding: line.qty,
-                promise_ms: None,
-            })),
+            presale: Some(Box::new(PresaleHold { qty: line.qty, outstanding: line.qty, promise_ms: None })),
         });
         self.book.counters.accepted += 1;
         self.recompute_promises(line.sku, Some(req.id), out);
-        let promise_ms = self
-            .book
-            .live
-            .get(&req.id)
-            .and_then(|r| r.presale.as_ref())
-            .and_then(|p| p.promise_ms);
+        let promise_ms = self.book.live.get(&req.id).and_then(|r| r.presale.as_ref()).and_then(|p| p.promise_ms);
         out.push(Event::Reserved {
             id: req.id,
             allocations: Allocations::None,
@@ -249,23 +187,15 @@ impl Partition {
         match reservation.state {
             HoldState::BalancePaid => Ok(Outcome::Unchanged),
             HoldState::DepositHeld if reservation.expires_at_ms <= now => {
-                Err(EngineError::ReservationExpired {
-                    id,
-                    expired_at_ms: reservation.expires_at_ms,
-                })
+                Err(EngineError::ReservationExpired { id, expired_at_ms: reservation.expires_at_ms })
             }
             HoldState::DepositHeld => {
-                self.book
-                    .set_state(id, HoldState::BalancePaid, reservation.expires_at_ms);
+                self.book.set_state(id, HoldState::BalancePaid, reservation.expires_at_ms);
                 self.book.counters.confirmed += 1;
                 out.push(Event::BalancePaid { id });
                 Ok(Outcome::Changed)
             }
-            state => Err(EngineError::InvalidReservationState {
-                id,
-                state: state.name(),
-                action: "pay the balance",
-            }),
+            state => Err(EngineError::InvalidReservationState { id, state: state.name(), action: "pay the balance" }),
         }
     }
 
@@ -274,10 +204,7 @@ impl Partition {
         let Some(presale) = &reservation.presale else {
             return;
         };
-        let Some(campaign) = reservation
-            .campaign
-            .and_then(|c| self.campaigns.get_mut(&c))
-        else {
+        let Some(campaign) = reservation.campaign.and_then(|c| self.campaigns.get_mut(&c)) else {
             return;
         };
         let was_sold_out = campaign.remaining() == 0;
@@ -285,10 +212,7 @@ impl Partition {
             *sold -= u64::from(presale.qty);
         }
         if was_sold_out && campaign.remaining() > 0 {
-            out.push(Event::CampaignRestocked {
-                id: campaign.id,
-                remaining: campaign.remaining(),
-            });
+            out.push(Event::CampaignRestocked { id: campaign.id, remaining: campaign.remaining() });
         }
         let sku = campaign.sku;
         let queue = &mut self.sku_mut(sku).presale_queue;
@@ -297,12 +221,7 @@ impl Partition {
     }
 
     /// Promise dates follow arrival order over purchase orders sorted by ETA.
-    fn recompute_promises(
-        &mut self,
-        sku: SkuId,
-        fresh: Option<crate::ids::ReservationId>,
-        out: &mut Vec<Event>,
-    ) {
+    fn recompute_promises(&mut self, sku: SkuId, fresh: Option<crate::ids::ReservationId>, out: &mut Vec<Event>) {
         let slot = crate::ids::local_index(sku, self.partitions);
         let Some(Some(state)) = self.skus.get(slot) else {
             return;
@@ -334,10 +253,7 @@ impl Partition {
             if hold.promise_ms != promise {
                 hold.promise_ms = promise;
                 if fresh != Some(id) {
-                    out.push(Event::PromiseChanged {
-                        id,
-                        promise_ms: promise,
-                    });
+                    out.push(Event::PromiseChanged { id, promise_ms: promise });
                 }
             }
         }
@@ -357,9 +273,7 @@ impl Partition {
         if qty == 0 {
             return Err(EngineError::ZeroQuantity { line: 0 });
         }
-        if state.incoming.len() >= self.limits.max_lines.max(256)
-            && !state.incoming.iter().any(|i| i.po == po)
-        {
+        if state.incoming.len() >= self.limits.max_lines.max(256) && !state.incoming.iter().any(|i| i.po == po) {
             return Err(EngineError::TooManyLines {
                 lines: state.incoming.len() + 1,
                 limit: self.limits.max_lines.max(256),
@@ -367,19 +281,9 @@ impl Partition {
         }
         let incoming = &mut self.sku_mut(sku).incoming;
         incoming.retain(|i| i.po != po);
-        incoming.push(Incoming {
-            po,
-            warehouse,
-            qty,
-            eta_ms,
-        });
+        incoming.push(Incoming { po, warehouse, qty, eta_ms });
         incoming.sort_unstable_by_key(|i| (i.eta_ms, i.po));
-        out.push(Event::IncomingExpected {
-            po,
-            sku,
-            qty,
-            eta_ms,
-        });
+        out.push(Event::IncomingExpected { po, sku, qty, eta_ms });
         self.recompute_promises(sku, None, out);
         Ok(Outcome::Changed)
     }
@@ -403,12 +307,7 @@ impl Partition {
             i.eta_ms = eta_ms;
         }
         incoming.sort_unstable_by_key(|i| (i.eta_ms, i.po));
-        out.push(Event::IncomingExpected {
-            po,
-            sku,
-            qty: existing.qty,
-            eta_ms,
-        });
+        out.push(Event::IncomingExpected { po, sku, qty: existing.qty, eta_ms });
         self.recompute_promises(sku, None, out);
         Ok(Outcome::Changed)
     }
@@ -431,14 +330,7 @@ impl Partition {
         state.incoming.retain(|i| i.po != po);
         if qty > 0 {
             state.cell_mut(warehouse).on_hand += u64::from(qty);
-            self.move_stock(
-                sku,
-                warehouse,
-                MovementKind::Received,
-                u64::from(qty),
-                po.0,
-                out,
-            );
+            self.move_stock(sku, warehouse, MovementKind::Received, u64::from(qty), po.0, out);
         }
         let mut left = u64::from(qty);
         while left > 0 {
@@ -455,23 +347,12 @@ impl Partition {
             state.cell_mut(warehouse).reserved += u64::from(take);
             left -= u64::from(take);
             if let Some(r) = self.book.live.get_mut(&id) {
-                r.allocations.push(Allocation {
-                    sku,
-                    warehouse,
-                    qty: take,
-                });
+                r.allocations.push(Allocation { sku, warehouse, qty: take });
                 if let Some(hold) = r.presale.as_mut() {
                     hold.outstanding -= take;
                 }
             }
-            self.move_stock(
-                sku,
-                warehouse,
-                MovementKind::Reserved,
-                u64::from(take),
-                id.0,
-                out,
-            );
+            self.move_stock(sku, warehouse, MovementKind::Reserved, u64::from(take), id.0, out);
         }
         self.recompute_promises(sku, None, out);
         self.after_sku_change(sku, out);
@@ -480,12 +361,7 @@ impl Partition {
 
     /// Close every campaign whose window has ended; unsold flash-sale units return to stock.
     pub(super) fn close_due_campaigns(&mut self, now: TimeMs, out: &mut Vec<Event>) -> bool {
-        let due: Vec<_> = self
-            .campaigns
-            .values()
-            .filter(|c| !c.closed && c.ends_at_ms <= now)
-            .map(|c| c.id)
-            .collect();
+        let due: Vec<_> = self.campaigns.values().filter(|c| !c.closed && c.ends_at_ms <= now).map(|c| c.id).collect();
         for id in &due {
             let Some(campaign) = self.campaigns.get_mut(id) else {
                 continue;
@@ -504,14 +380,7 @@ impl Partition {
             let mut returned = 0;
             for (warehouse, qty) in returned_units {
                 self.sku_mut(sku).cell_mut(warehouse).pooled -= qty;
-                self.move_stock(
-                    sku,
-                    warehouse,
-                    MovementKind::UnpooledFromCampaign,
-                    qty,
-                    u64::from(id.0),
-                    out,
-                );
+                self.move_stock(sku, warehouse, MovementKind::UnpooledFromCampaign, qty, u64::from(id.0), out);
                 returned += qty;
             }
             out.push(Event::CampaignClosed { id: *id, returned });
@@ -531,16 +400,10 @@ fn validate_window(
     now: TimeMs,
 ) -> Result<(), EngineError> {
     if qty == 0 {
-        return Err(EngineError::InvalidCampaign {
-            campaign,
-            reason: "the pool must hold at least one unit",
-        });
+        return Err(EngineError::InvalidCampaign { campaign, reason: "the pool must hold at least one unit" });
     }
     if per_customer_limit == 0 {
-        return Err(EngineError::InvalidCampaign {
-            campaign,
-            reason: "the per-customer limit must be positive",
-        });
+        return Err(EngineError::InvalidCampaign { campaign, reason: "the per-customer limit must be positive" });
     }
     if ends_at_ms <= starts_at_ms || ends_at_ms <= now {
         return Err(EngineError::InvalidCampaign {

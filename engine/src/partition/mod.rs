@@ -20,10 +20,7 @@ use crate::ids::{local_index, partition_of, SkuId, TimeMs, WarehouseId};
 use crate::ledger::Ledger;
 use crate::reservation::ReservationBook;
 
-pub use query::{
-    CampaignView, ConsistencyReport, PartitionImage, ReservationView, SkuStockView,
-    WarehouseStockView,
-};
+pub use query::{CampaignView, ConsistencyReport, PartitionImage, ReservationView, SkuStockView, WarehouseStockView};
 pub use stock_ops::validate_kit;
 
 /// Bounds on what one command may ask for and on what a partition remembers.
@@ -41,12 +38,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_lines: 64,
-            max_ttl_ms: 7 * 24 * 3_600_000,
-            ended_retention: 262_144,
-            ledger_fold_limit: 1 << 16,
-        }
+        Limits { max_lines: 64, max_ttl_ms: 7 * 24 * 3_600_000, ended_retention: 262_144, ledger_fold_limit: 1 << 16 }
     }
 }
 
@@ -85,10 +77,7 @@ pub struct Partition {
 
 impl Partition {
     pub fn new(index: u32, partitions: u32, limits: Limits) -> Self {
-        assert!(
-            partitions > 0 && index < partitions,
-            "partition {index} of {partitions}"
-        );
+        assert!(partitions > 0 && index < partitions, "partition {index} of {partitions}");
         Partition {
             index,
             partitions,
@@ -125,11 +114,7 @@ impl Partition {
 
     /// Apply one command. Events are appended to `out`; on error nothing is appended and the
     /// state is unchanged.
-    pub fn apply(
-        &mut self,
-        envelope: &Envelope,
-        out: &mut Vec<Event>,
-    ) -> Result<Outcome, EngineError> {
+    pub fn apply(&mut self, envelope: &Envelope, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
         let now = self.now_ms.max(envelope.now_ms);
         let mark = out.len();
         let result = self.dispatch(now, &envelope.command, out);
@@ -137,9 +122,7 @@ impl Partition {
             Ok(Outcome::Changed) => self.now_ms = now,
             // The only thing an unchanged command may say is the replayed answer to a retry.
             Ok(Outcome::Unchanged) => debug_assert!(
-                out[mark..]
-                    .iter()
-                    .all(|e| matches!(e, Event::Reserved { replayed: true, .. })),
+                out[mark..].iter().all(|e| matches!(e, Event::Reserved { replayed: true, .. })),
                 "an unchanged command emitted events"
             ),
             Err(_) => out.truncate(mark),
@@ -151,75 +134,33 @@ impl Partition {
         result
     }
 
-    fn dispatch(
-        &mut self,
-        now: TimeMs,
-        command: &Command,
-        out: &mut Vec<Event>,
-    ) -> Result<Outcome, EngineError> {
+    fn dispatch(&mut self, now: TimeMs, command: &Command, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
         match command {
             Command::Tick { budget } => {
                 let stock = self.tick(now, *budget, out);
                 let orders = self.orders.tick(now, *budget, out);
                 Ok(if orders { Outcome::Changed } else { stock })
             }
-            Command::DefineWarehouse {
-                id,
-                code,
-                region,
-                priority,
-            } => self.define_warehouse(*id, code, region, *priority, out),
-            Command::DefineSku {
-                id,
-                code,
-                low_stock_threshold,
-            } => self.define_sku(*id, code, *low_stock_threshold, out),
-            Command::DefineKit {
-                id,
-                code,
-                components,
-            } => self.define_kit(*id, code, components, out),
-            Command::SetOnHand {
-                sku,
-                warehouse,
-                on_hand,
-            } => self.set_on_hand(*sku, *warehouse, *on_hand, out),
-            Command::Receive {
-                sku,
-                warehouse,
-                qty,
-            } => self.receive(*sku, *warehouse, *qty, out),
-            Command::Adjust {
-                sku,
-                warehouse,
-                delta,
-            } => self.adjust(*sku, *warehouse, *delta, out),
-            Command::SetBucket {
-                sku,
-                warehouse,
-                bucket,
-                qty,
-            } => self.set_bucket(*sku, *warehouse, *bucket, *qty, out),
+            Command::DefineWarehouse { id, code, region, priority } => {
+                self.define_warehouse(*id, code, region, *priority, out)
+            }
+            Command::DefineSku { id, code, low_stock_threshold } => {
+                self.define_sku(*id, code, *low_stock_threshold, out)
+            }
+            Command::DefineKit { id, code, components } => self.define_kit(*id, code, components, out),
+            Command::SetOnHand { sku, warehouse, on_hand } => self.set_on_hand(*sku, *warehouse, *on_hand, out),
+            Command::Receive { sku, warehouse, qty } => self.receive(*sku, *warehouse, *qty, out),
+            Command::Adjust { sku, warehouse, delta } => self.adjust(*sku, *warehouse, *delta, out),
+            Command::SetBucket { sku, warehouse, bucket, qty } => self.set_bucket(*sku, *warehouse, *bucket, *qty, out),
             Command::Transfer { sku, from, to, qty } => self.transfer(*sku, *from, *to, *qty, out),
-            Command::ReturnToStock {
-                sku,
-                warehouse,
-                qty,
-                damaged,
-            } => self.return_to_stock(*sku, *warehouse, *qty, *damaged, out),
-            Command::ExpectIncoming {
-                po,
-                sku,
-                warehouse,
-                qty,
-                eta_ms,
-            } => self.expect_incoming(*po, *sku, *warehouse, *qty, *eta_ms, out),
-            Command::RescheduleIncoming { po, sku, eta_ms } => {
-                self.reschedule_incoming(*po, *sku, *eta_ms, out)
+            Command::ReturnToStock { sku, warehouse, qty, damaged } => {
+                self.return_to_stock(*sku, *warehouse, *qty, *damaged, out)
             }
-            Command::ReceivePurchaseOrder { po, sku, qty } => {
-                self.receive_purchase_order(*po, *sku, *qty, out)
+            Command::ExpectIncoming { po, sku, warehouse, qty, eta_ms } => {
+                self.expect_incoming(*po, *sku, *warehouse, *qty, *eta_ms, out)
             }
+            Command::RescheduleIncoming { po, sku, eta_ms } => self.reschedule_incoming(*po, *sku, *eta_ms, out),
+            Command::ReceivePurchaseOrder { po, sku, qty } => self.receive_purchase_order(*po, *sku, *qty, out),
             Command::Reserve(request) => self.reserve(now, request, out),
             Command::Confirm { id } => self.confirm(now, *id, out),
             Command::Release { id, cause } => self.release(now, *id, *cause, out),
@@ -237,21 +178,14 @@ impl Partition {
     fn owns(&self, sku: SkuId) -> Result<(), EngineError> {
         let owner = partition_of(sku, self.partitions);
         if owner != self.index {
-            return Err(EngineError::WrongPartition {
-                sku,
-                owner,
-                this: self.index,
-            });
+            return Err(EngineError::WrongPartition { sku, owner, this: self.index });
         }
         Ok(())
     }
 
     fn sku(&self, sku: SkuId) -> Result<&SkuState, EngineError> {
         self.owns(sku)?;
-        self.skus
-            .get(local_index(sku, self.partitions))
-            .and_then(Option::as_ref)
-            .ok_or(EngineError::UnknownSku { sku })
+        self.skus.get(local_index(sku, self.partitions)).and_then(Option::as_ref).ok_or(EngineError::UnknownSku { sku })
     }
 
     /// A SKU that holds stock of its own (not a kit).
@@ -282,14 +216,7 @@ impl Partition {
     /// Refuse a command that would push a cell's on-hand past u64::MAX (call after `stocked_sku`).
     fn room_for(&self, sku: SkuId, warehouse: WarehouseId, qty: u64) -> Result<(), EngineError> {
         let on_hand = self.sku(sku)?.cell(warehouse).map_or(0, |c| c.on_hand);
-        on_hand
-            .checked_add(qty)
-            .map(drop)
-            .ok_or(EngineError::QuantityOverflow {
-                sku,
-                warehouse,
-                max: u64::MAX,
-            })
+        on_hand.checked_add(qty).map(drop).ok_or(EngineError::QuantityOverflow { sku, warehouse, max: u64::MAX })
     }
 
     fn warehouse_priority(&self, id: WarehouseId) -> u16 {
@@ -314,16 +241,7 @@ impl Partition {
         cause: u64,
         out: &mut Vec<Event>,
     ) {
-        self.movement(
-            Movement {
-                sku,
-                warehouse,
-                kind,
-                qty,
-                cause,
-            },
-            out,
-        );
+        self.movement(Movement { sku, warehouse, kind, qty, cause }, out);
     }
 
     /// Derived signals after a SKU's availability may have changed: low stock and channel stock.
@@ -340,11 +258,7 @@ impl Partition {
         if state.low_stock_threshold > 0 {
             let below = available < u64::from(state.low_stock_threshold);
             if below && !state.low {
-                out.push(Event::LowStock {
-                    sku,
-                    available,
-                    threshold: state.low_stock_threshold,
-                });
+                out.push(Event::LowStock { sku, available, threshold: state.low_stock_threshold });
             }
             state.low = below;
         }
@@ -354,11 +268,7 @@ impl Partition {
                 if let Some(shown) = state.channel_shown.get_mut(i) {
                     *shown = qty;
                 }
-                out.push(Event::ChannelStock {
-                    channel: policy.channel,
-                    sku,
-                    qty,
-                });
+                out.push(Event::ChannelStock { channel: policy.channel, sku, qty });
             }
         }
     }

@@ -164,9 +164,7 @@ impl Partition {
 
     /// Sellable units of a SKU (0 for kits, whose availability depends on other partitions).
     pub fn available(&self, sku: SkuId) -> Option<u64> {
-        self.sku(sku)
-            .ok()
-            .map(|s| if s.kit.is_some() { 0 } else { s.available() })
+        self.sku(sku).ok().map(|s| if s.kit.is_some() { 0 } else { s.available() })
     }
 
     pub fn stock(&self, sku: SkuId) -> Option<SkuStockView> {
@@ -189,11 +187,7 @@ impl Partition {
     /// Every SKU with its code and availability, in id order, read from memory.
     pub fn for_each_sku(&self, mut f: impl FnMut(SkuId, &str, u64)) {
         for s in self.skus.iter().flatten() {
-            f(
-                s.id,
-                &s.code,
-                if s.kit.is_some() { 0 } else { s.available() },
-            );
+            f(s.id, &s.code, if s.kit.is_some() { 0 } else { s.available() });
         }
     }
 
@@ -230,15 +224,8 @@ impl Partition {
     /// Recompute everything derivable and compare: the ledger against the cells, reserved units
     /// against live reservations, pooled units against open pools, and the audit counters.
     pub fn check(&self) -> ConsistencyReport {
-        let mut report = ConsistencyReport {
-            ledger_entries: self.ledger.total_entries,
-            ..Default::default()
-        };
-        let cells = self
-            .skus
-            .iter()
-            .flatten()
-            .flat_map(|s| s.cells.iter().map(move |(w, c)| (s.id, *w, c)));
+        let mut report = ConsistencyReport { ledger_entries: self.ledger.total_entries, ..Default::default() };
+        let cells = self.skus.iter().flatten().flat_map(|s| s.cells.iter().map(move |(w, c)| (s.id, *w, c)));
         report.ledger_drift = self.ledger.check(cells);
         let mut held: rustc_hash::FxHashMap<(SkuId, WarehouseId), u64> = Default::default();
         for r in self.book.live.values() {
@@ -258,9 +245,7 @@ impl Partition {
             report.skus_checked += 1;
             for (w, c) in &s.cells {
                 if let Err(what) = c.check() {
-                    report
-                        .problems
-                        .push(format!("SKU {} warehouse {w}: {what}", s.id));
+                    report.problems.push(format!("SKU {} warehouse {w}: {what}", s.id));
                 }
                 let expected = held.get(&(s.id, *w)).copied().unwrap_or(0);
                 if c.reserved != expected {
@@ -271,10 +256,9 @@ impl Partition {
                 }
                 let expected = pooled.get(&(s.id, *w)).copied().unwrap_or(0);
                 if c.pooled != expected {
-                    report.problems.push(format!(
-                        "SKU {} warehouse {w}: pooled {} but pools hold {expected}",
-                        s.id, c.pooled
-                    ));
+                    report
+                        .problems
+                        .push(format!("SKU {} warehouse {w}: pooled {} but pools hold {expected}", s.id, c.pooled));
                 }
             }
         }
@@ -288,15 +272,12 @@ impl Partition {
             .count() as u64;
         // Every accepted reservation is live, or ended exactly once.
         if k.accepted != live + k.released + k.expired + k.shipped + k.compensated {
-            report
-                .problems
-                .push(format!("audit counters do not add up: {k:?}, live {live}"));
+            report.problems.push(format!("audit counters do not add up: {k:?}, live {live}"));
         }
         if k.confirmed < confirmed_live {
-            report.problems.push(format!(
-                "{confirmed_live} live confirmed reservations but only {} confirms",
-                k.confirmed
-            ));
+            report
+                .problems
+                .push(format!("{confirmed_live} live confirmed reservations but only {} confirms", k.confirmed));
         }
         report
     }
@@ -305,18 +286,8 @@ impl Partition {
         let mut live: Vec<Reservation> = self.book.live.values().cloned().collect();
         live.sort_unstable_by_key(|r| r.id);
         // Ended reservations keep their eviction order, which is part of the state.
-        let ended = self
-            .book
-            .ended_order
-            .iter()
-            .filter_map(|id| self.book.ended.get(id).cloned())
-            .collect();
-        let mut ledger_opening: Vec<_> = self
-            .ledger
-            .opening
-            .iter()
-            .map(|((s, w), b)| (*s, *w, *b))
-            .collect();
+        let ended = self.book.ended_order.iter().filter_map(|id| self.book.ended.get(id).cloned()).collect();
+        let mut ledger_opening: Vec<_> = self.ledger.opening.iter().map(|((s, w), b)| (*s, *w, *b)).collect();
         ledger_opening.sort_unstable_by_key(|(s, w, _)| (*s, *w));
         PartitionImage {
             index: self.index,
@@ -340,11 +311,7 @@ impl Partition {
         let mut partition = Partition::new(image.index, image.partitions, limits);
         partition.now_ms = image.now_ms;
         partition.warehouses = image.warehouses;
-        let mut order: Vec<(u16, WarehouseId)> = partition
-            .warehouses
-            .iter()
-            .map(|w| (w.priority, w.id))
-            .collect();
+        let mut order: Vec<(u16, WarehouseId)> = partition.warehouses.iter().map(|w| (w.priority, w.id)).collect();
         order.sort_unstable();
         partition.warehouse_order = order.into_iter().map(|(_, id)| id).collect();
         for sku in image.skus {
@@ -361,26 +328,17 @@ impl Partition {
         }
         for e in image.ended {
             if e.reservation.idempotency_key != 0 {
-                book.keys
-                    .insert(e.reservation.idempotency_key, e.reservation.id);
+                book.keys.insert(e.reservation.idempotency_key, e.reservation.id);
             }
             book.ended_order.push_back(e.reservation.id);
             book.ended.insert(e.reservation.id, e);
         }
         book.counters = image.counters;
         partition.book = book;
-        partition.campaigns = image
-            .campaigns
-            .into_iter()
-            .map(|c| (c.id, c.into()))
-            .collect();
+        partition.campaigns = image.campaigns.into_iter().map(|c| (c.id, c.into())).collect();
         partition.channels = image.channels;
         let mut ledger = Ledger::with_fold_limit(limits.ledger_fold_limit);
-        ledger.opening = image
-            .ledger_opening
-            .into_iter()
-            .map(|(s, w, b)| ((s, w), b))
-            .collect();
+        ledger.opening = image.ledger_opening.into_iter().map(|(s, w, b)| ((s, w), b)).collect();
         ledger.entries = image.ledger_entries;
         ledger.total_entries = image.ledger_total_entries;
         partition.orders = crate::orders::OrderBook::from_image(image.orders);
@@ -405,10 +363,7 @@ impl Partition {
 
     /// Every kit defined here with its components.
     pub fn kits(&self) -> impl Iterator<Item = (SkuId, &[crate::command::KitComponent])> + '_ {
-        self.skus
-            .iter()
-            .flatten()
-            .filter_map(|s| s.kit.as_deref().map(|k| (s.id, k)))
+        self.skus.iter().flatten().filter_map(|s| s.kit.as_deref().map(|k| (s.id, k)))
     }
 
     /// SKUs currently below their low-stock threshold.

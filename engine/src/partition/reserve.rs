@@ -24,18 +24,12 @@ impl Partition {
         }
         routing::validate_lines(&req.lines, self.limits.max_lines)?;
         if req.ttl_ms == 0 || req.ttl_ms > self.limits.max_ttl_ms {
-            return Err(EngineError::InvalidTtl {
-                max_ms: self.limits.max_ttl_ms,
-            });
+            return Err(EngineError::InvalidTtl { max_ms: self.limits.max_ttl_ms });
         }
         if !routing::reservation_parts(req.id).contains(self.index) {
             // The id names the partitions that hold its parts; a part elsewhere could never be
             // confirmed or released.
-            return Err(EngineError::WrongPartition {
-                sku: req.lines[0].sku,
-                owner: self.index,
-                this: self.index,
-            });
+            return Err(EngineError::WrongPartition { sku: req.lines[0].sku, owner: self.index, this: self.index });
         }
         if self.book.live.contains_key(&req.id) || self.book.ended.contains_key(&req.id) {
             return Err(EngineError::DuplicateReservation { id: req.id });
@@ -46,10 +40,7 @@ impl Partition {
         let campaign_sku = match req.campaign {
             None => None,
             Some(id) => {
-                let campaign = self
-                    .campaigns
-                    .get(&id)
-                    .ok_or(EngineError::UnknownCampaign { campaign: id })?;
+                let campaign = self.campaigns.get(&id).ok_or(EngineError::UnknownCampaign { campaign: id })?;
                 if let CampaignKind::Presale { .. } = campaign.kind {
                     return self.reserve_presale(now, req, out);
                 }
@@ -60,9 +51,8 @@ impl Partition {
         // Plan without touching state: general lines first, then the flash-sale line.
         let mut plan = std::mem::take(&mut self.scratch);
         plan.clear();
-        let planned = self
-            .plan_general(req, campaign_sku, &mut plan)
-            .and_then(|()| self.plan_flash_sale(now, req, &mut plan));
+        let planned =
+            self.plan_general(req, campaign_sku, &mut plan).and_then(|()| self.plan_flash_sale(now, req, &mut plan));
         if let Err(error) = planned {
             self.scratch = plan;
             return Err(error);
@@ -80,27 +70,14 @@ impl Partition {
             } else {
                 MovementKind::Reserved
             };
-            self.move_stock(
-                allocation.sku,
-                allocation.warehouse,
-                kind,
-                u64::from(allocation.qty),
-                req.id.0,
-                out,
-            );
+            self.move_stock(allocation.sku, allocation.warehouse, kind, u64::from(allocation.qty), req.id.0, out);
         }
         if let Some((sku, campaign_id)) = flash {
-            let units = plan
-                .iter()
-                .filter(|a| a.sku == sku)
-                .map(|a| a.qty)
-                .sum::<u32>();
+            let units = plan.iter().filter(|a| a.sku == sku).map(|a| a.qty).sum::<u32>();
             if let Some(campaign) = self.campaigns.get_mut(&campaign_id) {
                 if let CampaignKind::FlashSale { pool, .. } = &mut campaign.kind {
                     for allocation in plan.iter().filter(|a| a.sku == sku) {
-                        if let Some((_, left)) =
-                            pool.iter_mut().find(|(w, _)| *w == allocation.warehouse)
-                        {
+                        if let Some((_, left)) = pool.iter_mut().find(|(w, _)| *w == allocation.warehouse) {
                             *left -= u64::from(allocation.qty);
                         }
                     }
@@ -182,11 +159,7 @@ impl Partition {
         });
         for line in req.lines.iter().filter(|l| general(l.sku)) {
             if let Some(warehouse) = single {
-                plan.push(Allocation {
-                    sku: line.sku,
-                    warehouse,
-                    qty: line.qty,
-                });
+                plan.push(Allocation { sku: line.sku, warehouse, qty: line.qty });
                 continue;
             }
             let state = self.sku(line.sku)?;
@@ -194,23 +167,13 @@ impl Partition {
                 .cells
                 .iter()
                 .filter(|(_, c)| c.available() > 0)
-                .map(|(w, c)| {
-                    (
-                        std::cmp::Reverse(c.available()),
-                        self.warehouse_priority(*w),
-                        *w,
-                    )
-                })
+                .map(|(w, c)| (std::cmp::Reverse(c.available()), self.warehouse_priority(*w), *w))
                 .collect();
             cells.sort_unstable();
             let mut needed = u64::from(line.qty);
             for (std::cmp::Reverse(available), _, warehouse) in cells {
                 let take = available.min(needed);
-                plan.push(Allocation {
-                    sku: line.sku,
-                    warehouse,
-                    qty: take as u32,
-                });
+                plan.push(Allocation { sku: line.sku, warehouse, qty: take as u32 });
                 needed -= take;
                 if needed == 0 {
                     break;
@@ -230,12 +193,8 @@ impl Partition {
         let Some(campaign_id) = req.campaign else {
             return Ok(());
         };
-        let campaign = self
-            .campaigns
-            .get(&campaign_id)
-            .ok_or(EngineError::UnknownCampaign {
-                campaign: campaign_id,
-            })?;
+        let campaign =
+            self.campaigns.get(&campaign_id).ok_or(EngineError::UnknownCampaign { campaign: campaign_id })?;
         let CampaignKind::FlashSale { pool, .. } = &campaign.kind else {
             return Ok(());
         };
@@ -265,9 +224,7 @@ impl Partition {
         }
         let remaining = campaign.remaining();
         if remaining == 0 {
-            return Err(EngineError::SoldOut {
-                campaign: campaign_id,
-            });
+            return Err(EngineError::SoldOut { campaign: campaign_id });
         }
         if remaining < u64::from(line.qty) {
             return Err(EngineError::InsufficientStock {
@@ -280,11 +237,7 @@ impl Partition {
         for &(warehouse, left) in pool {
             let take = left.min(needed);
             if take > 0 {
-                plan.push(Allocation {
-                    sku: line.sku,
-                    warehouse,
-                    qty: take as u32,
-                });
+                plan.push(Allocation { sku: line.sku, warehouse, qty: take as u32 });
                 needed -= take;
             }
             if needed == 0 {
@@ -296,11 +249,7 @@ impl Partition {
 
     /// The first answer for a known idempotency key, reconstructed without changing anything.
     fn replayed_answer(&self, id: ReservationId) -> Event {
-        let reservation = self
-            .book
-            .live
-            .get(&id)
-            .or_else(|| self.book.ended.get(&id).map(|e| &e.reservation));
+        let reservation = self.book.live.get(&id).or_else(|| self.book.ended.get(&id).map(|e| &e.reservation));
         match reservation {
             Some(r) => Event::Reserved {
                 id,
@@ -323,20 +272,11 @@ impl Partition {
     pub(super) fn not_live_error(&self, id: ReservationId, action: &'static str) -> EngineError {
         match self.book.ended.get(&id) {
             Some(ended) => match ended.ending {
-                Ending::Released(ReleaseReason::Expired) => EngineError::ReservationExpired {
-                    id,
-                    expired_at_ms: ended.reservation.expires_at_ms,
-                },
-                Ending::Released(_) => EngineError::InvalidReservationState {
-                    id,
-                    state: "released",
-                    action,
-                },
-                Ending::Shipped => EngineError::InvalidReservationState {
-                    id,
-                    state: "shipped",
-                    action,
-                },
+                Ending::Released(ReleaseReason::Expired) => {
+                    EngineError::ReservationExpired { id, expired_at_ms: ended.reservation.expires_at_ms }
+                }
+                Ending::Released(_) => EngineError::InvalidReservationState { id, state: "released", action },
+                Ending::Shipped => EngineError::InvalidReservationState { id, state: "shipped", action },
             },
             None => EngineError::UnknownReservation { id },
         }
@@ -360,14 +300,10 @@ impl Partition {
             }),
             HoldState::Held if reservation.expires_at_ms <= now => {
                 // Due but not yet swept by a tick: it is expired all the same.
-                Err(EngineError::ReservationExpired {
-                    id,
-                    expired_at_ms: reservation.expires_at_ms,
-                })
+                Err(EngineError::ReservationExpired { id, expired_at_ms: reservation.expires_at_ms })
             }
             HoldState::Held => {
-                self.book
-                    .set_state(id, HoldState::Confirmed, reservation.expires_at_ms);
+                self.book.set_state(id, HoldState::Confirmed, reservation.expires_at_ms);
                 self.book.counters.confirmed += 1;
                 out.push(Event::Confirmed { id });
                 Ok(Outcome::Changed)
@@ -408,25 +344,11 @@ impl Partition {
         };
         match reservation.state {
             HoldState::Confirmed => {}
-            HoldState::BalancePaid
-                if reservation
-                    .presale
-                    .as_ref()
-                    .is_some_and(|p| p.outstanding == 0) => {}
+            HoldState::BalancePaid if reservation.presale.as_ref().is_some_and(|p| p.outstanding == 0) => {}
             HoldState::BalancePaid => {
-                return Err(EngineError::InvalidReservationState {
-                    id,
-                    state: "awaiting_stock",
-                    action: "ship",
-                })
+                return Err(EngineError::InvalidReservationState { id, state: "awaiting_stock", action: "ship" })
             }
-            state => {
-                return Err(EngineError::InvalidReservationState {
-                    id,
-                    state: state.name(),
-                    action: "ship",
-                })
-            }
+            state => return Err(EngineError::InvalidReservationState { id, state: state.name(), action: "ship" }),
         }
         let Some(reservation) = self.book.remove_live(id) else {
             return Err(EngineError::UnknownReservation { id });
@@ -444,16 +366,10 @@ impl Partition {
                 out,
             );
         }
-        let skus: Vec<SkuId> = reservation
-            .allocations
-            .as_slice()
-            .iter()
-            .map(|a| a.sku)
-            .collect();
+        let skus: Vec<SkuId> = reservation.allocations.as_slice().iter().map(|a| a.sku).collect();
         self.book.counters.shipped += 1;
         let limit = self.limits.ended_retention;
-        self.book
-            .record_ended(reservation, Ending::Shipped, now, limit);
+        self.book.record_ended(reservation, Ending::Shipped, now, limit);
         out.push(Event::Shipped { id });
         for sku in skus {
             self.after_sku_change(sku, out);
@@ -476,8 +392,7 @@ impl Partition {
         let campaign = reservation.campaign.and_then(|c| self.campaigns.get(&c));
         let campaign_sku = campaign.map(|c| c.sku);
         // Units of an open flash sale go back to its pool; otherwise to general stock.
-        let pool_open = campaign
-            .is_some_and(|c| matches!(c.kind, CampaignKind::FlashSale { .. }) && c.is_open(now));
+        let pool_open = campaign.is_some_and(|c| matches!(c.kind, CampaignKind::FlashSale { .. }) && c.is_open(now));
         let mut campaign_units = 0u32;
         for allocation in reservation.allocations.as_slice() {
             let is_campaign_line = campaign_sku == Some(allocation.sku);
@@ -490,10 +405,7 @@ impl Partition {
             let kind = if back_to_pool {
                 cell.pooled += u64::from(allocation.qty);
                 MovementKind::ReleasedToPool
-            } else if matches!(
-                reason,
-                ReleaseReason::Expired | ReleaseReason::BalanceMissed
-            ) {
+            } else if matches!(reason, ReleaseReason::Expired | ReleaseReason::BalanceMissed) {
                 MovementKind::ReleasedExpired
             } else {
                 MovementKind::ReleasedCancel
@@ -501,45 +413,25 @@ impl Partition {
             if back_to_pool {
                 self.return_to_pool(reservation.campaign, allocation, out);
             }
-            self.move_stock(
-                allocation.sku,
-                allocation.warehouse,
-                kind,
-                u64::from(allocation.qty),
-                id.0,
-                out,
-            );
+            self.move_stock(allocation.sku, allocation.warehouse, kind, u64::from(allocation.qty), id.0, out);
         }
         if let Some(presale) = &reservation.presale {
             campaign_units = presale.qty;
             self.drop_presale_hold(&reservation, out);
         }
-        if let Some(c) = reservation
-            .campaign
-            .and_then(|c| self.campaigns.get_mut(&c))
-        {
+        if let Some(c) = reservation.campaign.and_then(|c| self.campaigns.get_mut(&c)) {
             c.remove_customer_units(reservation.customer, campaign_units);
         }
         match reason {
-            ReleaseReason::Expired | ReleaseReason::BalanceMissed => {
-                self.book.counters.expired += 1
-            }
+            ReleaseReason::Expired | ReleaseReason::BalanceMissed => self.book.counters.expired += 1,
             ReleaseReason::Compensation => self.book.counters.compensated += 1,
-            ReleaseReason::Cancelled | ReleaseReason::CampaignClosed => {
-                self.book.counters.released += 1
-            }
+            ReleaseReason::Cancelled | ReleaseReason::CampaignClosed => self.book.counters.released += 1,
         }
-        let mut skus: Vec<SkuId> = reservation
-            .allocations
-            .as_slice()
-            .iter()
-            .map(|a| a.sku)
-            .collect();
+        let mut skus: Vec<SkuId> = reservation.allocations.as_slice().iter().map(|a| a.sku).collect();
         skus.extend(campaign_sku);
         skus.dedup();
         let limit = self.limits.ended_retention;
-        self.book
-            .record_ended(reservation, Ending::Released(reason), now, limit);
+        self.book.record_ended(reservation, Ending::Released(reason), now, limit);
         out.push(Event::Released { id, reason });
         for sku in skus {
             self.after_sku_change(sku, out);
@@ -562,10 +454,7 @@ impl Partition {
             }
         }
         if was_sold_out {
-            out.push(Event::CampaignRestocked {
-                id: c.id,
-                remaining: c.remaining(),
-            });
+            out.push(Event::CampaignRestocked { id: c.id, remaining: c.remaining() });
         }
     }
 

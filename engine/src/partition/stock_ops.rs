@@ -20,23 +20,15 @@ impl Partition {
     ) -> Result<Outcome, EngineError> {
         check_code(code)?;
         if region.len() > crate::catalog::CODE_LIMIT {
-            return Err(EngineError::InvalidCode {
-                limit: crate::catalog::CODE_LIMIT,
-            });
+            return Err(EngineError::InvalidCode { limit: crate::catalog::CODE_LIMIT });
         }
-        let warehouse = Warehouse {
-            id,
-            code: code.to_owned(),
-            region: region.to_owned(),
-            priority,
-        };
+        let warehouse = Warehouse { id, code: code.to_owned(), region: region.to_owned(), priority };
         match self.warehouses.binary_search_by_key(&id, |w| w.id) {
             Ok(i) if self.warehouses[i] == warehouse => return Ok(Outcome::Unchanged),
             Ok(i) => self.warehouses[i] = warehouse,
             Err(i) => self.warehouses.insert(i, warehouse),
         }
-        let mut order: Vec<(u16, WarehouseId)> =
-            self.warehouses.iter().map(|w| (w.priority, w.id)).collect();
+        let mut order: Vec<(u16, WarehouseId)> = self.warehouses.iter().map(|w| (w.priority, w.id)).collect();
         order.sort_unstable();
         self.warehouse_order = order.into_iter().map(|(_, id)| id).collect();
         out.push(Event::WarehouseDefined { id });
@@ -57,9 +49,7 @@ impl Partition {
             self.skus.resize_with(slot + 1, || None);
         }
         match &mut self.skus[slot] {
-            Some(state)
-                if state.code == code && state.low_stock_threshold == low_stock_threshold =>
-            {
+            Some(state) if state.code == code && state.low_stock_threshold == low_stock_threshold => {
                 return Ok(Outcome::Unchanged)
             }
             Some(state) => {
@@ -92,10 +82,7 @@ impl Partition {
         validate_kit(id, components, self.limits.max_lines)?;
         if let Ok(existing) = self.sku(id) {
             if existing.cells.iter().any(|(_, c)| *c != Default::default()) {
-                return Err(EngineError::InvalidKit {
-                    kit: id,
-                    reason: "the SKU already holds stock",
-                });
+                return Err(EngineError::InvalidKit { kit: id, reason: "the SKU already holds stock" });
             }
         }
         let slot = local_index(id, self.partitions);
@@ -141,23 +128,9 @@ impl Partition {
         }
         self.sku_mut(sku).cell_mut(warehouse).on_hand = on_hand;
         if on_hand >= cell.on_hand {
-            self.move_stock(
-                sku,
-                warehouse,
-                MovementKind::AdjustedUp,
-                on_hand - cell.on_hand,
-                0,
-                out,
-            );
+            self.move_stock(sku, warehouse, MovementKind::AdjustedUp, on_hand - cell.on_hand, 0, out);
         } else {
-            self.move_stock(
-                sku,
-                warehouse,
-                MovementKind::AdjustedDown,
-                cell.on_hand - on_hand,
-                0,
-                out,
-            );
+            self.move_stock(sku, warehouse, MovementKind::AdjustedDown, cell.on_hand - on_hand, 0, out);
         }
         self.after_sku_change(sku, out);
         Ok(Outcome::Changed)
@@ -177,14 +150,7 @@ impl Partition {
         }
         self.room_for(sku, warehouse, u64::from(qty))?;
         self.sku_mut(sku).cell_mut(warehouse).on_hand += u64::from(qty);
-        self.move_stock(
-            sku,
-            warehouse,
-            MovementKind::Received,
-            u64::from(qty),
-            0,
-            out,
-        );
+        self.move_stock(sku, warehouse, MovementKind::Received, u64::from(qty), 0, out);
         self.after_sku_change(sku, out);
         Ok(Outcome::Changed)
     }
@@ -204,18 +170,10 @@ impl Partition {
         let cell = state.cell(warehouse).copied().unwrap_or_default();
         let target = i128::from(cell.on_hand) + i128::from(delta);
         if target < i128::from(cell.committed()) {
-            return Err(EngineError::BelowCommitted {
-                sku,
-                warehouse,
-                committed: cell.committed(),
-                requested: target,
-            });
+            return Err(EngineError::BelowCommitted { sku, warehouse, committed: cell.committed(), requested: target });
         }
-        let on_hand = u64::try_from(target).map_err(|_| EngineError::QuantityOverflow {
-            sku,
-            warehouse,
-            max: u64::MAX,
-        })?;
+        let on_hand =
+            u64::try_from(target).map_err(|_| EngineError::QuantityOverflow { sku, warehouse, max: u64::MAX })?;
         self.sku_mut(sku).cell_mut(warehouse).on_hand = on_hand;
         let (kind, qty) = if delta > 0 {
             (MovementKind::AdjustedUp, delta.unsigned_abs())
@@ -259,12 +217,7 @@ impl Partition {
             (MovementKind::BucketOut, previous - qty)
         };
         self.move_stock(sku, warehouse, kind, moved, bucket.index() as u64, out);
-        out.push(Event::BucketSet {
-            sku,
-            warehouse,
-            bucket,
-            qty,
-        });
+        out.push(Event::BucketSet { sku, warehouse, bucket, qty });
         self.after_sku_change(sku, out);
         Ok(Outcome::Changed)
     }
@@ -299,22 +252,8 @@ impl Partition {
         let state = self.sku_mut(sku);
         state.cell_mut(from).on_hand -= u64::from(qty);
         state.cell_mut(to).on_hand += u64::from(qty);
-        self.move_stock(
-            sku,
-            from,
-            MovementKind::TransferOut,
-            u64::from(qty),
-            u64::from(to.0),
-            out,
-        );
-        self.move_stock(
-            sku,
-            to,
-            MovementKind::TransferIn,
-            u64::from(qty),
-            u64::from(from.0),
-            out,
-        );
+        self.move_stock(sku, from, MovementKind::TransferOut, u64::from(qty), u64::from(to.0), out);
+        self.move_stock(sku, to, MovementKind::TransferIn, u64::from(qty), u64::from(from.0), out);
         self.after_sku_change(sku, out);
         Ok(Outcome::Changed)
     }
@@ -339,11 +278,7 @@ impl Partition {
         if damaged {
             cell.buckets[Bucket::Damaged.index()] += u64::from(qty);
         }
-        let kind = if damaged {
-            MovementKind::ReturnedDamaged
-        } else {
-            MovementKind::Returned
-        };
+        let kind = if damaged { MovementKind::ReturnedDamaged } else { MovementKind::Returned };
         self.move_stock(sku, warehouse, kind, u64::from(qty), 0, out);
         self.after_sku_change(sku, out);
         Ok(Outcome::Changed)
@@ -355,18 +290,10 @@ impl Partition {
         out: &mut Vec<Event>,
     ) -> Result<Outcome, EngineError> {
         if policy.ratio_bp > FULL_RATIO_BP {
-            return Err(EngineError::InvalidRatio {
-                ratio_bp: policy.ratio_bp,
-            });
+            return Err(EngineError::InvalidRatio { ratio_bp: policy.ratio_bp });
         }
-        if let Some(bad) = policy
-            .exceptions
-            .iter()
-            .find(|e| e.ratio_bp > FULL_RATIO_BP)
-        {
-            return Err(EngineError::InvalidRatio {
-                ratio_bp: bad.ratio_bp,
-            });
+        if let Some(bad) = policy.exceptions.iter().find(|e| e.ratio_bp > FULL_RATIO_BP) {
+            return Err(EngineError::InvalidRatio { ratio_bp: bad.ratio_bp });
         }
         if policy.exceptions.len() > 4 * self.limits.max_lines.max(1024) {
             return Err(EngineError::TooManyLines {
@@ -374,10 +301,7 @@ impl Partition {
                 limit: 4 * self.limits.max_lines.max(1024),
             });
         }
-        match self
-            .channels
-            .binary_search_by_key(&policy.channel, |p| p.channel)
-        {
+        match self.channels.binary_search_by_key(&policy.channel, |p| p.channel) {
             Ok(i) if self.channels[i] == *policy => return Ok(Outcome::Unchanged),
             Ok(i) => self.channels[i] = policy.clone(),
             Err(i) => {
@@ -388,9 +312,7 @@ impl Partition {
                 }
             }
         }
-        out.push(Event::ChannelPolicySet {
-            channel: policy.channel,
-        });
+        out.push(Event::ChannelPolicySet { channel: policy.channel });
         let ids: Vec<SkuId> = self.skus.iter().flatten().map(|s| s.id).collect();
         for sku in ids {
             self.after_sku_change(sku, out);
@@ -400,41 +322,22 @@ impl Partition {
 }
 
 /// Rules every kit definition must satisfy, wherever its components live.
-pub fn validate_kit(
-    kit: SkuId,
-    components: &[KitComponent],
-    max_lines: usize,
-) -> Result<(), EngineError> {
+pub fn validate_kit(kit: SkuId, components: &[KitComponent], max_lines: usize) -> Result<(), EngineError> {
     if components.is_empty() {
-        return Err(EngineError::InvalidKit {
-            kit,
-            reason: "a kit needs at least one component",
-        });
+        return Err(EngineError::InvalidKit { kit, reason: "a kit needs at least one component" });
     }
     if components.len() > max_lines {
-        return Err(EngineError::InvalidKit {
-            kit,
-            reason: "too many components",
-        });
+        return Err(EngineError::InvalidKit { kit, reason: "too many components" });
     }
     for (i, c) in components.iter().enumerate() {
         if c.qty == 0 {
-            return Err(EngineError::InvalidKit {
-                kit,
-                reason: "component quantity must be positive",
-            });
+            return Err(EngineError::InvalidKit { kit, reason: "component quantity must be positive" });
         }
         if c.sku == kit {
-            return Err(EngineError::InvalidKit {
-                kit,
-                reason: "a kit cannot contain itself",
-            });
+            return Err(EngineError::InvalidKit { kit, reason: "a kit cannot contain itself" });
         }
         if components[..i].iter().any(|o| o.sku == c.sku) {
-            return Err(EngineError::InvalidKit {
-                kit,
-                reason: "a component is listed twice",
-            });
+            return Err(EngineError::InvalidKit { kit, reason: "a component is listed twice" });
         }
     }
     Ok(())

@@ -4,9 +4,7 @@
 #![allow(dead_code)]
 
 use oms_engine::codec;
-use oms_engine::command::{
-    ChannelException, ChannelPolicy, FlashSaleSpec, KitComponent, PartInfo, PresaleSpec,
-};
+use oms_engine::command::{ChannelException, ChannelPolicy, FlashSaleSpec, KitComponent, PartInfo, PresaleSpec};
 use oms_engine::event::{Allocation, Event};
 use oms_engine::routing;
 use oms_engine::*;
@@ -45,10 +43,7 @@ impl Sim {
 
     pub fn run(&mut self, command: Command) -> Result<Vec<Event>, EngineError> {
         self.events.clear();
-        let envelope = Envelope {
-            now_ms: self.now,
-            command,
-        };
+        let envelope = Envelope { now_ms: self.now, command };
         let mut out = Vec::new();
         let result = self.engine.apply(&envelope, &mut out);
         self.events = out.clone();
@@ -84,33 +79,19 @@ impl Sim {
     }
 
     pub fn sku(&mut self, id: u32, threshold: u32) {
-        self.ok(Command::DefineSku {
-            id: SkuId(id),
-            code: format!("SKU-{id}"),
-            low_stock_threshold: threshold,
-        });
+        self.ok(Command::DefineSku { id: SkuId(id), code: format!("SKU-{id}"), low_stock_threshold: threshold });
     }
 
     pub fn kit(&mut self, id: u32, components: &[(u32, u32)]) -> Result<Vec<Event>, EngineError> {
         self.run(Command::DefineKit {
             id: SkuId(id),
             code: format!("KIT-{id}"),
-            components: components
-                .iter()
-                .map(|&(sku, qty)| KitComponent {
-                    sku: SkuId(sku),
-                    qty,
-                })
-                .collect(),
+            components: components.iter().map(|&(sku, qty)| KitComponent { sku: SkuId(sku), qty }).collect(),
         })
     }
 
     pub fn receive(&mut self, sku: u32, warehouse: u16, qty: u32) {
-        self.ok(Command::Receive {
-            sku: SkuId(sku),
-            warehouse: WarehouseId(warehouse),
-            qty,
-        });
+        self.ok(Command::Receive { sku: SkuId(sku), warehouse: WarehouseId(warehouse), qty });
     }
 
     pub fn fresh_seq(&mut self) -> u64 {
@@ -124,18 +105,12 @@ impl Sim {
     }
 
     /// Reserve general stock for customer 1 on channel 0; answers the id and allocations.
-    pub fn reserve(
-        &mut self,
-        lines: &[(u32, u32)],
-    ) -> Result<(ReservationId, Vec<Allocation>), EngineError> {
+    pub fn reserve(&mut self, lines: &[(u32, u32)]) -> Result<(ReservationId, Vec<Allocation>), EngineError> {
         let req = self.request(lines);
         self.reserve_with(req)
     }
 
-    pub fn reserve_with(
-        &mut self,
-        req: ReserveRequest,
-    ) -> Result<(ReservationId, Vec<Allocation>), EngineError> {
+    pub fn reserve_with(&mut self, req: ReserveRequest) -> Result<(ReservationId, Vec<Allocation>), EngineError> {
         let events = self.run(Command::Reserve(req))?;
         Ok(reserved_of(&events))
     }
@@ -155,11 +130,8 @@ impl Sim {
     }
 
     pub fn cell(&self, sku: u32, warehouse: u16) -> oms_engine::partition::WarehouseStockView {
-        self.stock(sku)
-            .warehouses
-            .into_iter()
-            .find(|w| w.warehouse == WarehouseId(warehouse))
-            .unwrap_or(oms_engine::partition::WarehouseStockView {
+        self.stock(sku).warehouses.into_iter().find(|w| w.warehouse == WarehouseId(warehouse)).unwrap_or(
+            oms_engine::partition::WarehouseStockView {
                 warehouse: WarehouseId(warehouse),
                 on_hand: 0,
                 reserved: 0,
@@ -168,7 +140,8 @@ impl Sim {
                 damaged: 0,
                 quality_control: 0,
                 available: 0,
-            })
+            },
+        )
     }
 
     pub fn images(&self) -> Vec<oms_engine::partition::PartitionImage> {
@@ -179,11 +152,7 @@ impl Sim {
     pub fn assert_clean(&self) {
         for p in self.engine.partitions() {
             let report = p.check();
-            assert!(
-                report.is_clean(),
-                "partition {} not clean: {report:?}",
-                p.index()
-            );
+            assert!(report.is_clean(), "partition {} not clean: {report:?}", p.index());
         }
     }
 
@@ -201,41 +170,20 @@ pub fn assert_replay(engine: &ShardedEngine) {
     let mut out = Vec::new();
     for (p, envelope) in engine.journal() {
         out.clear();
-        fresh[*p as usize]
-            .apply(envelope, &mut out)
-            .expect("journaled command replays");
+        fresh[*p as usize].apply(envelope, &mut out).expect("journaled command replays");
     }
     for (live, replayed) in engine.partitions().iter().zip(&fresh) {
         let (a, b) = (live.image(), replayed.image());
-        assert_eq!(
-            a,
-            b,
-            "partition {} image differs after replay",
-            live.index()
-        );
-        let (ea, eb) = (
-            codec::encode_image(&a).unwrap(),
-            codec::encode_image(&b).unwrap(),
-        );
-        assert_eq!(
-            ea.as_slice(),
-            eb.as_slice(),
-            "partition {} bytes differ after replay",
-            live.index()
-        );
+        assert_eq!(a, b, "partition {} image differs after replay", live.index());
+        let (ea, eb) = (codec::encode_image(&a).unwrap(), codec::encode_image(&b).unwrap());
+        assert_eq!(ea.as_slice(), eb.as_slice(), "partition {} bytes differ after replay", live.index());
     }
 }
 
 pub fn request(seq: u64, lines: &[(u32, u32)]) -> ReserveRequest {
     ReserveRequest {
         id: ReservationId(seq),
-        lines: lines
-            .iter()
-            .map(|&(sku, qty)| Line {
-                sku: SkuId(sku),
-                qty,
-            })
-            .collect(),
+        lines: lines.iter().map(|&(sku, qty)| Line { sku: SkuId(sku), qty }).collect(),
         ttl_ms: TTL,
         idempotency_key: 0,
         customer: CustomerId(1),
@@ -251,12 +199,7 @@ pub fn reserved_of(events: &[Event]) -> (ReservationId, Vec<Allocation>) {
     let mut id = None;
     let mut all = Vec::new();
     for e in events {
-        if let Event::Reserved {
-            id: rid,
-            allocations,
-            ..
-        } = e
-        {
+        if let Event::Reserved { id: rid, allocations, .. } = e {
             id = Some(*rid);
             all.extend_from_slice(allocations);
         }
@@ -265,11 +208,7 @@ pub fn reserved_of(events: &[Event]) -> (ReservationId, Vec<Allocation>) {
 }
 
 pub fn alloc(sku: u32, warehouse: u16, qty: u32) -> Allocation {
-    Allocation {
-        sku: SkuId(sku),
-        warehouse: WarehouseId(warehouse),
-        qty,
-    }
+    Allocation { sku: SkuId(sku), warehouse: WarehouseId(warehouse), qty }
 }
 
 pub fn flash(id: u32, sku: u32, pool: u32, limit: u32, starts: u64, ends: u64) -> Command {
@@ -283,15 +222,7 @@ pub fn flash(id: u32, sku: u32, pool: u32, limit: u32, starts: u64, ends: u64) -
     })
 }
 
-pub fn presale(
-    id: u32,
-    sku: u32,
-    quota: u32,
-    limit: u32,
-    starts: u64,
-    ends: u64,
-    balance_window_ms: u64,
-) -> Command {
+pub fn presale(id: u32, sku: u32, quota: u32, limit: u32, starts: u64, ends: u64, balance_window_ms: u64) -> Command {
     Command::CreatePresale(PresaleSpec {
         id: CampaignId(id),
         sku: SkuId(sku),
@@ -310,11 +241,7 @@ pub fn policy(channel: u16, ratio_bp: u32, floor: u32, exceptions: &[(u32, u32, 
         floor,
         exceptions: exceptions
             .iter()
-            .map(|&(sku, ratio_bp, cap)| ChannelException {
-                sku: SkuId(sku),
-                ratio_bp,
-                cap,
-            })
+            .map(|&(sku, ratio_bp, cap)| ChannelException { sku: SkuId(sku), ratio_bp, cap })
             .collect(),
     })
 }
@@ -328,11 +255,7 @@ pub fn pid(seq: u64, partition: u32) -> ReservationId {
 
 /// Apply to one partition and demand that a refusal changes nothing and emits nothing.
 #[track_caller]
-pub fn apply_checked(
-    p: &mut Partition,
-    now_ms: u64,
-    command: Command,
-) -> Result<(Outcome, Vec<Event>), EngineError> {
+pub fn apply_checked(p: &mut Partition, now_ms: u64, command: Command) -> Result<(Outcome, Vec<Event>), EngineError> {
     let before = p.image();
     let mut out = Vec::new();
     let result = p.apply(&Envelope { now_ms, command }, &mut out);

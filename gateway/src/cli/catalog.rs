@@ -78,23 +78,13 @@ pub struct LoadSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{path}: unknown catalog format (use a .json or .csv file)")]
     Format { path: String },
     #[error("{path}: invalid JSON catalog: {source}")]
-    Json {
-        path: String,
-        source: serde_json::Error,
-    },
+    Json { path: String, source: serde_json::Error },
     #[error("{path}:{line}: {message}")]
-    Csv {
-        path: String,
-        line: usize,
-        message: String,
-    },
+    Csv { path: String, line: usize, message: String },
     #[error("{what}: {source}")]
     Server { what: String, source: ClientError },
 }
@@ -111,19 +101,10 @@ impl CatalogError {
 /// Parse a file by extension (`.json` or `.csv`, case-insensitive).
 pub fn read_catalog(path: &Path) -> Result<CatalogFile, CatalogError> {
     let display = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
-        path: display.clone(),
-        source,
-    })?;
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
+    let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read { path: display.clone(), source })?;
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     match ext.as_deref() {
-        Some("json") => serde_json::from_str(&text).map_err(|source| CatalogError::Json {
-            path: display,
-            source,
-        }),
+        Some("json") => serde_json::from_str(&text).map_err(|source| CatalogError::Json { path: display, source }),
         Some("csv") => parse_csv(&display, &text),
         _ => Err(CatalogError::Format { path: display }),
     }
@@ -133,36 +114,17 @@ pub fn read_catalog(path: &Path) -> Result<CatalogFile, CatalogError> {
 /// Warehouses referenced by the CSV are auto-defined (code `WH<id>`) when the server does not
 /// know them.
 pub fn parse_csv(path: &str, text: &str) -> Result<CatalogFile, CatalogError> {
-    let err = |line: usize, message: String| CatalogError::Csv {
-        path: path.to_owned(),
-        line,
-        message,
-    };
-    let mut rows = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-    let (header_line, header) = rows
-        .next()
-        .ok_or_else(|| err(1, "empty file (expected a header)".into()))?;
-    let columns: Vec<String> = header
-        .split(',')
-        .map(|c| c.trim().to_ascii_lowercase())
-        .collect();
-    let has_threshold = match columns
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
+    let err = |line: usize, message: String| CatalogError::Csv { path: path.to_owned(), line, message };
+    let mut rows = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    let (header_line, header) = rows.next().ok_or_else(|| err(1, "empty file (expected a header)".into()))?;
+    let columns: Vec<String> = header.split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
+    let has_threshold = match columns.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["sku", "warehouse", "on_hand"] => false,
         ["sku", "warehouse", "on_hand", "low_stock_threshold"] => true,
         _ => {
             return Err(err(
                 header_line + 1,
-                format!(
-                    "header must be sku,warehouse,on_hand[,low_stock_threshold], got {header:?}"
-                ),
+                format!("header must be sku,warehouse,on_hand[,low_stock_threshold], got {header:?}"),
             ))
         }
     };
@@ -172,49 +134,26 @@ pub fn parse_csv(path: &str, text: &str) -> Result<CatalogFile, CatalogError> {
         let line = index + 1;
         let fields: Vec<&str> = row.split(',').map(str::trim).collect();
         if fields.len() != columns.len() {
-            return Err(err(
-                line,
-                format!("expected {} fields, got {}", columns.len(), fields.len()),
-            ));
+            return Err(err(line, format!("expected {} fields, got {}", columns.len(), fields.len())));
         }
         let sku = fields[0];
         if sku.is_empty() {
             return Err(err(line, "empty sku".into()));
         }
-        let warehouse: u16 = fields[1].parse().map_err(|_| {
-            err(
-                line,
-                format!("warehouse must be a number 0-65535, got {:?}", fields[1]),
-            )
-        })?;
-        let on_hand: u64 = fields[2].parse().map_err(|_| {
-            err(
-                line,
-                format!("on_hand must be a whole number, got {:?}", fields[2]),
-            )
-        })?;
+        let warehouse: u16 = fields[1]
+            .parse()
+            .map_err(|_| err(line, format!("warehouse must be a number 0-65535, got {:?}", fields[1])))?;
+        let on_hand: u64 =
+            fields[2].parse().map_err(|_| err(line, format!("on_hand must be a whole number, got {:?}", fields[2])))?;
         if has_threshold {
-            let threshold: u32 = fields[3].parse().map_err(|_| {
-                err(
-                    line,
-                    format!(
-                        "low_stock_threshold must be a whole number, got {:?}",
-                        fields[3]
-                    ),
-                )
-            })?;
+            let threshold: u32 = fields[3]
+                .parse()
+                .map_err(|_| err(line, format!("low_stock_threshold must be a whole number, got {:?}", fields[3])))?;
             if seen_skus.insert(sku.to_owned()) {
-                catalog.skus.push(SkuDef {
-                    code: sku.to_owned(),
-                    low_stock_threshold: threshold,
-                });
+                catalog.skus.push(SkuDef { code: sku.to_owned(), low_stock_threshold: threshold });
             }
         }
-        catalog.stock.push(StockDef {
-            sku: sku.to_owned(),
-            warehouse,
-            on_hand,
-        });
+        catalog.stock.push(StockDef { sku: sku.to_owned(), warehouse, on_hand });
     }
     Ok(catalog)
 }
@@ -239,81 +178,44 @@ pub async fn load(client: &Client, catalog: &CatalogFile) -> Result<LoadSummary,
         summary.warehouses += 1;
     }
     for s in &catalog.skus {
-        client
-            .define_sku(&s.code, s.low_stock_threshold)
-            .await
-            .map_err(server(format!("define sku {}", s.code)))?;
+        client.define_sku(&s.code, s.low_stock_threshold).await.map_err(server(format!("define sku {}", s.code)))?;
         summary.skus += 1;
     }
     // SKUs that stock rows or kits mention without defining: define the unknown ones (threshold 0),
     // leaving existing SKUs (and their thresholds) alone.
-    let defined: BTreeSet<&str> = catalog
-        .skus
-        .iter()
-        .map(|s| s.code.as_str())
-        .chain(catalog.kits.iter().map(|k| k.code.as_str()))
-        .collect();
+    let defined: BTreeSet<&str> =
+        catalog.skus.iter().map(|s| s.code.as_str()).chain(catalog.kits.iter().map(|k| k.code.as_str())).collect();
     let mentioned: BTreeSet<&str> = catalog
         .stock
         .iter()
         .map(|s| s.sku.as_str())
-        .chain(
-            catalog
-                .kits
-                .iter()
-                .flat_map(|k| k.components.iter().map(|c| c.sku.as_str())),
-        )
+        .chain(catalog.kits.iter().flat_map(|k| k.components.iter().map(|c| c.sku.as_str())))
         .filter(|code| !defined.contains(code))
         .collect();
     if !mentioned.is_empty() {
         let codes: Vec<String> = mentioned.iter().map(|c| (*c).to_owned()).collect();
-        let ids = client
-            .lookup_skus(codes.clone())
-            .await
-            .map_err(server("look up skus"))?;
+        let ids = client.lookup_skus(codes.clone()).await.map_err(server("look up skus"))?;
         for (code, id) in codes.iter().zip(ids) {
             if id.is_none() {
-                client
-                    .define_sku(code, 0)
-                    .await
-                    .map_err(server(format!("define sku {code}")))?;
+                client.define_sku(code, 0).await.map_err(server(format!("define sku {code}")))?;
                 summary.skus += 1;
             }
         }
     }
     for k in &catalog.kits {
-        let components = k
-            .components
-            .iter()
-            .map(|c| WireLine {
-                sku: SkuRef::Code(c.sku.clone()),
-                qty: c.qty,
-            })
-            .collect();
-        client
-            .define_kit(&k.code, components)
-            .await
-            .map_err(server(format!("define kit {}", k.code)))?;
+        let components =
+            k.components.iter().map(|c| WireLine { sku: SkuRef::Code(c.sku.clone()), qty: c.qty }).collect();
+        client.define_kit(&k.code, components).await.map_err(server(format!("define kit {}", k.code)))?;
         summary.kits += 1;
     }
     let mut auto_defined = BTreeSet::new();
     for s in &catalog.stock {
-        let op = || StockOpWire::SetOnHand {
-            sku: SkuRef::Code(s.sku.clone()),
-            warehouse: s.warehouse,
-            on_hand: s.on_hand,
-        };
-        let what = || {
-            format!(
-                "set on-hand of {} in warehouse {} to {}",
-                s.sku, s.warehouse, s.on_hand
-            )
-        };
+        let op =
+            || StockOpWire::SetOnHand { sku: SkuRef::Code(s.sku.clone()), warehouse: s.warehouse, on_hand: s.on_hand };
+        let what = || format!("set on-hand of {} in warehouse {} to {}", s.sku, s.warehouse, s.on_hand);
         match client.stock_op(op()).await {
             Ok(()) => {}
-            Err(e)
-                if is_refusal(&e, "unknown_warehouse") && !auto_defined.contains(&s.warehouse) =>
-            {
+            Err(e) if is_refusal(&e, "unknown_warehouse") && !auto_defined.contains(&s.warehouse) => {
                 let code = format!("WH{}", s.warehouse);
                 client
                     .define_warehouse(s.warehouse, &code, "", 0)
@@ -338,21 +240,11 @@ mod tests {
     #[test]
     fn csv_with_and_without_thresholds() {
         // Checks CSV parsing: both header shapes, comments and blank lines, one SKU def per code.
-        let c = parse_csv(
-            "x.csv",
-            "sku,warehouse,on_hand,low_stock_threshold\nA,1,10,3\n\n# note\nA,2,5,3\nB,1,0,0\n",
-        )
-        .unwrap();
+        let c = parse_csv("x.csv", "sku,warehouse,on_hand,low_stock_threshold\nA,1,10,3\n\n# note\nA,2,5,3\nB,1,0,0\n")
+            .unwrap();
         assert_eq!(c.skus.len(), 2);
         assert_eq!(c.stock.len(), 3);
-        assert_eq!(
-            c.stock[1],
-            StockDef {
-                sku: "A".into(),
-                warehouse: 2,
-                on_hand: 5
-            }
-        );
+        assert_eq!(c.stock[1], StockDef { sku: "A".into(), warehouse: 2, on_hand: 5 });
         let c = parse_csv("x.csv", "SKU, warehouse, on_hand\nA,1,10\n").unwrap();
         assert!(c.skus.is_empty());
         assert_eq!(c.stock.len(), 1);
@@ -363,13 +255,9 @@ mod tests {
         // Checks that malformed CSV input is refused with the offending line number.
         let e = parse_csv("x.csv", "sku,qty\n").unwrap_err().to_string();
         assert!(e.contains("x.csv:1"), "{e}");
-        let e = parse_csv("x.csv", "sku,warehouse,on_hand\nA,1,10\nB,one,10\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse_csv("x.csv", "sku,warehouse,on_hand\nA,1,10\nB,one,10\n").unwrap_err().to_string();
         assert!(e.contains("x.csv:3"), "{e}");
-        let e = parse_csv("x.csv", "sku,warehouse,on_hand\nA,1\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse_csv("x.csv", "sku,warehouse,on_hand\nA,1\n").unwrap_err().to_string();
         assert!(e.contains("x.csv:2"), "{e}");
         assert!(parse_csv("x.csv", "").is_err());
     }
@@ -382,17 +270,8 @@ mod tests {
             "kits":[{"code":"GIFT-BOX","components":[{"sku":"MUG-WHT","qty":1}]}],
             "stock":[{"sku":"TSHIRT-RED-XL","warehouse":1,"on_hand":100}]}"#;
         let c: CatalogFile = serde_json::from_str(text).unwrap();
-        assert_eq!(
-            (
-                c.warehouses.len(),
-                c.skus.len(),
-                c.kits.len(),
-                c.stock.len()
-            ),
-            (1, 1, 1, 1)
-        );
-        let c: CatalogFile =
-            serde_json::from_str(r#"{"warehouses":[{"id":2,"code":"BJ"}]}"#).unwrap();
+        assert_eq!((c.warehouses.len(), c.skus.len(), c.kits.len(), c.stock.len()), (1, 1, 1, 1));
+        let c: CatalogFile = serde_json::from_str(r#"{"warehouses":[{"id":2,"code":"BJ"}]}"#).unwrap();
         assert_eq!(c.warehouses[0].region, "");
         assert!(serde_json::from_str::<CatalogFile>(r#"{"wharehouses":[]}"#).is_err());
     }

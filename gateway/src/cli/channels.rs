@@ -11,23 +11,15 @@ pub struct ChannelParseError(pub String);
 /// A channel name (case-insensitive) or a number.
 pub fn parse_channel(text: &str) -> Result<u16, ChannelParseError> {
     let trimmed = text.trim();
-    if let Some((_, id)) = CHANNELS
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(trimmed))
-    {
+    if let Some((_, id)) = CHANNELS.iter().find(|(name, _)| name.eq_ignore_ascii_case(trimmed)) {
         return Ok(*id);
     }
-    trimmed
-        .parse::<u16>()
-        .map_err(|_| ChannelParseError(text.to_owned()))
+    trimmed.parse::<u16>().map_err(|_| ChannelParseError(text.to_owned()))
 }
 
 /// The name of a known channel id.
 pub fn channel_name(id: u16) -> Option<&'static str> {
-    CHANNELS
-        .iter()
-        .find(|(_, c)| *c == id)
-        .map(|(name, _)| *name)
+    CHANNELS.iter().find(|(_, c)| *c == id).map(|(name, _)| *name)
 }
 
 #[cfg(test)]

@@ -32,22 +32,10 @@ pub const EXIT_CONNECTION: u8 = 3;
 #[command(name = "oms", version, about = "Command-line client for omsd, the order and stock-reservation engine", long_about = None)]
 pub struct Cli {
     /// Address of omsd's client port (host:port)
-    #[arg(
-        long,
-        global = true,
-        env = "OMS_SERVER",
-        default_value = "127.0.0.1:7700",
-        value_name = "ADDR"
-    )]
+    #[arg(long, global = true, env = "OMS_SERVER", default_value = "127.0.0.1:7700", value_name = "ADDR")]
     pub server: String,
     /// API key sent in the handshake
-    #[arg(
-        long,
-        global = true,
-        env = "OMS_API_KEY",
-        hide_env_values = true,
-        value_name = "KEY"
-    )]
+    #[arg(long, global = true, env = "OMS_API_KEY", hide_env_values = true, value_name = "KEY")]
     pub api_key: Option<String>,
     /// Print one machine-readable JSON document on stdout instead of text
     #[arg(long, global = true)]
@@ -573,48 +561,26 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::PayBalance(r) => lifecycle(&ctx, "pay-balance", r.reservation).await,
         Command::Reservation(ReservationCmd::Get(r)) => {
             let client = ctx.client().await?;
-            let text = client
-                .call_json(crate::protocol::Request::GetReservation { id: r.reservation })
-                .await?;
+            let text = client.call_json(crate::protocol::Request::GetReservation { id: r.reservation }).await?;
             let value: Value = parse_server_json(&text)?;
             if ctx.json {
                 return ctx.print_json(&value);
             }
-            let view: oms_engine::partition::ReservationView =
-                serde_json::from_value(value.clone()).map_err(|source| ClientError::Json {
-                    what: "ReservationView",
-                    source,
-                })?;
+            let view: oms_engine::partition::ReservationView = serde_json::from_value(value.clone())
+                .map_err(|source| ClientError::Json { what: "ReservationView", source })?;
             print_reservation(&view);
             Ok(())
         }
         Command::Campaign(cmd) => run_campaign(&ctx, cmd).await,
         Command::Incoming(cmd) => run_incoming(&ctx, cmd).await,
-        Command::Channel(ChannelCmd::Set {
-            channel,
-            ratio,
-            floor,
-            exceptions,
-        }) => {
+        Command::Channel(ChannelCmd::Set { channel, ratio, floor, exceptions }) => {
             let client = ctx.client().await?;
-            let exceptions = exceptions
-                .iter()
-                .map(|e| (code(&e.sku), e.ratio_bp, e.cap))
-                .collect();
-            client
-                .set_channel_policy(channel, ratio, floor, exceptions)
-                .await?;
-            let name =
-                channels::channel_name(channel).map_or_else(|| channel.to_string(), str::to_owned);
-            ctx.done(
-                json!({ "channel": channel, "ratio_bp": ratio, "floor": floor }),
-                || {
-                    format!(
-                        "channel {name}: ratio {:.2}%, floor {floor}",
-                        f64::from(ratio) / 100.0
-                    )
-                },
-            )
+            let exceptions = exceptions.iter().map(|e| (code(&e.sku), e.ratio_bp, e.cap)).collect();
+            client.set_channel_policy(channel, ratio, floor, exceptions).await?;
+            let name = channels::channel_name(channel).map_or_else(|| channel.to_string(), str::to_owned);
+            ctx.done(json!({ "channel": channel, "ratio_bp": ratio, "floor": floor }), || {
+                format!("channel {name}: ratio {:.2}%, floor {floor}", f64::from(ratio) / 100.0)
+            })
         }
         Command::Audit => {
             let client = ctx.client().await?;
@@ -622,15 +588,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             if ctx.json {
                 ctx.print_json(&report)?;
             } else {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_else(|_| report.to_string())
-                );
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_else(|_| report.to_string()));
             }
             if report.get("clean") == Some(&Value::Bool(false)) {
-                return Err(CliError::Problems(
-                    "audit reports problems (\"clean\": false)".into(),
-                ));
+                return Err(CliError::Problems("audit reports problems (\"clean\": false)".into()));
             }
             Ok(())
         }
@@ -653,34 +614,24 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 fn parse_server_json(text: &str) -> Result<Value, ClientError> {
-    serde_json::from_str(text).map_err(|source| ClientError::Json {
-        what: "JSON",
-        source,
-    })
+    serde_json::from_str(text).map_err(|source| ClientError::Json { what: "JSON", source })
 }
 
 fn run_wal(ctx: &Ctx, cmd: WalCmd) -> Result<(), CliError> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match cmd {
-        WalCmd::Dump { data_dir, from } => {
-            wal::dump(&data_dir, from, ctx.json, &mut out, &mut std::io::stderr())
-        }
+        WalCmd::Dump { data_dir, from } => wal::dump(&data_dir, from, ctx.json, &mut out, &mut std::io::stderr()),
         WalCmd::Verify { data_dir } => wal::verify(&data_dir, ctx.json, &mut out),
     };
-    let problems =
-        match result.and_then(|p| out.flush().map(|()| p).map_err(wal::WalCliError::from)) {
-            Ok(p) => p,
-            // The reader went away (`oms wal dump | head`): stop quietly.
-            Err(wal::WalCliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                return Ok(())
-            }
-            Err(e) => return Err(e.into()),
-        };
+    let problems = match result.and_then(|p| out.flush().map(|()| p).map_err(wal::WalCliError::from)) {
+        Ok(p) => p,
+        // The reader went away (`oms wal dump | head`): stop quietly.
+        Err(wal::WalCliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
     if problems > 0 {
-        return Err(CliError::Problems(format!(
-            "{problems} problem(s) found in the log"
-        )));
+        return Err(CliError::Problems(format!("{problems} problem(s) found in the log")));
     }
     Ok(())
 }
@@ -689,25 +640,18 @@ async fn run_stock(ctx: &Ctx, cmd: StockCmd) -> Result<(), CliError> {
     let client = ctx.client().await?;
     let (op, what, details) = match cmd {
         StockCmd::Get { sku } => {
-            let text = client
-                .call_json(crate::protocol::Request::GetStock { sku: code(&sku) })
-                .await?;
+            let text = client.call_json(crate::protocol::Request::GetStock { sku: code(&sku) }).await?;
             let value = parse_server_json(&text)?;
             if ctx.json {
                 return ctx.print_json(&value);
             }
             let view: oms_engine::partition::SkuStockView =
-                serde_json::from_value(value).map_err(|source| ClientError::Json {
-                    what: "SkuStockView",
-                    source,
-                })?;
+                serde_json::from_value(value).map_err(|source| ClientError::Json { what: "SkuStockView", source })?;
             print_stock(&view);
             return Ok(());
         }
         StockCmd::Export => {
-            let text = client
-                .call_json(crate::protocol::Request::ExportStock)
-                .await?;
+            let text = client.call_json(crate::protocol::Request::ExportStock).await?;
             let value = parse_server_json(&text)?;
             if ctx.json {
                 return ctx.print_json(&value);
@@ -715,105 +659,43 @@ async fn run_stock(ctx: &Ctx, cmd: StockCmd) -> Result<(), CliError> {
             println!("{:<8} {:<24} {:>12}", "ID", "SKU", "AVAILABLE");
             for row in value.as_array().into_iter().flatten() {
                 let field = |k: &str| {
-                    row.get(k).map_or_else(String::new, |v| {
-                        v.as_str().map_or_else(|| v.to_string(), str::to_owned)
-                    })
+                    row.get(k).map_or_else(String::new, |v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
                 };
-                println!(
-                    "{:<8} {:<24} {:>12}",
-                    field("sku"),
-                    field("code"),
-                    field("available")
-                );
+                println!("{:<8} {:<24} {:>12}", field("sku"), field("code"), field("available"));
             }
             return Ok(());
         }
-        StockCmd::Set {
-            sku,
-            warehouse,
-            on_hand,
-        } => (
-            StockOpWire::SetOnHand {
-                sku: code(&sku),
-                warehouse,
-                on_hand,
-            },
+        StockCmd::Set { sku, warehouse, on_hand } => (
+            StockOpWire::SetOnHand { sku: code(&sku), warehouse, on_hand },
             format!("{sku}: on hand in warehouse {warehouse} set to {on_hand}"),
             json!({ "op": "set", "sku": sku, "warehouse": warehouse, "on_hand": on_hand }),
         ),
-        StockCmd::Receive {
-            sku,
-            warehouse,
-            qty,
-        } => (
-            StockOpWire::Receive {
-                sku: code(&sku),
-                warehouse,
-                qty,
-            },
+        StockCmd::Receive { sku, warehouse, qty } => (
+            StockOpWire::Receive { sku: code(&sku), warehouse, qty },
             format!("{sku}: received {qty} into warehouse {warehouse}"),
             json!({ "op": "receive", "sku": sku, "warehouse": warehouse, "qty": qty }),
         ),
-        StockCmd::Adjust {
-            sku,
-            warehouse,
-            delta,
-        } => (
-            StockOpWire::Adjust {
-                sku: code(&sku),
-                warehouse,
-                delta,
-            },
+        StockCmd::Adjust { sku, warehouse, delta } => (
+            StockOpWire::Adjust { sku: code(&sku), warehouse, delta },
             format!("{sku}: on hand in warehouse {warehouse} adjusted by {delta:+}"),
             json!({ "op": "adjust", "sku": sku, "warehouse": warehouse, "delta": delta }),
         ),
         StockCmd::Transfer { sku, from, to, qty } => (
-            StockOpWire::Transfer {
-                sku: code(&sku),
-                from,
-                to,
-                qty,
-            },
+            StockOpWire::Transfer { sku: code(&sku), from, to, qty },
             format!("{sku}: moved {qty} from warehouse {from} to {to}"),
             json!({ "op": "transfer", "sku": sku, "from": from, "to": to, "qty": qty }),
         ),
-        StockCmd::Bucket {
-            sku,
-            warehouse,
-            bucket,
-            qty,
-        } => {
-            let name = ["safety", "damaged", "qc"]
-                .get(usize::from(bucket))
-                .copied()
-                .unwrap_or("?");
+        StockCmd::Bucket { sku, warehouse, bucket, qty } => {
+            let name = ["safety", "damaged", "qc"].get(usize::from(bucket)).copied().unwrap_or("?");
             (
-                StockOpWire::SetBucket {
-                    sku: code(&sku),
-                    warehouse,
-                    bucket,
-                    qty,
-                },
+                StockOpWire::SetBucket { sku: code(&sku), warehouse, bucket, qty },
                 format!("{sku}: {name} bucket in warehouse {warehouse} set to {qty}"),
                 json!({ "op": "bucket", "sku": sku, "warehouse": warehouse, "bucket": name, "qty": qty }),
             )
         }
-        StockCmd::Return {
-            sku,
-            warehouse,
-            qty,
-            damaged,
-        } => (
-            StockOpWire::ReturnToStock {
-                sku: code(&sku),
-                warehouse,
-                qty,
-                damaged,
-            },
-            format!(
-                "{sku}: {qty} returned to warehouse {warehouse}{}",
-                if damaged { " (damaged)" } else { "" }
-            ),
+        StockCmd::Return { sku, warehouse, qty, damaged } => (
+            StockOpWire::ReturnToStock { sku: code(&sku), warehouse, qty, damaged },
+            format!("{sku}: {qty} returned to warehouse {warehouse}{}", if damaged { " (damaged)" } else { "" }),
             json!({ "op": "return", "sku": sku, "warehouse": warehouse, "qty": qty, "damaged": damaged }),
         ),
     };
@@ -828,10 +710,7 @@ fn print_stock(view: &oms_engine::partition::SkuStockView) {
         view.on_hand, view.reserved, view.pooled, view.unavailable, view.available, view.incoming
     );
     if let Some(kit) = &view.kit {
-        let parts: Vec<String> = kit
-            .iter()
-            .map(|c| format!("{}x sku {}", c.qty, c.sku))
-            .collect();
+        let parts: Vec<String> = kit.iter().map(|c| format!("{}x sku {}", c.qty, c.sku)).collect();
         println!("  kit of: {}", parts.join(", "));
     }
     if !view.warehouses.is_empty() {
@@ -842,47 +721,29 @@ fn print_stock(view: &oms_engine::partition::SkuStockView) {
         for w in &view.warehouses {
             println!(
                 "  {:>9} {:>10} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10}",
-                w.warehouse,
-                w.on_hand,
-                w.reserved,
-                w.pooled,
-                w.safety,
-                w.damaged,
-                w.quality_control,
-                w.available
+                w.warehouse, w.on_hand, w.reserved, w.pooled, w.safety, w.damaged, w.quality_control, w.available
             );
         }
     }
 }
 
 fn print_reservation(view: &oms_engine::partition::ReservationView) {
-    let channel = channels::channel_name(view.channel)
-        .map_or_else(|| view.channel.to_string(), str::to_owned);
+    let channel = channels::channel_name(view.channel).map_or_else(|| view.channel.to_string(), str::to_owned);
     println!("reservation {}: {}", view.id, view.status);
     println!(
         "  customer {}  channel {channel}  campaign {}",
         view.customer,
         view.campaign.map_or("-".into(), |c| c.to_string())
     );
-    println!(
-        "  created {}  expires {}",
-        fmt_ms(view.created_at_ms),
-        fmt_ms(view.expires_at_ms)
-    );
+    println!("  created {}  expires {}", fmt_ms(view.created_at_ms), fmt_ms(view.expires_at_ms));
     if view.presale_outstanding > 0 {
-        println!(
-            "  presale balance outstanding: {}",
-            view.presale_outstanding
-        );
+        println!("  presale balance outstanding: {}", view.presale_outstanding);
     }
     if let Some(p) = view.promise_ms {
         println!("  promised by {}", fmt_ms(p));
     }
     for a in &view.allocations {
-        println!(
-            "  sku {:<8} warehouse {:<5} qty {}",
-            a.sku, a.warehouse, a.qty
-        );
+        println!("  sku {:<8} warehouse {:<5} qty {}", a.sku, a.warehouse, a.qty);
     }
 }
 
@@ -894,14 +755,7 @@ fn fmt_ms(ms: u64) -> String {
 async fn run_reserve(ctx: &Ctx, args: ReserveArgs) -> Result<(), CliError> {
     let client = ctx.client().await?;
     let request = ReserveWire {
-        lines: args
-            .lines
-            .iter()
-            .map(|l| WireLine {
-                sku: code(&l.sku),
-                qty: l.qty,
-            })
-            .collect(),
+        lines: args.lines.iter().map(|l| WireLine { sku: code(&l.sku), qty: l.qty }).collect(),
         ttl_ms: args.ttl.as_millis().min(u128::from(u64::MAX)) as u64,
         idempotency_key: args.key.clone().unwrap_or_default(),
         customer: args.customer,
@@ -912,13 +766,7 @@ async fn run_reserve(ctx: &Ctx, args: ReserveArgs) -> Result<(), CliError> {
     // Best effort: name the SKUs of the allocations (the wire carries interned ids).
     let codes: Vec<String> = args.lines.iter().map(|l| l.sku.clone()).collect();
     let ids = client.lookup_skus(codes.clone()).await.unwrap_or_default();
-    let code_of = |sku: u32| {
-        codes
-            .iter()
-            .zip(ids.iter())
-            .find(|(_, id)| **id == Some(sku))
-            .map(|(c, _)| c.clone())
-    };
+    let code_of = |sku: u32| codes.iter().zip(ids.iter()).find(|(_, id)| **id == Some(sku)).map(|(c, _)| c.clone());
     if ctx.json {
         let allocations: Vec<Value> = reserved
             .allocations
@@ -934,16 +782,8 @@ async fn run_reserve(ctx: &Ctx, args: ReserveArgs) -> Result<(), CliError> {
             "allocations": allocations,
         }));
     }
-    let replayed = if reserved.replayed {
-        " (replayed: this key was already used)"
-    } else {
-        ""
-    };
-    println!(
-        "reserved {}{replayed}, expires {}",
-        reserved.id,
-        fmt_ms(reserved.expires_at_ms)
-    );
+    let replayed = if reserved.replayed { " (replayed: this key was already used)" } else { "" };
+    println!("reserved {}{replayed}, expires {}", reserved.id, fmt_ms(reserved.expires_at_ms));
     if let Some(p) = reserved.promise_ms {
         println!("  promised by {}", fmt_ms(p));
     }
@@ -968,9 +808,7 @@ async fn lifecycle(ctx: &Ctx, action: &'static str, id: u64) -> Result<(), CliEr
         "ship" => "shipped",
         _ => "balance paid",
     };
-    ctx.done(json!({ "id": id, "action": action }), || {
-        format!("reservation {id} {past}")
-    })
+    ctx.done(json!({ "id": id, "action": action }), || format!("reservation {id} {past}"))
 }
 
 async fn run_campaign(ctx: &Ctx, cmd: CampaignCmd) -> Result<(), CliError> {
@@ -978,9 +816,7 @@ async fn run_campaign(ctx: &Ctx, cmd: CampaignCmd) -> Result<(), CliError> {
     let now = parse::now_ms();
     match cmd {
         CampaignCmd::Get { id } => {
-            let text = client
-                .call_json(crate::protocol::Request::GetCampaign { id })
-                .await?;
+            let text = client.call_json(crate::protocol::Request::GetCampaign { id }).await?;
             let value = parse_server_json(&text)?;
             if ctx.json {
                 return ctx.print_json(&value);
@@ -988,14 +824,7 @@ async fn run_campaign(ctx: &Ctx, cmd: CampaignCmd) -> Result<(), CliError> {
             println!("{}", serde_json::to_string_pretty(&value).unwrap_or(text));
             Ok(())
         }
-        CampaignCmd::Create(CampaignCreate::FlashSale {
-            id,
-            sku,
-            pool,
-            limit,
-            starts,
-            ends,
-        }) => {
+        CampaignCmd::Create(CampaignCreate::FlashSale { id, sku, pool, limit, starts, ends }) => {
             let starts_ms = starts.resolve(now, now);
             let ends_ms = ends.resolve(now, starts_ms);
             if ends_ms <= starts_ms {
@@ -1005,23 +834,13 @@ async fn run_campaign(ctx: &Ctx, cmd: CampaignCmd) -> Result<(), CliError> {
                     fmt_ms(starts_ms)
                 )));
             }
-            client
-                .create_flash_sale(id, code(&sku), pool, limit, starts_ms, ends_ms)
-                .await?;
+            client.create_flash_sale(id, code(&sku), pool, limit, starts_ms, ends_ms).await?;
             ctx.done(
                 json!({ "id": id, "kind": "flash_sale", "sku": sku, "pool": pool, "limit": limit, "starts_at_ms": starts_ms, "ends_at_ms": ends_ms }),
                 || format!("flash sale {id} on {sku}: {pool} units, limit {limit} per customer, {} to {}", fmt_ms(starts_ms), fmt_ms(ends_ms)),
             )
         }
-        CampaignCmd::Create(CampaignCreate::Presale {
-            id,
-            sku,
-            quota,
-            limit,
-            balance_window,
-            starts,
-            ends,
-        }) => {
+        CampaignCmd::Create(CampaignCreate::Presale { id, sku, quota, limit, balance_window, starts, ends }) => {
             let starts_ms = starts.resolve(now, now);
             let ends_ms = ends.resolve(now, starts_ms);
             if ends_ms <= starts_ms {
@@ -1032,9 +851,7 @@ async fn run_campaign(ctx: &Ctx, cmd: CampaignCmd) -> Result<(), CliError> {
                 )));
             }
             let window_ms = balance_window.as_millis().min(u128::from(u64::MAX)) as u64;
-            client
-                .create_presale(id, code(&sku), quota, limit, starts_ms, ends_ms, window_ms)
-                .await?;
+            client.create_presale(id, code(&sku), quota, limit, starts_ms, ends_ms, window_ms).await?;
             ctx.done(
                 json!({ "id": id, "kind": "presale", "sku": sku, "quota": quota, "limit": limit, "starts_at_ms": starts_ms, "ends_at_ms": ends_ms, "balance_window_ms": window_ms }),
                 || format!("presale {id} on {sku}: quota {quota}, limit {limit} per customer, {} to {}", fmt_ms(starts_ms), fmt_ms(ends_ms)),
@@ -1047,51 +864,23 @@ async fn run_incoming(ctx: &Ctx, cmd: IncomingCmd) -> Result<(), CliError> {
     let client = ctx.client().await?;
     let now = parse::now_ms();
     match cmd {
-        IncomingCmd::Expect {
-            po,
-            sku,
-            warehouse,
-            qty,
-            eta,
-        } => {
+        IncomingCmd::Expect { po, sku, warehouse, qty, eta } => {
             let eta_ms = eta.resolve(now, now);
-            client
-                .stock_op(StockOpWire::ExpectIncoming {
-                    po,
-                    sku: code(&sku),
-                    warehouse,
-                    qty,
-                    eta_ms,
-                })
-                .await?;
+            client.stock_op(StockOpWire::ExpectIncoming { po, sku: code(&sku), warehouse, qty, eta_ms }).await?;
             ctx.done(json!({ "po": po, "sku": sku, "warehouse": warehouse, "qty": qty, "eta_ms": eta_ms }), || {
                 format!("PO {po}: {qty} x {sku} expected in warehouse {warehouse} by {}", fmt_ms(eta_ms))
             })
         }
         IncomingCmd::Reschedule { po, sku, eta } => {
             let eta_ms = eta.resolve(now, now);
-            client
-                .stock_op(StockOpWire::RescheduleIncoming {
-                    po,
-                    sku: code(&sku),
-                    eta_ms,
-                })
-                .await?;
+            client.stock_op(StockOpWire::RescheduleIncoming { po, sku: code(&sku), eta_ms }).await?;
             ctx.done(json!({ "po": po, "sku": sku, "eta_ms": eta_ms }), || {
                 format!("PO {po}: {sku} now expected by {}", fmt_ms(eta_ms))
             })
         }
         IncomingCmd::Receive { po, sku, qty } => {
-            client
-                .stock_op(StockOpWire::ReceivePurchaseOrder {
-                    po,
-                    sku: code(&sku),
-                    qty,
-                })
-                .await?;
-            ctx.done(json!({ "po": po, "sku": sku, "qty": qty }), || {
-                format!("PO {po}: received {qty} x {sku}")
-            })
+            client.stock_op(StockOpWire::ReceivePurchaseOrder { po, sku: code(&sku), qty }).await?;
+            ctx.done(json!({ "po": po, "sku": sku, "qty": qty }), || format!("PO {po}: received {qty} x {sku}"))
         }
     }
 }
@@ -1137,36 +926,20 @@ mod tests {
         .unwrap();
         assert_eq!(cli.server, "10.0.0.1:7700");
         assert!(cli.json);
-        let Command::Reserve(args) = cli.command else {
-            panic!("not reserve")
-        };
+        let Command::Reserve(args) = cli.command else { panic!("not reserve") };
         assert_eq!(args.lines.len(), 2);
-        assert_eq!(
-            args.lines[1],
-            LineArg {
-                sku: "MUG-WHT".into(),
-                qty: 1
-            }
-        );
+        assert_eq!(args.lines[1], LineArg { sku: "MUG-WHT".into(), qty: 1 });
         assert_eq!(args.ttl, Duration::from_secs(7200));
         assert_eq!(args.key.as_deref(), Some("k1"));
-        assert_eq!(
-            (args.customer, args.channel, args.campaign),
-            (42, 2, Some(7))
-        );
+        assert_eq!((args.customer, args.channel, args.campaign), (42, 2, Some(7)));
     }
 
     #[test]
     fn reserve_defaults_and_usage_errors() {
         // Checks reserve defaults (15m TTL, own channel) and that bad values are usage errors (exit 2).
         let cli = parse(&["reserve", "--line", "A:1"]).unwrap();
-        let Command::Reserve(args) = cli.command else {
-            panic!("not reserve")
-        };
-        assert_eq!(
-            (args.ttl, args.channel, args.customer),
-            (Duration::from_secs(900), 0, 0)
-        );
+        let Command::Reserve(args) = cli.command else { panic!("not reserve") };
+        assert_eq!((args.ttl, args.channel, args.customer), (Duration::from_secs(900), 0, 0));
         for bad in [
             &["reserve"][..],
             &["reserve", "--line", "A"],
@@ -1182,44 +955,10 @@ mod tests {
     #[test]
     fn stock_and_campaign_arguments() {
         // Checks the stock, campaign, channel, incoming and wal argument shapes users' scripts rely on.
-        let cli = parse(&[
-            "stock",
-            "adjust",
-            "MUG",
-            "--warehouse",
-            "1",
-            "--delta",
-            "-3",
-        ])
-        .unwrap();
-        assert!(matches!(
-            cli.command,
-            Command::Stock(StockCmd::Adjust {
-                delta: -3,
-                warehouse: 1,
-                ..
-            })
-        ));
-        let cli = parse(&[
-            "stock",
-            "bucket",
-            "MUG",
-            "--warehouse",
-            "2",
-            "--bucket",
-            "qc",
-            "--qty",
-            "4",
-        ])
-        .unwrap();
-        assert!(matches!(
-            cli.command,
-            Command::Stock(StockCmd::Bucket {
-                bucket: 2,
-                qty: 4,
-                ..
-            })
-        ));
+        let cli = parse(&["stock", "adjust", "MUG", "--warehouse", "1", "--delta", "-3"]).unwrap();
+        assert!(matches!(cli.command, Command::Stock(StockCmd::Adjust { delta: -3, warehouse: 1, .. })));
+        let cli = parse(&["stock", "bucket", "MUG", "--warehouse", "2", "--bucket", "qc", "--qty", "4"]).unwrap();
+        assert!(matches!(cli.command, Command::Stock(StockCmd::Bucket { bucket: 2, qty: 4, .. })));
         let cli = parse(&[
             "campaign",
             "create",
@@ -1236,16 +975,10 @@ mod tests {
             "+2h",
         ])
         .unwrap();
-        let Command::Campaign(CampaignCmd::Create(CampaignCreate::FlashSale {
-            starts, ends, ..
-        })) = cli.command
-        else {
+        let Command::Campaign(CampaignCmd::Create(CampaignCreate::FlashSale { starts, ends, .. })) = cli.command else {
             panic!("not flash-sale")
         };
-        assert_eq!(
-            (starts, ends),
-            (TimeSpec::Now, TimeSpec::After(Duration::from_secs(7200)))
-        );
+        assert_eq!((starts, ends), (TimeSpec::Now, TimeSpec::After(Duration::from_secs(7200))));
         let cli = parse(&[
             "campaign",
             "create",
@@ -1264,21 +997,10 @@ mod tests {
         .unwrap();
         assert!(matches!(
             cli.command,
-            Command::Campaign(CampaignCmd::Create(CampaignCreate::Presale {
-                quota: 10,
-                ..
-            }))
+            Command::Campaign(CampaignCmd::Create(CampaignCreate::Presale { quota: 10, .. }))
         ));
         let cli = parse(&["channel", "set", "taobao", "--ratio", "0.3", "--floor", "5"]).unwrap();
-        assert!(matches!(
-            cli.command,
-            Command::Channel(ChannelCmd::Set {
-                channel: 1,
-                ratio: 3000,
-                floor: 5,
-                ..
-            })
-        ));
+        assert!(matches!(cli.command, Command::Channel(ChannelCmd::Set { channel: 1, ratio: 3000, floor: 5, .. })));
         let cli = parse(&[
             "incoming",
             "expect",
@@ -1293,38 +1015,13 @@ mod tests {
             "2030-01-01T00:00:00Z",
         ])
         .unwrap();
-        assert!(matches!(
-            cli.command,
-            Command::Incoming(IncomingCmd::Expect { po: 9, .. })
-        ));
-        let cli = parse(&[
-            "wal",
-            "dump",
-            "--data-dir",
-            "/tmp/x",
-            "--from",
-            "5",
-            "--json",
-        ])
-        .unwrap();
-        assert!(matches!(
-            cli.command,
-            Command::Wal(WalCmd::Dump { from: 5, .. })
-        ));
+        assert!(matches!(cli.command, Command::Incoming(IncomingCmd::Expect { po: 9, .. })));
+        let cli = parse(&["wal", "dump", "--data-dir", "/tmp/x", "--from", "5", "--json"]).unwrap();
+        assert!(matches!(cli.command, Command::Wal(WalCmd::Dump { from: 5, .. })));
         assert_eq!(
-            parse(&[
-                "stock",
-                "bucket",
-                "MUG",
-                "--warehouse",
-                "2",
-                "--bucket",
-                "lost",
-                "--qty",
-                "4"
-            ])
-            .err()
-            .map(|e| e.exit_code()),
+            parse(&["stock", "bucket", "MUG", "--warehouse", "2", "--bucket", "lost", "--qty", "4"])
+                .err()
+                .map(|e| e.exit_code()),
             Some(2)
         );
     }

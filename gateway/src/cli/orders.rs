@@ -203,14 +203,20 @@ fn order_text(o: &Value) -> String {
         field(o, "external_id"),
         field(o, "status")
     );
-    let holds: Vec<String> = o["holds"].as_array().into_iter().flatten().filter_map(|h| h.as_str().map(str::to_owned)).collect();
+    let holds: Vec<String> =
+        o["holds"].as_array().into_iter().flatten().filter_map(|h| h.as_str().map(str::to_owned)).collect();
     if !holds.is_empty() {
         out.push_str(&format!("  holds: {}\n", holds.join(", ")));
     }
     if let Some(reason) = o["cancel_reason"].as_str() {
         out.push_str(&format!("  cancelled: {reason}\n"));
     }
-    out.push_str(&format!("  buyer {}  paid {}  shipping {}\n", field(o, "buyer"), cents(&o["paid_cents"]), cents(&o["shipping_cents"])));
+    out.push_str(&format!(
+        "  buyer {}  paid {}  shipping {}\n",
+        field(o, "buyer"),
+        cents(&o["paid_cents"]),
+        cents(&o["shipping_cents"])
+    ));
     out.push_str(&format!("  {:<24} {:>5} {:>10} {:>10}\n", "SKU", "QTY", "ALLOCATED", "AMOUNT"));
     for l in o["lines"].as_array().into_iter().flatten() {
         out.push_str(&format!(
@@ -251,8 +257,14 @@ pub(super) async fn run_order(ctx: &Ctx, cmd: OrderCmd) -> Result<(), CliError> 
             } else {
                 for r in value["results"].as_array().into_iter().flatten() {
                     if r["ok"] == true {
-                        let holds: Vec<&str> = r["holds"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-                        let mut line = format!("order {} ({}): {}", field(r, "order"), field(r, "external_id"), field(r, "status"));
+                        let holds: Vec<&str> =
+                            r["holds"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                        let mut line = format!(
+                            "order {} ({}): {}",
+                            field(r, "order"),
+                            field(r, "external_id"),
+                            field(r, "status")
+                        );
                         if !holds.is_empty() {
                             line.push_str(&format!(" [holds: {}]", holds.join(", ")));
                         }
@@ -295,7 +307,13 @@ pub(super) async fn run_order(ctx: &Ctx, cmd: OrderCmd) -> Result<(), CliError> 
         }
         OrderCmd::Approve { id } => {
             let value = client.order_request(Request::OrderApprove { id }).await?;
-            show(ctx, &value, |v| format!("order {id} approved: {} (allocation: {})", field(v, "status"), field(&v["allocation"], "result")))
+            show(ctx, &value, |v| {
+                format!(
+                    "order {id} approved: {} (allocation: {})",
+                    field(v, "status"),
+                    field(&v["allocation"], "result")
+                )
+            })
         }
         OrderCmd::Reject { id, reason } => {
             let value = client.order_request(Request::OrderReject { id, reason }).await?;
@@ -314,7 +332,11 @@ pub(super) async fn run_order(ctx: &Ctx, cmd: OrderCmd) -> Result<(), CliError> 
                     .flatten()
                     .map(|r| format!("order {}: {}", field(r, "order"), field(&r["allocation"], "result")))
                     .collect();
-                if rows.is_empty() { "no order waiting for stock".to_owned() } else { rows.join("\n") }
+                if rows.is_empty() {
+                    "no order waiting for stock".to_owned()
+                } else {
+                    rows.join("\n")
+                }
             })
         }
     }
@@ -330,7 +352,13 @@ pub(super) async fn run_wave(ctx: &Ctx, cmd: WaveCmd) -> Result<(), CliError> {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|w| format!("wave {}: {} shipment(s)", field(w, "wave"), w["shipments"].as_array().map_or(0, Vec::len)))
+                    .map(|w| {
+                        format!(
+                            "wave {}: {} shipment(s)",
+                            field(w, "wave"),
+                            w["shipments"].as_array().map_or(0, Vec::len)
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             })
@@ -343,7 +371,13 @@ pub(super) async fn run_wave(ctx: &Ctx, cmd: WaveCmd) -> Result<(), CliError> {
                     field(w, "id"),
                     field(w, "warehouse"),
                     field(w, "picked"),
-                    w["shipments"].as_array().into_iter().flatten().map(|s| s.to_string()).collect::<Vec<_>>().join(" "),
+                    w["shipments"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
                     "BIN",
                     "SKU",
                     "QTY",
@@ -414,7 +448,9 @@ pub(super) async fn run_after_sale(ctx: &Ctx, cmd: AfterSaleCmd) -> Result<(), C
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|r| format!("{} x sku {} to warehouse {}", field(r, "qty"), field(r, "sku"), field(r, "warehouse")))
+                    .map(|r| {
+                        format!("{} x sku {} to warehouse {}", field(r, "qty"), field(r, "sku"), field(r, "warehouse"))
+                    })
                     .collect();
                 format!(
                     "after-sale {id} received: {}; returned {}; refunded {}",
@@ -433,8 +469,13 @@ pub(super) async fn run_rules(ctx: &Ctx, cmd: RulesCmd) -> Result<(), CliError> 
     let client = ctx.client().await?;
     let value = client.reload_rules(text).await?;
     ctx.done(value.clone(), || {
-        let sections: Vec<String> = value["reloaded"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect();
-        format!("rules reloaded from {}: {}", file.display(), if sections.is_empty() { "nothing".to_owned() } else { sections.join(", ") })
+        let sections: Vec<String> =
+            value["reloaded"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect();
+        format!(
+            "rules reloaded from {}: {}",
+            file.display(),
+            if sections.is_empty() { "nothing".to_owned() } else { sections.join(", ") }
+        )
     })
 }
 

@@ -29,24 +29,16 @@ pub struct LineArg {
 }
 
 pub fn parse_line(text: &str) -> Result<LineArg, ParseError> {
-    let (sku, qty) = text
-        .rsplit_once(':')
-        .ok_or_else(|| ParseError::LineFormat(text.to_owned()))?;
+    let (sku, qty) = text.rsplit_once(':').ok_or_else(|| ParseError::LineFormat(text.to_owned()))?;
     let sku = sku.trim();
     if sku.is_empty() {
         return Err(ParseError::LineFormat(text.to_owned()));
     }
-    let qty: u32 = qty
-        .trim()
-        .parse()
-        .map_err(|_| ParseError::LineQty(text.to_owned()))?;
+    let qty: u32 = qty.trim().parse().map_err(|_| ParseError::LineQty(text.to_owned()))?;
     if qty == 0 {
         return Err(ParseError::LineQty(text.to_owned()));
     }
-    Ok(LineArg {
-        sku: sku.to_owned(),
-        qty,
-    })
+    Ok(LineArg { sku: sku.to_owned(), qty })
 }
 
 /// A duration with a unit (humantime syntax: `900s`, `15m`, `2h`, `1d`, `1h 30m`, `500ms`).
@@ -59,20 +51,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, ParseError> {
             reason: format!("add a unit, e.g. {trimmed}s or {trimmed}ms"),
         });
     }
-    humantime::parse_duration(trimmed).map_err(|e| ParseError::Duration {
-        text: text.to_owned(),
-        reason: e.to_string(),
-    })
+    humantime::parse_duration(trimmed)
+        .map_err(|e| ParseError::Duration { text: text.to_owned(), reason: e.to_string() })
 }
 
 /// A reservation TTL: a non-zero duration.
 pub fn parse_ttl(text: &str) -> Result<Duration, ParseError> {
     let d = parse_duration(text)?;
     if d.is_zero() {
-        return Err(ParseError::Duration {
-            text: text.to_owned(),
-            reason: "must be greater than zero".into(),
-        });
+        return Err(ParseError::Duration { text: text.to_owned(), reason: "must be greater than zero".into() });
     }
     Ok(d)
 }
@@ -93,17 +80,13 @@ impl TimeSpec {
         match self {
             TimeSpec::Now => now_ms,
             TimeSpec::At(ms) => ms,
-            TimeSpec::After(d) => {
-                base_ms.saturating_add(d.as_millis().min(u128::from(u64::MAX)) as u64)
-            }
+            TimeSpec::After(d) => base_ms.saturating_add(d.as_millis().min(u128::from(u64::MAX)) as u64),
         }
     }
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 pub fn parse_time(text: &str) -> Result<TimeSpec, ParseError> {
@@ -114,27 +97,16 @@ pub fn parse_time(text: &str) -> Result<TimeSpec, ParseError> {
     if let Some(rest) = trimmed.strip_prefix('+') {
         return parse_duration(rest)
             .map(TimeSpec::After)
-            .map_err(|e| ParseError::Time {
-                text: text.to_owned(),
-                reason: e.to_string(),
-            });
+            .map_err(|e| ParseError::Time { text: text.to_owned(), reason: e.to_string() });
     }
-    parse_rfc3339(trimmed)
-        .map(TimeSpec::At)
-        .map_err(|reason| ParseError::Time {
-            text: text.to_owned(),
-            reason,
-        })
+    parse_rfc3339(trimmed).map(TimeSpec::At).map_err(|reason| ParseError::Time { text: text.to_owned(), reason })
 }
 
 /// RFC 3339 with `Z`, a numeric offset (`+08:00`), or no zone (taken as UTC).
 fn parse_rfc3339(text: &str) -> Result<u64, String> {
     let (local, offset_secs) = split_offset(text)?;
     let time = humantime::parse_rfc3339_weak(local).map_err(|e| e.to_string())?;
-    let ms = time
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| "before 1970".to_owned())?
-        .as_millis() as i128;
+    let ms = time.duration_since(UNIX_EPOCH).map_err(|_| "before 1970".to_owned())?.as_millis() as i128;
     let utc = ms - i128::from(offset_secs) * 1000;
     u64::try_from(utc).map_err(|_| "before 1970".to_owned())
 }
@@ -148,12 +120,8 @@ fn split_offset(text: &str) -> Result<(&str, i64), String> {
         let (local, zone) = text.split_at(text.len() - 6);
         let b = zone.as_bytes();
         if (b[0] == b'+' || b[0] == b'-') && b[3] == b':' && local.contains(['T', 't', ' ']) {
-            let hours: i64 = zone[1..3]
-                .parse()
-                .map_err(|_| format!("bad offset {zone}"))?;
-            let minutes: i64 = zone[4..6]
-                .parse()
-                .map_err(|_| format!("bad offset {zone}"))?;
+            let hours: i64 = zone[1..3].parse().map_err(|_| format!("bad offset {zone}"))?;
+            let minutes: i64 = zone[4..6].parse().map_err(|_| format!("bad offset {zone}"))?;
             if hours > 23 || minutes > 59 {
                 return Err(format!("bad offset {zone}"));
             }
@@ -205,11 +173,7 @@ pub fn parse_exception(text: &str) -> Result<ExceptionArg, ParseError> {
     }
     let ratio_bp = parse_ratio_bp(ratio).map_err(|_| bad())?;
     let cap = cap.trim().parse().map_err(|_| bad())?;
-    Ok(ExceptionArg {
-        sku: sku.trim().to_owned(),
-        ratio_bp,
-        cap,
-    })
+    Ok(ExceptionArg { sku: sku.trim().to_owned(), ratio_bp, cap })
 }
 
 #[cfg(test)]
@@ -219,39 +183,15 @@ mod tests {
     #[test]
     fn sku_qty_lines() {
         // Checks SKU:QTY parsing: plain, colon inside the code, whitespace, and every bad shape.
-        assert_eq!(
-            parse_line("TSHIRT-RED-XL:2"),
-            Ok(LineArg {
-                sku: "TSHIRT-RED-XL".into(),
-                qty: 2
-            })
-        );
-        assert_eq!(
-            parse_line("A:B:7"),
-            Ok(LineArg {
-                sku: "A:B".into(),
-                qty: 7
-            })
-        );
-        assert_eq!(
-            parse_line(" MUG-WHT : 1 "),
-            Ok(LineArg {
-                sku: "MUG-WHT".into(),
-                qty: 1
-            })
-        );
-        assert!(matches!(
-            parse_line("MUG-WHT"),
-            Err(ParseError::LineFormat(_))
-        ));
+        assert_eq!(parse_line("TSHIRT-RED-XL:2"), Ok(LineArg { sku: "TSHIRT-RED-XL".into(), qty: 2 }));
+        assert_eq!(parse_line("A:B:7"), Ok(LineArg { sku: "A:B".into(), qty: 7 }));
+        assert_eq!(parse_line(" MUG-WHT : 1 "), Ok(LineArg { sku: "MUG-WHT".into(), qty: 1 }));
+        assert!(matches!(parse_line("MUG-WHT"), Err(ParseError::LineFormat(_))));
         assert!(matches!(parse_line(":3"), Err(ParseError::LineFormat(_))));
         assert!(matches!(parse_line("MUG:0"), Err(ParseError::LineQty(_))));
         assert!(matches!(parse_line("MUG:-1"), Err(ParseError::LineQty(_))));
         assert!(matches!(parse_line("MUG:x"), Err(ParseError::LineQty(_))));
-        assert!(matches!(
-            parse_line("MUG:99999999999"),
-            Err(ParseError::LineQty(_))
-        ));
+        assert!(matches!(parse_line("MUG:99999999999"), Err(ParseError::LineQty(_))));
     }
 
     #[test]
@@ -273,35 +213,14 @@ mod tests {
     fn times() {
         // Checks `now`, +DURATION relative to a base, and RFC 3339 with Z, numeric offsets and no zone.
         assert_eq!(parse_time("now"), Ok(TimeSpec::Now));
-        assert_eq!(
-            parse_time("+2h"),
-            Ok(TimeSpec::After(Duration::from_secs(7200)))
-        );
-        assert_eq!(
-            parse_time("+2h").map(|t| t.resolve(5, 1000)),
-            Ok(1000 + 7_200_000)
-        );
+        assert_eq!(parse_time("+2h"), Ok(TimeSpec::After(Duration::from_secs(7200))));
+        assert_eq!(parse_time("+2h").map(|t| t.resolve(5, 1000)), Ok(1000 + 7_200_000));
         assert_eq!(parse_time("1970-01-01T00:00:01Z"), Ok(TimeSpec::At(1000)));
-        assert_eq!(
-            parse_time("2025-11-11T00:00:00Z"),
-            Ok(TimeSpec::At(1_762_819_200_000))
-        );
-        assert_eq!(
-            parse_time("2025-11-11T08:00:00+08:00"),
-            Ok(TimeSpec::At(1_762_819_200_000))
-        );
-        assert_eq!(
-            parse_time("2025-11-10T19:00:00-05:00"),
-            Ok(TimeSpec::At(1_762_819_200_000))
-        );
-        assert_eq!(
-            parse_time("2025-11-11T00:00:00"),
-            Ok(TimeSpec::At(1_762_819_200_000))
-        );
-        assert_eq!(
-            parse_time("2025-11-11T00:00:00.250Z"),
-            Ok(TimeSpec::At(1_762_819_200_250))
-        );
+        assert_eq!(parse_time("2025-11-11T00:00:00Z"), Ok(TimeSpec::At(1_762_819_200_000)));
+        assert_eq!(parse_time("2025-11-11T08:00:00+08:00"), Ok(TimeSpec::At(1_762_819_200_000)));
+        assert_eq!(parse_time("2025-11-10T19:00:00-05:00"), Ok(TimeSpec::At(1_762_819_200_000)));
+        assert_eq!(parse_time("2025-11-11T00:00:00"), Ok(TimeSpec::At(1_762_819_200_000)));
+        assert_eq!(parse_time("2025-11-11T00:00:00.250Z"), Ok(TimeSpec::At(1_762_819_200_250)));
         assert!(parse_time("tomorrow").is_err());
         assert!(parse_time("2025-13-01T00:00:00Z").is_err());
         assert!(parse_time("2025-11-11T00:00:00+99:00").is_err());
@@ -324,11 +243,7 @@ mod tests {
         assert!(parse_bucket("lost").is_err());
         assert_eq!(
             parse_exception("MUG-WHT:0.5:20"),
-            Ok(ExceptionArg {
-                sku: "MUG-WHT".into(),
-                ratio_bp: 5000,
-                cap: 20
-            })
+            Ok(ExceptionArg { sku: "MUG-WHT".into(), ratio_bp: 5000, cap: 20 })
         );
         assert!(parse_exception("MUG-WHT:0.5").is_err());
     }

@@ -13,10 +13,7 @@ pub enum WalCliError {
     #[error("no partition logs under {0} (expected {0}/p0/wal, {0}/p1/wal, ...)")]
     NoPartitions(String),
     #[error("partition {partition}: {source}")]
-    Wal {
-        partition: u32,
-        source: oms_wal::WalError,
-    },
+    Wal { partition: u32, source: oms_wal::WalError },
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -27,11 +24,7 @@ pub fn partition_dirs(data_dir: &Path) -> Result<Vec<(u32, PathBuf)>, WalCliErro
     if let Ok(entries) = std::fs::read_dir(data_dir) {
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(n) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix('p'))
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
+            let Some(n) = name.to_str().and_then(|n| n.strip_prefix('p')).and_then(|n| n.parse::<u32>().ok()) else {
                 continue;
             };
             let wal = entry.path().join("wal");
@@ -49,18 +42,12 @@ pub fn partition_dirs(data_dir: &Path) -> Result<Vec<(u32, PathBuf)>, WalCliErro
 
 fn decoded(record_type: u8, payload: &[u8]) -> (Option<u64>, Value) {
     if record_type != RECORD_COMMAND {
-        return (
-            None,
-            json!({ "undecodable": format!("record type {record_type} is not a command envelope") }),
-        );
+        return (None, json!({ "undecodable": format!("record type {record_type} is not a command envelope") }));
     }
     match decode_envelope(payload) {
         Ok(envelope) => match serde_json::to_value(&envelope.command) {
             Ok(command) => (Some(envelope.now_ms), command),
-            Err(e) => (
-                Some(envelope.now_ms),
-                json!({ "undecodable": e.to_string() }),
-            ),
+            Err(e) => (Some(envelope.now_ms), json!({ "undecodable": e.to_string() })),
         },
         Err(e) => (None, json!({ "undecodable": e.to_string() })),
     }
@@ -77,19 +64,14 @@ pub fn dump(
 ) -> Result<usize, WalCliError> {
     let mut problems = 0;
     for (partition, dir) in partition_dirs(data_dir)? {
-        let records =
-            inspect::dump(&dir, from).map_err(|source| WalCliError::Wal { partition, source })?;
+        let records = inspect::dump(&dir, from).map_err(|source| WalCliError::Wal { partition, source })?;
         for record in records {
             let record = match record {
                 Ok(r) => r,
                 Err(e) => {
                     problems += 1;
                     if as_json {
-                        writeln!(
-                            out,
-                            "{}",
-                            json!({ "partition": partition, "error": e.to_string() })
-                        )?;
+                        writeln!(out, "{}", json!({ "partition": partition, "error": e.to_string() }))?;
                     }
                     writeln!(err, "oms: partition {partition}: {e}")?;
                     break;
@@ -134,45 +116,31 @@ pub fn verify(data_dir: &Path, as_json: bool, out: &mut impl Write) -> Result<us
     let mut problems = 0;
     let mut reports = Vec::new();
     for (partition, dir) in partition_dirs(data_dir)? {
-        let report =
-            inspect::verify(&dir).map_err(|source| WalCliError::Wal { partition, source })?;
+        let report = inspect::verify(&dir).map_err(|source| WalCliError::Wal { partition, source })?;
         problems += report.problems.len();
         if !as_json {
             let range = match (report.first_lsn, report.last_lsn) {
                 (Some(a), Some(b)) => format!("lsn {a}..={b}"),
                 _ => "empty".to_owned(),
             };
-            let status = if report.problems.is_empty() {
-                "ok"
-            } else {
-                "PROBLEMS"
-            };
+            let status = if report.problems.is_empty() { "ok" } else { "PROBLEMS" };
             writeln!(
                 out,
                 "p{partition}: {status}: {} segments, {} records, {} bytes, {range}",
                 report.segments, report.records, report.bytes
             )?;
             for p in &report.problems {
-                writeln!(
-                    out,
-                    "  {} at {}+{} (lsn {}): {}",
-                    p.kind, p.segment, p.offset, p.lsn, p.detail
-                )?;
+                writeln!(out, "  {} at {}+{} (lsn {}): {}", p.kind, p.segment, p.offset, p.lsn, p.detail)?;
             }
         }
-        let mut value =
-            serde_json::to_value(&report).unwrap_or_else(|e| json!({ "error": e.to_string() }));
+        let mut value = serde_json::to_value(&report).unwrap_or_else(|e| json!({ "error": e.to_string() }));
         if let Value::Object(map) = &mut value {
             map.insert("partition".into(), json!(partition));
         }
         reports.push(value);
     }
     if as_json {
-        writeln!(
-            out,
-            "{}",
-            json!({ "ok": problems == 0, "problems": problems, "partitions": reports })
-        )?;
+        writeln!(out, "{}", json!({ "ok": problems == 0, "problems": problems, "partitions": reports }))?;
     }
     Ok(problems)
 }

@@ -134,11 +134,8 @@ struct Page {
 impl Page {
     /// One line of text at (x, y): Helvetica (F1, F2 bold) when ASCII, STSong-Light (F3) otherwise.
     fn text(&mut self, x: f32, y: f32, size: f32, bold: bool, text: &str) {
-        let (font, string) = if text.is_ascii() {
-            (if bold { "F2" } else { "F1" }, pdf_literal(text))
-        } else {
-            ("F3", pdf_ucs2(text))
-        };
+        let (font, string) =
+            if text.is_ascii() { (if bold { "F2" } else { "F1" }, pdf_literal(text)) } else { ("F3", pdf_ucs2(text)) };
         self.ops.push_str(&format!("BT /{font} {size} Tf {x:.2} {y:.2} Td {string} Tj ET\n"));
     }
 
@@ -195,7 +192,11 @@ pub fn render_pdf(label: &Label) -> Result<Vec<u8>, BarcodeError> {
     let detail: Vec<char> = a.detail.trim().chars().collect();
     let mut parts: Vec<String> = vec![clip(region.trim(), 24)];
     for (i, chunk) in detail.chunks(22).enumerate() {
-        parts.push(if i == 2 && detail.len() > 66 { chunk.iter().take(19).collect::<String>() + "..." } else { chunk.iter().collect() });
+        parts.push(if i == 2 && detail.len() > 66 {
+            chunk.iter().take(19).collect::<String>() + "..."
+        } else {
+            chunk.iter().collect()
+        });
         if i == 2 {
             break;
         }
@@ -215,9 +216,21 @@ pub fn render_pdf(label: &Label) -> Result<Vec<u8>, BarcodeError> {
     page.text(18.0, y, 9.0, true, "FROM");
     page.text(60.0, y, 9.0, false, &format!("Warehouse {}", label.warehouse));
     y -= 12.0;
-    page.text(18.0, y, 9.0, false, &clip(&format!("Order {} ({} {})", label.order, label.channel, label.external_id), 56));
+    page.text(
+        18.0,
+        y,
+        9.0,
+        false,
+        &clip(&format!("Order {} ({} {})", label.order, label.channel, label.external_id), 56),
+    );
     y -= 12.0;
-    page.text(18.0, y, 9.0, false, &format!("Shipment {}   Weight {:.2} kg", label.shipment, f64::from(label.weight_g) / 1000.0));
+    page.text(
+        18.0,
+        y,
+        9.0,
+        false,
+        &format!("Shipment {}   Weight {:.2} kg", label.shipment, f64::from(label.weight_g) / 1000.0),
+    );
     y -= 8.0;
     page.line(12.0, y, W - 12.0, y);
     // Items.

@@ -133,7 +133,9 @@ pub async fn execute(ctx: &Arc<ServerCtx>, request: Request) -> Response {
         Request::AfterSaleReceive { id, damaged } => json_response(ctx.receive_return(id, damaged).await),
         Request::RulesReload { toml } => json_response(ctx.reload_rules(&toml).await),
         Request::Waybill { shipment } => json_response(ctx.waybill(shipment).await),
-        other => Response::Error(GatewayCode::Internal.error(format!("{} is not an order request", other.opcode().name()))),
+        other => {
+            Response::Error(GatewayCode::Internal.error(format!("{} is not an order request", other.opcode().name())))
+        }
     }
 }
 
@@ -215,9 +217,7 @@ impl ServerCtx {
             let index = batch.then_some(i);
             let result = match item {
                 Err(e) => Err(e),
-                Ok(order) => order
-                    .resolve(|code| self.index.sku(code))
-                    .map_err(|e| IntakeError { index, ..e }),
+                Ok(order) => order.resolve(|code| self.index.sku(code)).map_err(|e| IntakeError { index, ..e }),
             };
             let new = match result {
                 Ok(new) => new,
@@ -242,7 +242,9 @@ impl ServerCtx {
             }
         }
         let imported = results.iter().filter(|r| r["ok"] == true).count();
-        Ok(json!({ "channel": channel.name(), "imported": imported, "rejected": results.len() - imported, "results": results }))
+        Ok(
+            json!({ "channel": channel.name(), "imported": imported, "rejected": results.len() - imported, "results": results }),
+        )
     }
 
     async fn import_one(&self, new: oms_engine::orders::NewOrder) -> Result<Value, OrderError> {
@@ -254,9 +256,9 @@ impl ServerCtx {
         let mut allocation = Value::Null;
         if !unchanged {
             tracing::info!(order = id, external_id = %external_id, "order imported");
-            let approved = events.iter().any(|e| {
-                matches!(e, Event::Order(OrderEvent::StatusChanged { to: OrderStatus::Approved, .. }))
-            });
+            let approved = events
+                .iter()
+                .any(|e| matches!(e, Event::Order(OrderEvent::StatusChanged { to: OrderStatus::Approved, .. })));
             if approved {
                 allocation = allocated_json(&self.allocate(id).await?);
             }
@@ -501,7 +503,8 @@ impl ServerCtx {
                 return Err(f.into());
             }
         }
-        let record = OrderCommand::RecordAllocation { order, reservation: id, lines: lines.to_vec(), allocations, after_sale };
+        let record =
+            OrderCommand::RecordAllocation { order, reservation: id, lines: lines.to_vec(), allocations, after_sale };
         let events = match self.order_call(record).await {
             Ok(events) => events,
             Err(e) => {
@@ -509,8 +512,7 @@ impl ServerCtx {
                 return Err(e);
             }
         };
-        let shipments =
-            events.iter().filter(|e| matches!(e, Event::Order(OrderEvent::ShipmentCreated { .. }))).count();
+        let shipments = events.iter().filter(|e| matches!(e, Event::Order(OrderEvent::ShipmentCreated { .. }))).count();
         Ok(Allocated::Full { reservation: id, shipments })
     }
 
@@ -526,7 +528,12 @@ impl ServerCtx {
 
     /// One wave per partition with allocated shipments of the warehouse: ids `first * P + p`,
     /// `first` taken from the clock (a clash moves on to the next number).
-    async fn create_waves(&self, warehouse: WarehouseId, carrier: Option<String>, max_shipments: u32) -> Result<Value, OrderError> {
+    async fn create_waves(
+        &self,
+        warehouse: WarehouseId,
+        carrier: Option<String>,
+        max_shipments: u32,
+    ) -> Result<Value, OrderError> {
         let partitions = u64::from(self.workers.partitions());
         let max_shipments = if max_shipments == 0 { WAVE_DEFAULT_MAX } else { max_shipments };
         let mut first = now_ms();
@@ -535,8 +542,13 @@ impl ServerCtx {
             let mut attempts = 0;
             loop {
                 let wave = first * partitions + p;
-                let command =
-                    OrderCommand::CreateWave { wave, warehouse, carrier: carrier.clone(), max_shipments, cutoff_ms: None };
+                let command = OrderCommand::CreateWave {
+                    wave,
+                    warehouse,
+                    carrier: carrier.clone(),
+                    max_shipments,
+                    cutoff_ms: None,
+                };
                 match self.order_call(command).await {
                     Ok(events) => {
                         let shipments: Vec<ShipmentId> = events
@@ -567,9 +579,16 @@ impl ServerCtx {
 
     // ----- after-sales -----
 
-    async fn create_after_sale(&self, order: OrderId, kind: &str, lines: &[WireLine], reason: String) -> Result<Value, OrderError> {
-        let kind = AfterSaleKind::parse(kind)
-            .ok_or_else(|| OrderError::BadRequest(format!("unknown after-sale type {kind:?} (expected return, exchange or refund)")))?;
+    async fn create_after_sale(
+        &self,
+        order: OrderId,
+        kind: &str,
+        lines: &[WireLine],
+        reason: String,
+    ) -> Result<Value, OrderError> {
+        let kind = AfterSaleKind::parse(kind).ok_or_else(|| {
+            OrderError::BadRequest(format!("unknown after-sale type {kind:?} (expected return, exchange or refund)"))
+        })?;
         let mut resolved = Vec::with_capacity(lines.len());
         for l in lines {
             resolved.push(Line { sku: self.resolve(&l.sku).map_err(OrderError::Wire)?, qty: l.qty });
@@ -578,7 +597,9 @@ impl ServerCtx {
         let (id, refund_cents) = events
             .iter()
             .find_map(|e| match e {
-                Event::Order(OrderEvent::AfterSaleCreated { after_sale, refund_cents, .. }) => Some((*after_sale, *refund_cents)),
+                Event::Order(OrderEvent::AfterSaleCreated { after_sale, refund_cents, .. }) => {
+                    Some((*after_sale, *refund_cents))
+                }
                 _ => None,
             })
             .ok_or(OrderError::Unexpected)?;
@@ -615,7 +636,9 @@ impl ServerCtx {
             .sum();
         let o = self.order(order).await?;
         let status = o.after_sale(id).map(|a| a.status);
-        Ok(json!({ "after_sale": id, "order": order, "status": status, "returned": returned, "refunded_cents": refunded, "replacement": replacement }))
+        Ok(
+            json!({ "after_sale": id, "order": order, "status": status, "returned": returned, "refunded_cents": refunded, "replacement": replacement }),
+        )
     }
 
     // ----- rules -----
@@ -640,13 +663,20 @@ impl ServerCtx {
         let order = self.order(parent_order(shipment)).await?;
         let s = order.shipment(shipment).ok_or(EngineError::UnknownShipment { shipment })?;
         let waybill = s.waybill.clone().ok_or_else(|| {
-            OrderError::BadRequest(format!("shipment {shipment} has no waybill yet (status {}): pack it first", s.status.name()))
+            OrderError::BadRequest(format!(
+                "shipment {shipment} has no waybill yet (status {}): pack it first",
+                s.status.name()
+            ))
         })?;
         let items: Vec<Value> = s
             .items
             .iter()
             .map(|a| {
-                let code = order.lines.iter().find(|l| l.sku == a.sku).map_or_else(|| format!("#{}", a.sku.0), |l| l.sku_code.clone());
+                let code = order
+                    .lines
+                    .iter()
+                    .find(|l| l.sku == a.sku)
+                    .map_or_else(|| format!("#{}", a.sku.0), |l| l.sku_code.clone());
                 json!({ "sku": code, "qty": a.qty })
             })
             .collect();
@@ -662,7 +692,12 @@ impl ServerCtx {
             cash_on_delivery: order.cash_on_delivery,
             cod_cents: if order.cash_on_delivery { order.paid_cents } else { 0 },
             to: order.address.clone(),
-            items: s.items.iter().zip(items).map(|(a, v)| label::LabelItem { sku: v["sku"].as_str().unwrap_or_default().to_owned(), qty: a.qty }).collect(),
+            items: s
+                .items
+                .iter()
+                .zip(items)
+                .map(|(a, v)| label::LabelItem { sku: v["sku"].as_str().unwrap_or_default().to_owned(), qty: a.qty })
+                .collect(),
         };
         serde_json::to_value(&label).map_err(|e| OrderError::BadRequest(e.to_string()))
     }

@@ -11,7 +11,10 @@ pub enum OrderQuery {
     Order(OrderId),
     Wave(WaveId),
     /// Orders of this partition in one status (`None`: all), oldest first, at most `limit`.
-    List { status: Option<OrderStatus>, limit: u32 },
+    List {
+        status: Option<OrderStatus>,
+        limit: u32,
+    },
     /// Approved orders waiting for allocation, then parked ones (oldest first each).
     Waiting,
     /// What an allocation attempt needs: the open units and the matching routing rules.

@@ -244,7 +244,9 @@ pub enum PayloadError {
 /// Encode a message into its payload bytes.
 pub fn encode<T>(message: &T) -> Result<AlignedVec, PayloadError>
 where
-    T: for<'a> rkyv::Serialize<rkyv::api::high::HighSerializer<AlignedVec, rkyv::ser::allocator::ArenaHandle<'a>, rancor::Error>>,
+    T: for<'a> rkyv::Serialize<
+        rkyv::api::high::HighSerializer<AlignedVec, rkyv::ser::allocator::ArenaHandle<'a>, rancor::Error>,
+    >,
 {
     rkyv::to_bytes::<rancor::Error>(message).map_err(|e| PayloadError::Encode(e.to_string()))
 }
@@ -252,7 +254,9 @@ where
 /// Encode into a reused buffer (the writer's hot path: no allocation per response).
 pub fn encode_into<T>(message: &T, mut buffer: AlignedVec) -> Result<AlignedVec, PayloadError>
 where
-    T: for<'a> rkyv::Serialize<rkyv::api::high::HighSerializer<AlignedVec, rkyv::ser::allocator::ArenaHandle<'a>, rancor::Error>>,
+    T: for<'a> rkyv::Serialize<
+        rkyv::api::high::HighSerializer<AlignedVec, rkyv::ser::allocator::ArenaHandle<'a>, rancor::Error>,
+    >,
 {
     buffer.clear();
     rkyv::api::high::to_bytes_in::<_, rancor::Error>(message, buffer).map_err(|e| PayloadError::Encode(e.to_string()))

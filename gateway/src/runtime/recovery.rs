@@ -19,7 +19,9 @@ pub enum RecoveryError {
     Replay { partition: u32, lsn: Lsn, error: oms_engine::EngineError },
     #[error("partition {partition}: unknown record type {record_type} at LSN {lsn}")]
     RecordType { partition: u32, lsn: Lsn, record_type: u8 },
-    #[error("data directory {dir} was created with {found} partitions, not {configured}; start with --partitions {found}")]
+    #[error(
+        "data directory {dir} was created with {found} partitions, not {configured}; start with --partitions {found}"
+    )]
     PartitionCount { dir: PathBuf, found: u32, configured: u32 },
     #[error("data directory {dir}: {source}")]
     Io { dir: PathBuf, source: std::io::Error },
@@ -73,9 +75,7 @@ pub fn recover_partitions(
     truncate_corrupt_log: bool,
 ) -> Result<Vec<RecoveredPartition>, RecoveryError> {
     check_manifest(data_dir, partitions)?;
-    (0..partitions)
-        .map(|index| recover_one(data_dir, index, partitions, limits, base, truncate_corrupt_log))
-        .collect()
+    (0..partitions).map(|index| recover_one(data_dir, index, partitions, limits, base, truncate_corrupt_log)).collect()
 }
 
 fn recover_one(
@@ -113,12 +113,17 @@ fn recover_one(
         if record_type != RECORD_COMMAND {
             return Err(RecoveryError::RecordType { partition: index, lsn, record_type });
         }
-        let envelope = decode_envelope(payload)
-            .map_err(|e| RecoveryError::Record { partition: index, lsn, reason: e.to_string() })?;
+        let envelope = decode_envelope(payload).map_err(|e| RecoveryError::Record {
+            partition: index,
+            lsn,
+            reason: e.to_string(),
+        })?;
         events.clear();
-        partition
-            .apply(&envelope, &mut events)
-            .map_err(|error| RecoveryError::Replay { partition: index, lsn, error })?;
+        partition.apply(&envelope, &mut events).map_err(|error| RecoveryError::Replay {
+            partition: index,
+            lsn,
+            error,
+        })?;
         Ok(())
     })?;
     tracing::info!(partition = index, snapshot_lsn, replayed, last_lsn = wal.last_lsn(), "partition recovered");

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender, TrySendError};
 use oms_engine::codec::{encode_envelope_into, encode_image, RECORD_COMMAND};
-use oms_engine::fastpath::SoldOutBoard;
 use oms_engine::event::ReleaseReason;
+use oms_engine::fastpath::SoldOutBoard;
 use oms_engine::{Command, Envelope, Event, Outcome, Partition};
 use oms_wal::{Lsn, Retention, SnapshotStore, Wal};
 use rkyv::util::AlignedVec;
@@ -214,10 +214,7 @@ impl Worker {
         let expired = self.events[start..]
             .iter()
             .filter(|e| {
-                matches!(
-                    e,
-                    Event::Released { reason: ReleaseReason::Expired | ReleaseReason::BalanceMissed, .. }
-                )
+                matches!(e, Event::Released { reason: ReleaseReason::Expired | ReleaseReason::BalanceMissed, .. })
             })
             .count();
         self.expiry_behind = expired >= budget as usize;
@@ -330,10 +327,7 @@ impl Worker {
         if self.pending.is_empty() && self.answers.is_empty() && !self.appended {
             return;
         }
-        self.metrics
-            .batch_size
-            .get_or_create(&self.label)
-            .observe((self.pending.len() + self.answers.len()) as f64);
+        self.metrics.batch_size.get_or_create(&self.label).observe((self.pending.len() + self.answers.len()) as f64);
         if self.appended && !self.poisoned.load(Ordering::Acquire) {
             let started = Instant::now();
             match self.wal.commit() {
@@ -432,9 +426,8 @@ impl Worker {
         debug_assert_eq!(lsn, self.wal.last_lsn());
         let store = self.snapshots.clone();
         self.since_snapshot = 0;
-        let spawned = std::thread::Builder::new()
-            .name(format!("omsd-snap{}", self.partition.index()))
-            .spawn(move || {
+        let spawned =
+            std::thread::Builder::new().name(format!("omsd-snap{}", self.partition.index())).spawn(move || {
                 let bytes = encode_image(&image).map_err(|e| e.to_string())?;
                 store.write(lsn, &bytes).map_err(|e| e.to_string())?;
                 Ok(lsn)
@@ -491,7 +484,9 @@ fn deliver(reply: Reply, result: Result<Outcome, Failure>, events: &[Event]) {
 pub fn failure_to_wire(failure: &Failure) -> crate::protocol::WireError {
     match failure {
         Failure::Engine(e) => from_engine(e),
-        Failure::Storage => GatewayCode::StorageFailed.error("the log could not be written; nothing further is acknowledged"),
+        Failure::Storage => {
+            GatewayCode::StorageFailed.error("the log could not be written; nothing further is acknowledged")
+        }
         Failure::ShuttingDown => GatewayCode::ShuttingDown.error("the server is shutting down"),
         Failure::Busy => GatewayCode::Busy.error("partition queue full; retry with backoff"),
     }
@@ -509,9 +504,11 @@ pub fn reserved_response_of(events: &[Event]) -> Response {
                 replayed: *replayed,
                 promise_ms: *promise_ms,
             });
-            wire.allocations.extend(
-                allocations.iter().map(|a| WireAllocation { sku: a.sku.0, warehouse: a.warehouse.0, qty: a.qty }),
-            );
+            wire.allocations.extend(allocations.iter().map(|a| WireAllocation {
+                sku: a.sku.0,
+                warehouse: a.warehouse.0,
+                qty: a.qty,
+            }));
             wire.replayed &= *replayed;
             wire.promise_ms = wire.promise_ms.max(*promise_ms);
         }

@@ -60,7 +60,11 @@ mod tests {
 
     #[test]
     fn keys_grant_their_role_and_open_mode_is_loopback_only() {
-        let auth = Authenticator::new(vec![ApiKeyConfig { name: "shop".into(), key: "s3cret".into(), role: Role::Storefront }]);
+        let auth = Authenticator::new(vec![ApiKeyConfig {
+            name: "shop".into(),
+            key: "s3cret".into(),
+            role: Role::Storefront,
+        }]);
         let local: SocketAddr = "127.0.0.1:1".parse().unwrap();
         assert_eq!(auth.authenticate("s3cret", local).map(|i| i.role), Ok(Role::Storefront));
         assert_eq!(auth.authenticate("nope", local).map(|i| i.role), Err(AuthError::InvalidKey));

@@ -20,7 +20,9 @@ use tokio::sync::{mpsc, Notify};
 use super::auth::Identity;
 use super::ServerCtx;
 use crate::metrics::{OpcodeLabel, ReasonLabel, RequestLabels};
-use crate::protocol::{self, encode_frame, FrameDecoder, FrameError, Opcode, Request, Response, HELLO_MAGIC, PROTOCOL_VERSION};
+use crate::protocol::{
+    self, encode_frame, FrameDecoder, FrameError, Opcode, Request, Response, HELLO_MAGIC, PROTOCOL_VERSION,
+};
 use crate::runtime::Outbound;
 use crate::wire_error::GatewayCode;
 
@@ -144,12 +146,19 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, peer: Sock
             if !who.role.allows(opcode) {
                 ctx.metrics.refused.get_or_create(&ReasonLabel { reason: "forbidden" }).inc();
                 tracing::warn!(%peer, client = %who.name, role = who.role.name(), opcode = opcode.name(), "request refused: role does not allow it");
-                let error = GatewayCode::Forbidden.error(format!("role {} may not send {}", who.role.name(), opcode.name()));
+                let error =
+                    GatewayCode::Forbidden.error(format!("role {} may not send {}", who.role.name(), opcode.name()));
                 send(&tx, header.request_id, opcode, Response::Error(error), &in_flight);
                 continue;
             }
             if ctx.shutting_down.load(Ordering::Acquire) {
-                send(&tx, header.request_id, opcode, Response::Error(GatewayCode::ShuttingDown.error("shutting down")), &in_flight);
+                send(
+                    &tx,
+                    header.request_id,
+                    opcode,
+                    Response::Error(GatewayCode::ShuttingDown.error("shutting down")),
+                    &in_flight,
+                );
                 continue;
             }
             if let Request::Subscribe { partition, from_lsn, bootstrap } = request {
@@ -223,14 +232,24 @@ fn note_refused(ctx: &ServerCtx, peer: SocketAddr, refused_requests: &mut u64, r
     *refused_requests += 1;
 }
 
-fn send(tx: &mpsc::UnboundedSender<Outbound>, request_id: u64, opcode: Opcode, response: Response, in_flight: &InFlight) {
+fn send(
+    tx: &mpsc::UnboundedSender<Outbound>,
+    request_id: u64,
+    opcode: Opcode,
+    response: Response,
+    in_flight: &InFlight,
+) {
     in_flight.count.fetch_add(1, Ordering::AcqRel);
     // Immediate refusals never took a heavy slot, so they must not give one back in the writer.
     let opcode = if is_heavy(opcode) { Opcode::Response } else { opcode };
     let _ = tx.send(Outbound { request_id, opcode, started: Instant::now(), response });
 }
 
-fn handshake(ctx: &ServerCtx, request: Request, peer: SocketAddr) -> Result<(Identity, Response), (&'static str, crate::protocol::WireError)> {
+fn handshake(
+    ctx: &ServerCtx,
+    request: Request,
+    peer: SocketAddr,
+) -> Result<(Identity, Response), (&'static str, crate::protocol::WireError)> {
     let Request::Hello { magic, version, api_key, client } = request else {
         return Err(("no_hello", GatewayCode::Unauthenticated.error("the first frame must be hello")));
     };
@@ -240,7 +259,8 @@ fn handshake(ctx: &ServerCtx, request: Request, peer: SocketAddr) -> Result<(Ide
     if version != PROTOCOL_VERSION {
         return Err((
             "unsupported_version",
-            GatewayCode::UnsupportedVersion.error(format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}")),
+            GatewayCode::UnsupportedVersion
+                .error(format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}")),
         ));
     }
     let who = ctx.auth.authenticate(&api_key, peer).map_err(|e| {
@@ -250,7 +270,10 @@ fn handshake(ctx: &ServerCtx, request: Request, peer: SocketAddr) -> Result<(Ide
         };
         (reason, GatewayCode::Unauthenticated.error(e.to_string()))
     })?;
-    let who = Identity { name: if client.is_empty() { who.name } else { format!("{} ({client})", who.name) }, role: who.role };
+    let who = Identity {
+        name: if client.is_empty() { who.name } else { format!("{} ({client})", who.name) },
+        role: who.role,
+    };
     let response = Response::HelloOk {
         version: PROTOCOL_VERSION,
         server: format!("omsd {}", env!("CARGO_PKG_VERSION")),
@@ -263,7 +286,12 @@ fn handshake(ctx: &ServerCtx, request: Request, peer: SocketAddr) -> Result<(Ide
     Ok((who, response))
 }
 
-async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outbound>, in_flight: Arc<InFlight>, ctx: Arc<ServerCtx>) {
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    in_flight: Arc<InFlight>,
+    ctx: Arc<ServerCtx>,
+) {
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     let mut scratch = AlignedVec::new();

@@ -15,12 +15,21 @@ use crate::runtime::{now_ms, AnswerShape, ConnTx, Job, Outbound, Reply};
 use crate::wire_error::GatewayCode;
 
 impl ServerCtx {
-    pub fn dispatch(self: &Arc<Self>, request: Request, request_id: u64, opcode: Opcode, started: Instant, tx: &ConnTx) {
+    pub fn dispatch(
+        self: &Arc<Self>,
+        request: Request,
+        request_id: u64,
+        opcode: Opcode,
+        started: Instant,
+        tx: &ConnTx,
+    ) {
         let answer = |response: Response| {
             let _ = tx.send(Outbound { request_id, opcode, started, response });
         };
         if self.replication.refuses(opcode) {
-            return answer(Response::Error(GatewayCode::ReadOnly.error("this server is a follower: send writes to the primary")));
+            return answer(Response::Error(
+                GatewayCode::ReadOnly.error("this server is a follower: send writes to the primary"),
+            ));
         }
         match request {
             Request::Ping => answer(Response::Pong),
@@ -46,7 +55,15 @@ impl ServerCtx {
                     && reserve.campaign.is_none_or(|c| self.index.campaign_partition(c) == set.iter().next());
                 if single {
                     let partition = set.iter().next().unwrap_or(0);
-                    self.submit_direct(partition, Command::Reserve(reserve), AnswerShape::Reserved, request_id, opcode, started, tx);
+                    self.submit_direct(
+                        partition,
+                        Command::Reserve(reserve),
+                        AnswerShape::Reserved,
+                        request_id,
+                        opcode,
+                        started,
+                        tx,
+                    );
                 } else {
                     let ctx = self.clone();
                     let tx = tx.clone();

@@ -13,8 +13,10 @@ use oms_engine::{
 use tokio::sync::oneshot;
 
 use super::ServerCtx;
-use crate::protocol::{BatchItem, Request, Response, ReserveWire, SkuRef, StockOpWire, WireError, WireLine};
-use crate::runtime::{failure_to_wire, now_ms, reserved_response_of, Failure, Job, PartResult, Query, QueryAnswer, Reply};
+use crate::protocol::{BatchItem, Request, ReserveWire, Response, SkuRef, StockOpWire, WireError, WireLine};
+use crate::runtime::{
+    failure_to_wire, now_ms, reserved_response_of, Failure, Job, PartResult, Query, QueryAnswer, Reply,
+};
 use crate::wire_error::{from_engine, GatewayCode};
 
 /// Longest idempotency key accepted, in bytes.
@@ -78,7 +80,9 @@ impl ServerCtx {
             return Err(from_engine(&EngineError::TooManyLines { lines: wire.lines.len(), limit: max_lines }));
         }
         if wire.idempotency_key.len() > IDEMPOTENCY_KEY_LIMIT {
-            return Err(GatewayCode::BadRequest.error(format!("idempotency key longer than {IDEMPOTENCY_KEY_LIMIT} bytes")));
+            return Err(
+                GatewayCode::BadRequest.error(format!("idempotency key longer than {IDEMPOTENCY_KEY_LIMIT} bytes"))
+            );
         }
         let mut lines = Vec::with_capacity(wire.lines.len());
         let mut has_kit = false;
@@ -295,7 +299,9 @@ impl ServerCtx {
             .iter()
             .map(|(sku, code, available)| {
                 let available = match self.index.kit(*sku) {
-                    Some(kit) => kit.iter().map(|c| available_of(c.sku, &rows) / u64::from(c.qty.max(1))).min().unwrap_or(0),
+                    Some(kit) => {
+                        kit.iter().map(|c| available_of(c.sku, &rows) / u64::from(c.qty.max(1))).min().unwrap_or(0)
+                    }
                     None => *available,
                 };
                 serde_json::json!({ "sku": sku.0, "code": code, "available": available })
@@ -326,7 +332,9 @@ impl ServerCtx {
             totals.compensated += a.counters.compensated;
             live += a.live_reservations;
         }
-        Self::json(&serde_json::json!({ "clean": clean, "totals": totals, "live_reservations": live, "partitions": partitions }))
+        Self::json(
+            &serde_json::json!({ "clean": clean, "totals": totals, "live_reservations": live, "partitions": partitions }),
+        )
     }
 
     async fn define_kit(&self, code: &str, components: &[WireLine]) -> Response {
@@ -337,9 +345,11 @@ impl ServerCtx {
                 Err(e) => return Response::Error(e),
             }
         }
-        if let Err(e) = oms_engine::catalog::CODE_LIMIT.checked_sub(code.len()).filter(|_| !code.is_empty()).ok_or(
-            EngineError::InvalidCode { limit: oms_engine::catalog::CODE_LIMIT },
-        ) {
+        if let Err(e) = oms_engine::catalog::CODE_LIMIT
+            .checked_sub(code.len())
+            .filter(|_| !code.is_empty())
+            .ok_or(EngineError::InvalidCode { limit: oms_engine::catalog::CODE_LIMIT })
+        {
             return engine(e);
         }
         for c in &resolved {
@@ -352,7 +362,10 @@ impl ServerCtx {
         if let Err(e) = oms_engine::partition::validate_kit(id, &resolved, self.config.max_lines) {
             return engine(e);
         }
-        match self.call(self.owner(id), Command::DefineKit { id, code: code.to_owned(), components: resolved.clone() }).await {
+        match self
+            .call(self.owner(id), Command::DefineKit { id, code: code.to_owned(), components: resolved.clone() })
+            .await
+        {
             Ok(_) => {
                 self.index.set_kit(id, resolved);
                 Response::SkuDefined { id: id.0 }
@@ -378,7 +391,10 @@ impl ServerCtx {
                     0 => Bucket::Safety,
                     1 => Bucket::Damaged,
                     2 => Bucket::QualityControl,
-                    _ => return Err(GatewayCode::BadRequest.error("bucket must be 0 (safety), 1 (damaged) or 2 (quality control)")),
+                    _ => {
+                        return Err(GatewayCode::BadRequest
+                            .error("bucket must be 0 (safety), 1 (damaged) or 2 (quality control)"))
+                    }
                 };
                 Command::SetBucket { sku: self.resolve(sku)?, warehouse: WarehouseId(*warehouse), bucket, qty: *qty }
             }
@@ -446,7 +462,10 @@ impl ServerCtx {
             Request::Reserve(wire) => self.reserve(&wire).await,
             Request::ReserveBatch(batch) => {
                 if batch.len() > crate::protocol::MAX_BATCH {
-                    return Response::Error(GatewayCode::BatchTooLarge.error(format!("at most {} reservations per batch", crate::protocol::MAX_BATCH)));
+                    return Response::Error(
+                        GatewayCode::BatchTooLarge
+                            .error(format!("at most {} reservations per batch", crate::protocol::MAX_BATCH)),
+                    );
                 }
                 let answers = futures::future::join_all(batch.iter().map(|wire| self.reserve(wire))).await;
                 Response::Batch(
@@ -461,12 +480,16 @@ impl ServerCtx {
                 )
             }
             Request::Confirm { id } => self.on_parts(id, |id| Command::Confirm { id }).await,
-            Request::Release { id } => self.on_parts(id, |id| Command::Release { id, cause: ReleaseCause::Cancel }).await,
+            Request::Release { id } => {
+                self.on_parts(id, |id| Command::Release { id, cause: ReleaseCause::Cancel }).await
+            }
             Request::PayBalance { id } => self.on_parts(id, |id| Command::PayBalance { id }).await,
             Request::Ship { id } => self.on_parts(id, |id| Command::Ship { id }).await,
             Request::GetStock { sku } => self.stock(&sku).await,
             Request::GetReservation { id } => self.reservation(id).await,
-            Request::LookupSkus { codes } => Response::SkuIds(codes.iter().map(|c| self.index.sku(c).map(|s| s.0)).collect()),
+            Request::LookupSkus { codes } => {
+                Response::SkuIds(codes.iter().map(|c| self.index.sku(c).map(|s| s.0)).collect())
+            }
             Request::ExportStock => self.export().await,
             Request::GetCampaign { id } => {
                 let campaign = CampaignId(id);
@@ -481,7 +504,9 @@ impl ServerCtx {
             }
             Request::Audit => self.audit().await,
             Request::Promote => crate::replication::promote(&self).await,
-            Request::Subscribe { .. } => Response::Error(GatewayCode::Internal.error("subscriptions are served by the connection")),
+            Request::Subscribe { .. } => {
+                Response::Error(GatewayCode::Internal.error("subscriptions are served by the connection"))
+            }
             Request::DefineWarehouse { id, code, region, priority } => {
                 match self.call_all(Command::DefineWarehouse { id: WarehouseId(id), code, region, priority }).await {
                     Ok(()) => Response::Done,
@@ -508,16 +533,33 @@ impl ServerCtx {
                     Ok(s) => s,
                     Err(e) => return Response::Error(e),
                 };
-                let spec = FlashSaleSpec { id: CampaignId(id), sku, pool_qty, per_customer_limit, starts_at_ms, ends_at_ms };
+                let spec =
+                    FlashSaleSpec { id: CampaignId(id), sku, pool_qty, per_customer_limit, starts_at_ms, ends_at_ms };
                 let p = self.owner(sku);
                 self.create_campaign(CampaignId(id), p, Command::CreateFlashSale(spec)).await
             }
-            Request::CreatePresale { id, sku, quota, per_customer_limit, starts_at_ms, ends_at_ms, balance_window_ms } => {
+            Request::CreatePresale {
+                id,
+                sku,
+                quota,
+                per_customer_limit,
+                starts_at_ms,
+                ends_at_ms,
+                balance_window_ms,
+            } => {
                 let sku = match self.resolve(&sku) {
                     Ok(s) => s,
                     Err(e) => return Response::Error(e),
                 };
-                let spec = PresaleSpec { id: CampaignId(id), sku, quota, per_customer_limit, starts_at_ms, ends_at_ms, balance_window_ms };
+                let spec = PresaleSpec {
+                    id: CampaignId(id),
+                    sku,
+                    quota,
+                    per_customer_limit,
+                    starts_at_ms,
+                    ends_at_ms,
+                    balance_window_ms,
+                };
                 let p = self.owner(sku);
                 self.create_campaign(CampaignId(id), p, Command::CreatePresale(spec)).await
             }

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::runtime::Workers;
 
-pub use auth::{Authenticator, AuthError};
+pub use auth::{AuthError, Authenticator};
 pub use connection::serve_connection;
 
 /// Everything a connection needs, shared by all of them.

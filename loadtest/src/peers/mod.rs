@@ -57,7 +57,11 @@ pub fn check_scenario(scenario: Scenario, target: &'static str) -> Result<(), Lo
 }
 
 /// Run the measured phase over `conns` (one virtual client each) and merge the results.
-pub async fn run_virtual_clients(args: &Args, plan: &Arc<Plan>, conns: Vec<PeerConn>) -> Result<(Stats, Ledger, SkuCounters), LoadError> {
+pub async fn run_virtual_clients(
+    args: &Args,
+    plan: &Arc<Plan>,
+    conns: Vec<PeerConn>,
+) -> Result<(Stats, Ledger, SkuCounters), LoadError> {
     let progress = Arc::new(Progress::default());
     let reporter = spawn_progress_reporter(Arc::clone(&progress), args.scenario.name().to_owned());
     let ack = match &args.ack_log {
@@ -216,7 +220,10 @@ pub fn audit_peer(plan: &Plan, ledger: &Ledger, skus: &SkuCounters, final_stock:
         let net = if s < plan.catalog {
             skus.net(s)
         } else {
-            plan.campaigns.iter().position(|c| c.sku == s).map_or(0, |c| ledger.campaign_units.get(c).copied().unwrap_or(0))
+            plan.campaigns
+                .iter()
+                .position(|c| c.sku == s)
+                .map_or(0, |c| ledger.campaign_units.get(c).copied().unwrap_or(0))
         };
         let Some(fin) = final_stock.get(s as usize).copied().flatten() else { continue };
         if net > initial || fin < 0 {

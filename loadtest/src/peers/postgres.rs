@@ -74,7 +74,8 @@ impl PgConn {
             }
         });
         let reserve = client.prepare("SELECT lt_reserve($1, $2, $3, $4, $5, $6)").await?;
-        let confirm = client.prepare("UPDATE lt_reservation SET status = 'confirmed' WHERE id = $1 AND status = 'held'").await?;
+        let confirm =
+            client.prepare("UPDATE lt_reservation SET status = 'confirmed' WHERE id = $1 AND status = 'held'").await?;
         let release = client.prepare("SELECT lt_release($1)").await?;
         Ok(PgConn { client, reserve, confirm, release })
     }
@@ -134,7 +135,11 @@ pub async fn run(args: &Args, plan: Arc<Plan>, url: &str) -> Result<Report, Load
         let catalog = plan.catalog;
         if catalog > 0 {
             control
-                .batch_execute(&format!("INSERT INTO lt_stock SELECT g, {} FROM generate_series(0, {}) g", plan.p.stock, catalog - 1))
+                .batch_execute(&format!(
+                    "INSERT INTO lt_stock SELECT g, {} FROM generate_series(0, {}) g",
+                    plan.p.stock,
+                    catalog - 1
+                ))
                 .await?;
         }
         for s in catalog..plan.sku_count() {
@@ -158,6 +163,9 @@ pub async fn run(args: &Args, plan: Arc<Plan>, url: &str) -> Result<Report, Load
     let (mut audit, passed) = audit_peer(&plan, &ledger, &skus, &left);
     audit["design"] = json!("conditional UPDATE per line in one transaction (PL/pgSQL function), limits upsert");
     audit["synchronous_commit"] = json!(sync);
-    let note = format!("postgres: {} sessions, one transaction each at a time (--pipeline ignored), synchronous_commit={sync}", args.connections);
+    let note = format!(
+        "postgres: {} sessions, one transaction each at a time (--pipeline ignored), synchronous_commit={sync}",
+        args.connections
+    );
     Ok(finish_report(&stats, args, (audit, passed), note))
 }

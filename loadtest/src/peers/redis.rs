@@ -162,6 +162,7 @@ pub async fn run(args: &Args, plan: Arc<Plan>, url: &str) -> Result<Report, Load
     }
     let (mut audit, passed) = audit_peer(&plan, &ledger, &skus, &left);
     audit["design"] = json!("one Lua script per reservation (EVALSHA), all-or-nothing, PX ttl, per-customer counter");
-    let note = format!("redis: {} virtual clients over {} connections", args.connections * args.pipeline, args.connections);
+    let note =
+        format!("redis: {} virtual clients over {} connections", args.connections * args.pipeline, args.connections);
     Ok(finish_report(&stats, args, (audit, passed), note))
 }

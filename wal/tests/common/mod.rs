@@ -4,9 +4,7 @@ use oms_wal::{Lsn, Recovery, WalError};
 /// Deterministic payload for an LSN (length varies 0..=40 to exercise padding).
 pub fn payload(lsn: Lsn) -> Vec<u8> {
     let n = (lsn * 7 % 41) as usize;
-    (0..n)
-        .map(|i| (lsn as u8).wrapping_mul(31).wrapping_add(i as u8))
-        .collect()
+    (0..n).map(|i| (lsn as u8).wrapping_mul(31).wrapping_add(i as u8)).collect()
 }
 
 pub fn rtype(lsn: Lsn) -> u8 {

@@ -209,7 +209,9 @@ pub(super) fn native(o: Field<'_>) -> Result<ChannelOrder, IntakeError> {
         Some(f) => {
             let paid = f.cents()?;
             if paid != expected {
-                return Err(f.error_at(format!("{paid} != line totals {list} - discount {discount} + shipping {shipping_cents}")));
+                return Err(f.error_at(format!(
+                    "{paid} != line totals {list} - discount {discount} + shipping {shipping_cents}"
+                )));
             }
             paid
         }
