@@ -164,3 +164,80 @@ impl EngineError {
         }
     }
 }
+
+/// Every [`EngineError::code`], in the order the wire protocol numbers them (code 100 + index):
+/// never reorder or remove, only append.
+pub const ERROR_CODES: [&str; 49] = [
+    "unknown_sku",
+    "unknown_warehouse",
+    "unknown_reservation",
+    "unknown_campaign",
+    "zero_quantity",
+    "no_lines",
+    "too_many_lines",
+    "duplicate_line",
+    "insufficient_stock",
+    "channel_limit",
+    "sold_out",
+    "limit_exceeded",
+    "campaign_not_open",
+    "campaign_sku_mismatch",
+    "reservation_expired",
+    "invalid_reservation_state",
+    "invalid_ttl",
+    "below_committed",
+    "insufficient_in_warehouse",
+    "kit_not_stocked",
+    "invalid_kit",
+    "duplicate_campaign",
+    "invalid_campaign",
+    "wrong_partition",
+    "invalid_ratio",
+    "same_warehouse",
+    "unknown_purchase_order",
+    "duplicate_reservation",
+    "invalid_code",
+    "quantity_overflow",
+    "unknown_order",
+    "illegal_transition",
+    "shipment_transition",
+    "wrong_order_partition",
+    "order_conflict",
+    "invalid_order",
+    "exceeds_open",
+    "exceeds_claimable",
+    "unknown_shipment",
+    "unknown_after_sale",
+    "unknown_wave",
+    "duplicate_wave",
+    "invalid_wave",
+    "nothing_to_wave",
+    "wrong_sku",
+    "over_pick",
+    "no_carrier",
+    "waybill_range_exhausted",
+    "invalid_rules",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_code_list_is_unique_and_names_every_code() {
+        // The wire numbering is the position in ERROR_CODES, so a name listed twice or missing
+        // would give two errors one number, or an error none.
+        let mut seen = std::collections::HashSet::new();
+        assert!(ERROR_CODES.iter().all(|c| seen.insert(*c)), "duplicate name in ERROR_CODES");
+        let samples = [
+            EngineError::NoLines,
+            EngineError::SameWarehouse,
+            EngineError::UnknownSku { sku: SkuId(1) },
+            EngineError::SoldOut { campaign: CampaignId(1) },
+            EngineError::InvalidCode { limit: 64 },
+        ];
+        for e in samples {
+            assert!(ERROR_CODES.contains(&e.code()), "{} missing from ERROR_CODES", e.code());
+        }
+    }
+}

@@ -1,5 +1,7 @@
 //! Stable error codes on the wire. Numbers are part of the protocol: never renumber, only add.
 
+// Engine refusals occupy codes 100 and up, in the order of `oms_engine::error::ERROR_CODES`.
+use oms_engine::error::ERROR_CODES as ENGINE_CODES;
 use oms_engine::EngineError;
 
 use crate::protocol::WireError;
@@ -56,60 +58,6 @@ impl GatewayCode {
         }
     }
 }
-
-/// Engine refusals occupy codes 100 and up, in this order.
-const ENGINE_CODES: [&str; 49] = [
-    "unknown_sku",
-    "unknown_warehouse",
-    "unknown_reservation",
-    "unknown_campaign",
-    "zero_quantity",
-    "no_lines",
-    "too_many_lines",
-    "duplicate_line",
-    "insufficient_stock",
-    "channel_limit",
-    "sold_out",
-    "limit_exceeded",
-    "campaign_not_open",
-    "campaign_sku_mismatch",
-    "reservation_expired",
-    "invalid_reservation_state",
-    "invalid_ttl",
-    "below_committed",
-    "insufficient_in_warehouse",
-    "kit_not_stocked",
-    "invalid_kit",
-    "duplicate_campaign",
-    "invalid_campaign",
-    "wrong_partition",
-    "invalid_ratio",
-    "same_warehouse",
-    "unknown_purchase_order",
-    "duplicate_reservation",
-    "invalid_code",
-    "quantity_overflow",
-    // Orders (docs/ORDERS.md).
-    "unknown_order",
-    "illegal_transition",
-    "shipment_transition",
-    "wrong_order_partition",
-    "order_conflict",
-    "invalid_order",
-    "exceeds_open",
-    "exceeds_claimable",
-    "unknown_shipment",
-    "unknown_after_sale",
-    "unknown_wave",
-    "duplicate_wave",
-    "invalid_wave",
-    "nothing_to_wave",
-    "wrong_sku",
-    "over_pick",
-    "no_carrier",
-    "waybill_range_exhausted",
-    "invalid_rules",
-];
 
 pub const ENGINE_CODE_BASE: u16 = 100;
 
