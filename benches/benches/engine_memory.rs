@@ -55,10 +55,8 @@ fn main() {
         partition.apply(&envelope, &mut events).expect("reserve");
         events.clear();
     }
-    let ledger_entries = 0; // the ledger folds into per-cell balances; its open period is included below
     let per_reservation = (live() - before) as f64 / RESERVATIONS as f64;
 
-    let before = live();
     let mut multi = partition_with_catalog(0, 1, 1000, BOTTOMLESS);
     let baseline = live();
     for i in 0..100_000u64 {
@@ -67,7 +65,6 @@ fn main() {
         events.clear();
     }
     let per_three_line = (live() - baseline) as f64 / 100_000.0;
-    let _ = before;
 
     println!("engine memory (counting allocator, bytes requested from the allocator)");
     println!("| measure | bytes |");
@@ -77,6 +74,5 @@ fn main() {
         "| per live single-line reservation (1,000,000 live, incl. expiry index and ledger) | {per_reservation:.1} |"
     );
     println!("| per live 3-line reservation (100,000 live) | {per_three_line:.1} |");
-    let _ = ledger_entries;
     let _ = partition.live_reservations();
 }

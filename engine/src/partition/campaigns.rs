@@ -4,7 +4,7 @@ use super::{Outcome, Partition};
 use crate::campaign::{Campaign, CampaignKind};
 use crate::command::{FlashSaleSpec, PresaleSpec, ReserveRequest};
 use crate::error::EngineError;
-use crate::event::{Allocation, Event, MovementKind, ReleaseReason};
+use crate::event::{Allocation, Event, MovementKind};
 use crate::ids::{PurchaseOrderId, SkuId, TimeMs, WarehouseId};
 use crate::reservation::{Allocations, HoldState, PresaleHold, Reservation};
 use crate::stock::Incoming;
@@ -386,7 +386,6 @@ impl Partition {
             out.push(Event::CampaignClosed { id: *id, returned });
             self.after_sku_change(sku, out);
         }
-        let _ = ReleaseReason::CampaignClosed;
         !due.is_empty()
     }
 }

@@ -35,14 +35,8 @@ impl ServerCtx {
             Request::Ping => answer(Response::Pong),
             Request::Reserve(wire) => {
                 // Sold out: answer before resolving lines or allocating anything.
-                if let Some(campaign) = wire.campaign {
-                    if self.board.campaign_sold_out(oms_engine::CampaignId(campaign)) {
-                        self.metrics.fast_path_rejects.inc();
-                        let campaign = oms_engine::CampaignId(campaign);
-                        return answer(Response::Error(crate::wire_error::from_engine(
-                            &oms_engine::EngineError::SoldOut { campaign },
-                        )));
-                    }
+                if let Some(e) = wire.campaign.and_then(|c| self.sold_out_campaign(oms_engine::CampaignId(c))) {
+                    return answer(Response::Error(e));
                 }
                 let (reserve, set) = match self.build_reserve(&wire) {
                     Ok(built) => built,

@@ -126,14 +126,19 @@ impl ServerCtx {
         Ok((request, set))
     }
 
+    /// The fast-path refusal for a reservation against a sold-out campaign, if it is sold out.
+    pub fn sold_out_campaign(&self, campaign: CampaignId) -> Option<WireError> {
+        if !self.board.campaign_sold_out(campaign) {
+            return None;
+        }
+        self.metrics.fast_path_rejects.inc();
+        Some(from_engine(&EngineError::SoldOut { campaign }))
+    }
+
     /// Refuse from the sold-out board without a partition hop, when that answer is certain enough.
     pub fn fast_reject(&self, request: &ReserveRequest) -> Option<WireError> {
         if let Some(campaign) = request.campaign {
-            if self.board.campaign_sold_out(campaign) {
-                self.metrics.fast_path_rejects.inc();
-                return Some(from_engine(&EngineError::SoldOut { campaign }));
-            }
-            return None;
+            return self.sold_out_campaign(campaign);
         }
         for line in &request.lines {
             if self.board.available(line.sku) == Some(0) {
