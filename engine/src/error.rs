@@ -106,6 +106,8 @@ pub enum EngineError {
     WaybillRangeExhausted { carrier: String },
     #[error("invalid rules: {reason}")]
     InvalidRules { reason: String },
+    #[error("SKU id {sku} is not below the limit of {limit}")]
+    SkuIdOutOfRange { sku: SkuId, limit: u32 },
 }
 
 impl EngineError {
@@ -161,13 +163,14 @@ impl EngineError {
             EngineError::NoCarrier { .. } => "no_carrier",
             EngineError::WaybillRangeExhausted { .. } => "waybill_range_exhausted",
             EngineError::InvalidRules { .. } => "invalid_rules",
+            EngineError::SkuIdOutOfRange { .. } => "sku_id_out_of_range",
         }
     }
 }
 
 /// Every [`EngineError::code`], in the order the wire protocol numbers them (code 100 + index):
 /// never reorder or remove, only append.
-pub const ERROR_CODES: [&str; 49] = [
+pub const ERROR_CODES: [&str; 50] = [
     "unknown_sku",
     "unknown_warehouse",
     "unknown_reservation",
@@ -217,6 +220,7 @@ pub const ERROR_CODES: [&str; 49] = [
     "no_carrier",
     "waybill_range_exhausted",
     "invalid_rules",
+    "sku_id_out_of_range",
 ];
 
 #[cfg(test)]

@@ -65,6 +65,12 @@ pub fn partition_of(sku: SkuId, partitions: u32) -> u32 {
     sku.0 % partitions.max(1)
 }
 
+/// SKU ids are below this bound. Each partition keeps its SKUs in a dense table indexed by
+/// `id / partitions`, so an unbounded id (from a command or a crafted snapshot) would size that
+/// table to gigabytes; 2^24 ids is a catalog of 16.7 million SKUs, ample for a shop. Part of the
+/// state machine's definition (a replayed command must meet the same bound), so not configurable.
+pub const SKU_ID_LIMIT: u32 = 1 << 24;
+
 /// The slot of `sku` inside its owning partition's dense tables.
 #[inline]
 pub(crate) fn local_index(sku: SkuId, partitions: u32) -> usize {

@@ -31,6 +31,8 @@ mod sync;
 pub use command::{Bucket, Command, Envelope, Line, ReleaseCause, ReserveRequest};
 pub use error::EngineError;
 pub use event::{Allocation, Event};
-pub use ids::{CampaignId, ChannelId, CustomerId, PurchaseOrderId, ReservationId, SkuId, TimeMs, WarehouseId};
-pub use partition::{Limits, Outcome, Partition};
+pub use ids::{
+    CampaignId, ChannelId, CustomerId, PurchaseOrderId, ReservationId, SkuId, TimeMs, WarehouseId, SKU_ID_LIMIT,
+};
+pub use partition::{ImageError, Limits, Outcome, Partition};
 pub use sharded::ShardedEngine;

@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use oms_engine::codec::{decode_envelope, decode_image, encode_envelope, encode_image};
 use oms_engine::command::{ChannelException, ChannelPolicy, FlashSaleSpec, KitComponent, PartInfo, PresaleSpec};
+use oms_engine::partition::PartitionImage;
 use oms_engine::*;
 use proptest::prelude::*;
 
@@ -55,7 +56,7 @@ fn images_round_trip_and_restore() {
         let bytes = encode_image(&image).unwrap();
         let decoded = decode_image(&bytes).unwrap();
         assert_eq!(decoded, image);
-        let restored = Partition::from_image(decoded, limits());
+        let restored = Partition::from_image(decoded, limits()).unwrap();
         assert_eq!(restored.image(), image);
         assert!(restored.check().is_clean());
     }
@@ -190,4 +191,35 @@ fn corrupted_images_never_panic() {
         let _ = decode_image(&b);
         let _ = decode_image(&bytes[..i]);
     }
+}
+
+#[test]
+fn images_of_the_wrong_shape_are_refused_not_loaded() {
+    // An image that passed its checksum but cannot be held (a foreign or buggy writer) is a typed
+    // error: a partition index out of range, a SKU id past the limit or owned by another
+    // partition, or a SKU listed twice; nothing is allocated by the bad id.
+    let sim = rich_sim();
+    let good = sim.engine.partitions()[0].image();
+    assert!(!good.skus.is_empty());
+    let refused = |image: PartitionImage| Partition::from_image(image, limits()).err();
+
+    let mut bad = good.clone();
+    bad.index = bad.partitions;
+    assert_eq!(refused(bad), Some(ImageError::BadPartition { index: good.partitions, partitions: good.partitions }));
+    let mut bad = good.clone();
+    bad.partitions = 0;
+    assert!(matches!(refused(bad), Some(ImageError::BadPartition { .. })));
+
+    let mut bad = good.clone();
+    let far = SKU_ID_LIMIT - SKU_ID_LIMIT % good.partitions + good.index + good.partitions;
+    bad.skus[0].id = SkuId(far);
+    assert_eq!(refused(bad), Some(ImageError::BadSku { sku: SkuId(far), index: good.index }));
+    let mut bad = good.clone();
+    bad.skus[0].id = SkuId(bad.skus[0].id.0 + 1);
+    assert!(matches!(refused(bad), Some(ImageError::BadSku { .. })));
+
+    let mut bad = good.clone();
+    let first = bad.skus[0].clone();
+    bad.skus.push(first);
+    assert_eq!(refused(bad), Some(ImageError::DuplicateSku { sku: good.skus[0].id }));
 }

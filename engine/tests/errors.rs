@@ -163,6 +163,16 @@ fn every_error_is_reachable_typed_and_changes_nothing() {
         check(b, Command::ReturnToStock { sku: s(6), warehouse: w(2), qty: 1, damaged: true }, "quantity_overflow"),
         check(b, Command::PayBalance { id: pid(5, 0) }, "invalid_reservation_state"),
         check(b, Command::Confirm { id: pid(4, 0) }, "invalid_reservation_state"),
+        check(
+            b,
+            Command::DefineSku { id: s(u32::MAX - 1), code: "HUGE".into(), low_stock_threshold: 0 },
+            "sku_id_out_of_range",
+        ),
+        check(
+            b,
+            Command::DefineKit { id: s(SKU_ID_LIMIT), code: "K".into(), components: vec![] },
+            "sku_id_out_of_range",
+        ),
     ]
     .into_iter()
     .collect();
@@ -197,6 +207,7 @@ fn every_error_is_reachable_typed_and_changes_nothing() {
         "duplicate_reservation",
         "invalid_code",
         "quantity_overflow",
+        "sku_id_out_of_range",
     ];
     let missing: Vec<_> = all.iter().filter(|c| !hit.contains(**c)).collect();
     assert!(missing.is_empty(), "error variants never reached: {missing:?}");

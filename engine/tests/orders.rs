@@ -236,7 +236,7 @@ impl World {
             assert!(p.check().is_clean(), "partition {} not clean: {:?}", p.index(), p.check());
             // A snapshot restores to the same image.
             let image = p.image();
-            let restored = Partition::from_image(image.clone(), Limits::default());
+            let restored = Partition::from_image(image.clone(), Limits::default()).unwrap();
             assert_eq!(restored.image(), image);
         }
         assert_replay(&self.engine);

@@ -99,6 +99,24 @@ fn data_directory_is_created_owner_only() {
 }
 
 #[test]
+fn an_existing_open_data_directory_is_tightened() {
+    // Checks that a data directory an operator made with the usual 0755 is narrowed to 0700 at
+    // start (and says so in the log), and that its contents survive.
+    let parent = tempfile::tempdir().expect("tempdir");
+    let data = parent.path().join("premade-data");
+    std::fs::create_dir(&data).expect("mkdir");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(data.join("operator-notes.txt"), "kept").expect("write");
+    let config = config(parent.path());
+    let mut omsd = Omsd::start_in(&data, &["--config", &config, "--partitions", "1"]);
+    omsd.terminate();
+    assert_eq!(mode(&data), 0o700, "data directory mode {:o}", mode(&data));
+    let log = omsd.stderr();
+    assert!(log.contains("tightened data directory permissions"), "no warning in the log:\n{log}");
+    assert_eq!(std::fs::read_to_string(data.join("operator-notes.txt")).expect("read"), "kept");
+}
+
+#[test]
 fn a_wrong_key_learns_nothing_but_unauthenticated() {
     // Checks that the refusal for a wrong key and for a key of another length is the same answer
     // (code, name and message), so the handshake does not tell a guesser which keys exist or how

@@ -16,11 +16,13 @@ use crate::catalog::{SkuState, Warehouse};
 use crate::command::{ChannelPolicy, Command, Envelope};
 use crate::error::EngineError;
 use crate::event::{Allocation, Event, Movement, MovementKind};
-use crate::ids::{local_index, partition_of, SkuId, TimeMs, WarehouseId};
+use crate::ids::{local_index, partition_of, SkuId, TimeMs, WarehouseId, SKU_ID_LIMIT};
 use crate::ledger::Ledger;
 use crate::reservation::ReservationBook;
 
-pub use query::{CampaignView, ConsistencyReport, PartitionImage, ReservationView, SkuStockView, WarehouseStockView};
+pub use query::{
+    CampaignView, ConsistencyReport, ImageError, PartitionImage, ReservationView, SkuStockView, WarehouseStockView,
+};
 pub use stock_ops::validate_kit;
 
 /// Bounds on what one command may ask for and on what a partition remembers.
@@ -179,6 +181,15 @@ impl Partition {
         let owner = partition_of(sku, self.partitions);
         if owner != self.index {
             return Err(EngineError::WrongPartition { sku, owner, this: self.index });
+        }
+        Ok(())
+    }
+
+    /// `owns` plus the id bound that keeps the dense SKU table small: for commands that create a SKU.
+    fn owns_new(&self, sku: SkuId) -> Result<(), EngineError> {
+        self.owns(sku)?;
+        if sku.0 >= SKU_ID_LIMIT {
+            return Err(EngineError::SkuIdOutOfRange { sku, limit: SKU_ID_LIMIT });
         }
         Ok(())
     }

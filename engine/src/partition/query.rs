@@ -307,7 +307,13 @@ impl Partition {
         }
     }
 
-    pub fn from_image(image: PartitionImage, limits: Limits) -> Self {
+    /// Rebuild a partition from a snapshot image. The image comes from disk or the network, so
+    /// its shape is checked before anything is sized by it; the consistency of the stock itself
+    /// is [`Partition::check`]'s job.
+    pub fn from_image(image: PartitionImage, limits: Limits) -> Result<Self, ImageError> {
+        if image.partitions == 0 || image.index >= image.partitions {
+            return Err(ImageError::BadPartition { index: image.index, partitions: image.partitions });
+        }
         let mut partition = Partition::new(image.index, image.partitions, limits);
         partition.now_ms = image.now_ms;
         partition.warehouses = image.warehouses;
@@ -315,11 +321,15 @@ impl Partition {
         order.sort_unstable();
         partition.warehouse_order = order.into_iter().map(|(_, id)| id).collect();
         for sku in image.skus {
-            let slot = crate::ids::local_index(sku.id, partition.partitions);
+            let id = sku.id;
+            partition.owns_new(id).map_err(|_| ImageError::BadSku { sku: id, index: image.index })?;
+            let slot = crate::ids::local_index(id, partition.partitions);
             if partition.skus.len() <= slot {
                 partition.skus.resize_with(slot + 1, || None);
             }
-            partition.skus[slot] = Some(sku);
+            if partition.skus[slot].replace(sku).is_some() {
+                return Err(ImageError::DuplicateSku { sku: id });
+            }
             partition.sku_count += 1;
         }
         let mut book = ReservationBook::default();
@@ -343,8 +353,20 @@ impl Partition {
         ledger.total_entries = image.ledger_total_entries;
         partition.orders = crate::orders::OrderBook::from_image(image.orders);
         partition.ledger = ledger;
-        partition
+        Ok(partition)
     }
+}
+
+/// A snapshot image whose shape this build cannot hold (a foreign or damaged file that still
+/// passed its checksum).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ImageError {
+    #[error("image is partition {index} of {partitions}")]
+    BadPartition { index: u32, partitions: u32 },
+    #[error("SKU {sku} does not belong in partition {index} or is not below the SKU id limit")]
+    BadSku { sku: SkuId, index: u32 },
+    #[error("SKU {sku} appears twice in the image")]
+    DuplicateSku { sku: SkuId },
 }
 
 impl Partition {

@@ -42,7 +42,7 @@ impl Partition {
         low_stock_threshold: u32,
         out: &mut Vec<Event>,
     ) -> Result<Outcome, EngineError> {
-        self.owns(id)?;
+        self.owns_new(id)?;
         check_code(code)?;
         let slot = local_index(id, self.partitions);
         if self.skus.len() <= slot {
@@ -77,7 +77,7 @@ impl Partition {
         components: &[KitComponent],
         out: &mut Vec<Event>,
     ) -> Result<Outcome, EngineError> {
-        self.owns(id)?;
+        self.owns_new(id)?;
         check_code(code)?;
         validate_kit(id, components, self.limits.max_lines)?;
         if let Ok(existing) = self.sku(id) {

@@ -73,7 +73,7 @@ impl Replica {
         total: u64,
         data: &[u8],
     ) -> Result<bool, ReplicaError> {
-        let limits = self.limits;
+        let (limits, partitions) = (self.limits, self.partitions);
         let slot = self.slots.get_mut(partition as usize).ok_or(ReplicaError::NoPartition(partition))?;
         if total > MAX_IMAGE_BYTES {
             return Err(ReplicaError::Chunk { partition });
@@ -92,8 +92,12 @@ impl Replica {
             return Ok(false);
         }
         let (lsn, bytes) = slot.image.take().unwrap_or_default();
-        let image = decode_image(&bytes).map_err(|e| ReplicaError::Image { partition, lsn, reason: e.to_string() })?;
-        slot.partition = Some(Partition::from_image(image, limits));
+        let refused = |reason: String| ReplicaError::Image { partition, lsn, reason };
+        let image = decode_image(&bytes).map_err(|e| refused(e.to_string()))?;
+        if (image.index, image.partitions) != (partition, partitions) {
+            return Err(refused(format!("it holds partition {} of {}", image.index, image.partitions)));
+        }
+        slot.partition = Some(Partition::from_image(image, limits).map_err(|e| refused(e.to_string()))?);
         slot.next_lsn = lsn + 1;
         Ok(true)
     }

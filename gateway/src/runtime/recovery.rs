@@ -62,9 +62,17 @@ fn check_manifest(data_dir: &Path, partitions: u32) -> Result<(), RecoveryError>
 }
 
 /// Owner-only permissions: the log holds customer ids and order data.
+/// Create `dir` owner-only, and tighten one that already exists (an operator's `mkdir` leaves it
+/// 0755, and the log holds customer ids and order data).
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))?;
+        tracing::warn!(dir = %dir.display(), from = format!("{mode:o}"), to = format!("{:o}", mode & 0o700), "tightened data directory permissions to owner-only");
+    }
+    Ok(())
 }
 
 pub fn recover_partitions(
@@ -92,12 +100,15 @@ fn recover_one(
     let snapshots = SnapshotStore::open(&dir).map_err(wal_err)?;
     let (mut partition, snapshot_lsn) = match snapshots.latest_valid().map_err(wal_err)? {
         Some(snapshot) => {
-            let image = decode_image(&snapshot.data).map_err(|e| RecoveryError::Snapshot {
-                partition: index,
-                lsn: snapshot.lsn,
-                reason: e.to_string(),
-            })?;
-            (Partition::from_image(image, limits), snapshot.lsn)
+            let refused = |reason: String| RecoveryError::Snapshot { partition: index, lsn: snapshot.lsn, reason };
+            let image = decode_image(&snapshot.data).map_err(|e| refused(e.to_string()))?;
+            if (image.index, image.partitions) != (index, partitions) {
+                return Err(refused(format!(
+                    "it holds partition {} of {}, this directory is partition {index} of {partitions}",
+                    image.index, image.partitions
+                )));
+            }
+            (Partition::from_image(image, limits).map_err(|e| refused(e.to_string()))?, snapshot.lsn)
         }
         None => (Partition::new(index, partitions, limits), 0),
     };
