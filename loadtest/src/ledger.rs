@@ -47,6 +47,18 @@ pub struct Ledger {
     pub follow_up_refused: u64,
     /// Reservations whose answer never came (connection lost): they may or may not exist.
     pub unknown: u64,
+    /// Acknowledged, non-storm reservations with no acknowledged confirm, payment or release:
+    /// the server may have ended them by itself (expiry, missed balance), which the audit asks
+    /// about before counting their units as held.
+    pub unsettled: HashMap<u64, Unsettled>,
+}
+
+/// What an acknowledged reservation held, kept until a follow-up settles it.
+#[derive(Clone, Debug)]
+pub struct Unsettled {
+    pub lines: Vec<(u32, u32)>,
+    pub campaign: Option<u32>,
+    pub customer: u64,
 }
 
 impl Ledger {
@@ -71,6 +83,7 @@ impl Ledger {
         self.paid += other.paid;
         self.follow_up_refused += other.follow_up_refused;
         self.unknown += other.unknown;
+        self.unsettled.extend(other.unsettled);
     }
 }
 

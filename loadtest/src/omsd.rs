@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::LoadError;
-use crate::ledger::{ack_line, now_unix_ms, Ledger, Rec, RecState};
+use crate::ledger::{ack_line, now_unix_ms, Ledger, Rec, RecState, Unsettled};
 use crate::run::{OpSource, Phase, RunCtx};
 use crate::stats::{intern, Outcome, ProgressBuffer, Stats};
 use crate::workload::{Op, ReserveOp, SkuRole, Then};
@@ -364,6 +364,10 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
                                         ctx.skus.add_net(*s, i64::from(*q));
                                     }
                                 }
+                                ledger.unsettled.insert(
+                                    r.id,
+                                    Unsettled { lines: op.lines.clone(), campaign: op.campaign, customer: op.customer },
+                                );
                             }
                             if let Some(c) = op.campaign {
                                 let units: i64 = op.lines.iter().map(|(_, q)| i64::from(*q)).sum();
@@ -437,6 +441,7 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
                             if let Some(rec) = ledger.recs.get_mut(f.rec as usize) {
                                 rec.state = state;
                             }
+                            ledger.unsettled.remove(&f.id);
                             Outcome::Ok
                         }
                         Response::Error(e) if e.code >= 100 => {
