@@ -91,6 +91,10 @@ pub struct Args {
     /// Delay between a deposit and its balance payment.
     #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     pub pay_after: Duration,
+    /// Ship each confirmed reservation this long after its confirm (checkout, mixed; off by
+    /// default). Shipping ends the hold, so long runs keep a bounded live state, as a shop does.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub ship_after: Option<Duration>,
     /// Expiry storm: reservations that expire within the same second.
     #[arg(long, default_value_t = 1_000_000)]
     pub storm: u64,
@@ -154,6 +158,7 @@ impl Args {
         p.presale_skus = self.presale_skus.max(1);
         p.balance_window_ms = self.balance_window.as_millis().max(1) as u64;
         p.pay_after_ms = self.pay_after.as_millis() as u64;
+        p.ship_after_ms = self.ship_after.map(|d| d.as_millis() as u64);
         p.storm = self.storm;
         Ok(p)
     }

@@ -19,6 +19,8 @@ pub enum RecState {
     Held,
     Confirmed,
     Released,
+    /// Confirmed, then shipped (`--ship-after`).
+    Shipped,
     BalancePaid,
     /// A confirm / release / payment was refused (for example the hold had expired).
     FollowUpRefused,
@@ -44,6 +46,7 @@ pub struct Ledger {
     pub confirmed: u64,
     pub released: u64,
     pub paid: u64,
+    pub shipped: u64,
     pub follow_up_refused: u64,
     /// Reservations whose answer never came (connection lost): they may or may not exist.
     pub unknown: u64,
@@ -59,6 +62,10 @@ pub struct Unsettled {
     pub lines: Vec<(u32, u32)>,
     pub campaign: Option<u32>,
     pub customer: u64,
+    /// When the hold expires at the latest (ms since the epoch, from the acknowledgement).
+    pub expires_unix_ms: u64,
+    /// A confirm or payment was refused: the server had ended the hold by then.
+    pub refused: bool,
 }
 
 impl Ledger {
@@ -81,6 +88,7 @@ impl Ledger {
         self.confirmed += other.confirmed;
         self.released += other.released;
         self.paid += other.paid;
+        self.shipped += other.shipped;
         self.follow_up_refused += other.follow_up_refused;
         self.unknown += other.unknown;
         self.unsettled.extend(other.unsettled);

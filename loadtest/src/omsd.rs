@@ -2,7 +2,7 @@
 //! and decodes responses in bulk, and keeps at most `window` requests in flight. It depends on
 //! `oms-gateway` only for the protocol types.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -148,6 +148,7 @@ enum FollowKind {
     Confirm,
     Release,
     PayBalance,
+    Ship,
 }
 
 #[derive(Debug)]
@@ -220,7 +221,11 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
     let mut gens: Vec<u32> = Vec::new();
     let mut inflight = 0usize;
     let mut now_q: VecDeque<Follow> = VecDeque::new();
-    let mut delayed: VecDeque<(u64, Follow)> = VecDeque::new();
+    // Due time, then a sequence number to keep equal due times apart: follow-ups with different
+    // delays (balance payments, shipments) interleave, so a FIFO queue would hold a payment
+    // behind a later shipment.
+    let mut delayed: BTreeMap<(u64, u64), Follow> = BTreeMap::new();
+    let mut delayed_seq = 0u64;
     let interval_ns = phase.rate_per_conn.map(|r| (1e9 / r.max(1e-6)) as u64);
     let mut next_intended = ctx.now_ns();
     let mut fatal = None;
@@ -229,13 +234,11 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
     'main: loop {
         let now = ctx.now_ns();
         let producing = now < phase.end_ns && !source.exhausted();
-        while let Some((due, _)) = delayed.front() {
-            if *due > now {
+        while let Some(entry) = delayed.first_entry() {
+            if entry.key().0 > now {
                 break;
             }
-            if let Some((_, f)) = delayed.pop_front() {
-                now_q.push_back(f);
-            }
+            now_q.push_back(entry.remove());
         }
         // Fill the window: follow-ups first, then new work.
         while inflight < window {
@@ -244,6 +247,7 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
                     FollowKind::Confirm => Request::Confirm { id: f.id },
                     FollowKind::Release => Request::Release { id: f.id },
                     FollowKind::PayBalance => Request::PayBalance { id: f.id },
+                    FollowKind::Ship => Request::Ship { id: f.id },
                 };
                 (now, What::Follow(f), request)
             } else {
@@ -309,7 +313,7 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
                 wake = wake.min(next_intended);
             }
         }
-        if let Some((due, _)) = delayed.front() {
+        if let Some(((due, _), _)) = delayed.first_key_value() {
             wake = wake.min(*due);
         }
         let sleep_for = Duration::from_nanos(wake.saturating_sub(now));
@@ -366,7 +370,13 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
                                 }
                                 ledger.unsettled.insert(
                                     r.id,
-                                    Unsettled { lines: op.lines.clone(), campaign: op.campaign, customer: op.customer },
+                                    Unsettled {
+                                        lines: op.lines.clone(),
+                                        campaign: op.campaign,
+                                        customer: op.customer,
+                                        expires_unix_ms: now_unix_ms() + op.ttl_ms,
+                                        refused: false,
+                                    },
                                 );
                             }
                             if let Some(c) = op.campaign {
@@ -398,7 +408,11 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
                                 Then::Confirm => now_q.push_back(follow(FollowKind::Confirm)),
                                 Then::Release => now_q.push_back(follow(FollowKind::Release)),
                                 Then::PayBalance { after_ms } => {
-                                    delayed.push_back((done_ns + after_ms * 1_000_000, follow(FollowKind::PayBalance)))
+                                    delayed_seq += 1;
+                                    delayed.insert(
+                                        (done_ns + after_ms * 1_000_000, delayed_seq),
+                                        follow(FollowKind::PayBalance),
+                                    );
                                 }
                             }
                             Outcome::Accepted
@@ -416,6 +430,12 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
                                 FollowKind::Confirm => {
                                     ledger.confirmed += 1;
                                     RecState::Confirmed
+                                }
+                                // Shipped units leave on-hand and the hold together: availability
+                                // and the audit's per-SKU net are unchanged.
+                                FollowKind::Ship => {
+                                    ledger.shipped += 1;
+                                    RecState::Shipped
                                 }
                                 FollowKind::PayBalance => {
                                     ledger.paid += 1;
@@ -442,10 +462,20 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
                                 rec.state = state;
                             }
                             ledger.unsettled.remove(&f.id);
+                            if let (FollowKind::Confirm, Some(after_ms)) = (f.kind, ctx.plan.p.ship_after_ms) {
+                                delayed_seq += 1;
+                                delayed.insert(
+                                    (done_ns + after_ms * 1_000_000, delayed_seq),
+                                    Follow { kind: FollowKind::Ship, ..f },
+                                );
+                            }
                             Outcome::Ok
                         }
                         Response::Error(e) if e.code >= 100 => {
                             ledger.follow_up_refused += 1;
+                            if let Some(u) = ledger.unsettled.get_mut(&f.id) {
+                                u.refused = true;
+                            }
                             if let Some(rec) = ledger.recs.get_mut(f.rec as usize) {
                                 rec.state = RecState::FollowUpRefused;
                             }

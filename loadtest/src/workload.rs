@@ -112,6 +112,8 @@ pub struct PlanParams {
     pub presale_skus: u32,
     pub balance_window_ms: u64,
     pub pay_after_ms: u64,
+    /// Ship confirmed reservations this long after the confirm (`None`: never).
+    pub ship_after_ms: Option<u64>,
     pub storm: u64,
 }
 
@@ -134,6 +136,7 @@ impl PlanParams {
             presale_skus: 2,
             balance_window_ms: 3_000,
             pay_after_ms: 500,
+            ship_after_ms: None,
             storm: 1_000_000,
         }
     }
