@@ -51,7 +51,7 @@ const CI_SEEDS: u64 = 200;
 /// Scheduler steps per seed.
 const STEPS: usize = 400;
 const WAREHOUSES: [u16; 3] = [1, 2, 3];
-const STORAGE_FAILED: u16 = 9;
+const STORAGE_FAILED: u16 = oms_gateway::wire_error::GatewayCode::StorageFailed as u16;
 
 // ---------------------------------------------------------------- snapshots
 
