@@ -368,9 +368,8 @@ impl PartitionCore {
             self.append(&envelope);
             self.collect_notifications(&envelope, start);
         }
-        match reply {
-            Some(reply) => self.pending.push((reply, result, start..self.events.len())),
-            None => {}
+        if let Some(reply) = reply {
+            self.pending.push((reply, result, start..self.events.len()));
         }
     }
 
