@@ -17,8 +17,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::protocol::{Opcode, Response};
 
-pub use recovery::{recover_partitions, RecoveredPartition, RecoveryError};
-pub use worker::{failure_to_wire, now_ms, reserved_response_of, spawn_workers, WorkerConfig, Workers};
+pub use recovery::{recover_partition, recover_partitions, RecoveredPartition, RecoveryError};
+pub use worker::{
+    failure_to_wire, now_ms, reserved_response_of, spawn_workers, PartitionCore, SnapshotWriter, WorkerConfig, Workers,
+};
 
 /// A response on its way to a connection's writer.
 #[derive(Debug)]

@@ -1,10 +1,11 @@
 //! Start-up: each partition = latest valid snapshot + the log after it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use oms_engine::codec::{decode_envelope, decode_image, RECORD_COMMAND};
 use oms_engine::{Limits, Partition};
-use oms_wal::{Lsn, RecoveryMode, SnapshotStore, Wal, WalConfig, WalError};
+use oms_wal::{FsStorage, Lsn, RecoveryMode, Snapshot, SnapshotStore, Storage, Wal, WalConfig, WalError};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -97,8 +98,29 @@ fn recover_one(
     let wal_err = |source| RecoveryError::Wal { partition: index, source };
     let dir = partition_dir(data_dir, index);
     create_private_dir(&dir).map_err(|source| RecoveryError::Io { dir: dir.clone(), source })?;
-    let snapshots = SnapshotStore::open(&dir).map_err(wal_err)?;
-    let (mut partition, snapshot_lsn) = match snapshots.latest_valid().map_err(wal_err)? {
+    let snapshot = SnapshotStore::open(&dir).and_then(|s| s.latest_valid()).map_err(wal_err)?;
+    let mut config = base.clone();
+    config.dir = dir.clone();
+    if truncate_corrupt_log {
+        config.recovery_mode = RecoveryMode::TruncateMidLog;
+    }
+    let storage = FsStorage::open(&dir, config.write_mode).map_err(|source| RecoveryError::Io { dir, source })?;
+    recover_partition(index, partitions, limits, snapshot.as_ref(), config, Arc::new(storage))
+}
+
+/// One partition from its newest valid snapshot (if any) and the log on `storage` after it. The
+/// daemon passes real files; the simulation passes `oms_wal::sim::SimulatedStorage`.
+/// `config.start_lsn` is set here from the snapshot.
+pub fn recover_partition(
+    index: u32,
+    partitions: u32,
+    limits: Limits,
+    snapshot: Option<&Snapshot>,
+    mut config: WalConfig,
+    storage: Arc<dyn Storage>,
+) -> Result<RecoveredPartition, RecoveryError> {
+    let wal_err = |source| RecoveryError::Wal { partition: index, source };
+    let (mut partition, snapshot_lsn) = match snapshot {
         Some(snapshot) => {
             let refused = |reason: String| RecoveryError::Snapshot { partition: index, lsn: snapshot.lsn, reason };
             let image = decode_image(&snapshot.data).map_err(|e| refused(e.to_string()))?;
@@ -112,13 +134,9 @@ fn recover_one(
         }
         None => (Partition::new(index, partitions, limits), 0),
     };
-    let mut config = base.clone();
-    config.dir = dir.clone();
     config.start_lsn = snapshot_lsn + 1;
-    if truncate_corrupt_log {
-        config.recovery_mode = RecoveryMode::TruncateMidLog;
-    }
-    let (wal, recovery) = Wal::open(config).map_err(wal_err)?;
+    let dir = config.dir.clone();
+    let (wal, recovery) = Wal::open_with_storage(config, storage).map_err(wal_err)?;
     let mut events = Vec::new();
     let replayed = recovery.for_each_record(snapshot_lsn + 1, |lsn, record_type, payload| {
         if record_type != RECORD_COMMAND {
