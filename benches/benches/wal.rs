@@ -97,6 +97,20 @@ fn limits() {
         h.value_at_quantile(0.99),
         h.max()
     );
+    // The same device at the log's cadence: one pwrite of a batch's bytes (256 records of 24 +
+    // 256 B) then fdatasync, 400,000 records' worth. The log's figure below is compared with this
+    // one: same bytes, same number of syncs, no framing, CRC or bookkeeping.
+    let batch = vec![0x3Cu8; 256 * (24 + 256)];
+    let t = Instant::now();
+    let mut off = 0u64;
+    for _ in 0..400_000 / 256 {
+        f.write_all_at(&batch, off).unwrap();
+        fdatasync(&f);
+        off += batch.len() as u64;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let raw_cadence = off as f64 / (1 << 20) as f64 / secs;
+    println!("raw at the log's cadence (70 KiB pwrite + fdatasync, x1562): {raw_cadence:.0} MiB/s");
     drop(f);
     let _ = std::fs::remove_file(&path);
 
@@ -120,9 +134,10 @@ fn limits() {
         let secs = t.elapsed().as_secs_f64();
         let mib = (n * (24 + 256)) as f64 / (1 << 20) as f64;
         println!(
-            "log {mode:?} ({flusher}): 256 B x batch 256, Always: {:.0} records/s, {:.0} MiB/s on disk, commit p50 {} us p99 {} us",
+            "log {mode:?} ({flusher}): 256 B x batch 256, Always: {:.0} records/s, {:.0} MiB/s on disk ({:.0}% of raw at the same cadence), commit p50 {} us p99 {} us",
             n as f64 / secs,
             mib / secs,
+            100.0 * mib / secs / raw_cadence,
             h.value_at_quantile(0.5),
             h.value_at_quantile(0.99)
         );
