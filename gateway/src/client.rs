@@ -521,10 +521,18 @@ async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
         match decoder.decode(&mut buffer) {
             Err(e) => return Err(ClientError::Protocol(e.to_string())),
             Ok(Some((_header, payload))) => {
-                let response =
-                    protocol::decode_response(&payload, &mut scratch).map_err(|e| ClientError::Protocol(e.to_string()))?;
+                let response = protocol::decode_response(&payload, &mut scratch)
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
                 return match response {
-                    Response::HelloOk { version, server, partitions, role, max_frame_bytes, max_lines, max_in_flight } => {
+                    Response::HelloOk {
+                        version,
+                        server,
+                        partitions,
+                        role,
+                        max_frame_bytes,
+                        max_lines,
+                        max_in_flight,
+                    } => {
                         let info =
                             ServerInfo { version, server, partitions, role, max_frame_bytes, max_lines, max_in_flight };
                         Ok((stream, buffer, info))

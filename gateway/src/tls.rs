@@ -47,9 +47,11 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
 
 fn certificates(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read(what, path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem { what, path: path.to_owned(), reason: e.to_string() })?;
+    let certs = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>().map_err(|e| TlsError::Pem {
+        what,
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
     if certs.is_empty() {
         return Err(TlsError::Empty { what, path: path.to_owned(), expected: "CERTIFICATE block" });
     }

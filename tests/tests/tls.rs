@@ -48,12 +48,7 @@ impl Pki {
     }
 
     fn server_args(&self) -> Vec<String> {
-        vec![
-            "--tls-cert".into(),
-            self.cert.display().to_string(),
-            "--tls-key".into(),
-            self.key.display().to_string(),
-        ]
+        vec!["--tls-cert".into(), self.cert.display().to_string(), "--tls-key".into(), self.key.display().to_string()]
     }
 }
 
@@ -279,8 +274,7 @@ async fn a_follower_replicates_from_a_tls_primary() {
         pclient.reserve(cart("R-1", 2)).await.expect("reserve on the primary");
     }
     let ca = pki.ca.display().to_string();
-    let follower =
-        Omsd::start(&["--partitions", "1", "--follow", &primary.addr().to_string(), "--follow-tls-ca", &ca]);
+    let follower = Omsd::start(&["--partitions", "1", "--follow", &primary.addr().to_string(), "--follow-tls-ca", &ca]);
     let fclient = follower.client().await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

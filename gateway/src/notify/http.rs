@@ -128,7 +128,10 @@ mod tests {
         let t = Target::parse("http://h:1?k=v").expect("valid");
         assert_eq!(t.path, "/?k=v");
         let t = Target::parse("https://oapi.dingtalk.com/robot/send?access_token=x").expect("valid");
-        assert_eq!((t.addr.as_str(), t.path.as_str(), t.https), ("oapi.dingtalk.com:443", "/robot/send?access_token=x", true));
+        assert_eq!(
+            (t.addr.as_str(), t.path.as_str(), t.https),
+            ("oapi.dingtalk.com:443", "/robot/send?access_token=x", true)
+        );
         assert!(!Target::parse("http://h:1/").expect("valid").https);
         assert!(Target::parse("ftp://x").is_err());
         assert!(Target::parse("http://").is_err());
