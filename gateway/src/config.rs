@@ -77,7 +77,7 @@ pub struct OmsdArgs {
     pub tls_key: Option<PathBuf>,
     /// Close a connection that has not completed its TLS handshake and Hello within this long,
     /// e.g. 10s [default: 10s].
-    #[arg(long, env = "OMSD_HANDSHAKE_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "OMSD_HANDSHAKE_TIMEOUT", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub handshake_timeout: Option<Duration>,
     /// Connect to the --follow primary over TLS, trusting only the PEM certificate(s) in FILE.
     #[arg(long, env = "OMSD_FOLLOW_TLS_CA", value_name = "FILE")]
