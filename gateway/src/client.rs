@@ -19,8 +19,7 @@ use bytes::BytesMut;
 use oms_engine::partition::{CampaignView, ReservationView, SkuStockView};
 use rkyv::util::AlignedVec;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
@@ -44,6 +43,8 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// Reconnect on the next call after the connection dropped.
     pub reconnect: bool,
+    /// Speak TLS to the server (see [`crate::tls::ClientTls`]); `None`: plain TCP.
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 impl Default for ClientOptions {
@@ -54,6 +55,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             reconnect: true,
+            tls: None,
         }
     }
 }
@@ -65,6 +67,8 @@ pub enum ClientError {
     Connect { addr: String, source: std::io::Error },
     #[error("timed out connecting to {addr}")]
     ConnectTimeout { addr: String },
+    #[error("TLS handshake with {addr} failed: {source}")]
+    Tls { addr: String, source: std::io::Error },
     #[error("server refused the handshake: {} ({}): {}", .0.name, .0.code, .0.message)]
     Handshake(WireError),
     #[error("connection lost (the request may or may not have been applied)")]
@@ -102,6 +106,7 @@ impl ClientError {
             self,
             ClientError::Connect { .. }
                 | ClientError::ConnectTimeout { .. }
+                | ClientError::Tls { .. }
                 | ClientError::Disconnected
                 | ClientError::Timeout(_)
         )
@@ -462,67 +467,95 @@ fn unexpected(request: &'static str, got: &Response) -> ClientError {
 /// Connect, handshake, and start the reader and writer tasks.
 async fn open(inner: &Inner) -> Result<Arc<Conn>, ClientError> {
     let addr = inner.addr.clone();
-    let handshake = async {
-        let mut stream =
+    let connect = async {
+        let stream =
             TcpStream::connect(&addr).await.map_err(|source| ClientError::Connect { addr: addr.clone(), source })?;
         let _ = stream.set_nodelay(true);
-        let hello = Request::Hello {
-            magic: HELLO_MAGIC,
-            version: PROTOCOL_VERSION,
-            api_key: inner.options.api_key.clone().unwrap_or_default(),
-            client: inner.options.client_name.clone(),
-        };
-        let payload = protocol::encode(&hello)?;
-        let mut frame = BytesMut::new();
-        encode_frame(&mut frame, Opcode::Hello as u16, 0, &payload);
-        stream.write_all(&frame).await.map_err(|_| ClientError::Disconnected)?;
-        let decoder = FrameDecoder { max_frame_bytes: DEFAULT_MAX_FRAME_BYTES };
-        let mut buffer = BytesMut::with_capacity(4096);
-        let mut scratch = AlignedVec::new();
-        loop {
-            match decoder.decode(&mut buffer) {
-                Err(e) => return Err(ClientError::Protocol(e.to_string())),
-                Ok(Some((_header, payload))) => {
-                    let response = protocol::decode_response(&payload, &mut scratch)
-                        .map_err(|e| ClientError::Protocol(e.to_string()))?;
-                    return match response {
-                        Response::HelloOk {
-                            version,
-                            server,
-                            partitions,
-                            role,
-                            max_frame_bytes,
-                            max_lines,
-                            max_in_flight,
-                        } => {
-                            let info = ServerInfo {
-                                version,
-                                server,
-                                partitions,
-                                role,
-                                max_frame_bytes,
-                                max_lines,
-                                max_in_flight,
-                            };
-                            Ok((stream, buffer, info))
-                        }
-                        Response::Error(e) => Err(ClientError::Handshake(e)),
-                        other => Err(unexpected("hello", &other)),
-                    };
-                }
-                Ok(None) => {
-                    let n = stream.read_buf(&mut buffer).await.map_err(|_| ClientError::Disconnected)?;
-                    if n == 0 {
-                        return Err(ClientError::Disconnected);
-                    }
-                }
+        match &inner.options.tls {
+            // A TCP stream splits without a lock; only the TLS path pays for tokio's split.
+            None => {
+                let (stream, leftover, info) = hello(inner, stream).await?;
+                let (read, write) = stream.into_split();
+                Ok::<_, ClientError>(start(read, write, leftover, info))
+            }
+            Some(tls) => {
+                let stream = tls
+                    .handshake(&addr, stream)
+                    .await
+                    .map_err(|source| ClientError::Tls { addr: addr.clone(), source })?;
+                let (stream, leftover, info) = hello(inner, stream).await?;
+                let (read, write) = tokio::io::split(stream);
+                Ok(start(read, write, leftover, info))
             }
         }
     };
-    let (stream, leftover, info) = tokio::time::timeout(inner.options.connect_timeout, handshake)
+    let conn = tokio::time::timeout(inner.options.connect_timeout, connect)
         .await
         .map_err(|_| ClientError::ConnectTimeout { addr: addr.clone() })??;
-    let (read, write) = stream.into_split();
+    tracing::debug!(addr = %addr, server = %conn.info.server, partitions = conn.info.partitions, "connected");
+    Ok(conn)
+}
+
+/// Send Hello and read `HelloOk`; returns the stream, any bytes read past the answer, and what the
+/// server announced.
+async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
+    inner: &Inner,
+    mut stream: S,
+) -> Result<(S, BytesMut, ServerInfo), ClientError> {
+    let hello = Request::Hello {
+        magic: HELLO_MAGIC,
+        version: PROTOCOL_VERSION,
+        api_key: inner.options.api_key.clone().unwrap_or_default(),
+        client: inner.options.client_name.clone(),
+    };
+    let payload = protocol::encode(&hello)?;
+    let mut frame = BytesMut::new();
+    encode_frame(&mut frame, Opcode::Hello as u16, 0, &payload);
+    stream.write_all(&frame).await.map_err(|_| ClientError::Disconnected)?;
+    // TLS buffers writes until flushed; on plain TCP this is a no-op.
+    stream.flush().await.map_err(|_| ClientError::Disconnected)?;
+    let decoder = FrameDecoder { max_frame_bytes: DEFAULT_MAX_FRAME_BYTES };
+    let mut buffer = BytesMut::with_capacity(4096);
+    let mut scratch = AlignedVec::new();
+    loop {
+        match decoder.decode(&mut buffer) {
+            Err(e) => return Err(ClientError::Protocol(e.to_string())),
+            Ok(Some((_header, payload))) => {
+                let response = protocol::decode_response(&payload, &mut scratch)
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                return match response {
+                    Response::HelloOk {
+                        version,
+                        server,
+                        partitions,
+                        role,
+                        max_frame_bytes,
+                        max_lines,
+                        max_in_flight,
+                    } => {
+                        let info =
+                            ServerInfo { version, server, partitions, role, max_frame_bytes, max_lines, max_in_flight };
+                        Ok((stream, buffer, info))
+                    }
+                    Response::Error(e) => Err(ClientError::Handshake(e)),
+                    other => Err(unexpected("hello", &other)),
+                };
+            }
+            Ok(None) => {
+                let n = stream.read_buf(&mut buffer).await.map_err(|_| ClientError::Disconnected)?;
+                if n == 0 {
+                    return Err(ClientError::Disconnected);
+                }
+            }
+        }
+    }
+}
+
+fn start<R, W>(read: R, write: W, leftover: BytesMut, info: ServerInfo) -> Arc<Conn>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let pending: Pending = Arc::new(parking_lot::Mutex::new(Some(HashMap::new())));
     let (frames, queue) = mpsc::unbounded_channel();
     let max_frame = if info.max_frame_bytes == 0 { DEFAULT_MAX_FRAME_BYTES } else { info.max_frame_bytes };
@@ -534,11 +567,10 @@ async fn open(inner: &Inner) -> Result<Arc<Conn>, ClientError> {
         FrameDecoder { max_frame_bytes: max_frame.max(MAX_RESPONSE_FRAME_BYTES) },
         pending.clone(),
     ));
-    tracing::debug!(addr = %addr, server = %info.server, partitions = info.partitions, "connected");
-    Ok(Arc::new(Conn { frames, pending, permits: Arc::new(Semaphore::new(in_flight as usize)), info }))
+    Arc::new(Conn { frames, pending, permits: Arc::new(Semaphore::new(in_flight as usize)), info })
 }
 
-async fn writer(mut socket: OwnedWriteHalf, mut queue: mpsc::UnboundedReceiver<BytesMut>, pending: Pending) {
+async fn writer<W: AsyncWrite + Unpin>(mut socket: W, mut queue: mpsc::UnboundedReceiver<BytesMut>, pending: Pending) {
     let mut out = BytesMut::with_capacity(64 * 1024);
     while let Some(frame) = queue.recv().await {
         out.extend_from_slice(&frame);
@@ -549,7 +581,12 @@ async fn writer(mut socket: OwnedWriteHalf, mut queue: mpsc::UnboundedReceiver<B
                 Err(_) => break,
             }
         }
-        if let Err(e) = socket.write_all(&out).await {
+        // flush: TLS may hold records back until asked; on TCP it is a no-op.
+        let written = match socket.write_all(&out).await {
+            Ok(()) => socket.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             tracing::debug!(error = %e, "write failed; closing connection");
             close_pending(&pending);
             return;
@@ -562,7 +599,7 @@ async fn writer(mut socket: OwnedWriteHalf, mut queue: mpsc::UnboundedReceiver<B
     let _ = socket.shutdown().await;
 }
 
-async fn reader(mut socket: OwnedReadHalf, mut buffer: BytesMut, decoder: FrameDecoder, pending: Pending) {
+async fn reader<R: AsyncRead + Unpin>(mut socket: R, mut buffer: BytesMut, decoder: FrameDecoder, pending: Pending) {
     let mut scratch = AlignedVec::new();
     'read: loop {
         loop {

@@ -68,6 +68,26 @@ pub struct OmsdArgs {
     /// API key (reader or ops role) this follower sends to the primary.
     #[arg(long, env = "OMSD_FOLLOW_API_KEY", hide_env_values = true)]
     pub follow_api_key: Option<String>,
+    /// Serve the storefront port over TLS only, with this PEM certificate chain (leaf first);
+    /// needs --tls-key. /metrics stays plain HTTP.
+    #[arg(long, env = "OMSD_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "OMSD_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Close a connection that has not completed its TLS handshake and Hello within this long,
+    /// e.g. 10s [default: 10s].
+    #[arg(long, env = "OMSD_HANDSHAKE_TIMEOUT", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub handshake_timeout: Option<Duration>,
+    /// Connect to the --follow primary over TLS, trusting only the PEM certificate(s) in FILE.
+    #[arg(long, env = "OMSD_FOLLOW_TLS_CA", value_name = "FILE")]
+    pub follow_tls_ca: Option<PathBuf>,
+    /// Connect to the --follow primary over TLS, trusting the public web PKI roots.
+    #[arg(long, env = "OMSD_FOLLOW_TLS")]
+    pub follow_tls: bool,
+    /// Name the primary's certificate must carry [default: the host of --follow].
+    #[arg(long, env = "OMSD_FOLLOW_TLS_SERVER_NAME", value_name = "NAME")]
+    pub follow_tls_server_name: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -95,6 +115,12 @@ pub struct FileConfig {
     pub api_keys: Vec<ApiKeyConfig>,
     pub follow: Option<String>,
     pub follow_api_key: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub handshake_timeout: Option<String>,
+    pub follow_tls_ca: Option<PathBuf>,
+    pub follow_tls: Option<bool>,
+    pub follow_tls_server_name: Option<String>,
     /// `[[webhooks]]`: see `notify::WebhookConfig`.
     #[serde(default)]
     pub webhooks: Vec<crate::notify::WebhookConfig>,
@@ -137,6 +163,20 @@ pub struct Config {
     pub follow_api_key: Option<String>,
     /// Webhooks for committed events (`notify/`).
     pub webhooks: Vec<crate::notify::WebhookConfig>,
+    /// TLS on the storefront port: (certificate chain, key) PEM paths; loaded at start.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Bound on TLS handshake + Hello for a new connection.
+    pub handshake_timeout: Duration,
+    /// TLS towards the followed primary, if any.
+    pub follow_tls: Option<FollowTls>,
+}
+
+/// How a follower reaches a TLS primary.
+#[derive(Clone, Debug)]
+pub struct FollowTls {
+    /// Trust only these certificates; `None`: the public web PKI roots.
+    pub ca: Option<PathBuf>,
+    pub server_name: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +190,8 @@ pub enum ConfigError {
     Fsync(String),
     #[error("invalid idle_timeout {0:?}")]
     IdleTimeout(String),
+    #[error("invalid handshake_timeout {0:?}")]
+    HandshakeTimeout(String),
     #[error("partitions must be between 1 and {max}, got {got}")]
     Partitions { got: u32, max: u32 },
     #[error("{0}")]
@@ -177,6 +219,30 @@ impl Config {
                 humantime::parse_duration(text).map_err(|_| ConfigError::IdleTimeout(text.clone()))?
             }
             (None, None) => Duration::from_secs(300),
+        };
+        let handshake_timeout = match (args.handshake_timeout, &file.handshake_timeout) {
+            (Some(d), _) => d,
+            (None, Some(text)) => {
+                humantime::parse_duration(text).map_err(|_| ConfigError::HandshakeTimeout(text.clone()))?
+            }
+            (None, None) => Duration::from_secs(10),
+        };
+        if handshake_timeout.is_zero() {
+            return Err(ConfigError::HandshakeTimeout("0".to_owned()));
+        }
+        let tls = match (args.tls_cert.clone().or(file.tls_cert), args.tls_key.clone().or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err(ConfigError::Invalid("tls_cert and tls_key must be set together")),
+        };
+        let follow_tls_ca = args.follow_tls_ca.clone().or(file.follow_tls_ca);
+        let follow_tls_server_name = args.follow_tls_server_name.clone().or(file.follow_tls_server_name);
+        let follow_tls = if follow_tls_ca.is_some() || args.follow_tls || file.follow_tls.unwrap_or(false) {
+            Some(FollowTls { ca: follow_tls_ca, server_name: follow_tls_server_name })
+        } else if follow_tls_server_name.is_some() {
+            return Err(ConfigError::Invalid("follow_tls_server_name needs follow_tls_ca or follow_tls"));
+        } else {
+            None
         };
         let partitions = args.partitions.or(file.partitions).unwrap_or(2);
         let max = oms_engine::routing::MAX_PARTITIONS;
@@ -210,6 +276,9 @@ impl Config {
             follow: args.follow.clone().or(file.follow),
             follow_api_key: args.follow_api_key.clone().or(file.follow_api_key),
             webhooks: file.webhooks,
+            tls,
+            handshake_timeout,
+            follow_tls,
         };
         for hook in &config.webhooks {
             crate::notify::validate(hook)?;

@@ -14,7 +14,7 @@ use crate::catalog_index::CatalogIndex;
 use crate::config::{Config, ConfigError, OmsdArgs};
 use crate::metrics::Metrics;
 use crate::runtime::{self, recover_partitions, spawn_workers, RecoveryError, WorkerConfig};
-use crate::server::{serve_connection, Authenticator, ServerCtx};
+use crate::server::{serve_connection, serve_tls_connection, Authenticator, ServerCtx};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -29,6 +29,8 @@ pub enum DaemonError {
     Threads(std::io::Error),
     #[error("demo catalog failed: {0}")]
     Demo(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
@@ -36,6 +38,16 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
     if config.durability == Durability::Off {
         tracing::warn!("*** --fsync off: the log is never flushed; acknowledged writes WILL be lost on a crash. Benchmarks only. ***");
     }
+    // Certificates are loaded before recovery, so a bad path fails in milliseconds, not after a
+    // long replay.
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(crate::tls::acceptor(cert, key)?),
+        None => None,
+    };
+    let follow_tls = match &config.follow_tls {
+        Some(f) => Some(crate::tls::ClientTls::new(f.ca.as_deref(), f.server_name.as_deref())?),
+        None => None,
+    };
     let auth = Authenticator::new(config.api_keys.clone());
     if auth.open() {
         tracing::warn!("no api_keys configured: accepting loopback clients only, with full (ops) access");
@@ -97,9 +109,10 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         shutting_down: AtomicBool::new(false),
         shutdown: tokio::sync::Notify::new(),
         open_connections: AtomicUsize::new(0),
-        replication: crate::replication::ReplicationState::new(config.follow.clone(), config.follow_api_key.clone()),
+        replication: crate::replication::ReplicationState::new(config.follow.clone(), config.follow_api_key.clone())
+            .with_tls(follow_tls),
     });
-    let served = runtime.block_on(serve(ctx.clone(), metrics));
+    let served = runtime.block_on(serve(ctx.clone(), metrics, tls));
     // Partition threads drain their queues, flush and write a final snapshot.
     ctx.workers.shutdown();
     runtime.shutdown_timeout(Duration::from_secs(2));
@@ -107,7 +120,11 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
     served
 }
 
-async fn serve(ctx: Arc<ServerCtx>, metrics: Arc<Metrics>) -> Result<(), DaemonError> {
+async fn serve(
+    ctx: Arc<ServerCtx>,
+    metrics: Arc<Metrics>,
+    tls: Option<crate::tls::TlsAcceptor>,
+) -> Result<(), DaemonError> {
     let config = &ctx.config;
     let admin_state = Arc::new(AdminState { metrics, ctx: std::sync::OnceLock::new() });
     let admin_listener = TcpListener::bind(config.admin_listen)
@@ -129,7 +146,8 @@ async fn serve(ctx: Arc<ServerCtx>, metrics: Arc<Metrics>) -> Result<(), DaemonE
     }
     ctx.ready.store(true, Ordering::Release);
     let local = listener.local_addr().unwrap_or(config.listen);
-    tracing::info!(listen = %local, admin = %config.admin_listen, fsync = ?config.durability, "omsd ready on {local}");
+    let transport = if tls.is_some() { "tls" } else { "tcp" };
+    tracing::info!(listen = %local, transport, admin = %config.admin_listen, fsync = ?config.durability, "omsd ready on {local}");
 
     let connection_limit = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let signal = shutdown_signal();
@@ -153,10 +171,14 @@ async fn serve(ctx: Arc<ServerCtx>, metrics: Arc<Metrics>) -> Result<(), DaemonE
                     continue;
                 };
                 let ctx = ctx.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     ctx.metrics.connections.inc();
                     ctx.open_connections.fetch_add(1, Ordering::AcqRel);
-                    serve_connection(ctx.clone(), stream, peer).await;
+                    match tls {
+                        Some(acceptor) => serve_tls_connection(ctx.clone(), acceptor, stream, peer).await,
+                        None => serve_connection(ctx.clone(), stream, peer).await,
+                    }
                     ctx.open_connections.fetch_sub(1, Ordering::AcqRel);
                     ctx.metrics.connections.dec();
                     drop(permit);

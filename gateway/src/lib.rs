@@ -18,4 +18,5 @@ pub mod protocol;
 pub mod replication;
 pub mod runtime;
 pub mod server;
+pub mod tls;
 pub mod wire_error;

@@ -110,6 +110,12 @@ pub struct Args {
     /// First campaign id (default: derived from --seed).
     #[arg(long)]
     pub campaign_base: Option<u32>,
+    /// omsd over TLS, trusting only the PEM certificate(s) in FILE (its CA or self-signed cert).
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Name omsd's certificate must carry [default: the host of --target]; needs --tls-ca.
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
+    pub tls_server_name: Option<String>,
 }
 
 impl Args {

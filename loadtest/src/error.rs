@@ -29,4 +29,6 @@ pub enum LoadError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Tls(#[from] oms_gateway::tls::TlsError),
 }

@@ -270,7 +270,11 @@ async fn snapshot(wire: &mut Wire, plan: &Plan, sku_ids: &[u32], campaign_ids: &
 }
 
 async fn run_omsd(args: &Args, plan: Arc<Plan>, addr: &str) -> Result<Report, LoadError> {
-    let mut control = Wire::connect(addr).await?;
+    let tls = match &args.tls_ca {
+        Some(ca) => Some(oms_gateway::tls::ClientTls::new(Some(ca), args.tls_server_name.as_deref())?),
+        None => None,
+    };
+    let mut control = Wire::connect(addr, tls.as_ref()).await?;
     let (sku_ids, campaign_ids) = setup_omsd(args, &plan, &mut control).await?;
     let before = if args.no_audit {
         Snapshot::default()
@@ -294,7 +298,7 @@ async fn run_omsd(args: &Args, plan: Arc<Plan>, addr: &str) -> Result<Report, Lo
     let conns = args.connections;
     let mut wires = Vec::with_capacity(conns);
     for _ in 0..conns {
-        wires.push(Wire::connect(addr).await?);
+        wires.push(Wire::connect(addr, tls.as_ref()).await?);
     }
     let reporter = spawn_progress_reporter(Arc::clone(&progress), args.scenario.name().to_owned());
     let mut notes = Vec::new();

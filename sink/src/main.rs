@@ -56,6 +56,15 @@ struct Args {
     /// Connect timeout (omsd)
     #[arg(long, default_value = "5s", value_parser = humantime_ms, value_name = "DURATION")]
     connect_timeout: Duration,
+    /// Connect to a TLS omsd, trusting only the PEM certificate(s) in FILE
+    #[arg(long, env = "OMS_TLS_CA", value_name = "FILE")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// Connect to a TLS omsd, trusting the public web PKI roots
+    #[arg(long, env = "OMS_TLS")]
+    tls: bool,
+    /// Name omsd's certificate must carry [default: the host part of --server]
+    #[arg(long, env = "OMS_TLS_SERVER_NAME", value_name = "NAME")]
+    tls_server_name: Option<String>,
 }
 
 fn humantime_ms(s: &str) -> Result<Duration, String> {
@@ -80,6 +89,8 @@ enum SinkError {
     Server(WireError),
     #[error("replica: {0}")]
     Replica(#[from] ReplicaError),
+    #[error(transparent)]
+    Tls(#[from] oms_gateway::tls::TlsError),
     #[error(
         "the stored positions belong to {stored} partitions but the server has {server}; \
          pass --partitions-from-server to empty the tables and project again"
@@ -185,7 +196,13 @@ async fn run_once(args: &Args, stats: &mut Stats) -> Result<(), SinkError> {
 async fn project(args: &Args, stats: &mut Stats, pg: &mut tokio_postgres::Client) -> Result<(), SinkError> {
     schema::create(pg).await?;
     let name = format!("oms-sink-postgres/{}", env!("CARGO_PKG_VERSION"));
-    let mut stream = LogStream::connect(&args.server, args.api_key.as_deref(), &name, args.connect_timeout).await?;
+    let tls = if args.tls || args.tls_ca.is_some() {
+        Some(oms_gateway::tls::ClientTls::new(args.tls_ca.as_deref(), args.tls_server_name.as_deref())?)
+    } else {
+        None
+    };
+    let (key, timeout) = (args.api_key.as_deref(), args.connect_timeout);
+    let mut stream = LogStream::connect_tls(&args.server, key, &name, timeout, tls.as_ref()).await?;
     let partitions = stream.info.partitions;
     match schema::stored_partitions(pg).await? {
         Some(stored) if stored == partitions.to_string() => {}

@@ -156,6 +156,7 @@ async fn connect(addr: SocketAddr, key: Option<&str>) -> Result<Client, oms_gate
         connect_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(20),
         reconnect: true,
+        ..ClientOptions::default()
     };
     Client::connect(addr.to_string(), options).await
 }

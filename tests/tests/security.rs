@@ -32,6 +32,7 @@ fn options(key: &str) -> ClientOptions {
         connect_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(10),
         reconnect: false,
+        ..ClientOptions::default()
     }
 }
 

@@ -181,11 +181,19 @@ retry_initial_ms = 50
 
 #[test]
 fn webhook_config_errors_are_refused_at_startup() {
-    // Checks that omsd refuses to start on an unknown event kind or an https URL, saying why.
+    // Checks that omsd refuses to start on an unknown event kind, a `ca_file` on a plain http URL
+    // and an unreadable `ca_file`, saying why.
     let dir = tempfile::tempdir().expect("config dir");
     for (toml, expected) in [
         ("[[webhooks]]\nurl = \"http://127.0.0.1:1/x\"\nevents = [\"nope\"]\n", "unknown event kind"),
-        ("[[webhooks]]\nurl = \"https://example.com/x\"\nevents = [\"low_stock\"]\n", "https"),
+        (
+            "[[webhooks]]\nurl = \"http://127.0.0.1:1/x\"\nevents = [\"low_stock\"]\nca_file = \"/etc/hostname\"\n",
+            "only used with an https",
+        ),
+        (
+            "[[webhooks]]\nurl = \"https://127.0.0.1:1/x\"\nevents = [\"low_stock\"]\nca_file = \"/nonexistent/ca.pem\"\n",
+            "cannot read TLS CA file",
+        ),
     ] {
         let config = dir.path().join("bad.toml");
         std::fs::write(&config, toml).expect("write config");

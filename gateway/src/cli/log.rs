@@ -41,6 +41,7 @@ impl From<StreamError> for CliError {
         CliError::Client(match e {
             StreamError::Connect { addr, source } => ClientError::Connect { addr, source },
             StreamError::ConnectTimeout(addr) => ClientError::ConnectTimeout { addr },
+            StreamError::Tls { addr, source } => ClientError::Tls { addr, source },
             StreamError::Handshake(w) => ClientError::Handshake(w),
             StreamError::Io(_) | StreamError::Closed => ClientError::Disconnected,
             other => ClientError::Protocol(other.to_string()),
@@ -50,7 +51,8 @@ impl From<StreamError> for CliError {
 
 async fn connect(ctx: &Ctx) -> Result<LogStream, CliError> {
     let name = format!("oms-cli/{}", env!("CARGO_PKG_VERSION"));
-    Ok(LogStream::connect(&ctx.server, ctx.options.api_key.as_deref(), &name, ctx.options.connect_timeout).await?)
+    let (key, timeout, tls) = (ctx.options.api_key.as_deref(), ctx.options.connect_timeout, ctx.options.tls.as_ref());
+    Ok(LogStream::connect_tls(&ctx.server, key, &name, timeout, tls).await?)
 }
 
 fn server_error(e: crate::protocol::WireError) -> CliError {

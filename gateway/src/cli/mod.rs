@@ -43,6 +43,16 @@ pub struct Cli {
     /// Give up on a connection attempt or request after this long (e.g. 5s, 1m)
     #[arg(long, global = true, default_value = "30s", value_parser = parse::parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
+    /// Connect over TLS, trusting the public web PKI roots (see --tls-ca for a private server)
+    #[arg(long, global = true, env = "OMS_TLS")]
+    pub tls: bool,
+    /// Connect over TLS, trusting only the PEM certificate(s) in FILE (the server's CA or its
+    /// self-signed certificate)
+    #[arg(long, global = true, env = "OMS_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Name the server's certificate must carry [default: the host part of --server]
+    #[arg(long, global = true, env = "OMS_TLS_SERVER_NAME", value_name = "NAME")]
+    pub tls_server_name: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -415,6 +425,8 @@ pub enum CliError {
     Output(#[from] std::io::Error),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl CliError {
@@ -426,7 +438,7 @@ impl CliError {
         };
         match (self, client) {
             (_, Some(e)) if e.is_connection() => EXIT_CONNECTION,
-            (CliError::Usage(_), _) => EXIT_USAGE,
+            (CliError::Usage(_) | CliError::Tls(_), _) => EXIT_USAGE,
             _ => EXIT_REFUSED,
         }
     }
@@ -514,6 +526,13 @@ fn code(sku: &str) -> SkuRef {
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let tls = if cli.tls || cli.tls_ca.is_some() {
+        Some(crate::tls::ClientTls::new(cli.tls_ca.as_deref(), cli.tls_server_name.as_deref())?)
+    } else if cli.tls_server_name.is_some() {
+        return Err(CliError::Usage("--tls-server-name needs --tls or --tls-ca".into()));
+    } else {
+        None
+    };
     let ctx = Ctx {
         server: cli.server,
         options: ClientOptions {
@@ -522,6 +541,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             connect_timeout: cli.timeout,
             request_timeout: cli.timeout,
             reconnect: false,
+            tls,
         },
         json: cli.json,
     };

@@ -1,12 +1,11 @@
-//! A minimal HTTP/1.1 POST client (one request per connection) for webhook delivery.
-//!
-//! Plain `http://` only: TLS is not built in. Reach `https://` robots (DingTalk, WeCom) through a
-//! local forwarding proxy (see docs/REPLICATION.md).
+//! A minimal HTTP/1.1 POST client (one request per connection) for webhook delivery, over plain
+//! TCP (`http://`) or rustls (`https://`, see `crate::tls`).
 
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use crate::tls::{ClientTls, MaybeTls};
 
 /// Largest answer read (status line, headers and the start of the body).
 const MAX_ANSWER: usize = 64 * 1024;
@@ -19,18 +18,16 @@ pub struct Target {
     pub host: String,
     /// Path and query.
     pub path: String,
+    /// `https://`: the connection speaks TLS and the certificate must name the host.
+    pub https: bool,
 }
 
 impl Target {
     pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = match url.split_once("://") {
-            Some(("http", rest)) => rest,
-            Some(("https", _)) => {
-                return Err(
-                    "https is not supported (no TLS built in): point the webhook at a local forwarding proxy".into()
-                )
-            }
-            _ => return Err("expected an http:// URL".into()),
+        let (https, rest) = match url.split_once("://") {
+            Some(("http", rest)) => (false, rest),
+            Some(("https", rest)) => (true, rest),
+            _ => return Err("expected an http:// or https:// URL".into()),
         };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest[i..].starts_with('?') => (&rest[..i], format!("/{}", &rest[i..])),
@@ -38,24 +35,33 @@ impl Target {
             None => (rest, "/".to_owned()),
         };
         if authority.is_empty() || authority.contains('@') {
-            return Err("expected http://host[:port]/path".into());
+            return Err("expected http[s]://host[:port]/path".into());
         }
         let addr = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
             authority.to_owned()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{}", if https { 443 } else { 80 })
         };
-        Ok(Target { addr, host: authority.to_owned(), path })
+        Ok(Target { addr, host: authority.to_owned(), path, https })
     }
 }
 
 /// POST a JSON body; returns the status code and the (start of the) answer's body.
-pub async fn post_json(target: &Target, body: &str, timeout: Duration) -> Result<(u16, String), String> {
-    tokio::time::timeout(timeout, exchange(target, body)).await.map_err(|_| format!("no answer within {timeout:?}"))?
+/// `tls` is used for `https://` targets (it is built for every webhook that needs it).
+pub async fn post_json(
+    target: &Target,
+    body: &str,
+    timeout: Duration,
+    tls: Option<&ClientTls>,
+) -> Result<(u16, String), String> {
+    tokio::time::timeout(timeout, exchange(target, body, tls))
+        .await
+        .map_err(|_| format!("no answer within {timeout:?}"))?
 }
 
-async fn exchange(target: &Target, body: &str) -> Result<(u16, String), String> {
-    let mut stream = TcpStream::connect(&target.addr).await.map_err(|e| format!("connect {}: {e}", target.addr))?;
+async fn exchange(target: &Target, body: &str, tls: Option<&ClientTls>) -> Result<(u16, String), String> {
+    let tls = if target.https { Some(tls.ok_or("https target without a TLS configuration")?) } else { None };
+    let mut stream = MaybeTls::connect(&target.addr, tls).await.map_err(|e| format!("connect {}: {e}", target.addr))?;
     let request = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: omsd/{}\r\nContent-Type: application/json; charset=utf-8\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
@@ -66,10 +72,17 @@ async fn exchange(target: &Target, body: &str) -> Result<(u16, String), String> 
     );
     stream.write_all(request.as_bytes()).await.map_err(|e| format!("send: {e}"))?;
     stream.write_all(body.as_bytes()).await.map_err(|e| format!("send: {e}"))?;
+    stream.flush().await.map_err(|e| format!("send: {e}"))?;
     let mut answer = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     loop {
-        let n = stream.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+        let n = match stream.read(&mut chunk).await {
+            Ok(n) => n,
+            // Many HTTPS servers close without a TLS close_notify after `Connection: close`;
+            // rustls reports that as an error, but the answer read so far is complete.
+            Err(_) if !answer.is_empty() => break,
+            Err(e) => return Err(format!("read: {e}")),
+        };
         if n == 0 || answer.len() >= MAX_ANSWER {
             break;
         }
@@ -107,14 +120,19 @@ mod tests {
 
     #[test]
     fn parses_webhook_urls() {
-        // Checks host, port and path extraction, and that https and junk are refused.
+        // Checks host, port (80 / 443 by scheme) and path extraction, and that junk is refused.
         let t = Target::parse("http://127.0.0.1:8080/robot/send?access_token=x").expect("valid");
         assert_eq!((t.addr.as_str(), t.path.as_str()), ("127.0.0.1:8080", "/robot/send?access_token=x"));
         let t = Target::parse("http://hooks.example").expect("valid");
         assert_eq!((t.addr.as_str(), t.path.as_str()), ("hooks.example:80", "/"));
         let t = Target::parse("http://h:1?k=v").expect("valid");
         assert_eq!(t.path, "/?k=v");
-        assert!(Target::parse("https://oapi.dingtalk.com/robot/send").is_err());
+        let t = Target::parse("https://oapi.dingtalk.com/robot/send?access_token=x").expect("valid");
+        assert_eq!(
+            (t.addr.as_str(), t.path.as_str(), t.https),
+            ("oapi.dingtalk.com:443", "/robot/send?access_token=x", true)
+        );
+        assert!(!Target::parse("http://h:1/").expect("valid").https);
         assert!(Target::parse("ftp://x").is_err());
         assert!(Target::parse("http://").is_err());
     }

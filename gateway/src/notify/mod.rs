@@ -23,8 +23,12 @@ use crate::metrics::{Metrics, OutcomeLabel};
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
-    /// `http://host[:port]/path?query`.
+    /// `http[s]://host[:port]/path?query`.
     pub url: String,
+    /// `https://` only: a PEM file of extra trusted certificates (a private receiver's CA or
+    /// self-signed certificate), trusted in addition to the public web PKI roots.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     #[serde(default)]
     pub format: Format,
     /// Event kinds: `low_stock`, `campaign_sold_out`, `campaign_restocked`, `campaign_closed`,
@@ -80,11 +84,19 @@ pub enum WebhookError {
     Url { url: String, reason: String },
     #[error("webhook {url}: no event kinds")]
     NoEvents { url: String },
+    #[error("webhook {url}: {source}")]
+    Tls { url: String, source: crate::tls::TlsError },
+    #[error("webhook {url}: ca_file is only used with an https:// URL")]
+    CaWithoutHttps { url: String },
 }
 
 /// Check a webhook's configuration (called when the configuration is resolved).
 pub fn validate(hook: &WebhookConfig) -> Result<(), WebhookError> {
-    http::Target::parse(&hook.url).map_err(|reason| WebhookError::Url { url: hook.url.clone(), reason })?;
+    let target =
+        http::Target::parse(&hook.url).map_err(|reason| WebhookError::Url { url: hook.url.clone(), reason })?;
+    if hook.ca_file.is_some() && !target.https {
+        return Err(WebhookError::CaWithoutHttps { url: hook.url.clone() });
+    }
     if hook.events.is_empty() {
         return Err(WebhookError::NoEvents { url: hook.url.clone() });
     }
@@ -110,6 +122,8 @@ pub struct Notification {
 struct Hook {
     config: WebhookConfig,
     target: http::Target,
+    /// Built once at start for `https://` targets (loading roots per delivery would be waste).
+    tls: Option<crate::tls::ClientTls>,
     queue: parking_lot::Mutex<VecDeque<Notification>>,
     wake: tokio::sync::Notify,
 }
@@ -145,9 +159,17 @@ impl Notifier {
             validate(config)?;
             let target = http::Target::parse(&config.url)
                 .map_err(|reason| WebhookError::Url { url: config.url.clone(), reason })?;
+            let tls = if target.https {
+                let tls = crate::tls::ClientTls::public_and(config.ca_file.as_deref())
+                    .map_err(|source| WebhookError::Tls { url: config.url.clone(), source })?;
+                Some(tls)
+            } else {
+                None
+            };
             hooks.push(Arc::new(Hook {
                 config: config.clone(),
                 target,
+                tls,
                 queue: parking_lot::Mutex::new(VecDeque::new()),
                 wake: tokio::sync::Notify::new(),
             }));
@@ -220,7 +242,7 @@ async fn deliver_forever(hook: Arc<Hook>, metrics: Arc<Metrics>) {
         let mut delay = Duration::from_millis(hook.config.retry_initial_ms);
         let attempts = hook.config.max_attempts.max(1);
         for attempt in 1..=attempts {
-            let answer = http::post_json(&hook.target, &body, timeout).await;
+            let answer = http::post_json(&hook.target, &body, timeout, hook.tls.as_ref()).await;
             let outcome = answer.and_then(|(status, text)| check_answer(hook.config.format, status, &text));
             match outcome {
                 Ok(()) => {

@@ -80,7 +80,9 @@ async fn follow(ctx: &Arc<ServerCtx>, primary: &str) -> FollowerExit {
 /// One connection to the primary. Ok = stop for good; Err = reconnect.
 async fn session(ctx: &Arc<ServerCtx>, primary: &str) -> Result<FollowerExit, super::StreamError> {
     let api_key = ctx.replication.primary_api_key.clone();
-    let mut stream = LogStream::connect(primary, api_key.as_deref(), "omsd-follower", Duration::from_secs(5)).await?;
+    let tls = ctx.replication.primary_tls.as_ref();
+    let mut stream =
+        LogStream::connect_tls(primary, api_key.as_deref(), "omsd-follower", Duration::from_secs(5), tls).await?;
     let partitions = ctx.workers.partitions();
     if stream.info.partitions != partitions {
         return Ok(FollowerExit::Fatal {

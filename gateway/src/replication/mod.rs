@@ -55,6 +55,8 @@ pub struct ReplicationState {
     pub primary: Option<String>,
     /// API key sent to the primary.
     pub primary_api_key: Option<String>,
+    /// TLS towards the primary (`--follow-tls-ca`, `--follow-tls`).
+    pub primary_tls: Option<crate::tls::ClientTls>,
     following: AtomicBool,
     /// Set by `promote`: the follower task stops after the frame it is applying.
     pub(crate) stop: AtomicBool,
@@ -67,6 +69,11 @@ impl ReplicationState {
     pub fn new(primary: Option<String>, primary_api_key: Option<String>) -> ReplicationState {
         let following = primary.is_some();
         ReplicationState { primary, primary_api_key, following: AtomicBool::new(following), ..Default::default() }
+    }
+
+    pub fn with_tls(mut self, tls: Option<crate::tls::ClientTls>) -> ReplicationState {
+        self.primary_tls = tls;
+        self
     }
 
     /// True while this server is a follower (read-only to clients).

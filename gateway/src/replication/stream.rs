@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use rkyv::util::AlignedVec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::protocol::{
     self, encode_frame, FrameDecoder, PayloadError, Request, Response, WireError, HELLO_MAGIC, PROTOCOL_VERSION,
@@ -25,6 +24,8 @@ pub enum StreamError {
     Connect { addr: String, source: std::io::Error },
     #[error("timed out connecting to {0}")]
     ConnectTimeout(String),
+    #[error("TLS handshake with {addr} failed: {source}")]
+    Tls { addr: String, source: std::io::Error },
     #[error("handshake refused: {} ({}): {}", .0.name, .0.code, .0.message)]
     Handshake(WireError),
     #[error("connection lost: {0}")]
@@ -47,7 +48,7 @@ pub struct ServerInfo {
 }
 
 pub struct LogStream {
-    stream: TcpStream,
+    stream: crate::tls::MaybeTls,
     buffer: BytesMut,
     scratch: AlignedVec,
     decoder: FrameDecoder,
@@ -63,11 +64,32 @@ impl LogStream {
         client: &str,
         timeout: Duration,
     ) -> Result<LogStream, StreamError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        LogStream::connect_tls(addr, api_key, client, timeout, None).await
+    }
+
+    /// [`LogStream::connect`], over TLS when `tls` is given.
+    pub async fn connect_tls(
+        addr: &str,
+        api_key: Option<&str>,
+        client: &str,
+        timeout: Duration,
+        tls: Option<&crate::tls::ClientTls>,
+    ) -> Result<LogStream, StreamError> {
+        let tcp = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
             .await
             .map_err(|_| StreamError::ConnectTimeout(addr.to_owned()))?
             .map_err(|source| StreamError::Connect { addr: addr.to_owned(), source })?;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let stream = match tls {
+            None => crate::tls::MaybeTls::Plain(tcp),
+            Some(tls) => {
+                let tls_stream = tokio::time::timeout(timeout, tls.handshake(addr, tcp))
+                    .await
+                    .map_err(|_| StreamError::ConnectTimeout(addr.to_owned()))?
+                    .map_err(|source| StreamError::Tls { addr: addr.to_owned(), source })?;
+                crate::tls::MaybeTls::Tls(Box::new(tls_stream))
+            }
+        };
         let mut this = LogStream {
             stream,
             buffer: BytesMut::with_capacity(64 * 1024),
@@ -102,6 +124,8 @@ impl LogStream {
         self.out.clear();
         encode_frame(&mut self.out, request.opcode() as u16, request_id, &payload);
         self.stream.write_all(&self.out).await?;
+        // TLS may hold records back until flushed; on TCP it is a no-op.
+        self.stream.flush().await?;
         self.last_write = Instant::now();
         Ok(())
     }

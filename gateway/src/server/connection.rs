@@ -12,8 +12,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use rkyv::util::AlignedVec;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 
@@ -62,6 +61,8 @@ enum Close {
     Frame(FrameError),
     #[error("handshake refused: {0}")]
     Handshake(&'static str),
+    #[error("no hello within the handshake timeout")]
+    HandshakeTimeout,
 }
 
 impl crate::replication::FrameCredit for InFlight {
@@ -76,9 +77,57 @@ impl crate::replication::FrameCredit for InFlight {
     }
 }
 
+/// Serve a plain TCP connection. Its halves are split without a lock, so the plain path costs
+/// what it did before TLS existed.
 pub async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let (mut reader, writer) = stream.into_split();
+    let deadline = tokio::time::Instant::now() + ctx.config.handshake_timeout;
+    let (reader, writer) = stream.into_split();
+    serve_stream(ctx, reader, writer, peer, deadline).await;
+}
+
+/// Serve a connection on a TLS port: the TLS handshake and the Hello share one deadline, so a peer
+/// that opens TCP and never finishes either holds its slot for at most `handshake_timeout`.
+pub async fn serve_tls_connection(
+    ctx: Arc<ServerCtx>,
+    acceptor: crate::tls::TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let _ = stream.set_nodelay(true);
+    let deadline = tokio::time::Instant::now() + ctx.config.handshake_timeout;
+    let accepted = tokio::select! {
+        accepted = tokio::time::timeout_at(deadline, acceptor.accept(stream)) => accepted,
+        _ = ctx.shutdown.notified() => return,
+    };
+    let stream = match accepted {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            // Typically a plain-TCP client on the TLS port, or a client that does not trust us.
+            ctx.metrics.refused.get_or_create(&ReasonLabel { reason: "tls_handshake" }).inc();
+            tracing::warn!(%peer, error = %e, "TLS handshake failed; closing connection");
+            return;
+        }
+        Err(_) => {
+            ctx.metrics.refused.get_or_create(&ReasonLabel { reason: "handshake_timeout" }).inc();
+            tracing::warn!(%peer, timeout = ?ctx.config.handshake_timeout, "TLS handshake not completed in time; closing connection");
+            return;
+        }
+    };
+    let (reader, writer) = tokio::io::split(stream);
+    serve_stream(ctx, reader, writer, peer, deadline).await;
+}
+
+async fn serve_stream<R, W>(
+    ctx: Arc<ServerCtx>,
+    mut reader: R,
+    writer: W,
+    peer: SocketAddr,
+    handshake_deadline: tokio::time::Instant,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, rx) = mpsc::unbounded_channel::<Outbound>();
     let in_flight = Arc::new(InFlight { count: AtomicU32::new(0), heavy: AtomicU32::new(0), drained: Notify::new() });
     let writer_task = tokio::spawn(write_loop(writer, rx, in_flight.clone(), ctx.clone()));
@@ -196,11 +245,21 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, peer: Sock
             }
         }
         buffer.reserve(READ_CHUNK);
+        // Before the Hello the wait is bounded by the handshake deadline too: a slowloris that
+        // never completes a Hello must not keep a connection slot for the idle timeout.
+        let mut wait = ctx.config.idle_timeout;
+        if identity.is_none() {
+            wait = wait.min(handshake_deadline.saturating_duration_since(tokio::time::Instant::now()));
+        }
         let read = tokio::select! {
-            read = tokio::time::timeout(ctx.config.idle_timeout, reader.read_buf(&mut buffer)) => read,
+            read = tokio::time::timeout(wait, reader.read_buf(&mut buffer)) => read,
             _ = ctx.shutdown.notified() => break 'conn Close::Shutdown,
         };
         match read {
+            Err(_) if identity.is_none() => {
+                ctx.metrics.refused.get_or_create(&ReasonLabel { reason: "handshake_timeout" }).inc();
+                break Close::HandshakeTimeout;
+            }
             Err(_) => break Close::Idle,
             Ok(Ok(0)) => break Close::PeerClosed,
             Ok(Ok(_)) => {}
@@ -286,8 +345,8 @@ fn handshake(
     Ok((who, response))
 }
 
-async fn write_loop(
-    mut writer: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
     in_flight: Arc<InFlight>,
     ctx: Arc<ServerCtx>,
@@ -317,7 +376,11 @@ async fn write_loop(
             }
             metrics.record(o.opcode, outcome, o.started.elapsed().as_secs_f64());
         }
-        let written = writer.write_all(&out).await;
+        // flush: TLS may hold records back until asked; on TCP it is a no-op.
+        let written = match writer.write_all(&out).await {
+            Ok(()) => writer.flush().await,
+            Err(e) => Err(e),
+        };
         // Written (or undeliverable) responses no longer count against the in-flight cap.
         in_flight.count.fetch_sub(count as u32, Ordering::AcqRel);
         if heavy > 0 {

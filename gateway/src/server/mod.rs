@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::runtime::Workers;
 
 pub use auth::{AuthError, Authenticator};
-pub use connection::serve_connection;
+pub use connection::{serve_connection, serve_tls_connection};
 
 /// Everything a connection needs, shared by all of them.
 pub struct ServerCtx {
