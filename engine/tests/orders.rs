@@ -69,7 +69,7 @@ cod = true
 code = "YTO"
 prefix = "YT"
 range_start = 5000
-range_end = 5001
+range_end = 5003
 base_cents = 600
 per_kg_cents = 100
 max_weight_g = 3000
@@ -303,7 +303,9 @@ fn the_happy_path_runs_from_import_to_completed() {
     let o = w.get(id);
     assert_eq!(o.status, OrderStatus::Packed);
     assert_eq!(o.shipments[0].carrier.as_deref(), Some("YTO"), "the cheapest carrier that takes 1.5 kg");
-    assert_eq!(o.shipments[0].waybill.as_deref(), Some("YT5000"));
+    // Partition p of 2 issues the numbers n with n % 2 == p.
+    let expected = format!("YT{}", 5000 + id % 2);
+    assert_eq!(o.shipments[0].waybill.as_deref(), Some(expected.as_str()));
     w.order(OrderCommand::Ship { shipment }).unwrap();
     assert_eq!(w.get(id).status, OrderStatus::Shipped);
     assert_eq!(w.stock(0), (8, 0, 8), "shipped units left on-hand");
@@ -674,16 +676,16 @@ fn pick_lists_follow_the_s_shaped_walk() {
 
 #[test]
 fn carriers_are_chosen_by_rules_and_waybill_ranges_run_out() {
-    // A heavy or cash-on-delivery parcel goes to SF (YTO takes neither); YTO's two-number range
-    // runs out with a typed error on the third pack.
+    // A heavy or cash-on-delivery parcel goes to SF (YTO takes neither); YTO's four-number range
+    // runs out with a typed error on the fifth pack (one partition: it issues the whole range).
     let mut w = World::new(1, 100);
     w.order(OrderCommand::SetSkuProfile { sku: SkuId(2), weight_g: 4_000 }).unwrap();
     let heavy = w.import(SalesChannel::Native, &native("C-1", "kim", &[("SNEAKER-42", 1, 100)], 0));
     let cod =
         native("C-2", "lee", &[("PEN", 1, 100)], 0).replace(r#""remark""#, r#""cash_on_delivery": true, "remark""#);
     let cod = w.import(SalesChannel::Native, &cod);
-    let light: Vec<OrderId> = (0..3)
-        .map(|i| w.import(SalesChannel::Native, &native(&format!("C-L{i}"), "mo", &[("PEN", 1, 100)], 0)))
+    let light: Vec<OrderId> = (0..5)
+        .map(|i| w.import(SalesChannel::Native, &native(&format!("C-L{i}"), &format!("mo{i}"), &[("PEN", 1, 100)], 0)))
         .collect();
     for id in [heavy, cod].iter().chain(&light) {
         w.allocate(*id);
@@ -692,16 +694,68 @@ fn carriers_are_chosen_by_rules_and_waybill_ranges_run_out() {
     assert_eq!(w.get(cod).shipments[0].carrier.as_deref(), Some("SF"));
     assert_eq!(w.get(light[0]).shipments[0].carrier.as_deref(), Some("YTO"));
     w.create_wave(1, 1).unwrap();
-    for id in &light[..2] {
+    for (i, id) in light[..4].iter().enumerate() {
         w.order(OrderCommand::Pack { shipment: w.get(*id).shipments[0].id }).unwrap();
+        assert_eq!(w.get(*id).shipments[0].waybill, Some(format!("YT{}", 5000 + i)));
     }
-    let third = w.get(light[2]).shipments[0].id;
+    let fifth = w.get(light[4]).shipments[0].id;
     assert_eq!(
-        w.refused(OrderCommand::Pack { shipment: third }),
+        w.refused(OrderCommand::Pack { shipment: fifth }),
         EngineError::WaybillRangeExhausted { carrier: "YTO".into() }
     );
     w.order(OrderCommand::Pack { shipment: w.get(heavy).shipments[0].id }).unwrap();
     assert_eq!(w.get(heavy).shipments[0].waybill.as_deref(), Some("SF1000"));
+    w.finish();
+}
+
+#[test]
+fn partitions_never_issue_the_same_waybill_number() {
+    // Each partition issues its own stripe of a carrier's range (n % partitions == partition), so
+    // packs in different partitions never collide; a partition whose stripe is used up refuses
+    // with a typed error while the other still issues.
+    let mut w = World::new(2, 1_000);
+    let rules = r#"
+[carriers]
+[[carriers.carrier]]
+code = "ZT"
+prefix = "ZT"
+range_start = 10
+range_end = 29
+"#;
+    for c in RulesFile::parse(rules).unwrap().commands() {
+        w.order(c).unwrap();
+    }
+    let mut by_partition: [Vec<OrderId>; 2] = [Vec::new(), Vec::new()];
+    let mut n = 0;
+    while by_partition.iter().any(|orders| orders.len() < 11) {
+        let id = w.import(SalesChannel::Native, &native(&format!("WB-{n}"), &format!("b{n}"), &[("PEN", 1, 100)], 0));
+        assert!(matches!(w.allocate(id), Allocated::Full { .. }));
+        by_partition[(id % 2) as usize].push(id);
+        n += 1;
+    }
+    for p in 0..2u64 {
+        w.create_wave(40 + p, 1).unwrap();
+    }
+    let mut issued: Vec<u64> = Vec::new();
+    for (p, orders) in by_partition.iter().enumerate() {
+        for (i, id) in orders.iter().enumerate() {
+            let shipment = w.get(*id).shipments[0].id;
+            if i < 10 {
+                w.order(OrderCommand::Pack { shipment }).unwrap();
+                let waybill = w.get(*id).shipments[0].waybill.clone().expect("issued");
+                let number: u64 = waybill.strip_prefix("ZT").expect("prefix").parse().unwrap();
+                assert_eq!(number % 2, p as u64, "partition {p} issued {number}");
+                issued.push(number);
+            } else {
+                assert_eq!(
+                    w.refused(OrderCommand::Pack { shipment }),
+                    EngineError::WaybillRangeExhausted { carrier: "ZT".into() }
+                );
+            }
+        }
+    }
+    issued.sort_unstable();
+    assert_eq!(issued, (10..=29).collect::<Vec<u64>>(), "every number once, none twice");
     w.finish();
 }
 

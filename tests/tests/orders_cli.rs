@@ -76,6 +76,16 @@ fn order_id(result: &Value) -> String {
     result["order"].as_u64().unwrap_or_else(|| panic!("no order id in {result}")).to_string()
 }
 
+/// omsd's default partition count (the tests start it without `--partitions`).
+const PARTITIONS: u64 = 2;
+
+/// The first waybill number the order's partition issues from a range starting at `start`:
+/// partition `p` takes the numbers `n % PARTITIONS == p`.
+fn first_waybill(prefix: &str, start: u64, order: &str) -> String {
+    let p = order.parse::<u64>().expect("order id") % PARTITIONS;
+    format!("{prefix}{}", start + (p + PARTITIONS - start % PARTITIONS) % PARTITIONS)
+}
+
 fn get(omsd: &Omsd, id: &str) -> Value {
     omsd.oms_json(&["order", "get", id])
 }
@@ -235,11 +245,11 @@ fn held_order_approved_then_waved_packed_shipped_delivered_and_returned() {
     let packed = omsd.oms_json(&["shipment", "pack", &sid]);
     assert_eq!(packed["status"], "packed");
     let waybill = packed["waybill"].as_str().expect("waybill issued").to_owned();
-    assert_eq!(waybill, "SF1000");
+    assert_eq!(waybill, first_waybill("SF", 1000, &id));
 
     let pdf_path = dir.join("label.pdf");
     let printed = omsd.oms_json(&["waybill", "print", &sid, "--out", &pdf_path.to_string_lossy()]);
-    assert_eq!(printed["waybill"], "SF1000");
+    assert_eq!(printed["waybill"], waybill);
     let pdf = std::fs::read(&pdf_path).expect("label written");
     assert!(pdf.starts_with(b"%PDF-1.4"), "a PDF");
     assert!(pdf.windows(waybill.len()).any(|w| w == waybill.as_bytes()), "the PDF carries the waybill number");
@@ -307,7 +317,7 @@ fn every_order_survives_a_restart() {
     let shipment = get(&omsd, &ids[0])["shipments"][0]["id"].as_u64().expect("shipment").to_string();
     omsd.oms_json(&["wave", "create", "--warehouse", "1"]);
     let packed = omsd.oms_json(&["shipment", "pack", &shipment]);
-    assert_eq!(packed["waybill"], "SF1000");
+    assert_eq!(packed["waybill"], first_waybill("SF", 1000, &ids[0]));
     let before: Vec<Value> = ids.iter().map(|id| get(&omsd, id)).collect();
     let list_before = omsd.oms_json(&["order", "list"]);
     omsd.terminate();

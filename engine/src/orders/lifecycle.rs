@@ -107,7 +107,7 @@ impl OrderBook {
                 self.create_wave(now, *wave, *warehouse, carrier.as_deref(), *max_shipments, *cutoff_ms, out)
             }
             OrderCommand::ScanPick { wave, sku, qty } => self.scan_pick(now, *wave, *sku, *qty, out),
-            OrderCommand::Pack { shipment } => self.pack(now, *shipment, out),
+            OrderCommand::Pack { shipment } => self.pack(now, ctx.index, ctx.partitions, *shipment, out),
             OrderCommand::Ship { shipment } => self.ship(now, *shipment, out),
             OrderCommand::Deliver { shipment } => self.deliver(now, *shipment, out),
             OrderCommand::Track { shipment, code, location } => self.track(now, *shipment, code, location, out),

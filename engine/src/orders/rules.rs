@@ -303,6 +303,10 @@ impl CarrierRules {
             if c.range_start > c.range_end {
                 return Err(format!("carrier {}: range_start > range_end", c.code));
             }
+            // The next number to issue must be representable after the last one.
+            if c.range_end == u64::MAX {
+                return Err(format!("carrier {}: range_end must be below {}", c.code, u64::MAX));
+            }
         }
         Ok(())
     }
