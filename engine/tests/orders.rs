@@ -608,6 +608,59 @@ cancel_after_ms = 5000
 }
 
 #[test]
+fn nearest_warehouse_routing_serves_from_the_nearest_warehouse_with_stock() {
+    // A "nearest" rule with a region distance table: a buyer in Guangdong is served from the
+    // south warehouse (though the north one has priority), then from the next nearest (west) once
+    // the south one is empty, then from the north one when it alone can ship the whole order; a
+    // line no single warehouse can fill is split nearest first (not most stock first).
+    let mut w = World::new(2, 0);
+    for (id, region, priority) in [(1u16, "north", 1u16), (2, "south", 2), (3, "west", 3)] {
+        w.ok(Command::DefineWarehouse { id: WarehouseId(id), code: format!("W{id}"), region: region.into(), priority });
+    }
+    let rules = r#"
+[routing]
+[[routing.rule]]
+name = "nearest-first"
+sort = "nearest"
+[[routing.distance]]
+buyer_region = "广东省"
+warehouse_region = "south"
+distance = 100
+[[routing.distance]]
+buyer_region = "广东省"
+warehouse_region = "west"
+distance = 900
+[[routing.distance]]
+buyer_region = "广东省"
+warehouse_region = "north"
+distance = 2000
+"#;
+    for c in RulesFile::parse(rules).unwrap().commands() {
+        w.order(c).unwrap();
+    }
+    w.receive(5, 1, 10);
+    w.receive(5, 2, 2);
+    w.receive(5, 3, 5);
+    let warehouses = |w: &World, id: OrderId| -> Vec<(u16, u32)> {
+        w.get(id).shipments.iter().flat_map(|s| s.items.iter().map(|a| (a.warehouse.0, a.qty))).collect()
+    };
+    let first = w.import(SalesChannel::Native, &native("N-1", "n1", &[("PEN", 2, 100)], 0));
+    assert!(matches!(w.allocate(first), Allocated::Full { shipments: 1, .. }));
+    assert_eq!(warehouses(&w, first), vec![(2, 2)], "the nearest warehouse");
+    let second = w.import(SalesChannel::Native, &native("N-2", "n2", &[("PEN", 2, 100)], 0));
+    w.allocate(second);
+    assert_eq!(warehouses(&w, second), vec![(3, 2)], "south is empty: the next nearest");
+    let third = w.import(SalesChannel::Native, &native("N-3", "n3", &[("PEN", 4, 100)], 0));
+    w.allocate(third);
+    assert_eq!(warehouses(&w, third), vec![(1, 4)], "only the farthest can ship all four in one parcel");
+    let fourth = w.import(SalesChannel::Native, &native("N-4", "n4", &[("PEN", 8, 100)], 0));
+    assert!(matches!(w.allocate(fourth), Allocated::Full { shipments: 2, .. }));
+    assert_eq!(warehouses(&w, fourth), vec![(3, 3), (1, 5)], "split nearest first");
+    assert_eq!(w.stock(5), (17, 16, 1));
+    w.finish();
+}
+
+#[test]
 fn orders_of_one_buyer_merge_into_one_shipment_and_split_back() {
     // Two approved orders with the same buyer, shop and address merge; allocation of the leader
     // reserves both in one shipment; statuses follow the leader. Split undoes a merge.

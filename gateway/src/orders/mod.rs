@@ -379,8 +379,8 @@ impl ServerCtx {
             return Ok(Allocated::NotWaiting);
         }
         let mut last_rule: Option<RoutingRule> = None;
-        for rule in view.rules.iter().cloned() {
-            match self.reserve_for(order, &view.open, view.channel, None).await {
+        for (rule, prefer) in view.rules.iter().cloned() {
+            match self.reserve_for(order, &view.open, view.channel, None, prefer.clone()).await {
                 Ok(done) => return Ok(done),
                 Err(OrderError::Engine(e)) if is_shortage(&e) => {}
                 Err(e) => return Err(e),
@@ -395,7 +395,7 @@ impl ServerCtx {
                 }
                 if !partial.is_empty() {
                     if let Ok(Allocated::Full { reservation, shipments }) =
-                        self.reserve_for(order, &partial, view.channel, None).await
+                        self.reserve_for(order, &partial, view.channel, None, prefer).await
                     {
                         self.park(order, &rule, view.cancel_at_ms).await?;
                         return Ok(Allocated::Partial { reservation, shipments });
@@ -450,6 +450,7 @@ impl ServerCtx {
         lines: &[Line],
         channel: SalesChannel,
         after_sale: Option<u64>,
+        prefer_warehouses: Option<Vec<WarehouseId>>,
     ) -> Result<Allocated, OrderError> {
         let partitions = self.workers.partitions();
         let expanded = if lines.iter().any(|l| self.index.is_kit(l.sku)) {
@@ -472,6 +473,7 @@ impl ServerCtx {
             channel: channel_id(channel),
             campaign: None,
             part: PartInfo::SINGLE,
+            prefer_warehouses,
         };
         let parts = routing::split_reserve(&request, partitions, None);
         let calls = parts.into_iter().map(|(p, part)| async move { (p, self.call(p, Command::Reserve(part)).await) });
@@ -615,7 +617,7 @@ impl ServerCtx {
         for e in &events {
             if let Event::Order(OrderEvent::ReplacementNeeded { order, after_sale, lines }) = e {
                 let channel = self.order(*order).await?.channel;
-                replacement = allocated_json(&self.reserve_for(*order, lines, channel, Some(*after_sale)).await?);
+                replacement = allocated_json(&self.reserve_for(*order, lines, channel, Some(*after_sale), None).await?);
             }
         }
         let returned: Vec<Value> = events
