@@ -953,3 +953,134 @@ fn order_commands_must_reach_the_owning_partition() {
         .unwrap_err();
     assert_eq!(error, EngineError::WrongOrderPartition { order: 4, owner: 0, this: 1 });
 }
+
+impl World {
+    /// Apply an order command in its own partition only, as one durable write, and stop there: a
+    /// crash before the stock commands its effect events ask for.
+    fn order_then_crash(&mut self, command: OrderCommand) -> Vec<Event> {
+        let p = command.partition(self.engine.partition_count()).expect("routed");
+        let mut out = Vec::new();
+        self.engine.apply_in(p, &Envelope { now_ms: self.now, command: Command::Order(command) }, &mut out).unwrap();
+        out
+    }
+
+    /// What start-up reconciliation would apply, applied (each in its partition); answers it.
+    fn reconcile(&mut self, orphans: bool) -> Vec<(u32, Command)> {
+        let owed = {
+            let partitions: Vec<&Partition> = self.engine.partitions().iter().collect();
+            oms_engine::orders::reconcile::owed_stock_commands(&partitions, orphans)
+        };
+        for (p, command) in &owed {
+            let mut out = Vec::new();
+            self.engine.apply_in(*p, &Envelope { now_ms: self.now, command: command.clone() }, &mut out).unwrap();
+        }
+        owed
+    }
+}
+
+#[test]
+fn reconciliation_carries_out_stock_effects_a_crash_skipped() {
+    // Each order command below is applied without the stock commands it implies (a crash between
+    // the two writes); reconciliation finds what is owed from the order books and stock state,
+    // carries it out, and a second pass owes nothing.
+    let mut w = World::new(2, 10);
+    // Cancel: the hold must go.
+    let cancelled = w.import(SalesChannel::Native, &native("R-1", "r1", &[("PEN", 2, 100)], 0));
+    w.allocate(cancelled);
+    let events = w.order_then_crash(OrderCommand::Cancel { order: cancelled, reason: "buyer".into() });
+    assert!(events.iter().any(|e| matches!(e, Event::Order(OrderEvent::ReleaseStock { .. }))));
+    assert_eq!(w.stock(5), (10, 2, 8), "the crash left the hold");
+    // Ship: the units must leave on-hand.
+    let shipped = w.import(SalesChannel::Native, &native("R-2", "r2", &[("MUG-WHT", 3, 100)], 0));
+    w.allocate(shipped);
+    let s = w.get(shipped).shipments[0].id;
+    w.create_wave(w.wave_for(shipped, 1), 1).unwrap();
+    w.order(OrderCommand::Pack { shipment: s }).unwrap();
+    w.order_then_crash(OrderCommand::Ship { shipment: s });
+    assert_eq!(w.stock(4), (10, 3, 7));
+    // Return: the units must come back, once.
+    let returned = w.import(SalesChannel::Native, &native("R-3", "r3", &[("CAP-BLK", 2, 100)], 0));
+    w.allocate(returned);
+    w.ship_all(returned, 5);
+    w.deliver_all(returned);
+    w.order(OrderCommand::CreateAfterSale {
+        order: returned,
+        kind: AfterSaleKind::Return,
+        lines: vec![Line { sku: SkuId(1), qty: 2 }],
+        reason: String::new(),
+    })
+    .unwrap();
+    let after_sale = w.get(returned).after_sales[0].id;
+    w.order_then_crash(OrderCommand::ReceiveReturn { after_sale, damaged: false });
+    assert_eq!(w.stock(1), (8, 0, 8));
+    // An allocation that reserved and confirmed, then died before RecordAllocation.
+    let orphaned = w.import(SalesChannel::Native, &native("R-4", "r4", &[("SOCKS-3P", 4, 100)], 0));
+    let mut request = ReserveRequest {
+        id: ReservationId(9_999),
+        lines: vec![Line { sku: SkuId(3), qty: 4 }],
+        ttl_ms: 60_000,
+        idempotency_key: 0,
+        customer: CustomerId(orphaned),
+        channel: oms_engine::orders::desk::channel_id(SalesChannel::Native),
+        campaign: None,
+        part: oms_engine::command::PartInfo::SINGLE,
+        prefer_warehouses: None,
+    };
+    w.ok(Command::Reserve(request.clone()));
+    let orphan = match w.events.iter().find_map(|e| if let Event::Reserved { id, .. } = e { Some(*id) } else { None }) {
+        Some(id) => id,
+        None => panic!("reserved"),
+    };
+    w.ok(Command::Confirm { id: orphan });
+    // A storefront's reservation for another customer is not the order desk's business.
+    request.id = ReservationId(10_000);
+    request.customer = CustomerId(7);
+    w.ok(Command::Reserve(request));
+    assert_eq!(w.stock(3), (10, 8, 2));
+
+    // While serving (no orphan sweep), everything but the orphan is carried out.
+    let owed = w.reconcile(false);
+    assert_eq!(owed.len(), 3, "{owed:?}");
+    assert_eq!(w.stock(5), (10, 0, 10), "cancelled order's hold released");
+    assert_eq!(w.stock(4), (7, 0, 7), "shipped units left");
+    assert_eq!(w.stock(1), (10, 0, 10), "returned units back");
+    assert_eq!(w.stock(3), (10, 8, 2));
+    // At start-up the orphaned allocation is released too; the storefront's hold stays.
+    let owed = w.reconcile(true);
+    assert_eq!(owed, vec![(3 % 2, Command::Release { id: orphan, cause: ReleaseCause::Cancel })]);
+    assert_eq!(w.stock(3), (10, 4, 6));
+    assert!(w.reconcile(true).is_empty(), "nothing owed twice");
+    // A repeated restock changes nothing.
+    let line = Command::Order(OrderCommand::Restock {
+        after_sale,
+        line_sku: SkuId(1),
+        sku: SkuId(1),
+        warehouse: WarehouseId(1),
+        qty: 2,
+        damaged: false,
+    });
+    assert!(w.ok(line).is_empty());
+    assert_eq!(w.stock(1), (10, 0, 10));
+    assert_eq!(w.get(orphaned).status, OrderStatus::Approved, "the order itself is left to be allocated");
+    w.finish();
+}
+
+#[test]
+fn a_tick_that_cancels_a_parked_order_releases_its_partial_hold() {
+    // A partially allocated order parked with a deadline: the Tick that cancels it also releases
+    // the units it held (the coordinator carries out the tick's effects).
+    let mut w = World::new(2, 0);
+    let rules = "[routing]\n[[routing.rule]]\nname = \"p\"\npartial = true\non_unfillable = \"cancel\"\ncancel_after_ms = 5000\n";
+    for c in RulesFile::parse(rules).unwrap().commands() {
+        w.order(c).unwrap();
+    }
+    w.receive(5, 1, 2);
+    let id = w.import(SalesChannel::Native, &native("T-9", "t9", &[("PEN", 5, 100)], 0));
+    assert!(matches!(w.allocate(id), Allocated::Partial { .. }));
+    assert_eq!(w.stock(5), (2, 2, 0));
+    w.now += 5_000;
+    w.ok(Command::Tick { budget: 100 });
+    assert_eq!(w.get(id).status, OrderStatus::Cancelled);
+    assert_eq!(w.stock(5), (2, 0, 2), "the partial hold was released");
+    w.finish();
+}

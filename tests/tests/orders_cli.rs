@@ -334,3 +334,77 @@ fn every_order_survives_a_restart() {
     omsd.oms_ok(&["shipment", "ship", &shipment]);
     assert_eq!(get(&omsd, &ids[0])["status"], "shipped");
 }
+
+#[test]
+fn a_cancel_whose_release_never_ran_is_reconciled_at_start() {
+    // A crash between an order command and its stock command, made deterministic: the Cancel is
+    // written to the order's partition log by hand (as omsd would have made it durable) and the
+    // Release it implies is not. The next start reconciles: the hold is released before serving.
+    use oms_engine::codec::{encode_envelope, RECORD_COMMAND};
+    use oms_engine::orders::OrderCommand;
+    use oms_engine::{Command, Envelope, Limits};
+
+    let data = tempfile::tempdir().expect("data dir");
+    let (mut omsd, files) = server_in(Some(data.path()));
+    let id = order_id(&import(&omsd, files.path(), "douyin", DOUYIN));
+    assert_eq!(stock(&omsd, "MUG-WHT"), (10, 3), "allocated: three mugs held");
+    omsd.terminate();
+    drop(omsd);
+
+    let base = oms_wal::WalConfig::new(data.path());
+    let mut recovered =
+        oms_gateway::runtime::recover_partitions(data.path(), PARTITIONS as u32, Limits::default(), &base, false)
+            .expect("recover");
+    let order: u64 = id.parse().expect("order id");
+    let p = &mut recovered[(order % PARTITIONS) as usize];
+    let envelope = Envelope {
+        now_ms: p.partition.now_ms() + 1,
+        command: Command::Order(OrderCommand::Cancel { order, reason: "crash test".into() }),
+    };
+    let mut events = Vec::new();
+    p.partition.apply(&envelope, &mut events).expect("cancel applies");
+    p.wal.append(RECORD_COMMAND, &encode_envelope(&envelope).expect("encode")).expect("append");
+    p.wal.commit().expect("commit");
+    drop(recovered);
+
+    let omsd = Omsd::start_in(data.path(), &[]);
+    assert_eq!(get(&omsd, &id)["status"], "cancelled");
+    assert_eq!(stock(&omsd, "MUG-WHT"), (10, 0), "the hold was released at start");
+    assert!(omsd.stderr().contains("order stock effect reconciled"), "{}", omsd.stderr());
+    assert_eq!(omsd.oms_json(&["audit"])["clean"], true);
+}
+
+#[test]
+fn ticks_cancel_overdue_parked_orders_with_their_holds_and_retry_parked_ones_when_stock_arrives() {
+    // A partially allocated order parked with a short deadline is cancelled by the partition's
+    // tick, and its partial hold released without any request; a parked order is allocated on
+    // its own once stock is received.
+    let (omsd, files) = server_in(None);
+    let dir = files.path();
+    let rules = "[routing]\n[[routing.rule]]\nname = \"dy\"\nchannels = [\"douyin\"]\npartial = true\n\
+                 on_unfillable = \"cancel\"\ncancel_after_ms = 300\n";
+    omsd.oms_json(&["rules", "reload", &write(dir, "routing.toml", rules)]);
+    omsd.oms_ok(&["stock", "set", "MUG-WHT", "--warehouse", "1", "--on-hand", "2"]);
+    let dy = order_id(&import(&omsd, dir, "douyin", DOUYIN));
+    assert_eq!(stock(&omsd, "MUG-WHT"), (2, 2), "two of three mugs held, the rest parked");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while get(&omsd, &dy)["status"] != "cancelled" || stock(&omsd, "MUG-WHT") != (2, 0) {
+        assert!(std::time::Instant::now() < deadline, "not cancelled and released: {}", get(&omsd, &dy));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(get(&omsd, &dy)["cancel_reason"], "unfillable");
+
+    omsd.oms_ok(&["stock", "set", "PEN", "--warehouse", "1", "--on-hand", "0"]);
+    let native = r#"{"order_id": "P-1", "buyer": "pat", "address": {"name": "Pat", "phone": "555",
+        "province": "广东省", "city": "深圳市", "district": "南山区", "detail": "1 号"},
+        "lines": [{"sku": "PEN", "qty": 2, "unit_price_cents": 100}]}"#;
+    let parked = import(&omsd, dir, "native", native);
+    assert_eq!(parked["allocation"]["result"], "parked", "{parked}");
+    let pen = order_id(&parked);
+    omsd.oms_ok(&["stock", "receive", "PEN", "--warehouse", "1", "--qty", "5"]);
+    while get(&omsd, &pen)["status"] != "allocated" {
+        assert!(std::time::Instant::now() < deadline + std::time::Duration::from_secs(5), "{}", get(&omsd, &pen));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(stock(&omsd, "PEN"), (5, 2));
+}

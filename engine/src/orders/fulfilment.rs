@@ -22,6 +22,18 @@ fn striped(from: u64, index: u32, partitions: u32) -> Option<u64> {
     from.checked_add(offset)
 }
 
+/// Where returned units of `sku` go back: the warehouse that shipped them (the first delivered
+/// shipment holding the SKU, else the first delivered shipment, else the first shipment).
+/// Reconciliation recomputes it, so it depends only on the order.
+pub(crate) fn return_warehouse(o: &super::model::Order, sku: SkuId) -> Option<WarehouseId> {
+    let delivered = || o.shipments.iter().filter(|s| s.status == ShipmentStatus::Delivered && s.after_sale.is_none());
+    delivered()
+        .find(|s| s.items.iter().any(|a| a.sku == sku))
+        .or_else(|| delivered().next())
+        .or_else(|| o.shipments.first())
+        .map(|s| s.warehouse)
+}
+
 fn illegal_shipment(s: &super::model::Shipment, action: &'static str) -> EngineError {
     EngineError::ShipmentTransition { shipment: s.id, state: s.status.name(), action }
 }
@@ -405,19 +417,21 @@ impl OrderBook {
                 action: "receive",
             });
         }
-        // Goods go back to the warehouse that shipped them (the first delivered shipment holding
-        // the SKU, else the first delivered shipment).
-        let delivered =
-            || o.shipments.iter().filter(|s| s.status == ShipmentStatus::Delivered && s.after_sale.is_none());
         let mut effects = Vec::with_capacity(request.lines.len());
         for line in &request.lines {
-            let warehouse = delivered()
-                .find(|s| s.items.iter().any(|a| a.sku == line.sku))
-                .or_else(|| delivered().next())
-                .or_else(|| o.shipments.first())
-                .map(|s| s.warehouse)
-                .ok_or(EngineError::IllegalTransition { order, state: "nothing_delivered", action: "receive" })?;
-            effects.push(OrderEvent::ReturnStock { order, sku: line.sku, warehouse, qty: line.qty, damaged });
+            let warehouse = return_warehouse(o, line.sku).ok_or(EngineError::IllegalTransition {
+                order,
+                state: "nothing_delivered",
+                action: "receive",
+            })?;
+            effects.push(OrderEvent::ReturnStock {
+                order,
+                after_sale,
+                sku: line.sku,
+                warehouse,
+                qty: line.qty,
+                damaged,
+            });
         }
         let kind = request.kind;
         let lines: Vec<Line> = request.lines.iter().map(|l| Line { sku: l.sku, qty: l.qty }).collect();

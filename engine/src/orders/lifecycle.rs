@@ -115,6 +115,14 @@ impl OrderBook {
                 self.create_after_sale(now, *order, *kind, lines, reason, out)
             }
             OrderCommand::ReceiveReturn { after_sale, damaged } => self.receive_return(now, *after_sale, *damaged, out),
+            // Touches stock: `Partition::apply_order` handles it before the order book is asked.
+            OrderCommand::Restock { after_sale, .. } => {
+                debug_assert!(false, "Restock reached the order book");
+                Err(EngineError::InvalidOrder {
+                    order: *after_sale >> 8,
+                    reason: "restock is applied by the partition",
+                })
+            }
         }
     }
 

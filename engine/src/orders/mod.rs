@@ -17,6 +17,7 @@ pub mod intake;
 mod lifecycle;
 pub mod model;
 pub mod pricing;
+pub mod reconcile;
 pub mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -145,6 +146,17 @@ pub enum OrderCommand {
         after_sale: AfterSaleId,
         damaged: bool,
     },
+    /// The stock side of `ReceiveReturn` (from its `ReturnStock` effect), in the partition of
+    /// `sku` (a kit line: one per component, `line_sku` naming the kit): `ReturnToStock` that the
+    /// partition remembers by (after_sale, line_sku, sku), so repeating it changes nothing.
+    Restock {
+        after_sale: AfterSaleId,
+        line_sku: SkuId,
+        sku: SkuId,
+        warehouse: WarehouseId,
+        qty: u32,
+        damaged: bool,
+    },
 }
 
 impl OrderCommand {
@@ -173,6 +185,7 @@ impl OrderCommand {
             OrderCommand::Complete { .. } => "order_complete",
             OrderCommand::CreateAfterSale { .. } => "aftersale_create",
             OrderCommand::ReceiveReturn { .. } => "aftersale_receive",
+            OrderCommand::Restock { .. } => "aftersale_restock",
         }
     }
 
@@ -206,6 +219,8 @@ impl OrderCommand {
             | OrderCommand::Deliver { shipment }
             | OrderCommand::Track { shipment, .. } => model::parent_order(*shipment),
             OrderCommand::ReceiveReturn { after_sale, .. } => model::parent_order(*after_sale),
+            // Stock is partitioned by SKU id with the same modulus (`ids::partition_of`).
+            OrderCommand::Restock { sku, .. } => u64::from(sku.0),
         };
         Some(key)
     }
@@ -346,9 +361,10 @@ pub enum OrderEvent {
         order: OrderId,
         reservation: ReservationId,
     },
-    /// Effect: units came back; `ReturnToStock` in the SKU's partition (kits: their components).
+    /// Effect: units came back; `Restock` in the SKU's partition (kits: their components).
     ReturnStock {
         order: OrderId,
+        after_sale: AfterSaleId,
         sku: SkuId,
         warehouse: WarehouseId,
         qty: u32,
@@ -377,24 +393,32 @@ pub fn stock_commands<'a>(
                 commands.push(Command::Release { id: *reservation, cause: ReleaseCause::Cancel })
             }
             OrderEvent::ShipStock { reservation, .. } => commands.push(Command::Ship { id: *reservation }),
-            OrderEvent::ReturnStock { sku, warehouse, qty, damaged, .. } => match kit_of(*sku) {
-                Some(components) => commands.extend(components.iter().map(|c| Command::ReturnToStock {
-                    sku: c.sku,
-                    warehouse: *warehouse,
-                    qty: c.qty * qty,
-                    damaged: *damaged,
-                })),
-                None => commands.push(Command::ReturnToStock {
-                    sku: *sku,
-                    warehouse: *warehouse,
-                    qty: *qty,
-                    damaged: *damaged,
-                }),
-            },
+            OrderEvent::ReturnStock { after_sale, sku, warehouse, qty, damaged, .. } => {
+                commands.extend(restock_commands(*after_sale, *sku, *warehouse, *qty, *damaged, kit_of(*sku)))
+            }
             _ => {}
         }
     }
     commands
+}
+
+/// The `Restock` commands of one returned line (one per component for a kit).
+pub fn restock_commands(
+    after_sale: AfterSaleId,
+    line_sku: SkuId,
+    warehouse: WarehouseId,
+    qty: u32,
+    damaged: bool,
+    kit: Option<&[crate::command::KitComponent]>,
+) -> Vec<Command> {
+    let restock = |sku: SkuId, qty: u32| {
+        Command::Order(OrderCommand::Restock { after_sale, line_sku, sku, warehouse, qty, damaged })
+    };
+    match kit {
+        // Kit sizes are validated (64 lines) and line quantities are u32: saturate rather than wrap.
+        Some(components) => components.iter().map(|c| restock(c.sku, c.qty.saturating_mul(qty))).collect(),
+        None => vec![restock(line_sku, qty)],
+    }
 }
 
 /// All order state of one partition.
@@ -412,6 +436,8 @@ pub struct OrderBook {
     bins: BTreeMap<(WarehouseId, SkuId), Bin>,
     /// Recent order times per buyer, for velocity rules (pruned to the longest window).
     recent: BTreeMap<String, Vec<TimeMs>>,
+    /// Returned lines this partition put back to stock: (after-sales id, line SKU, SKU).
+    restocked: BTreeSet<(AfterSaleId, SkuId, SkuId)>,
     // Derived indexes, rebuilt from the image (never part of it).
     /// Allocated shipments not yet in a wave, by warehouse.
     ready: BTreeSet<(WarehouseId, ShipmentId)>,
@@ -433,6 +459,7 @@ pub struct OrderBookImage {
     pub weights: Vec<(SkuId, u32)>,
     pub bins: Vec<(WarehouseId, SkuId, Bin)>,
     pub recent: Vec<(String, Vec<TimeMs>)>,
+    pub restocked: Vec<(AfterSaleId, SkuId, SkuId)>,
 }
 
 impl OrderBook {
@@ -451,6 +478,7 @@ impl OrderBook {
             weights: self.weights.iter().map(|(k, v)| (*k, *v)).collect(),
             bins: self.bins.iter().map(|((w, s), b)| (*w, *s, *b)).collect(),
             recent: self.recent.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            restocked: self.restocked.iter().copied().collect(),
         }
     }
 
@@ -465,6 +493,7 @@ impl OrderBook {
             weights: image.weights.into_iter().collect(),
             bins: image.bins.into_iter().map(|(w, s, b)| ((w, s), b)).collect(),
             recent: image.recent.into_iter().collect(),
+            restocked: image.restocked.into_iter().collect(),
             ..OrderBook::default()
         };
         book.rebuild_indexes();
@@ -556,6 +585,11 @@ impl OrderBook {
         &self.carriers
     }
 
+    /// Whether this (stock) partition already put a returned line back (`Restock`).
+    pub fn restocked(&self, after_sale: AfterSaleId, line_sku: SkuId, sku: SkuId) -> bool {
+        self.restocked.contains(&(after_sale, line_sku, sku))
+    }
+
     pub fn bin(&self, warehouse: WarehouseId, sku: SkuId) -> Option<Bin> {
         self.bins.get(&(warehouse, sku)).copied()
     }
@@ -617,8 +651,32 @@ impl crate::partition::Partition {
         command: &OrderCommand,
         out: &mut Vec<Event>,
     ) -> Result<crate::partition::Outcome, crate::error::EngineError> {
+        if let OrderCommand::Restock { after_sale, line_sku, sku, warehouse, qty, damaged } = *command {
+            return self.restock(after_sale, line_sku, sku, warehouse, qty, damaged, out);
+        }
         let ctx = lifecycle::Ctx { now, index: self.index(), partitions: self.partitions() };
         self.orders.apply(ctx, command, out)
+    }
+
+    /// `ReturnToStock` once per returned line: a repeat (a retry, or reconciliation after a crash
+    /// that hid whether the first one landed) changes nothing.
+    #[allow(clippy::too_many_arguments)]
+    fn restock(
+        &mut self,
+        after_sale: AfterSaleId,
+        line_sku: SkuId,
+        sku: SkuId,
+        warehouse: WarehouseId,
+        qty: u32,
+        damaged: bool,
+        out: &mut Vec<Event>,
+    ) -> Result<crate::partition::Outcome, crate::error::EngineError> {
+        if self.orders.restocked(after_sale, line_sku, sku) {
+            return Ok(crate::partition::Outcome::Unchanged);
+        }
+        let outcome = self.return_to_stock(sku, warehouse, qty, damaged, out)?;
+        self.orders.restocked.insert((after_sale, line_sku, sku));
+        Ok(outcome)
     }
 
     /// The orders (and waves, and order rules) this partition owns.

@@ -28,6 +28,9 @@ pub struct WorkerConfig {
     pub retention: Retention,
     /// Webhooks: committed events of the kinds they want are handed over after each commit.
     pub notifier: Option<Arc<crate::notify::Notifier>>,
+    /// Orders: committed batches are shown to it, so the stock effects of ticks (an order cancelled
+    /// past its deadline) are carried out and parked orders retried when stock comes back.
+    pub orders: Option<Arc<crate::orders::OrderHook>>,
 }
 
 /// Handles to every partition thread.
@@ -131,6 +134,7 @@ pub fn spawn_workers(
             expiry_behind: false,
             snapshot_thread: None,
             notify_pending: Vec::new(),
+            tick_events: 0..0,
         };
         let thread = std::thread::Builder::new().name(format!("omsd-p{index}")).spawn(move || worker.run())?;
         senders.push(tx);
@@ -173,6 +177,8 @@ struct Worker {
     snapshot_thread: Option<JoinHandle<Result<Lsn, String>>>,
     /// Events of the current batch wanted by a webhook, handed to the notifier after the commit.
     notify_pending: Vec<crate::notify::Notification>,
+    /// The events of the current batch that a Tick produced (for the order hook).
+    tick_events: std::ops::Range<usize>,
 }
 
 impl Worker {
@@ -211,6 +217,7 @@ impl Worker {
         let envelope = Envelope { now_ms: now_ms(), command: Command::Tick { budget } };
         let start = self.events.len();
         self.apply(envelope, None);
+        self.tick_events = start..self.events.len();
         let expired = self.events[start..]
             .iter()
             .filter(|e| {
@@ -348,6 +355,10 @@ impl Worker {
             }
         }
         self.publish();
+        if let (Some(hook), false) = (self.config.orders.as_ref(), failed) {
+            hook.committed(&self.events, &self.events[self.tick_events.clone()]);
+        }
+        self.tick_events = 0..0;
         for (reply, result, range) in self.pending.drain(..) {
             let result = match result {
                 Ok(_) if failed => Err(Failure::Storage),
