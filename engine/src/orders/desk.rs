@@ -113,11 +113,11 @@ impl Desk {
         }
         // Open units of the whole merge group, one line per SKU.
         let mut open: Vec<Line> = Vec::new();
-        let mut codes: Vec<String> = Vec::new();
+        let mut codes: Vec<&str> = Vec::new();
         for member in std::iter::once(order).chain(o.merged.iter().copied()) {
             let Some(m) = book.order(member) else { continue };
             for l in &m.lines {
-                codes.push(l.sku_code.clone());
+                codes.push(&l.sku_code);
                 let qty = l.qty - l.allocated_qty;
                 if qty == 0 {
                     continue;
@@ -131,11 +131,10 @@ impl Desk {
         if open.is_empty() {
             return Ok(Allocated::NotWaiting);
         }
-        let code_refs: Vec<&str> = codes.iter().map(String::as_str).collect();
         let routing = book.routing_rules();
         let (province, city) = (&o.address.province, &o.address.city);
         let rules: Vec<_> = routing
-            .matching(o.channel, province, city, &code_refs)
+            .matching(o.channel, province, city, &codes)
             .into_iter()
             .map(|rule| {
                 let prefer = routing.preference(&rule, province, city, engine.partitions()[p].warehouses());

@@ -201,8 +201,12 @@ impl OrderBook {
             .filter(|n| *n <= carrier.range_end)
             .ok_or_else(|| EngineError::WaybillRangeExhausted { carrier: code.clone() })?;
         let waybill = format!("{}{}", carrier.prefix, number);
-        // Rules keep range_end below u64::MAX, so this cannot wrap.
-        self.waybill_next.insert(code.clone(), number.saturating_add(1));
+        // Rules keep range_end below u64::MAX, so this cannot wrap. The key is allocated only for a
+        // carrier's first waybill.
+        match self.waybill_next.get_mut(&code) {
+            Some(next) => *next = number.saturating_add(1),
+            None => drop(self.waybill_next.insert(code.clone(), number.saturating_add(1))),
+        }
         if let Some(s) = self.orders.get_mut(&order).map(|o| &mut o.shipments[i]) {
             s.waybill = Some(waybill.clone());
         }
@@ -230,7 +234,7 @@ impl OrderBook {
         let s = &mut o.shipments[i];
         s.shipped_at_ms = Some(now);
         s.last_progress_ms = now;
-        let watched = s.clone();
+        let watched = (s.id, s.last_progress_ms, s.shipped_at_ms, s.alerts);
         // The stock leaves the reservation when the last shipment holding it leaves.
         let all_left = o
             .shipments
@@ -240,7 +244,7 @@ impl OrderBook {
         if let Some(a) = after_sale.and_then(|a| o.after_sales.iter_mut().find(|r| r.id == a)) {
             a.status = AfterSaleStatus::Closed;
         }
-        self.watch_shipment(&watched);
+        self.watch_parts(watched.0, watched.1, watched.2, watched.3);
         if all_left {
             out.push(Event::Order(OrderEvent::ShipStock { order, reservation }));
         }

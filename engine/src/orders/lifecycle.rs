@@ -127,7 +127,7 @@ impl OrderBook {
     }
 
     fn order_ref(&self, id: OrderId) -> Result<&Order, EngineError> {
-        self.orders.get(&id).ok_or(EngineError::UnknownOrder { order: id })
+        self.orders.get(&id).map(|o| &**o).ok_or(EngineError::UnknownOrder { order: id })
     }
 
     /// Set an order's status (and its merged followers'), emitting one event per change.
@@ -186,7 +186,7 @@ impl OrderBook {
         if order.merged.is_empty() {
             return order.fully_allocated();
         }
-        self.group(order).iter().filter_map(|id| self.orders.get(id)).all(Order::fully_allocated)
+        self.group(order).iter().filter_map(|id| self.orders.get(id)).all(|o| o.fully_allocated())
     }
 
     fn import(&mut self, now: TimeMs, new: &NewOrder, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
@@ -238,7 +238,7 @@ impl OrderBook {
             .collect();
         self.orders.insert(
             new.id,
-            Order {
+            Box::new(Order {
                 id: new.id,
                 channel: new.channel,
                 external_id: new.external_id.clone(),
@@ -263,7 +263,7 @@ impl OrderBook {
                 merged: Vec::new(),
                 next_shipment: 0,
                 next_after_sale: 0,
-            },
+            }),
         );
         out.push(Event::Order(OrderEvent::Imported {
             order: new.id,
