@@ -408,3 +408,27 @@ fn ticks_cancel_overdue_parked_orders_with_their_holds_and_retry_parked_ones_whe
     }
     assert_eq!(stock(&omsd, "PEN"), (5, 2));
 }
+
+#[test]
+fn nearest_warehouse_rule_routes_through_the_server() {
+    // A `sort = "nearest"` rule reloaded through the CLI: a Guangdong buyer is served from BJ
+    // (nearer by the distance table, though SH has priority) while it has stock, then from SH.
+    let (omsd, files) = server_in(None);
+    let dir = files.path();
+    let rules = "[routing]\n[[routing.rule]]\nname = \"near\"\nsort = \"nearest\"\n\
+                 [[routing.distance]]\nbuyer_region = \"广东省\"\nwarehouse_region = \"north\"\ndistance = 100\n\
+                 [[routing.distance]]\nbuyer_region = \"广东省\"\nwarehouse_region = \"east\"\ndistance = 500\n";
+    omsd.oms_json(&["rules", "reload", &write(dir, "near.toml", rules)]);
+    omsd.oms_ok(&["stock", "set", "PEN", "--warehouse", "2", "--on-hand", "1"]);
+    let order = |n: u32| {
+        format!(
+            r#"{{"order_id": "NEAR-{n}", "buyer": "b{n}", "address": {{"name": "Pat", "phone": "555",
+            "province": "广东省", "city": "深圳市", "district": "南山区", "detail": "1 号"}},
+            "lines": [{{"sku": "PEN", "qty": 1, "unit_price_cents": 100}}]}}"#
+        )
+    };
+    let first = order_id(&import(&omsd, dir, "native", &order(1)));
+    assert_eq!(get(&omsd, &first)["shipments"][0]["warehouse"], 2, "the nearest warehouse with stock");
+    let second = order_id(&import(&omsd, dir, "native", &order(2)));
+    assert_eq!(get(&omsd, &second)["shipments"][0]["warehouse"], 1, "then the next nearest");
+}
