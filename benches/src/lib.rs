@@ -75,6 +75,7 @@ pub fn reserve(seq: u64, index: u32, lines: Vec<Line>, customer: u64, campaign: 
             channel: ChannelId(0),
             campaign,
             part: PartInfo::SINGLE,
+            prefer_warehouses: None,
         }),
     )
 }
@@ -91,6 +92,7 @@ pub fn reserve_multi(seq: u64, lines: Vec<Line>) -> Envelope {
             channel: ChannelId(0),
             campaign: None,
             part: PartInfo::SINGLE,
+            prefer_warehouses: None,
         }),
     )
 }

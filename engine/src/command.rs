@@ -87,7 +87,16 @@ pub struct ReserveRequest {
     /// Reserve from a flash-sale pool or a presale instead of general stock.
     pub campaign: Option<CampaignId>,
     pub part: PartInfo,
+    /// Warehouses to try first, in this order (e.g. nearest to the buyer); the others follow in
+    /// priority order. `None`: priority order, and most stock first when a line must split.
+    /// Only the first [`PREFERRED_WAREHOUSES_LIMIT`] entries count. Last field, so records
+    /// written before it existed still decode (as `None`).
+    #[serde(default)]
+    pub prefer_warehouses: Option<Vec<WarehouseId>>,
 }
+
+/// Entries of `ReserveRequest::prefer_warehouses` that are looked at.
+pub const PREFERRED_WAREHOUSES_LIMIT: usize = 64;
 
 /// Why a reservation is being released by request.
 #[derive(

@@ -182,6 +182,7 @@ mod tests {
             channel: crate::ids::ChannelId(0),
             campaign: Some(crate::ids::CampaignId(5)),
             part: PartInfo::SINGLE,
+            prefer_warehouses: None,
         };
         let split = split_reserve(&request, 2, Some(1));
         assert_eq!(split.len(), 2);

@@ -75,6 +75,26 @@ impl ShardedEngine {
         Ok(outcome)
     }
 
+    /// Apply a command in one partition only, as one durable write (the gateway's `call`): no
+    /// routing, no effects. Tests use it to stop between an order command and its stock commands,
+    /// as a crash would; start-up reconciliation applies its commands this way.
+    pub fn apply_in(
+        &mut self,
+        partition: u32,
+        envelope: &Envelope,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
+        let count = self.partition_count();
+        if partition >= count {
+            return Err(EngineError::WrongOrderPartition {
+                order: u64::from(partition),
+                owner: count,
+                this: partition,
+            });
+        }
+        self.apply_to(partition as usize, envelope, out)
+    }
+
     /// Kit-expanded lines and the partitions they touch.
     pub fn plan_lines(&self, lines: &[Line]) -> Result<(Vec<Line>, PartitionSet), EngineError> {
         let expanded = routing::expand_kits(lines, self.limits.max_lines, |sku| {
@@ -87,7 +107,15 @@ impl ShardedEngine {
     pub fn apply(&mut self, envelope: &Envelope, out: &mut Vec<Event>) -> Result<(), EngineError> {
         let now_ms = envelope.now_ms;
         match &envelope.command {
-            Command::Tick { .. } | Command::DefineWarehouse { .. } | Command::SetChannelPolicy(_) => {
+            Command::Tick { .. } => {
+                let mark = out.len();
+                for p in 0..self.partitions.len() {
+                    self.apply_to(p, envelope, out)?;
+                }
+                // A tick may cancel a parked order past its deadline: release what it held.
+                self.apply_effects(now_ms, mark, out)
+            }
+            Command::DefineWarehouse { .. } | Command::SetChannelPolicy(_) => {
                 // Identical validation everywhere, so the first partition decides for all.
                 for p in 0..self.partitions.len() {
                     self.apply_to(p, envelope, out)?;
@@ -145,15 +173,19 @@ impl ShardedEngine {
                         }
                     }
                 }
-                let effects = crate::orders::stock_commands(&out[mark..], |sku| {
-                    self.partitions[self.owner(sku)].kit_components(sku)
-                });
-                for command in effects {
-                    self.apply(&Envelope { now_ms, command }, out)?;
-                }
-                Ok(())
+                self.apply_effects(now_ms, mark, out)
             }
         }
+    }
+
+    /// Carry out the stock commands asked for by the order effect events in `out[mark..]`.
+    fn apply_effects(&mut self, now_ms: u64, mark: usize, out: &mut Vec<Event>) -> Result<(), EngineError> {
+        let effects =
+            crate::orders::stock_commands(&out[mark..], |sku| self.partitions[self.owner(sku)].kit_components(sku));
+        for command in effects {
+            self.apply(&Envelope { now_ms, command }, out)?;
+        }
+        Ok(())
     }
 
     fn reserve(&mut self, now_ms: u64, request: &ReserveRequest, out: &mut Vec<Event>) -> Result<(), EngineError> {

@@ -102,6 +102,8 @@ fn arb_command() -> impl Strategy<Value = Command> {
                 channel: ChannelId(key as u16),
                 campaign: campaign.map(CampaignId),
                 part: PartInfo { parts: 2 },
+                prefer_warehouses: (key % 3 != 0)
+                    .then(|| (0..(key % 5) as u16).map(|w| WarehouseId(w ^ key as u16)).collect()),
             })),
         (any::<u64>(), any::<bool>()).prop_map(|(id, c)| Command::Release {
             id: ReservationId(id),
@@ -222,4 +224,34 @@ fn images_of_the_wrong_shape_are_refused_not_loaded() {
     let first = bad.skus[0].clone();
     bad.skus.push(first);
     assert_eq!(refused(bad), Some(ImageError::DuplicateSku { sku: good.skus[0].id }));
+}
+
+#[test]
+fn reserve_records_written_before_the_warehouse_preference_still_decode() {
+    // The bytes of a Reserve record as logged before `prefer_warehouses` was appended to
+    // `ReserveRequest`: the archived command keeps its size (a larger variant decides it) and
+    // rkyv zero-fills the rest, which reads as `None`. A log written by the earlier version
+    // therefore replays unchanged.
+    const BEFORE: &str = "050000000200000008000000010000007b68e5cf8b0100000d000000000000004d00000000000300\
+        d8ffffff0200000060ea000000000000edfe0000000000002a0000000000000003000000010000000900000002000000";
+    let mut bytes: Vec<u8> =
+        (0..BEFORE.len() / 2).map(|i| u8::from_str_radix(&BEFORE[2 * i..2 * i + 2], 16).unwrap()).collect();
+    bytes.resize(168, 0);
+    let decoded = decode_envelope(&bytes).expect("an old Reserve record decodes");
+    let expected = Envelope {
+        now_ms: 1_700_000_000_123,
+        command: Command::Reserve(ReserveRequest {
+            id: ReservationId((3 << 48) | 77),
+            lines: vec![Line { sku: SkuId(5), qty: 2 }, Line { sku: SkuId(8), qty: 1 }],
+            ttl_ms: 60_000,
+            idempotency_key: 0xfeed,
+            customer: CustomerId(42),
+            channel: ChannelId(3),
+            campaign: Some(CampaignId(9)),
+            part: PartInfo { parts: 2 },
+            prefer_warehouses: None,
+        }),
+    };
+    assert_eq!(decoded, expected);
+    assert_eq!(encode_envelope(&expected).unwrap().as_slice(), bytes.as_slice(), "and encodes to the same bytes");
 }

@@ -519,6 +519,7 @@ impl Run {
                     channel: ChannelId(channel),
                     campaign,
                     part: PartInfo::SINGLE,
+                    prefer_warehouses: None,
                 };
                 self.requests.push(request.clone());
                 self.reserve(request)?

@@ -69,7 +69,7 @@ cod = true
 code = "YTO"
 prefix = "YT"
 range_start = 5000
-range_end = 5001
+range_end = 5003
 base_cents = 600
 per_kg_cents = 100
 max_weight_g = 3000
@@ -303,7 +303,9 @@ fn the_happy_path_runs_from_import_to_completed() {
     let o = w.get(id);
     assert_eq!(o.status, OrderStatus::Packed);
     assert_eq!(o.shipments[0].carrier.as_deref(), Some("YTO"), "the cheapest carrier that takes 1.5 kg");
-    assert_eq!(o.shipments[0].waybill.as_deref(), Some("YT5000"));
+    // Partition p of 2 issues the numbers n with n % 2 == p.
+    let expected = format!("YT{}", 5000 + id % 2);
+    assert_eq!(o.shipments[0].waybill.as_deref(), Some(expected.as_str()));
     w.order(OrderCommand::Ship { shipment }).unwrap();
     assert_eq!(w.get(id).status, OrderStatus::Shipped);
     assert_eq!(w.stock(0), (8, 0, 8), "shipped units left on-hand");
@@ -606,6 +608,59 @@ cancel_after_ms = 5000
 }
 
 #[test]
+fn nearest_warehouse_routing_serves_from_the_nearest_warehouse_with_stock() {
+    // A "nearest" rule with a region distance table: a buyer in Guangdong is served from the
+    // south warehouse (though the north one has priority), then from the next nearest (west) once
+    // the south one is empty, then from the north one when it alone can ship the whole order; a
+    // line no single warehouse can fill is split nearest first (not most stock first).
+    let mut w = World::new(2, 0);
+    for (id, region, priority) in [(1u16, "north", 1u16), (2, "south", 2), (3, "west", 3)] {
+        w.ok(Command::DefineWarehouse { id: WarehouseId(id), code: format!("W{id}"), region: region.into(), priority });
+    }
+    let rules = r#"
+[routing]
+[[routing.rule]]
+name = "nearest-first"
+sort = "nearest"
+[[routing.distance]]
+buyer_region = "广东省"
+warehouse_region = "south"
+distance = 100
+[[routing.distance]]
+buyer_region = "广东省"
+warehouse_region = "west"
+distance = 900
+[[routing.distance]]
+buyer_region = "广东省"
+warehouse_region = "north"
+distance = 2000
+"#;
+    for c in RulesFile::parse(rules).unwrap().commands() {
+        w.order(c).unwrap();
+    }
+    w.receive(5, 1, 10);
+    w.receive(5, 2, 2);
+    w.receive(5, 3, 5);
+    let warehouses = |w: &World, id: OrderId| -> Vec<(u16, u32)> {
+        w.get(id).shipments.iter().flat_map(|s| s.items.iter().map(|a| (a.warehouse.0, a.qty))).collect()
+    };
+    let first = w.import(SalesChannel::Native, &native("N-1", "n1", &[("PEN", 2, 100)], 0));
+    assert!(matches!(w.allocate(first), Allocated::Full { shipments: 1, .. }));
+    assert_eq!(warehouses(&w, first), vec![(2, 2)], "the nearest warehouse");
+    let second = w.import(SalesChannel::Native, &native("N-2", "n2", &[("PEN", 2, 100)], 0));
+    w.allocate(second);
+    assert_eq!(warehouses(&w, second), vec![(3, 2)], "south is empty: the next nearest");
+    let third = w.import(SalesChannel::Native, &native("N-3", "n3", &[("PEN", 4, 100)], 0));
+    w.allocate(third);
+    assert_eq!(warehouses(&w, third), vec![(1, 4)], "only the farthest can ship all four in one parcel");
+    let fourth = w.import(SalesChannel::Native, &native("N-4", "n4", &[("PEN", 8, 100)], 0));
+    assert!(matches!(w.allocate(fourth), Allocated::Full { shipments: 2, .. }));
+    assert_eq!(warehouses(&w, fourth), vec![(3, 3), (1, 5)], "split nearest first");
+    assert_eq!(w.stock(5), (17, 16, 1));
+    w.finish();
+}
+
+#[test]
 fn orders_of_one_buyer_merge_into_one_shipment_and_split_back() {
     // Two approved orders with the same buyer, shop and address merge; allocation of the leader
     // reserves both in one shipment; statuses follow the leader. Split undoes a merge.
@@ -674,16 +729,16 @@ fn pick_lists_follow_the_s_shaped_walk() {
 
 #[test]
 fn carriers_are_chosen_by_rules_and_waybill_ranges_run_out() {
-    // A heavy or cash-on-delivery parcel goes to SF (YTO takes neither); YTO's two-number range
-    // runs out with a typed error on the third pack.
+    // A heavy or cash-on-delivery parcel goes to SF (YTO takes neither); YTO's four-number range
+    // runs out with a typed error on the fifth pack (one partition: it issues the whole range).
     let mut w = World::new(1, 100);
     w.order(OrderCommand::SetSkuProfile { sku: SkuId(2), weight_g: 4_000 }).unwrap();
     let heavy = w.import(SalesChannel::Native, &native("C-1", "kim", &[("SNEAKER-42", 1, 100)], 0));
     let cod =
         native("C-2", "lee", &[("PEN", 1, 100)], 0).replace(r#""remark""#, r#""cash_on_delivery": true, "remark""#);
     let cod = w.import(SalesChannel::Native, &cod);
-    let light: Vec<OrderId> = (0..3)
-        .map(|i| w.import(SalesChannel::Native, &native(&format!("C-L{i}"), "mo", &[("PEN", 1, 100)], 0)))
+    let light: Vec<OrderId> = (0..5)
+        .map(|i| w.import(SalesChannel::Native, &native(&format!("C-L{i}"), &format!("mo{i}"), &[("PEN", 1, 100)], 0)))
         .collect();
     for id in [heavy, cod].iter().chain(&light) {
         w.allocate(*id);
@@ -692,16 +747,68 @@ fn carriers_are_chosen_by_rules_and_waybill_ranges_run_out() {
     assert_eq!(w.get(cod).shipments[0].carrier.as_deref(), Some("SF"));
     assert_eq!(w.get(light[0]).shipments[0].carrier.as_deref(), Some("YTO"));
     w.create_wave(1, 1).unwrap();
-    for id in &light[..2] {
+    for (i, id) in light[..4].iter().enumerate() {
         w.order(OrderCommand::Pack { shipment: w.get(*id).shipments[0].id }).unwrap();
+        assert_eq!(w.get(*id).shipments[0].waybill, Some(format!("YT{}", 5000 + i)));
     }
-    let third = w.get(light[2]).shipments[0].id;
+    let fifth = w.get(light[4]).shipments[0].id;
     assert_eq!(
-        w.refused(OrderCommand::Pack { shipment: third }),
+        w.refused(OrderCommand::Pack { shipment: fifth }),
         EngineError::WaybillRangeExhausted { carrier: "YTO".into() }
     );
     w.order(OrderCommand::Pack { shipment: w.get(heavy).shipments[0].id }).unwrap();
     assert_eq!(w.get(heavy).shipments[0].waybill.as_deref(), Some("SF1000"));
+    w.finish();
+}
+
+#[test]
+fn partitions_never_issue_the_same_waybill_number() {
+    // Each partition issues its own stripe of a carrier's range (n % partitions == partition), so
+    // packs in different partitions never collide; a partition whose stripe is used up refuses
+    // with a typed error while the other still issues.
+    let mut w = World::new(2, 1_000);
+    let rules = r#"
+[carriers]
+[[carriers.carrier]]
+code = "ZT"
+prefix = "ZT"
+range_start = 10
+range_end = 29
+"#;
+    for c in RulesFile::parse(rules).unwrap().commands() {
+        w.order(c).unwrap();
+    }
+    let mut by_partition: [Vec<OrderId>; 2] = [Vec::new(), Vec::new()];
+    let mut n = 0;
+    while by_partition.iter().any(|orders| orders.len() < 11) {
+        let id = w.import(SalesChannel::Native, &native(&format!("WB-{n}"), &format!("b{n}"), &[("PEN", 1, 100)], 0));
+        assert!(matches!(w.allocate(id), Allocated::Full { .. }));
+        by_partition[(id % 2) as usize].push(id);
+        n += 1;
+    }
+    for p in 0..2u64 {
+        w.create_wave(40 + p, 1).unwrap();
+    }
+    let mut issued: Vec<u64> = Vec::new();
+    for (p, orders) in by_partition.iter().enumerate() {
+        for (i, id) in orders.iter().enumerate() {
+            let shipment = w.get(*id).shipments[0].id;
+            if i < 10 {
+                w.order(OrderCommand::Pack { shipment }).unwrap();
+                let waybill = w.get(*id).shipments[0].waybill.clone().expect("issued");
+                let number: u64 = waybill.strip_prefix("ZT").expect("prefix").parse().unwrap();
+                assert_eq!(number % 2, p as u64, "partition {p} issued {number}");
+                issued.push(number);
+            } else {
+                assert_eq!(
+                    w.refused(OrderCommand::Pack { shipment }),
+                    EngineError::WaybillRangeExhausted { carrier: "ZT".into() }
+                );
+            }
+        }
+    }
+    issued.sort_unstable();
+    assert_eq!(issued, (10..=29).collect::<Vec<u64>>(), "every number once, none twice");
     w.finish();
 }
 
@@ -845,4 +952,135 @@ fn order_commands_must_reach_the_owning_partition() {
         .apply(&Envelope { now_ms: 1, command: Command::Order(OrderCommand::Approve { order: 4 }) }, &mut out)
         .unwrap_err();
     assert_eq!(error, EngineError::WrongOrderPartition { order: 4, owner: 0, this: 1 });
+}
+
+impl World {
+    /// Apply an order command in its own partition only, as one durable write, and stop there: a
+    /// crash before the stock commands its effect events ask for.
+    fn order_then_crash(&mut self, command: OrderCommand) -> Vec<Event> {
+        let p = command.partition(self.engine.partition_count()).expect("routed");
+        let mut out = Vec::new();
+        self.engine.apply_in(p, &Envelope { now_ms: self.now, command: Command::Order(command) }, &mut out).unwrap();
+        out
+    }
+
+    /// What start-up reconciliation would apply, applied (each in its partition); answers it.
+    fn reconcile(&mut self, orphans: bool) -> Vec<(u32, Command)> {
+        let owed = {
+            let partitions: Vec<&Partition> = self.engine.partitions().iter().collect();
+            oms_engine::orders::reconcile::owed_stock_commands(&partitions, orphans)
+        };
+        for (p, command) in &owed {
+            let mut out = Vec::new();
+            self.engine.apply_in(*p, &Envelope { now_ms: self.now, command: command.clone() }, &mut out).unwrap();
+        }
+        owed
+    }
+}
+
+#[test]
+fn reconciliation_carries_out_stock_effects_a_crash_skipped() {
+    // Each order command below is applied without the stock commands it implies (a crash between
+    // the two writes); reconciliation finds what is owed from the order books and stock state,
+    // carries it out, and a second pass owes nothing.
+    let mut w = World::new(2, 10);
+    // Cancel: the hold must go.
+    let cancelled = w.import(SalesChannel::Native, &native("R-1", "r1", &[("PEN", 2, 100)], 0));
+    w.allocate(cancelled);
+    let events = w.order_then_crash(OrderCommand::Cancel { order: cancelled, reason: "buyer".into() });
+    assert!(events.iter().any(|e| matches!(e, Event::Order(OrderEvent::ReleaseStock { .. }))));
+    assert_eq!(w.stock(5), (10, 2, 8), "the crash left the hold");
+    // Ship: the units must leave on-hand.
+    let shipped = w.import(SalesChannel::Native, &native("R-2", "r2", &[("MUG-WHT", 3, 100)], 0));
+    w.allocate(shipped);
+    let s = w.get(shipped).shipments[0].id;
+    w.create_wave(w.wave_for(shipped, 1), 1).unwrap();
+    w.order(OrderCommand::Pack { shipment: s }).unwrap();
+    w.order_then_crash(OrderCommand::Ship { shipment: s });
+    assert_eq!(w.stock(4), (10, 3, 7));
+    // Return: the units must come back, once.
+    let returned = w.import(SalesChannel::Native, &native("R-3", "r3", &[("CAP-BLK", 2, 100)], 0));
+    w.allocate(returned);
+    w.ship_all(returned, 5);
+    w.deliver_all(returned);
+    w.order(OrderCommand::CreateAfterSale {
+        order: returned,
+        kind: AfterSaleKind::Return,
+        lines: vec![Line { sku: SkuId(1), qty: 2 }],
+        reason: String::new(),
+    })
+    .unwrap();
+    let after_sale = w.get(returned).after_sales[0].id;
+    w.order_then_crash(OrderCommand::ReceiveReturn { after_sale, damaged: false });
+    assert_eq!(w.stock(1), (8, 0, 8));
+    // An allocation that reserved and confirmed, then died before RecordAllocation.
+    let orphaned = w.import(SalesChannel::Native, &native("R-4", "r4", &[("SOCKS-3P", 4, 100)], 0));
+    let mut request = ReserveRequest {
+        id: ReservationId(9_999),
+        lines: vec![Line { sku: SkuId(3), qty: 4 }],
+        ttl_ms: 60_000,
+        idempotency_key: 0,
+        customer: CustomerId(orphaned),
+        channel: oms_engine::orders::desk::channel_id(SalesChannel::Native),
+        campaign: None,
+        part: oms_engine::command::PartInfo::SINGLE,
+        prefer_warehouses: None,
+    };
+    w.ok(Command::Reserve(request.clone()));
+    let orphan = match w.events.iter().find_map(|e| if let Event::Reserved { id, .. } = e { Some(*id) } else { None }) {
+        Some(id) => id,
+        None => panic!("reserved"),
+    };
+    w.ok(Command::Confirm { id: orphan });
+    // A storefront's reservation for another customer is not the order desk's business.
+    request.id = ReservationId(10_000);
+    request.customer = CustomerId(7);
+    w.ok(Command::Reserve(request));
+    assert_eq!(w.stock(3), (10, 8, 2));
+
+    // While serving (no orphan sweep), everything but the orphan is carried out.
+    let owed = w.reconcile(false);
+    assert_eq!(owed.len(), 3, "{owed:?}");
+    assert_eq!(w.stock(5), (10, 0, 10), "cancelled order's hold released");
+    assert_eq!(w.stock(4), (7, 0, 7), "shipped units left");
+    assert_eq!(w.stock(1), (10, 0, 10), "returned units back");
+    assert_eq!(w.stock(3), (10, 8, 2));
+    // At start-up the orphaned allocation is released too; the storefront's hold stays.
+    let owed = w.reconcile(true);
+    assert_eq!(owed, vec![(3 % 2, Command::Release { id: orphan, cause: ReleaseCause::Cancel })]);
+    assert_eq!(w.stock(3), (10, 4, 6));
+    assert!(w.reconcile(true).is_empty(), "nothing owed twice");
+    // A repeated restock changes nothing.
+    let line = Command::Order(OrderCommand::Restock {
+        after_sale,
+        line_sku: SkuId(1),
+        sku: SkuId(1),
+        warehouse: WarehouseId(1),
+        qty: 2,
+        damaged: false,
+    });
+    assert!(w.ok(line).is_empty());
+    assert_eq!(w.stock(1), (10, 0, 10));
+    assert_eq!(w.get(orphaned).status, OrderStatus::Approved, "the order itself is left to be allocated");
+    w.finish();
+}
+
+#[test]
+fn a_tick_that_cancels_a_parked_order_releases_its_partial_hold() {
+    // A partially allocated order parked with a deadline: the Tick that cancels it also releases
+    // the units it held (the coordinator carries out the tick's effects).
+    let mut w = World::new(2, 0);
+    let rules = "[routing]\n[[routing.rule]]\nname = \"p\"\npartial = true\non_unfillable = \"cancel\"\ncancel_after_ms = 5000\n";
+    for c in RulesFile::parse(rules).unwrap().commands() {
+        w.order(c).unwrap();
+    }
+    w.receive(5, 1, 2);
+    let id = w.import(SalesChannel::Native, &native("T-9", "t9", &[("PEN", 5, 100)], 0));
+    assert!(matches!(w.allocate(id), Allocated::Partial { .. }));
+    assert_eq!(w.stock(5), (2, 2, 0));
+    w.now += 5_000;
+    w.ok(Command::Tick { budget: 100 });
+    assert_eq!(w.get(id).status, OrderStatus::Cancelled);
+    assert_eq!(w.stock(5), (2, 0, 2), "the partial hold was released");
+    w.finish();
 }

@@ -314,6 +314,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
                 channel: ChannelId(0),
                 campaign: None,
                 part: PartInfo::SINGLE,
+                prefer_warehouses: None,
             }),
         },
         Envelope { now_ms: 1_005, command: Command::Confirm { id: ReservationId(1 << 48 | 1) } },

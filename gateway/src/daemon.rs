@@ -57,9 +57,12 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
     base.segment_bytes = config.segment_bytes;
     base.durability = config.durability;
     let started = std::time::Instant::now();
-    let recovered =
+    let mut recovered =
         recover_partitions(&config.data_dir, config.partitions, limits, &base, config.truncate_corrupt_log)?;
     let replayed: u64 = recovered.iter().map(|r| r.replayed).sum();
+    // A follower's log is its primary's: the primary reconciles, the follower replicates that.
+    let reconciled =
+        if config.follow.is_none() { runtime::reconcile_orders(&mut recovered, runtime::now_ms())? } else { 0 };
     let index = {
         let refs: Vec<&oms_engine::Partition> = recovered.iter().map(|r| &r.partition).collect();
         CatalogIndex::rebuild(&refs, runtime::now_ms())
@@ -67,6 +70,7 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
     tracing::info!(
         partitions = config.partitions,
         replayed,
+        reconciled,
         skus = index.sku_count(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         data_dir = %config.data_dir.display(),
@@ -75,6 +79,7 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
     let board = Arc::new(SoldOutBoard::new());
     let metrics = Arc::new(Metrics::new());
     let notifier = crate::notify::Notifier::new(&config.webhooks, metrics.clone()).map_err(ConfigError::from)?;
+    let (order_hook, order_effects) = crate::orders::OrderHook::new();
     let worker_config = WorkerConfig {
         queue_capacity: config.queue_capacity,
         batch_limit: config.batch_limit,
@@ -83,6 +88,7 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         snapshot_every: config.snapshot_every,
         retention: Retention { min_bytes: 2 * config.segment_bytes, min_age: Duration::from_secs(3600) },
         notifier: notifier.clone(),
+        orders: Some(order_hook.clone()),
     };
     let workers =
         spawn_workers(recovered, worker_config, board.clone(), metrics.clone()).map_err(DaemonError::Threads)?;
@@ -112,6 +118,10 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         replication: crate::replication::ReplicationState::new(config.follow.clone(), config.follow_api_key.clone())
             .with_tls(follow_tls),
     });
+    {
+        let _entered = runtime.enter();
+        crate::orders::spawn_effects(ctx.clone(), order_hook, order_effects);
+    }
     let served = runtime.block_on(serve(ctx.clone(), metrics, tls));
     // Partition threads drain their queues, flush and write a final snapshot.
     ctx.workers.shutdown();

@@ -310,6 +310,7 @@ impl Sim {
             snapshot_every: 3 + rng.below(40),
             retention: Retention::default(),
             notifier: None,
+            orders: None,
         };
         // Small segments so rolls and snapshot-driven segment deletion happen within a seed.
         let segment_bytes = 4096 * (1 + rng.below(3));
@@ -616,6 +617,7 @@ impl Sim {
             channel: ChannelId(0),
             campaign: campaign.map(|c| c.0),
             part: PartInfo::SINGLE,
+            prefer_warehouses: None,
         };
         if keyed {
             self.clients[client].keyed.push(request.clone());

@@ -76,6 +76,16 @@ fn order_id(result: &Value) -> String {
     result["order"].as_u64().unwrap_or_else(|| panic!("no order id in {result}")).to_string()
 }
 
+/// omsd's default partition count (the tests start it without `--partitions`).
+const PARTITIONS: u64 = 2;
+
+/// The first waybill number the order's partition issues from a range starting at `start`:
+/// partition `p` takes the numbers `n % PARTITIONS == p`.
+fn first_waybill(prefix: &str, start: u64, order: &str) -> String {
+    let p = order.parse::<u64>().expect("order id") % PARTITIONS;
+    format!("{prefix}{}", start + (p + PARTITIONS - start % PARTITIONS) % PARTITIONS)
+}
+
 fn get(omsd: &Omsd, id: &str) -> Value {
     omsd.oms_json(&["order", "get", id])
 }
@@ -235,11 +245,11 @@ fn held_order_approved_then_waved_packed_shipped_delivered_and_returned() {
     let packed = omsd.oms_json(&["shipment", "pack", &sid]);
     assert_eq!(packed["status"], "packed");
     let waybill = packed["waybill"].as_str().expect("waybill issued").to_owned();
-    assert_eq!(waybill, "SF1000");
+    assert_eq!(waybill, first_waybill("SF", 1000, &id));
 
     let pdf_path = dir.join("label.pdf");
     let printed = omsd.oms_json(&["waybill", "print", &sid, "--out", &pdf_path.to_string_lossy()]);
-    assert_eq!(printed["waybill"], "SF1000");
+    assert_eq!(printed["waybill"], waybill);
     let pdf = std::fs::read(&pdf_path).expect("label written");
     assert!(pdf.starts_with(b"%PDF-1.4"), "a PDF");
     assert!(pdf.windows(waybill.len()).any(|w| w == waybill.as_bytes()), "the PDF carries the waybill number");
@@ -307,7 +317,7 @@ fn every_order_survives_a_restart() {
     let shipment = get(&omsd, &ids[0])["shipments"][0]["id"].as_u64().expect("shipment").to_string();
     omsd.oms_json(&["wave", "create", "--warehouse", "1"]);
     let packed = omsd.oms_json(&["shipment", "pack", &shipment]);
-    assert_eq!(packed["waybill"], "SF1000");
+    assert_eq!(packed["waybill"], first_waybill("SF", 1000, &ids[0]));
     let before: Vec<Value> = ids.iter().map(|id| get(&omsd, id)).collect();
     let list_before = omsd.oms_json(&["order", "list"]);
     omsd.terminate();
@@ -323,4 +333,102 @@ fn every_order_survives_a_restart() {
     assert!(next["waybill"].as_str().is_some_and(|w| w.starts_with("SF")), "{next}");
     omsd.oms_ok(&["shipment", "ship", &shipment]);
     assert_eq!(get(&omsd, &ids[0])["status"], "shipped");
+}
+
+#[test]
+fn a_cancel_whose_release_never_ran_is_reconciled_at_start() {
+    // A crash between an order command and its stock command, made deterministic: the Cancel is
+    // written to the order's partition log by hand (as omsd would have made it durable) and the
+    // Release it implies is not. The next start reconciles: the hold is released before serving.
+    use oms_engine::codec::{encode_envelope, RECORD_COMMAND};
+    use oms_engine::orders::OrderCommand;
+    use oms_engine::{Command, Envelope, Limits};
+
+    let data = tempfile::tempdir().expect("data dir");
+    let (mut omsd, files) = server_in(Some(data.path()));
+    let id = order_id(&import(&omsd, files.path(), "douyin", DOUYIN));
+    assert_eq!(stock(&omsd, "MUG-WHT"), (10, 3), "allocated: three mugs held");
+    omsd.terminate();
+    drop(omsd);
+
+    let base = oms_wal::WalConfig::new(data.path());
+    let mut recovered =
+        oms_gateway::runtime::recover_partitions(data.path(), PARTITIONS as u32, Limits::default(), &base, false)
+            .expect("recover");
+    let order: u64 = id.parse().expect("order id");
+    let p = &mut recovered[(order % PARTITIONS) as usize];
+    let envelope = Envelope {
+        now_ms: p.partition.now_ms() + 1,
+        command: Command::Order(OrderCommand::Cancel { order, reason: "crash test".into() }),
+    };
+    let mut events = Vec::new();
+    p.partition.apply(&envelope, &mut events).expect("cancel applies");
+    p.wal.append(RECORD_COMMAND, &encode_envelope(&envelope).expect("encode")).expect("append");
+    p.wal.commit().expect("commit");
+    drop(recovered);
+
+    let omsd = Omsd::start_in(data.path(), &[]);
+    assert_eq!(get(&omsd, &id)["status"], "cancelled");
+    assert_eq!(stock(&omsd, "MUG-WHT"), (10, 0), "the hold was released at start");
+    assert!(omsd.stderr().contains("order stock effect reconciled"), "{}", omsd.stderr());
+    assert_eq!(omsd.oms_json(&["audit"])["clean"], true);
+}
+
+#[test]
+fn ticks_cancel_overdue_parked_orders_with_their_holds_and_retry_parked_ones_when_stock_arrives() {
+    // A partially allocated order parked with a short deadline is cancelled by the partition's
+    // tick, and its partial hold released without any request; a parked order is allocated on
+    // its own once stock is received.
+    let (omsd, files) = server_in(None);
+    let dir = files.path();
+    let rules = "[routing]\n[[routing.rule]]\nname = \"dy\"\nchannels = [\"douyin\"]\npartial = true\n\
+                 on_unfillable = \"cancel\"\ncancel_after_ms = 300\n";
+    omsd.oms_json(&["rules", "reload", &write(dir, "routing.toml", rules)]);
+    omsd.oms_ok(&["stock", "set", "MUG-WHT", "--warehouse", "1", "--on-hand", "2"]);
+    let dy = order_id(&import(&omsd, dir, "douyin", DOUYIN));
+    assert_eq!(stock(&omsd, "MUG-WHT"), (2, 2), "two of three mugs held, the rest parked");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while get(&omsd, &dy)["status"] != "cancelled" || stock(&omsd, "MUG-WHT") != (2, 0) {
+        assert!(std::time::Instant::now() < deadline, "not cancelled and released: {}", get(&omsd, &dy));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(get(&omsd, &dy)["cancel_reason"], "unfillable");
+
+    omsd.oms_ok(&["stock", "set", "PEN", "--warehouse", "1", "--on-hand", "0"]);
+    let native = r#"{"order_id": "P-1", "buyer": "pat", "address": {"name": "Pat", "phone": "555",
+        "province": "广东省", "city": "深圳市", "district": "南山区", "detail": "1 号"},
+        "lines": [{"sku": "PEN", "qty": 2, "unit_price_cents": 100}]}"#;
+    let parked = import(&omsd, dir, "native", native);
+    assert_eq!(parked["allocation"]["result"], "parked", "{parked}");
+    let pen = order_id(&parked);
+    omsd.oms_ok(&["stock", "receive", "PEN", "--warehouse", "1", "--qty", "5"]);
+    while get(&omsd, &pen)["status"] != "allocated" {
+        assert!(std::time::Instant::now() < deadline + std::time::Duration::from_secs(5), "{}", get(&omsd, &pen));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(stock(&omsd, "PEN"), (5, 2));
+}
+
+#[test]
+fn nearest_warehouse_rule_routes_through_the_server() {
+    // A `sort = "nearest"` rule reloaded through the CLI: a Guangdong buyer is served from BJ
+    // (nearer by the distance table, though SH has priority) while it has stock, then from SH.
+    let (omsd, files) = server_in(None);
+    let dir = files.path();
+    let rules = "[routing]\n[[routing.rule]]\nname = \"near\"\nsort = \"nearest\"\n\
+                 [[routing.distance]]\nbuyer_region = \"广东省\"\nwarehouse_region = \"north\"\ndistance = 100\n\
+                 [[routing.distance]]\nbuyer_region = \"广东省\"\nwarehouse_region = \"east\"\ndistance = 500\n";
+    omsd.oms_json(&["rules", "reload", &write(dir, "near.toml", rules)]);
+    omsd.oms_ok(&["stock", "set", "PEN", "--warehouse", "2", "--on-hand", "1"]);
+    let order = |n: u32| {
+        format!(
+            r#"{{"order_id": "NEAR-{n}", "buyer": "b{n}", "address": {{"name": "Pat", "phone": "555",
+            "province": "广东省", "city": "深圳市", "district": "南山区", "detail": "1 号"}},
+            "lines": [{{"sku": "PEN", "qty": 1, "unit_price_cents": 100}}]}}"#
+        )
+    };
+    let first = order_id(&import(&omsd, dir, "native", &order(1)));
+    assert_eq!(get(&omsd, &first)["shipments"][0]["warehouse"], 2, "the nearest warehouse with stock");
+    let second = order_id(&import(&omsd, dir, "native", &order(2)));
+    assert_eq!(get(&omsd, &second)["shipments"][0]["warehouse"], 1, "then the next nearest");
 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use oms_gateway::client::Client;
-use oms_gateway::protocol::{ReserveWire, Response, SkuRef, StockOpWire, WireLine};
+use oms_gateway::protocol::{Request, ReserveWire, Response, SkuRef, StockOpWire, WireLine};
 use oms_gateway::replication::{LogStream, Replica};
 use oms_tests::{http_get, Omsd};
 
@@ -254,4 +254,51 @@ async fn follower_replicates_refuses_writes_and_is_promoted() {
     assert_eq!(id, 4, "fresh SKU id after the replicated ones");
     let again = follower.oms(&["admin", "promote"]);
     assert_eq!(again.status.code(), Some(1), "promoting a primary is refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_answers_order_reads_and_refuses_order_writes() {
+    // Checks that a follower serves the read-only order opcodes (order get and list, wave get,
+    // waybill) from its replicated order books with the primary's answers, and still refuses
+    // order writes as read_only (10).
+    let primary = Omsd::start(&["--partitions", "2"]);
+    let pclient = primary.client().await;
+    seed(&pclient, &["PEN"], 50).await;
+    let rules =
+        "[carriers]\n[[carriers.carrier]]\ncode = \"SF\"\nprefix = \"SF\"\nrange_start = 1000\nrange_end = 1999\n";
+    pclient.reload_rules(rules.into()).await.expect("rules");
+    let payload = r#"{"order_id": "F-1", "buyer": "ann", "address": {"name": "Ann", "phone": "555",
+        "province": "广东省", "city": "深圳市", "district": "南山区", "detail": "1 号"},
+        "lines": [{"sku": "PEN", "qty": 2, "unit_price_cents": 100}]}"#;
+    let imported = pclient.import_orders("native", payload.into()).await.expect("import");
+    let id = imported["results"][0]["order"].as_u64().unwrap_or_else(|| panic!("{imported}"));
+    let order = pclient.order(id).await.expect("order");
+    let shipment = order.shipments[0].id;
+    let waves = pclient
+        .order_request(Request::WaveCreate { warehouse: 1, carrier: None, max_shipments: 0 })
+        .await
+        .expect("wave");
+    let wave = waves["waves"][0]["wave"].as_u64().unwrap_or_else(|| panic!("{waves}"));
+    pclient.order_request(Request::ShipmentPack { shipment }).await.expect("pack");
+
+    let follower = Omsd::start(&["--partitions", "2", "--follow", &primary.addr().to_string()]);
+    let fclient = follower.client().await;
+    wait_converged(&pclient, &fclient).await;
+    assert_eq!(fclient.order(id).await.expect("order get on a follower"), pclient.order(id).await.expect("order"));
+    assert_eq!(
+        fclient.list_orders(None, 0).await.expect("order list on a follower"),
+        pclient.list_orders(None, 0).await.expect("order list")
+    );
+    let wave_get = Request::WaveGet { id: wave };
+    assert_eq!(
+        fclient.order_request(wave_get.clone()).await.expect("wave get on a follower"),
+        pclient.order_request(wave_get).await.expect("wave get")
+    );
+    let label = fclient.waybill(shipment).await.expect("waybill on a follower");
+    assert!(label.waybill.starts_with("SF"), "{}", label.waybill);
+    let refused = fclient
+        .order_request(Request::OrderCancel { id, reason: "no".into() })
+        .await
+        .expect_err("order writes are refused on a follower");
+    assert_eq!(refused.wire_error().map(|e| e.code), Some(10), "{refused}");
 }

@@ -113,11 +113,11 @@ impl Desk {
         }
         // Open units of the whole merge group, one line per SKU.
         let mut open: Vec<Line> = Vec::new();
-        let mut codes: Vec<String> = Vec::new();
+        let mut codes: Vec<&str> = Vec::new();
         for member in std::iter::once(order).chain(o.merged.iter().copied()) {
             let Some(m) = book.order(member) else { continue };
             for l in &m.lines {
-                codes.push(l.sku_code.clone());
+                codes.push(&l.sku_code);
                 let qty = l.qty - l.allocated_qty;
                 if qty == 0 {
                     continue;
@@ -131,14 +131,22 @@ impl Desk {
         if open.is_empty() {
             return Ok(Allocated::NotWaiting);
         }
-        let code_refs: Vec<&str> = codes.iter().map(String::as_str).collect();
-        let rules = book.routing_rules().matching(o.channel, &o.address.province, &o.address.city, &code_refs);
+        let routing = book.routing_rules();
+        let (province, city) = (&o.address.province, &o.address.city);
+        let rules: Vec<_> = routing
+            .matching(o.channel, province, city, &codes)
+            .into_iter()
+            .map(|rule| {
+                let prefer = routing.preference(&rule, province, city, engine.partitions()[p].warehouses());
+                (rule, prefer)
+            })
+            .collect();
         let (channel, customer, merged) = (channel_id(o.channel), CustomerId(order), !o.merged.is_empty());
         let already_parked = o.parked_since_ms.is_some();
 
         let mut last_rule = None;
-        for rule in rules {
-            match self.reserve(engine, now_ms, order, &open, channel, customer, out) {
+        for (rule, prefer) in rules {
+            match self.reserve(engine, now_ms, order, &open, channel, customer, prefer.clone(), out) {
                 Ok(done) => return Ok(done),
                 Err(e) if !is_shortage(&e) => return Err(e),
                 Err(_) => {}
@@ -153,7 +161,7 @@ impl Desk {
                     .collect();
                 if !partial.is_empty() {
                     if let Ok(Allocated::Full { reservation, shipments }) =
-                        self.reserve(engine, now_ms, order, &partial, channel, customer, out)
+                        self.reserve(engine, now_ms, order, &partial, channel, customer, prefer, out)
                     {
                         self.park(engine, now_ms, order, &rule, out)?;
                         return Ok(Allocated::Partial { reservation, shipments });
@@ -202,6 +210,7 @@ impl Desk {
         lines: &[Line],
         channel: ChannelId,
         customer: CustomerId,
+        prefer_warehouses: Option<Vec<crate::ids::WarehouseId>>,
         out: &mut Vec<Event>,
     ) -> Result<Allocated, EngineError> {
         self.next_sequence += 1;
@@ -215,6 +224,7 @@ impl Desk {
             channel,
             campaign: None,
             part: PartInfo::SINGLE,
+            prefer_warehouses,
         };
         let mark = out.len();
         Desk::run(engine, now_ms, Command::Reserve(request), out)?;
@@ -294,6 +304,7 @@ impl Desk {
             channel,
             campaign: None,
             part: PartInfo::SINGLE,
+            prefer_warehouses: None,
         };
         let mark = out.len();
         Desk::run(engine, now_ms, Command::Reserve(request), out)?;

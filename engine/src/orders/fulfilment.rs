@@ -12,6 +12,28 @@ use crate::event::Event;
 use crate::ids::{SkuId, TimeMs, WarehouseId};
 use crate::partition::Outcome;
 
+/// The smallest number `>= from` in partition `index`'s stripe (`n % partitions == index`), or
+/// `None` past `u64::MAX`. The stripe is by absolute residue, not by offset from `range_start`, so
+/// numbers stay unique across partitions even when a reload moves the range.
+fn striped(from: u64, index: u32, partitions: u32) -> Option<u64> {
+    let partitions = u64::from(partitions.max(1));
+    let index = u64::from(index) % partitions;
+    let offset = (index + partitions - from % partitions) % partitions;
+    from.checked_add(offset)
+}
+
+/// Where returned units of `sku` go back: the warehouse that shipped them (the first delivered
+/// shipment holding the SKU, else the first delivered shipment, else the first shipment).
+/// Reconciliation recomputes it, so it depends only on the order.
+pub(crate) fn return_warehouse(o: &super::model::Order, sku: SkuId) -> Option<WarehouseId> {
+    let delivered = || o.shipments.iter().filter(|s| s.status == ShipmentStatus::Delivered && s.after_sale.is_none());
+    delivered()
+        .find(|s| s.items.iter().any(|a| a.sku == sku))
+        .or_else(|| delivered().next())
+        .or_else(|| o.shipments.first())
+        .map(|s| s.warehouse)
+}
+
 fn illegal_shipment(s: &super::model::Shipment, action: &'static str) -> EngineError {
     EngineError::ShipmentTransition { shipment: s.id, state: s.status.name(), action }
 }
@@ -154,10 +176,15 @@ impl OrderBook {
         Ok(Outcome::Changed)
     }
 
-    /// Pack a waved shipment and issue its waybill number from the carrier's range.
+    /// Pack a waved shipment and issue its waybill number from the carrier's range. Partition
+    /// `index` of `partitions` issues only the numbers `n` with `n % partitions == index`, so
+    /// partitions never issue the same number without talking to each other, and replay issues the
+    /// same ones.
     pub(super) fn pack(
         &mut self,
         now: TimeMs,
+        index: u32,
+        partitions: u32,
         shipment: ShipmentId,
         out: &mut Vec<Event>,
     ) -> Result<Outcome, EngineError> {
@@ -170,11 +197,16 @@ impl OrderBook {
         let carrier =
             self.carriers.carriers.iter().find(|c| c.code == code).ok_or(EngineError::NoCarrier { shipment })?;
         let number = self.waybill_next.get(&code).copied().unwrap_or(carrier.range_start).max(carrier.range_start);
-        if number > carrier.range_end {
-            return Err(EngineError::WaybillRangeExhausted { carrier: code });
-        }
+        let number = striped(number, index, partitions)
+            .filter(|n| *n <= carrier.range_end)
+            .ok_or_else(|| EngineError::WaybillRangeExhausted { carrier: code.clone() })?;
         let waybill = format!("{}{}", carrier.prefix, number);
-        self.waybill_next.insert(code.clone(), number + 1);
+        // Rules keep range_end below u64::MAX, so this cannot wrap. The key is allocated only for a
+        // carrier's first waybill.
+        match self.waybill_next.get_mut(&code) {
+            Some(next) => *next = number.saturating_add(1),
+            None => drop(self.waybill_next.insert(code.clone(), number.saturating_add(1))),
+        }
         if let Some(s) = self.orders.get_mut(&order).map(|o| &mut o.shipments[i]) {
             s.waybill = Some(waybill.clone());
         }
@@ -202,7 +234,7 @@ impl OrderBook {
         let s = &mut o.shipments[i];
         s.shipped_at_ms = Some(now);
         s.last_progress_ms = now;
-        let watched = s.clone();
+        let watched = (s.id, s.last_progress_ms, s.shipped_at_ms, s.alerts);
         // The stock leaves the reservation when the last shipment holding it leaves.
         let all_left = o
             .shipments
@@ -212,7 +244,7 @@ impl OrderBook {
         if let Some(a) = after_sale.and_then(|a| o.after_sales.iter_mut().find(|r| r.id == a)) {
             a.status = AfterSaleStatus::Closed;
         }
-        self.watch_shipment(&watched);
+        self.watch_parts(watched.0, watched.1, watched.2, watched.3);
         if all_left {
             out.push(Event::Order(OrderEvent::ShipStock { order, reservation }));
         }
@@ -389,19 +421,21 @@ impl OrderBook {
                 action: "receive",
             });
         }
-        // Goods go back to the warehouse that shipped them (the first delivered shipment holding
-        // the SKU, else the first delivered shipment).
-        let delivered =
-            || o.shipments.iter().filter(|s| s.status == ShipmentStatus::Delivered && s.after_sale.is_none());
         let mut effects = Vec::with_capacity(request.lines.len());
         for line in &request.lines {
-            let warehouse = delivered()
-                .find(|s| s.items.iter().any(|a| a.sku == line.sku))
-                .or_else(|| delivered().next())
-                .or_else(|| o.shipments.first())
-                .map(|s| s.warehouse)
-                .ok_or(EngineError::IllegalTransition { order, state: "nothing_delivered", action: "receive" })?;
-            effects.push(OrderEvent::ReturnStock { order, sku: line.sku, warehouse, qty: line.qty, damaged });
+            let warehouse = return_warehouse(o, line.sku).ok_or(EngineError::IllegalTransition {
+                order,
+                state: "nothing_delivered",
+                action: "receive",
+            })?;
+            effects.push(OrderEvent::ReturnStock {
+                order,
+                after_sale,
+                sku: line.sku,
+                warehouse,
+                qty: line.qty,
+                damaged,
+            });
         }
         let kind = request.kind;
         let lines: Vec<Line> = request.lines.iter().map(|l| Line { sku: l.sku, qty: l.qty }).collect();
@@ -421,5 +455,21 @@ impl OrderBook {
             AfterSaleKind::Refund => unreachable!("refused above"),
         }
         Ok(Outcome::Changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::striped;
+
+    #[test]
+    fn stripes_partition_the_numbers() {
+        assert_eq!(striped(1000, 0, 1), Some(1000));
+        assert_eq!(striped(1000, 0, 2), Some(1000));
+        assert_eq!(striped(1000, 1, 2), Some(1001));
+        assert_eq!(striped(1001, 0, 2), Some(1002));
+        assert_eq!(striped(7, 2, 4), Some(10));
+        assert_eq!(striped(u64::MAX, 0, 2), None, "u64::MAX is odd: no even number above it");
+        assert_eq!(striped(u64::MAX, 1, 2), Some(u64::MAX));
     }
 }

@@ -107,7 +107,7 @@ impl OrderBook {
                 self.create_wave(now, *wave, *warehouse, carrier.as_deref(), *max_shipments, *cutoff_ms, out)
             }
             OrderCommand::ScanPick { wave, sku, qty } => self.scan_pick(now, *wave, *sku, *qty, out),
-            OrderCommand::Pack { shipment } => self.pack(now, *shipment, out),
+            OrderCommand::Pack { shipment } => self.pack(now, ctx.index, ctx.partitions, *shipment, out),
             OrderCommand::Ship { shipment } => self.ship(now, *shipment, out),
             OrderCommand::Deliver { shipment } => self.deliver(now, *shipment, out),
             OrderCommand::Track { shipment, code, location } => self.track(now, *shipment, code, location, out),
@@ -115,11 +115,19 @@ impl OrderBook {
                 self.create_after_sale(now, *order, *kind, lines, reason, out)
             }
             OrderCommand::ReceiveReturn { after_sale, damaged } => self.receive_return(now, *after_sale, *damaged, out),
+            // Touches stock: `Partition::apply_order` handles it before the order book is asked.
+            OrderCommand::Restock { after_sale, .. } => {
+                debug_assert!(false, "Restock reached the order book");
+                Err(EngineError::InvalidOrder {
+                    order: *after_sale >> 8,
+                    reason: "restock is applied by the partition",
+                })
+            }
         }
     }
 
     fn order_ref(&self, id: OrderId) -> Result<&Order, EngineError> {
-        self.orders.get(&id).ok_or(EngineError::UnknownOrder { order: id })
+        self.orders.get(&id).map(|o| &**o).ok_or(EngineError::UnknownOrder { order: id })
     }
 
     /// Set an order's status (and its merged followers'), emitting one event per change.
@@ -178,7 +186,7 @@ impl OrderBook {
         if order.merged.is_empty() {
             return order.fully_allocated();
         }
-        self.group(order).iter().filter_map(|id| self.orders.get(id)).all(Order::fully_allocated)
+        self.group(order).iter().filter_map(|id| self.orders.get(id)).all(|o| o.fully_allocated())
     }
 
     fn import(&mut self, now: TimeMs, new: &NewOrder, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
@@ -230,7 +238,7 @@ impl OrderBook {
             .collect();
         self.orders.insert(
             new.id,
-            Order {
+            Box::new(Order {
                 id: new.id,
                 channel: new.channel,
                 external_id: new.external_id.clone(),
@@ -255,7 +263,7 @@ impl OrderBook {
                 merged: Vec::new(),
                 next_shipment: 0,
                 next_after_sale: 0,
-            },
+            }),
         );
         out.push(Event::Order(OrderEvent::Imported {
             order: new.id,

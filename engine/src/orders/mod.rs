@@ -17,6 +17,7 @@ pub mod intake;
 mod lifecycle;
 pub mod model;
 pub mod pricing;
+pub mod reconcile;
 pub mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -145,6 +146,17 @@ pub enum OrderCommand {
         after_sale: AfterSaleId,
         damaged: bool,
     },
+    /// The stock side of `ReceiveReturn` (from its `ReturnStock` effect), in the partition of
+    /// `sku` (a kit line: one per component, `line_sku` naming the kit): `ReturnToStock` that the
+    /// partition remembers by (after_sale, line_sku, sku), so repeating it changes nothing.
+    Restock {
+        after_sale: AfterSaleId,
+        line_sku: SkuId,
+        sku: SkuId,
+        warehouse: WarehouseId,
+        qty: u32,
+        damaged: bool,
+    },
 }
 
 impl OrderCommand {
@@ -173,6 +185,7 @@ impl OrderCommand {
             OrderCommand::Complete { .. } => "order_complete",
             OrderCommand::CreateAfterSale { .. } => "aftersale_create",
             OrderCommand::ReceiveReturn { .. } => "aftersale_receive",
+            OrderCommand::Restock { .. } => "aftersale_restock",
         }
     }
 
@@ -206,6 +219,8 @@ impl OrderCommand {
             | OrderCommand::Deliver { shipment }
             | OrderCommand::Track { shipment, .. } => model::parent_order(*shipment),
             OrderCommand::ReceiveReturn { after_sale, .. } => model::parent_order(*after_sale),
+            // Stock is partitioned by SKU id with the same modulus (`ids::partition_of`).
+            OrderCommand::Restock { sku, .. } => u64::from(sku.0),
         };
         Some(key)
     }
@@ -346,9 +361,10 @@ pub enum OrderEvent {
         order: OrderId,
         reservation: ReservationId,
     },
-    /// Effect: units came back; `ReturnToStock` in the SKU's partition (kits: their components).
+    /// Effect: units came back; `Restock` in the SKU's partition (kits: their components).
     ReturnStock {
         order: OrderId,
+        after_sale: AfterSaleId,
         sku: SkuId,
         warehouse: WarehouseId,
         qty: u32,
@@ -377,31 +393,41 @@ pub fn stock_commands<'a>(
                 commands.push(Command::Release { id: *reservation, cause: ReleaseCause::Cancel })
             }
             OrderEvent::ShipStock { reservation, .. } => commands.push(Command::Ship { id: *reservation }),
-            OrderEvent::ReturnStock { sku, warehouse, qty, damaged, .. } => match kit_of(*sku) {
-                Some(components) => commands.extend(components.iter().map(|c| Command::ReturnToStock {
-                    sku: c.sku,
-                    warehouse: *warehouse,
-                    qty: c.qty * qty,
-                    damaged: *damaged,
-                })),
-                None => commands.push(Command::ReturnToStock {
-                    sku: *sku,
-                    warehouse: *warehouse,
-                    qty: *qty,
-                    damaged: *damaged,
-                }),
-            },
+            OrderEvent::ReturnStock { after_sale, sku, warehouse, qty, damaged, .. } => {
+                commands.extend(restock_commands(*after_sale, *sku, *warehouse, *qty, *damaged, kit_of(*sku)))
+            }
             _ => {}
         }
     }
     commands
 }
 
+/// The `Restock` commands of one returned line (one per component for a kit).
+pub fn restock_commands(
+    after_sale: AfterSaleId,
+    line_sku: SkuId,
+    warehouse: WarehouseId,
+    qty: u32,
+    damaged: bool,
+    kit: Option<&[crate::command::KitComponent]>,
+) -> Vec<Command> {
+    let restock = |sku: SkuId, qty: u32| {
+        Command::Order(OrderCommand::Restock { after_sale, line_sku, sku, warehouse, qty, damaged })
+    };
+    match kit {
+        // Kit sizes are validated (64 lines) and line quantities are u32: saturate rather than wrap.
+        Some(components) => components.iter().map(|c| restock(c.sku, c.qty.saturating_mul(qty))).collect(),
+        None => vec![restock(line_sku, qty)],
+    }
+}
+
 /// All order state of one partition.
 #[derive(Clone, Debug, Default)]
 pub struct OrderBook {
-    /// Hashed for speed; every reader that depends on order sorts (the image sorts by id).
-    orders: rustc_hash::FxHashMap<OrderId, Order>,
+    /// Hashed for speed; every reader that depends on order sorts (the image sorts by id). Boxed:
+    /// an order is several hundred bytes, and growing the table moved every one of them (a
+    /// quarter of the lifecycle bench's time); now it moves pointers.
+    orders: rustc_hash::FxHashMap<OrderId, Box<Order>>,
     waves: BTreeMap<WaveId, Wave>,
     audit: AuditRules,
     routing: RoutingRules,
@@ -412,6 +438,8 @@ pub struct OrderBook {
     bins: BTreeMap<(WarehouseId, SkuId), Bin>,
     /// Recent order times per buyer, for velocity rules (pruned to the longest window).
     recent: BTreeMap<String, Vec<TimeMs>>,
+    /// Returned lines this partition put back to stock: (after-sales id, line SKU, SKU).
+    restocked: BTreeSet<(AfterSaleId, SkuId, SkuId)>,
     // Derived indexes, rebuilt from the image (never part of it).
     /// Allocated shipments not yet in a wave, by warehouse.
     ready: BTreeSet<(WarehouseId, ShipmentId)>,
@@ -433,13 +461,14 @@ pub struct OrderBookImage {
     pub weights: Vec<(SkuId, u32)>,
     pub bins: Vec<(WarehouseId, SkuId, Bin)>,
     pub recent: Vec<(String, Vec<TimeMs>)>,
+    pub restocked: Vec<(AfterSaleId, SkuId, SkuId)>,
 }
 
 impl OrderBook {
     pub fn image(&self) -> OrderBookImage {
         OrderBookImage {
             orders: {
-                let mut orders: Vec<Order> = self.orders.values().cloned().collect();
+                let mut orders: Vec<Order> = self.orders.values().map(|o| Order::clone(o)).collect();
                 orders.sort_unstable_by_key(|o| o.id);
                 orders
             },
@@ -451,12 +480,13 @@ impl OrderBook {
             weights: self.weights.iter().map(|(k, v)| (*k, *v)).collect(),
             bins: self.bins.iter().map(|((w, s), b)| (*w, *s, *b)).collect(),
             recent: self.recent.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            restocked: self.restocked.iter().copied().collect(),
         }
     }
 
     pub fn from_image(image: OrderBookImage) -> OrderBook {
         let mut book = OrderBook {
-            orders: image.orders.into_iter().map(|o| (o.id, o)).collect(),
+            orders: image.orders.into_iter().map(|o| (o.id, Box::new(o))).collect(),
             waves: image.waves.into_iter().map(|w| (w.id, w)).collect(),
             audit: image.audit,
             routing: image.routing,
@@ -465,6 +495,7 @@ impl OrderBook {
             weights: image.weights.into_iter().collect(),
             bins: image.bins.into_iter().map(|(w, s, b)| ((w, s), b)).collect(),
             recent: image.recent.into_iter().collect(),
+            restocked: image.restocked.into_iter().collect(),
             ..OrderBook::default()
         };
         book.rebuild_indexes();
@@ -496,11 +527,16 @@ impl OrderBook {
 
     /// Add the alert deadlines of a shipped parcel under the current rules.
     fn watch_shipment(&mut self, s: &Shipment) {
-        if self.carriers.no_progress_ms > 0 && s.alerts & 1 == 0 {
-            self.watch.insert((s.last_progress_ms.saturating_add(self.carriers.no_progress_ms), s.id, 1));
+        self.watch_parts(s.id, s.last_progress_ms, s.shipped_at_ms, s.alerts);
+    }
+
+    /// `watch_shipment` from the fields it reads (so callers need not clone a shipment).
+    fn watch_parts(&mut self, id: ShipmentId, last_progress_ms: TimeMs, shipped_at_ms: Option<TimeMs>, alerts: u8) {
+        if self.carriers.no_progress_ms > 0 && alerts & 1 == 0 {
+            self.watch.insert((last_progress_ms.saturating_add(self.carriers.no_progress_ms), id, 1));
         }
-        if let (true, Some(shipped)) = (self.carriers.delivery_sla_ms > 0 && s.alerts & 2 == 0, s.shipped_at_ms) {
-            self.watch.insert((shipped.saturating_add(self.carriers.delivery_sla_ms), s.id, 2));
+        if let (true, Some(shipped)) = (self.carriers.delivery_sla_ms > 0 && alerts & 2 == 0, shipped_at_ms) {
+            self.watch.insert((shipped.saturating_add(self.carriers.delivery_sla_ms), id, 2));
         }
     }
 
@@ -515,12 +551,12 @@ impl OrderBook {
     // ----- read side -----
 
     pub fn order(&self, id: OrderId) -> Option<&Order> {
-        self.orders.get(&id)
+        self.orders.get(&id).map(|o| &**o)
     }
 
     /// Every order, in no particular order.
     pub fn orders(&self) -> impl Iterator<Item = &Order> + '_ {
-        self.orders.values()
+        self.orders.values().map(|o| &**o)
     }
 
     pub fn len(&self) -> usize {
@@ -540,7 +576,7 @@ impl OrderBook {
     }
 
     pub fn shipment(&self, id: ShipmentId) -> Option<(&Order, &Shipment)> {
-        let order = self.orders.get(&model::parent_order(id))?;
+        let order: &Order = self.orders.get(&model::parent_order(id))?;
         order.shipment(id).map(|s| (order, s))
     }
 
@@ -554,6 +590,11 @@ impl OrderBook {
 
     pub fn carrier_rules(&self) -> &CarrierRules {
         &self.carriers
+    }
+
+    /// Whether this (stock) partition already put a returned line back (`Restock`).
+    pub fn restocked(&self, after_sale: AfterSaleId, line_sku: SkuId, sku: SkuId) -> bool {
+        self.restocked.contains(&(after_sale, line_sku, sku))
     }
 
     pub fn bin(&self, warehouse: WarehouseId, sku: SkuId) -> Option<Bin> {
@@ -617,8 +658,32 @@ impl crate::partition::Partition {
         command: &OrderCommand,
         out: &mut Vec<Event>,
     ) -> Result<crate::partition::Outcome, crate::error::EngineError> {
+        if let OrderCommand::Restock { after_sale, line_sku, sku, warehouse, qty, damaged } = *command {
+            return self.restock(after_sale, line_sku, sku, warehouse, qty, damaged, out);
+        }
         let ctx = lifecycle::Ctx { now, index: self.index(), partitions: self.partitions() };
         self.orders.apply(ctx, command, out)
+    }
+
+    /// `ReturnToStock` once per returned line: a repeat (a retry, or reconciliation after a crash
+    /// that hid whether the first one landed) changes nothing.
+    #[allow(clippy::too_many_arguments)]
+    fn restock(
+        &mut self,
+        after_sale: AfterSaleId,
+        line_sku: SkuId,
+        sku: SkuId,
+        warehouse: WarehouseId,
+        qty: u32,
+        damaged: bool,
+        out: &mut Vec<Event>,
+    ) -> Result<crate::partition::Outcome, crate::error::EngineError> {
+        if self.orders.restocked(after_sale, line_sku, sku) {
+            return Ok(crate::partition::Outcome::Unchanged);
+        }
+        let outcome = self.return_to_stock(sku, warehouse, qty, damaged, out)?;
+        self.orders.restocked.insert((after_sale, line_sku, sku));
+        Ok(outcome)
     }
 
     /// The orders (and waves, and order rules) this partition owns.

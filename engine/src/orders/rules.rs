@@ -150,6 +150,44 @@ pub enum Unfillable {
     Cancel,
 }
 
+/// How a routing rule orders the warehouses it tries.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum WarehouseSort {
+    /// One warehouse that can ship everything, in warehouse priority order (fewest shipments);
+    /// else split each line over the warehouses with the most stock.
+    #[default]
+    Priority,
+    /// Nearest to the buyer's region first, by the `[[routing.distance]]` table: the nearest
+    /// warehouse that can ship everything, else the next nearest; a line that no single warehouse
+    /// can fill is split nearest first. Warehouses the table does not reach come last.
+    Nearest,
+}
+
+/// One entry of the region distance table: from a buyer's province or city to the warehouses of
+/// a region (`DefineWarehouse { region }`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionDistance {
+    /// Buyer province or city, as in the order address.
+    pub buyer_region: String,
+    pub warehouse_region: String,
+    /// Any unit (km, days, cost); only the order matters.
+    pub distance: u32,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutingRule {
@@ -170,6 +208,8 @@ pub struct RoutingRule {
     pub on_unfillable: Unfillable,
     #[serde(default)]
     pub cancel_after_ms: u64,
+    #[serde(default)]
+    pub sort: WarehouseSort,
 }
 
 impl RoutingRule {
@@ -182,6 +222,7 @@ impl RoutingRule {
             partial: false,
             on_unfillable: Unfillable::Park,
             cancel_after_ms: 0,
+            sort: WarehouseSort::Priority,
         }
     }
 
@@ -203,6 +244,9 @@ pub struct RoutingRules {
     /// (0: never merge).
     #[serde(default)]
     pub merge_window_ms: u64,
+    /// Region distance table for `sort = "nearest"`.
+    #[serde(default, rename = "distance")]
+    pub distances: Vec<RegionDistance>,
 }
 
 impl RoutingRules {
@@ -216,11 +260,57 @@ impl RoutingRules {
         rules
     }
 
+    /// The warehouse preference a rule asks for (`ReserveRequest::prefer_warehouses`): `None` for
+    /// priority order; for `nearest`, the warehouses the distance table reaches from the buyer's
+    /// city (else province), nearest first, ties by warehouse priority then id.
+    pub fn preference(
+        &self,
+        rule: &RoutingRule,
+        province: &str,
+        city: &str,
+        warehouses: &[crate::catalog::Warehouse],
+    ) -> Option<Vec<crate::ids::WarehouseId>> {
+        if rule.sort != WarehouseSort::Nearest {
+            return None;
+        }
+        let distance = |region: &str, buyer: &str| {
+            self.distances
+                .iter()
+                .filter(|d| d.buyer_region == buyer && d.warehouse_region == region)
+                .map(|d| d.distance)
+                .min()
+        };
+        let mut ranked: Vec<(u32, u16, crate::ids::WarehouseId)> = warehouses
+            .iter()
+            .filter_map(|w| {
+                // A city entry is more precise than its province's.
+                let d = (!city.is_empty()).then(|| distance(&w.region, city)).flatten();
+                let d = d.or_else(|| (!province.is_empty()).then(|| distance(&w.region, province)).flatten())?;
+                Some((d, w.priority, w.id))
+            })
+            .collect();
+        ranked.sort_unstable();
+        ranked.truncate(crate::command::PREFERRED_WAREHOUSES_LIMIT);
+        Some(ranked.into_iter().map(|(_, _, id)| id).collect())
+    }
+
     pub fn validate(&self) -> Result<(), String> {
+        if self.distances.len() > VALUES_LIMIT {
+            return Err(format!("more than {VALUES_LIMIT} routing distances"));
+        }
+        if let Some(d) = self.distances.iter().find(|d| d.buyer_region.is_empty() || d.warehouse_region.is_empty()) {
+            return Err(format!(
+                "routing distance {:?} -> {:?}: both regions must be named",
+                d.buyer_region, d.warehouse_region
+            ));
+        }
         check_names(self.rules.iter().map(|r| r.name.as_str()), "routing rule")?;
         for r in &self.rules {
             check_values(&r.regions, &r.name)?;
             check_values(&r.skus, &r.name)?;
+            if r.sort == WarehouseSort::Nearest && self.distances.is_empty() {
+                return Err(format!("routing rule {}: sort = \"nearest\" needs [[routing.distance]] entries", r.name));
+            }
             if r.on_unfillable == Unfillable::Cancel && r.cancel_after_ms == 0 {
                 return Err(format!("routing rule {}: on_unfillable = \"cancel\" needs cancel_after_ms", r.name));
             }
@@ -303,6 +393,10 @@ impl CarrierRules {
             if c.range_start > c.range_end {
                 return Err(format!("carrier {}: range_start > range_end", c.code));
             }
+            // The next number to issue must be representable after the last one.
+            if c.range_end == u64::MAX {
+                return Err(format!("carrier {}: range_end must be below {}", c.code, u64::MAX));
+            }
         }
         Ok(())
     }
@@ -370,4 +464,50 @@ fn check_values(values: &[String], rule: &str) -> Result<(), String> {
         return Err(format!("rule {rule}: more than {VALUES_LIMIT} values"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Warehouse;
+    use crate::ids::WarehouseId;
+
+    #[test]
+    fn nearest_prefers_city_entries_and_leaves_out_unreached_warehouses() {
+        let text = r#"
+[routing]
+[[routing.rule]]
+name = "near"
+sort = "nearest"
+[[routing.distance]]
+buyer_region = "P"
+warehouse_region = "a"
+distance = 5
+[[routing.distance]]
+buyer_region = "P"
+warehouse_region = "b"
+distance = 9
+[[routing.distance]]
+buyer_region = "C"
+warehouse_region = "b"
+distance = 1
+"#;
+        let routing = RulesFile::parse(text).unwrap().routing.unwrap();
+        let rule = &routing.rules[0];
+        let wh = |id: u16, region: &str, priority: u16| Warehouse {
+            id: WarehouseId(id),
+            code: format!("W{id}"),
+            region: region.into(),
+            priority,
+        };
+        let warehouses = [wh(1, "a", 0), wh(2, "b", 0), wh(3, "c", 0), wh(4, "a", 1)];
+        let ids = |v: Option<Vec<WarehouseId>>| v.map(|v| v.into_iter().map(|w| w.0).collect::<Vec<_>>());
+        assert_eq!(ids(routing.preference(rule, "P", "", &warehouses)), Some(vec![1, 4, 2]));
+        // The city's own entry wins for b; a is reached through the province.
+        assert_eq!(ids(routing.preference(rule, "P", "C", &warehouses)), Some(vec![2, 1, 4]));
+        assert_eq!(ids(routing.preference(rule, "X", "", &warehouses)), Some(vec![]));
+        assert_eq!(routing.preference(&RoutingRule::fallback(), "P", "", &warehouses), None);
+        let missing = "[routing]\n[[routing.rule]]\nname = \"near\"\nsort = \"nearest\"\n";
+        assert!(RulesFile::parse(missing).unwrap_err().contains("needs [[routing.distance]]"));
+    }
 }

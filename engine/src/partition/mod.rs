@@ -304,6 +304,7 @@ impl Partition {
             | Command::Transfer { sku, .. }
             | Command::ReturnToStock { sku, .. }
             | Command::ReceivePurchaseOrder { sku, .. } => check(*sku),
+            Command::Order(crate::orders::OrderCommand::Restock { sku, .. }) => check(*sku),
             _ => {}
         }
     }

@@ -126,6 +126,18 @@ impl Partition {
         self.book.live.len()
     }
 
+    /// Whether this partition holds a live part of reservation `id` (held or confirmed).
+    pub fn is_live(&self, id: crate::ids::ReservationId) -> bool {
+        self.book.live.contains_key(&id)
+    }
+
+    /// Every live reservation part: (id, customer, channel), in no particular order.
+    pub fn live_reservation_owners(
+        &self,
+    ) -> impl Iterator<Item = (crate::ids::ReservationId, crate::ids::CustomerId, crate::ids::ChannelId)> + '_ {
+        self.book.live.values().map(|r| (r.id, r.customer, r.channel))
+    }
+
     pub fn counters(&self) -> ReservationCounters {
         self.book.counters
     }

@@ -5,7 +5,7 @@ use crate::campaign::CampaignKind;
 use crate::command::{ReleaseCause, ReserveRequest};
 use crate::error::EngineError;
 use crate::event::{Allocation, Event, MovementKind, ReleaseReason};
-use crate::ids::{ReservationId, SkuId, TimeMs};
+use crate::ids::{ReservationId, SkuId, TimeMs, WarehouseId};
 use crate::reservation::{Allocations, Ending, HoldState, Reservation};
 use crate::routing;
 
@@ -149,7 +149,18 @@ impl Partition {
                 }
             }
         }
-        let single = self.warehouse_order.iter().copied().find(|&warehouse| {
+        let preferred: &[WarehouseId] = match req.prefer_warehouses.as_deref() {
+            Some(list) => &list[..list.len().min(crate::command::PREFERRED_WAREHOUSES_LIMIT)],
+            None => &[],
+        };
+        let rank = |warehouse: WarehouseId| preferred.iter().position(|w| *w == warehouse).unwrap_or(usize::MAX);
+        // Preferred warehouses first (in the caller's order), then the rest by priority.
+        let mut candidates = preferred
+            .iter()
+            .copied()
+            .filter(|w| self.warehouse(*w).is_ok())
+            .chain(self.warehouse_order.iter().copied().filter(|w| rank(*w) == usize::MAX));
+        let single = candidates.find(|&warehouse| {
             req.lines.iter().filter(|l| general(l.sku)).all(|line| {
                 self.sku(line.sku)
                     .ok()
@@ -163,15 +174,17 @@ impl Partition {
                 continue;
             }
             let state = self.sku(line.sku)?;
+            // Split: preferred warehouses first in the caller's order (rank MAX for the rest, a
+            // no-op without preferences), then the most stock, then priority.
             let mut cells: Vec<_> = state
                 .cells
                 .iter()
                 .filter(|(_, c)| c.available() > 0)
-                .map(|(w, c)| (std::cmp::Reverse(c.available()), self.warehouse_priority(*w), *w))
+                .map(|(w, c)| (rank(*w), std::cmp::Reverse(c.available()), self.warehouse_priority(*w), *w))
                 .collect();
             cells.sort_unstable();
             let mut needed = u64::from(line.qty);
-            for (std::cmp::Reverse(available), _, warehouse) in cells {
+            for (_, std::cmp::Reverse(available), _, warehouse) in cells {
                 let take = available.min(needed);
                 plan.push(Allocation { sku: line.sku, warehouse, qty: take as u32 });
                 needed -= take;

@@ -258,7 +258,7 @@ impl Partition {
         Ok(Outcome::Changed)
     }
 
-    pub(super) fn return_to_stock(
+    pub(crate) fn return_to_stock(
         &mut self,
         sku: SkuId,
         warehouse: WarehouseId,

@@ -190,6 +190,7 @@ pub fn request(seq: u64, lines: &[(u32, u32)]) -> ReserveRequest {
         channel: ChannelId(0),
         campaign: None,
         part: PartInfo::SINGLE,
+        prefer_warehouses: None,
     }
 }
 

@@ -8,8 +8,10 @@
 //! `RecordAllocation`. Every step is a durable, logged command in its partition.
 //!
 //! Not atomic across partitions: if the server stops between an order command and the stock
-//! commands it implies, the stock side is not carried out (see docs/ORDERS.md).
+//! commands it implies, start-up reconciliation (`runtime::recovery::reconcile_orders`) carries
+//! the stock side out before the server serves (see docs/ORDERS.md).
 
+mod effects;
 pub mod label;
 mod query;
 
@@ -22,7 +24,7 @@ use oms_engine::orders::model::{
     parent_order, AfterSaleKind, Order, OrderId, OrderStatus, SalesChannel, ShipmentId, WaveId,
 };
 use oms_engine::orders::rules::{RoutingRule, RulesFile, Unfillable};
-use oms_engine::orders::{owner_of, stock_commands, OrderCommand, OrderEvent};
+use oms_engine::orders::{owner_of, reconcile, stock_commands, OrderCommand, OrderEvent};
 use oms_engine::routing;
 use oms_engine::{
     Allocation, Command, CustomerId, EngineError, Event, Line, ReleaseCause, ReservationId, ReserveRequest, SkuId,
@@ -30,6 +32,7 @@ use oms_engine::{
 };
 use serde_json::{json, Value};
 
+pub use effects::{spawn as spawn_effects, OrderHook};
 pub use query::{answer, AllocationView, OrderAnswer, OrderQuery, OrderSummary};
 
 use crate::protocol::{Request, Response, WireError, WireLine};
@@ -144,7 +147,7 @@ impl ServerCtx {
         owner_of(id, self.workers.partitions())
     }
 
-    async fn order_ask(&self, partition: u32, query: OrderQuery) -> Result<OrderAnswer, OrderError> {
+    pub(crate) async fn order_ask(&self, partition: u32, query: OrderQuery) -> Result<OrderAnswer, OrderError> {
         match self.ask(partition, Query::Orders(query)).await {
             QueryAnswer::Orders(answer) => Ok(answer),
             QueryAnswer::Unavailable(f) => Err(OrderError::Unavailable(f)),
@@ -179,7 +182,7 @@ impl ServerCtx {
     }
 
     /// Release, ship and return stock as the order events ask (`orders::stock_commands`).
-    async fn apply_effects(&self, events: &[Event]) -> Result<(), OrderError> {
+    pub(crate) async fn apply_effects(&self, events: &[Event]) -> Result<(), OrderError> {
         let kits: Vec<(SkuId, Vec<KitComponent>)> = events
             .iter()
             .filter_map(|e| match e {
@@ -192,12 +195,18 @@ impl ServerCtx {
             let targets: Vec<u32> = match &command {
                 Command::Release { id, .. } | Command::Ship { id } => routing::reservation_parts(*id).iter().collect(),
                 Command::ReturnToStock { sku, .. } => vec![self.owner(*sku)],
+                Command::Order(order) => order.partition(self.workers.partitions()).into_iter().collect(),
                 _ => Vec::new(),
             };
             for p in targets {
-                if let Err(f) = self.call(p, command.clone()).await {
-                    tracing::error!(partition = p, command = command.name(), failure = ?f, "stock effect of an order command failed");
-                    return Err(f.into());
+                match self.call(p, command.clone()).await {
+                    Ok(_) => {}
+                    // Done before (a repeat after a crash, or a part an operator released).
+                    Err(Failure::Engine(e)) if reconcile::already_done(&e) => {}
+                    Err(f) => {
+                        tracing::error!(partition = p, command = command.name(), failure = ?f, "stock effect of an order command failed");
+                        return Err(f.into());
+                    }
                 }
             }
         }
@@ -379,8 +388,8 @@ impl ServerCtx {
             return Ok(Allocated::NotWaiting);
         }
         let mut last_rule: Option<RoutingRule> = None;
-        for rule in view.rules.iter().cloned() {
-            match self.reserve_for(order, &view.open, view.channel, None).await {
+        for (rule, prefer) in view.rules.iter().cloned() {
+            match self.reserve_for(order, &view.open, view.channel, None, prefer.clone()).await {
                 Ok(done) => return Ok(done),
                 Err(OrderError::Engine(e)) if is_shortage(&e) => {}
                 Err(e) => return Err(e),
@@ -395,7 +404,7 @@ impl ServerCtx {
                 }
                 if !partial.is_empty() {
                     if let Ok(Allocated::Full { reservation, shipments }) =
-                        self.reserve_for(order, &partial, view.channel, None).await
+                        self.reserve_for(order, &partial, view.channel, None, prefer).await
                     {
                         self.park(order, &rule, view.cancel_at_ms).await?;
                         return Ok(Allocated::Partial { reservation, shipments });
@@ -450,6 +459,7 @@ impl ServerCtx {
         lines: &[Line],
         channel: SalesChannel,
         after_sale: Option<u64>,
+        prefer_warehouses: Option<Vec<WarehouseId>>,
     ) -> Result<Allocated, OrderError> {
         let partitions = self.workers.partitions();
         let expanded = if lines.iter().any(|l| self.index.is_kit(l.sku)) {
@@ -472,6 +482,7 @@ impl ServerCtx {
             channel: channel_id(channel),
             campaign: None,
             part: PartInfo::SINGLE,
+            prefer_warehouses,
         };
         let parts = routing::split_reserve(&request, partitions, None);
         let calls = parts.into_iter().map(|(p, part)| async move { (p, self.call(p, Command::Reserve(part)).await) });
@@ -615,7 +626,7 @@ impl ServerCtx {
         for e in &events {
             if let Event::Order(OrderEvent::ReplacementNeeded { order, after_sale, lines }) = e {
                 let channel = self.order(*order).await?.channel;
-                replacement = allocated_json(&self.reserve_for(*order, lines, channel, Some(*after_sale)).await?);
+                replacement = allocated_json(&self.reserve_for(*order, lines, channel, Some(*after_sale), None).await?);
             }
         }
         let returned: Vec<Value> = events

@@ -3,7 +3,7 @@
 
 use oms_engine::orders::model::{Order, OrderId, OrderStatus, SalesChannel, Wave, WaveId};
 use oms_engine::orders::rules::RoutingRule;
-use oms_engine::{Line, Partition, TimeMs};
+use oms_engine::{Line, Partition, TimeMs, WarehouseId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug)]
@@ -42,8 +42,9 @@ pub struct AllocationView {
     pub waiting: bool,
     /// Open units of the order and its merged followers, one line per SKU.
     pub open: Vec<Line>,
-    /// Matching routing rules in order (the fallback when none matches).
-    pub rules: Vec<RoutingRule>,
+    /// Matching routing rules in order (the fallback when none matches), each with the warehouse
+    /// preference its sort asks for (`ReserveRequest::prefer_warehouses`).
+    pub rules: Vec<(RoutingRule, Option<Vec<WarehouseId>>)>,
     pub merged: bool,
     pub parked: bool,
     pub cancel_at_ms: Option<TimeMs>,
@@ -105,7 +106,16 @@ pub fn answer(p: &Partition, query: OrderQuery) -> OrderAnswer {
                     }
                 }
             }
-            let rules = book.routing_rules().matching(o.channel, &o.address.province, &o.address.city, &codes);
+            let routing = book.routing_rules();
+            let (province, city) = (&o.address.province, &o.address.city);
+            let rules = routing
+                .matching(o.channel, province, city, &codes)
+                .into_iter()
+                .map(|rule| {
+                    let prefer = routing.preference(&rule, province, city, p.warehouses());
+                    (rule, prefer)
+                })
+                .collect();
             Box::new(AllocationView {
                 channel: o.channel,
                 waiting,

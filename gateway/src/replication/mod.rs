@@ -97,6 +97,20 @@ pub fn is_read_only(opcode: Opcode) -> bool {
     use Opcode::*;
     matches!(
         opcode,
-        Hello | Ping | GetStock | GetReservation | LookupSkus | ExportStock | GetCampaign | Audit | Subscribe | Promote
+        Hello
+            | Ping
+            | GetStock
+            | GetReservation
+            | LookupSkus
+            | ExportStock
+            | GetCampaign
+            | Audit
+            | Subscribe
+            | Promote
+            // Order reads: answered from the replicated order books.
+            | OrderGet
+            | OrderList
+            | WaveGet
+            | Waybill
     )
 }

@@ -164,3 +164,53 @@ impl From<WalError> for RecoveryError {
         RecoveryError::Wal { partition: u32::MAX, source }
     }
 }
+
+/// Start-up order reconciliation (`oms_engine::orders::reconcile`): carry out the stock commands
+/// the recovered order books imply but the stock partitions never received (a crash between an
+/// order command and its stock commands), including holds an interrupted allocation left behind.
+/// Runs before any partition thread starts, so no allocation is in flight. Each command is applied
+/// and logged in its partition like any other, and made durable before serving. Answers how many
+/// commands were applied.
+pub fn reconcile_orders(recovered: &mut [RecoveredPartition], now_ms: u64) -> Result<usize, RecoveryError> {
+    use oms_engine::codec::encode_envelope;
+    use oms_engine::orders::reconcile::{already_done, owed_stock_commands};
+    use oms_engine::{Envelope, Outcome};
+
+    let owed = {
+        let partitions: Vec<&Partition> = recovered.iter().map(|r| &r.partition).collect();
+        owed_stock_commands(&partitions, true)
+    };
+    let mut applied = 0;
+    let mut touched = vec![false; recovered.len()];
+    let mut events = Vec::new();
+    for (p, command) in owed {
+        let Some(r) = recovered.get_mut(p as usize) else { continue };
+        let envelope = Envelope { now_ms, command };
+        events.clear();
+        match r.partition.apply(&envelope, &mut events) {
+            Ok(Outcome::Changed) => {
+                let bytes = encode_envelope(&envelope).map_err(|e| RecoveryError::Record {
+                    partition: p,
+                    lsn: r.wal.last_lsn() + 1,
+                    reason: e.to_string(),
+                })?;
+                r.wal.append(RECORD_COMMAND, &bytes).map_err(|source| RecoveryError::Wal { partition: p, source })?;
+                touched[p as usize] = true;
+                applied += 1;
+                tracing::info!(partition = p, command = envelope.command.name(), "order stock effect reconciled");
+            }
+            Ok(Outcome::Unchanged) => {}
+            Err(e) if already_done(&e) => {}
+            Err(e) => {
+                tracing::warn!(partition = p, command = envelope.command.name(), error = %e, "order stock effect could not be reconciled")
+            }
+        }
+    }
+    for (r, touched) in recovered.iter_mut().zip(touched) {
+        if touched {
+            let index = r.partition.index();
+            r.wal.commit().map_err(|source| RecoveryError::Wal { partition: index, source })?;
+        }
+    }
+    Ok(applied)
+}

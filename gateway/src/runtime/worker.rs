@@ -29,6 +29,9 @@ pub struct WorkerConfig {
     pub retention: Retention,
     /// Webhooks: committed events of the kinds they want are handed over after each commit.
     pub notifier: Option<Arc<crate::notify::Notifier>>,
+    /// Orders: committed batches are shown to it, so the stock effects of ticks (an order cancelled
+    /// past its deadline) are carried out and parked orders retried when stock comes back.
+    pub orders: Option<Arc<crate::orders::OrderHook>>,
 }
 
 /// Handles to every partition thread.
@@ -262,6 +265,8 @@ pub struct PartitionCore {
     expiry_behind: bool,
     /// Events of the current batch wanted by a webhook, handed to the notifier after the commit.
     notify_pending: Vec<crate::notify::Notification>,
+    /// The events of the current batch that a Tick produced (for the order hook).
+    tick_events: std::ops::Range<usize>,
 }
 
 impl PartitionCore {
@@ -297,6 +302,7 @@ impl PartitionCore {
             since_snapshot: 0,
             expiry_behind: false,
             notify_pending: Vec::new(),
+            tick_events: 0..0,
         }
     }
 
@@ -332,6 +338,7 @@ impl PartitionCore {
         let envelope = Envelope { now_ms, command: Command::Tick { budget } };
         let start = self.events.len();
         self.apply(envelope, None);
+        self.tick_events = start..self.events.len();
         let expired = self.events[start..]
             .iter()
             .filter(|e| {
@@ -471,6 +478,10 @@ impl PartitionCore {
             }
         }
         self.publish();
+        if let (Some(hook), false) = (self.config.orders.as_ref(), failed) {
+            hook.committed(&self.events, &self.events[self.tick_events.clone()]);
+        }
+        self.tick_events = 0..0;
         for (reply, result, range) in self.pending.drain(..) {
             // A refusal in a failed batch is not answered either: it may rest on commands of this
             // batch that are lost (the last unit taken by a reserve that never became durable).
@@ -664,6 +675,7 @@ mod tests {
             channel: ChannelId(0),
             campaign: None,
             part: PartInfo::SINGLE,
+            prefer_warehouses: None,
         })
     }
 
@@ -682,6 +694,7 @@ mod tests {
             snapshot_every: 1_000,
             retention: Retention::default(),
             notifier: None,
+            orders: None,
         };
         let mut core = PartitionCore::new(
             Partition::new(0, 1, Limits::default()),

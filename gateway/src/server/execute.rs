@@ -122,6 +122,7 @@ impl ServerCtx {
             channel: ChannelId(wire.channel),
             campaign: wire.campaign.map(CampaignId),
             part: oms_engine::command::PartInfo::SINGLE,
+            prefer_warehouses: None,
         };
         Ok((request, set))
     }
