@@ -68,6 +68,19 @@ pub struct OmsdArgs {
     /// API key (reader or ops role) this follower sends to the primary.
     #[arg(long, env = "OMSD_FOLLOW_API_KEY", hide_env_values = true)]
     pub follow_api_key: Option<String>,
+    /// Followers counted for --ack-after-replica (their acknowledged LSNs are in /metrics either
+    /// way) [default: 0].
+    #[arg(long, env = "OMSD_REPLICAS", value_name = "N")]
+    pub replicas: Option<u32>,
+    /// Answer a write only once --replicas N followers hold its log record durably; with fewer
+    /// followers, writes wait and are answered replica_timeout (never acknowledged locally).
+    /// Needs --replicas >= 1; applies after promotion when given to a follower.
+    #[arg(long, env = "OMSD_ACK_AFTER_REPLICA")]
+    pub ack_after_replica: bool,
+    /// How long --ack-after-replica holds an answer before answering replica_timeout, e.g. 5s
+    /// [default: 5s].
+    #[arg(long, env = "OMSD_REPLICA_ACK_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub replica_ack_timeout: Option<Duration>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -95,6 +108,9 @@ pub struct FileConfig {
     pub api_keys: Vec<ApiKeyConfig>,
     pub follow: Option<String>,
     pub follow_api_key: Option<String>,
+    pub replicas: Option<u32>,
+    pub ack_after_replica: Option<bool>,
+    pub replica_ack_timeout: Option<String>,
     /// `[[webhooks]]`: see `notify::WebhookConfig`.
     #[serde(default)]
     pub webhooks: Vec<crate::notify::WebhookConfig>,
@@ -135,6 +151,11 @@ pub struct Config {
     /// Primary to follow (replication), if any.
     pub follow: Option<String>,
     pub follow_api_key: Option<String>,
+    /// `--replicas N`: followers whose acknowledgements count.
+    pub replicas: u32,
+    /// `--ack-after-replica`: hold answers until `replicas` followers have the records.
+    pub ack_after_replica: bool,
+    pub replica_ack_timeout: Duration,
     /// Webhooks for committed events (`notify/`).
     pub webhooks: Vec<crate::notify::WebhookConfig>,
 }
@@ -150,6 +171,8 @@ pub enum ConfigError {
     Fsync(String),
     #[error("invalid idle_timeout {0:?}")]
     IdleTimeout(String),
+    #[error("invalid replica_ack_timeout {0:?}")]
+    ReplicaAckTimeout(String),
     #[error("partitions must be between 1 and {max}, got {got}")]
     Partitions { got: u32, max: u32 },
     #[error("{0}")]
@@ -177,6 +200,13 @@ impl Config {
                 humantime::parse_duration(text).map_err(|_| ConfigError::IdleTimeout(text.clone()))?
             }
             (None, None) => Duration::from_secs(300),
+        };
+        let replica_ack_timeout = match (args.replica_ack_timeout, &file.replica_ack_timeout) {
+            (Some(d), _) => d,
+            (None, Some(text)) => {
+                humantime::parse_duration(text).map_err(|_| ConfigError::ReplicaAckTimeout(text.clone()))?
+            }
+            (None, None) => Duration::from_secs(5),
         };
         let partitions = args.partitions.or(file.partitions).unwrap_or(2);
         let max = oms_engine::routing::MAX_PARTITIONS;
@@ -209,10 +239,19 @@ impl Config {
             api_keys: file.api_keys,
             follow: args.follow.clone().or(file.follow),
             follow_api_key: args.follow_api_key.clone().or(file.follow_api_key),
+            replicas: args.replicas.or(file.replicas).unwrap_or(0),
+            ack_after_replica: args.ack_after_replica || file.ack_after_replica.unwrap_or(false),
+            replica_ack_timeout,
             webhooks: file.webhooks,
         };
         for hook in &config.webhooks {
             crate::notify::validate(hook)?;
+        }
+        if config.ack_after_replica && config.replicas == 0 {
+            return Err(ConfigError::Invalid("--ack-after-replica needs --replicas N with N >= 1"));
+        }
+        if config.replica_ack_timeout.is_zero() {
+            return Err(ConfigError::Invalid("replica_ack_timeout must be positive"));
         }
         if config.max_frame_bytes < 4096 {
             return Err(ConfigError::Invalid("max_frame_bytes must be at least 4096"));

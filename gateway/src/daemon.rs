@@ -63,6 +63,25 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
     let board = Arc::new(SoldOutBoard::new());
     let metrics = Arc::new(Metrics::new());
     let notifier = crate::notify::Notifier::new(&config.webhooks, metrics.clone()).map_err(ConfigError::from)?;
+    let acks = Arc::new(crate::replication::AckBoard::new(
+        config.partitions,
+        config.replicas as usize,
+        config.ack_after_replica,
+        config.replica_ack_timeout,
+        metrics.clone(),
+    ));
+    if config.ack_after_replica {
+        tracing::info!(
+            replicas = config.replicas,
+            timeout_ms = config.replica_ack_timeout.as_millis() as u64,
+            "--ack-after-replica: writes are answered once the followers hold them"
+        );
+    } else if config.replicas > 0 {
+        tracing::warn!(
+            replicas = config.replicas,
+            "--replicas without --ack-after-replica: writes are acknowledged after the local commit only"
+        );
+    }
     let worker_config = WorkerConfig {
         queue_capacity: config.queue_capacity,
         batch_limit: config.batch_limit,
@@ -71,6 +90,7 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         snapshot_every: config.snapshot_every,
         retention: Retention { min_bytes: 2 * config.segment_bytes, min_age: Duration::from_secs(3600) },
         notifier: notifier.clone(),
+        replica_ack: acks.holds().then(|| acks.clone()),
     };
     let workers =
         spawn_workers(recovered, worker_config, board.clone(), metrics.clone()).map_err(DaemonError::Threads)?;
@@ -97,7 +117,11 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         shutting_down: AtomicBool::new(false),
         shutdown: tokio::sync::Notify::new(),
         open_connections: AtomicUsize::new(0),
-        replication: crate::replication::ReplicationState::new(config.follow.clone(), config.follow_api_key.clone()),
+        replication: crate::replication::ReplicationState::new(
+            config.follow.clone(),
+            config.follow_api_key.clone(),
+            acks,
+        ),
     });
     let served = runtime.block_on(serve(ctx.clone(), metrics));
     // Partition threads drain their queues, flush and write a final snapshot.

@@ -255,3 +255,80 @@ async fn follower_replicates_refuses_writes_and_is_promoted() {
     let again = follower.oms(&["admin", "promote"]);
     assert_eq!(again.status.code(), Some(1), "promoting a primary is refused");
 }
+
+/// The value of one metric line (`name{labels} value`) in a /metrics text.
+fn metric(metrics: &str, line_prefix: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| l.strip_prefix(line_prefix)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_after_replica_holds_writes_until_a_follower_has_them() {
+    // Checks --replicas 1 --ack-after-replica: a write is not answered while no follower is
+    // connected (its answer is held, visible in /metrics), is answered once a follower holds it,
+    // and after SIGKILL of the primary the promoted follower has every acknowledged write.
+    let mut primary =
+        Omsd::start(&["--partitions", "2", "--replicas", "1", "--ack-after-replica", "--replica-ack-timeout", "15s"]);
+    let pclient = primary.client().await;
+    let seeding = {
+        let client = pclient.clone();
+        tokio::spawn(async move { seed(&client, &["A-1", "B-2", "C-3", "D-4"], 200).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!seeding.is_finished(), "a write was acknowledged with no follower connected");
+    let (_, metrics) = http_get(primary.admin_addr(), "/metrics").expect("metrics");
+    let held: f64 = ["0", "1"]
+        .iter()
+        .filter_map(|p| metric(&metrics, &format!("omsd_replica_held_answers{{partition=\"{p}\"}} ")))
+        .sum();
+    assert!(held >= 1.0, "held answers in /metrics: {metrics}");
+
+    let primary_addr = primary.addr().to_string();
+    let follower = Omsd::start(&["--partitions", "2", "--follow", &primary_addr, "--fsync", "always"]);
+    tokio::time::timeout(Duration::from_secs(15), seeding)
+        .await
+        .expect("the held write is answered once the follower has it")
+        .expect("seed task");
+
+    let mut acknowledged = Vec::new();
+    for i in 0..40 {
+        let reserved = pclient.reserve(cart(["A-1", "B-2", "C-3", "D-4"][i % 4], 1)).await.expect("reserve");
+        acknowledged.push(reserved.id);
+    }
+    let (_, metrics) = http_get(primary.admin_addr(), "/metrics").expect("metrics");
+    assert!(metrics.contains("omsd_replica_acked_lsn{follower="), "{metrics}");
+    assert!(metric(&metrics, "omsd_replica_ack_wait_seconds_count ").unwrap_or(0.0) >= 40.0, "{metrics}");
+    assert_eq!(metric(&metrics, "omsd_replica_timeouts_total "), Some(0.0), "{metrics}");
+
+    // No convergence wait: every acknowledged write must already be on the follower.
+    primary.kill();
+    let promoted = follower.oms_json(&["admin", "promote"]);
+    assert_eq!(promoted["promoted"], true, "{promoted}");
+    let fclient = follower.client().await;
+    for id in &acknowledged {
+        let view = fclient.reservation(*id).await.expect("an acknowledged reservation survives the failover");
+        assert_eq!(view.status, "held");
+    }
+    for sku in ["A-1", "B-2", "C-3", "D-4"] {
+        let view = fclient.stock(SkuRef::Code(sku.into())).await.expect("stock");
+        assert_eq!((view.available, view.reserved), (190, 10), "{sku}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_after_replica_without_follower_answers_replica_timeout() {
+    // Checks that with --ack-after-replica and no follower a write is answered replica_timeout
+    // (18) after the configured timeout instead of being acknowledged, and that reads still work.
+    let omsd =
+        Omsd::start(&["--partitions", "1", "--replicas", "1", "--ack-after-replica", "--replica-ack-timeout", "700ms"]);
+    let client = omsd.client().await;
+    let started = Instant::now();
+    let refused = client.define_warehouse(1, "SH", "east", 0).await.expect_err("not acknowledged without a follower");
+    let elapsed = started.elapsed();
+    let error = refused.wire_error().expect("a typed error");
+    assert_eq!((error.code, error.name.as_str()), (18, "replica_timeout"), "{refused}");
+    assert!(elapsed >= Duration::from_millis(650), "answered after {elapsed:?}");
+    client.audit().await.expect("reads are not held");
+    let (_, metrics) = http_get(omsd.admin_addr(), "/metrics").expect("metrics");
+    assert_eq!(metric(&metrics, "omsd_replica_timeouts_total "), Some(1.0), "{metrics}");
+    assert_eq!(metric(&metrics, "omsd_replica_held_answers{partition=\"0\"} "), Some(0.0), "{metrics}");
+}

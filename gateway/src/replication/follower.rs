@@ -104,8 +104,11 @@ async fn session(ctx: &Arc<ServerCtx>, primary: &str) -> Result<FollowerExit, su
         let frame = stream.next().await?;
         match frame.1 {
             Response::LogRecords { partition, records, durable_lsn } => {
-                if let Err(reason) = apply_records(ctx, partition, &records, durable_lsn).await {
-                    return Ok(FollowerExit::Fatal { partition, reason });
+                match apply_records(ctx, partition, &records, durable_lsn).await {
+                    // After every frame (heartbeats included, so a new connection reports at
+                    // once): a primary with --ack-after-replica releases answers with it.
+                    Ok(durable) => stream.ack(partition, durable).await?,
+                    Err(reason) => return Ok(FollowerExit::Fatal { partition, reason }),
                 }
             }
             Response::Pong => {}
@@ -129,13 +132,14 @@ async fn session(ctx: &Arc<ServerCtx>, primary: &str) -> Result<FollowerExit, su
     }
 }
 
-/// Apply one frame's records through the partition thread, then check they landed at the same LSNs.
+/// Apply one frame's records through the partition thread, then check they landed at the same
+/// LSNs. Returns this server's durable LSN of the partition.
 async fn apply_records(
     ctx: &Arc<ServerCtx>,
     partition: u32,
     records: &[LogRecordWire],
     primary_durable: u64,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     let Some((log, _)) = ctx.workers.log(partition).cloned() else {
         return Err("no such partition here".to_owned());
     };
@@ -190,7 +194,7 @@ async fn apply_records(
     if let Some(slot) = ctx.replication.positions.lock().get_mut(partition as usize) {
         *slot = (applied, slot.1.max(primary_durable));
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// `Promote`: stop following, check every received record is durable here, become writable.

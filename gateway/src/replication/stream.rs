@@ -15,6 +15,8 @@ use crate::protocol::{
 
 /// A ping keeps the connection from the server's idle timeout.
 const KEEPALIVE: Duration = Duration::from_secs(20);
+/// Request id of `ReplicaAck` frames (never answered, so it only has to differ from pings').
+const ACK_REQUEST_ID: u64 = u64::MAX - 1;
 /// Bound on one response frame read by a subscriber (snapshots arrive in chunks below this).
 const MAX_RESPONSE_FRAME: u32 = 64 << 20;
 
@@ -120,6 +122,12 @@ impl LogStream {
         bootstrap: bool,
     ) -> Result<(), StreamError> {
         self.send(request_id, &Request::Subscribe { partition, from_lsn, bootstrap }).await
+    }
+
+    /// Report (as a follower) that this server's log holds `partition` durably up to
+    /// `durable_lsn`. The server never answers it.
+    pub async fn ack(&mut self, partition: u32, durable_lsn: u64) -> Result<(), StreamError> {
+        self.send(ACK_REQUEST_ID, &Request::ReplicaAck { partition, durable_lsn }).await
     }
 
     /// The next frame: (request id, response). Sends a keep-alive ping when the connection has

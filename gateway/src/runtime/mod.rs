@@ -5,6 +5,7 @@
 //! then answers. Reads are answered after the same commit, so nobody sees state that might not
 //! survive a crash.
 
+mod held;
 mod recovery;
 mod worker;
 
@@ -47,6 +48,8 @@ pub enum Failure {
     Storage,
     ShuttingDown,
     Busy,
+    /// `--ack-after-replica`: committed here, but the followers did not confirm it in time.
+    NotReplicated,
 }
 
 pub type PartResult = Result<Vec<Event>, Failure>;
@@ -93,6 +96,14 @@ pub struct PartitionAudit {
 }
 
 pub enum Job {
-    Apply { envelope: Envelope, reply: Reply },
-    Query { query: Query, reply: oneshot::Sender<QueryAnswer> },
+    Apply {
+        envelope: Envelope,
+        reply: Reply,
+    },
+    Query {
+        query: Query,
+        reply: oneshot::Sender<QueryAnswer>,
+    },
+    /// Followers acknowledged more of the log: release the held answers it covers.
+    Replicated,
 }

@@ -28,6 +28,8 @@ pub struct WorkerConfig {
     pub retention: Retention,
     /// Webhooks: committed events of the kinds they want are handed over after each commit.
     pub notifier: Option<Arc<crate::notify::Notifier>>,
+    /// `--ack-after-replica`: answers wait until the followers acknowledged their records.
+    pub replica_ack: Option<Arc<crate::replication::AckBoard>>,
 }
 
 /// Handles to every partition thread.
@@ -131,6 +133,7 @@ pub fn spawn_workers(
             expiry_behind: false,
             snapshot_thread: None,
             notify_pending: Vec::new(),
+            held: config.replica_ack.clone().map(|b| super::held::HeldAnswers::new(b, index, metrics.clone())),
         };
         let thread = std::thread::Builder::new().name(format!("omsd-p{index}")).spawn(move || worker.run())?;
         senders.push(tx);
@@ -173,12 +176,17 @@ struct Worker {
     snapshot_thread: Option<JoinHandle<Result<Lsn, String>>>,
     /// Events of the current batch wanted by a webhook, handed to the notifier after the commit.
     notify_pending: Vec<crate::notify::Notification>,
+    /// `--ack-after-replica` only: committed answers waiting for the followers.
+    held: Option<super::held::HeldAnswers>,
 }
 
 impl Worker {
     fn run(mut self) {
         loop {
-            let wait = self.config.tick_interval.saturating_sub(self.last_tick.elapsed());
+            let mut wait = self.config.tick_interval.saturating_sub(self.last_tick.elapsed());
+            if let Some(deadline) = self.held.as_ref().and_then(|h| h.next_deadline()) {
+                wait = wait.min(deadline.saturating_duration_since(Instant::now()));
+            }
             match self.rx.recv_timeout(wait) {
                 Ok(job) => self.handle(job),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -196,12 +204,18 @@ impl Worker {
                 self.tick();
             }
             self.finish_batch();
+            if let Some(held) = self.held.as_mut() {
+                held.release();
+            }
             self.maybe_snapshot();
             if self.stop.load(Ordering::Acquire) && self.rx.is_empty() {
                 break;
             }
         }
         self.finish_batch();
+        if let Some(held) = self.held.as_mut() {
+            held.expire_all();
+        }
         self.final_snapshot();
     }
 
@@ -230,6 +244,8 @@ impl Worker {
                 let answer = self.query(query);
                 self.answers.push((reply, answer));
             }
+            // Only wakes the thread: the loop releases held answers after every batch.
+            Job::Replicated => {}
         }
     }
 
@@ -348,6 +364,16 @@ impl Worker {
             }
         }
         self.publish();
+        let hold = match self.held.as_mut() {
+            // A follower's own answers go to its replication task, which must never wait for acks.
+            Some(held) if !failed && !self.following.load(Ordering::Acquire) && held.must_hold(self.wal.last_lsn()) => {
+                Some(held)
+            }
+            _ => None,
+        };
+        if let Some(held) = hold {
+            held.hold(self.wal.last_lsn(), self.pending.drain(..), &self.events);
+        }
         for (reply, result, range) in self.pending.drain(..) {
             let result = match result {
                 Ok(_) if failed => Err(Failure::Storage),
@@ -462,7 +488,7 @@ impl Worker {
     }
 }
 
-fn deliver(reply: Reply, result: Result<Outcome, Failure>, events: &[Event]) {
+pub(super) fn deliver(reply: Reply, result: Result<Outcome, Failure>, events: &[Event]) {
     match reply {
         Reply::Part(tx) => {
             let _ = tx.send(result.map(|_| events.to_vec()));
@@ -489,6 +515,10 @@ pub fn failure_to_wire(failure: &Failure) -> crate::protocol::WireError {
         }
         Failure::ShuttingDown => GatewayCode::ShuttingDown.error("the server is shutting down"),
         Failure::Busy => GatewayCode::Busy.error("partition queue full; retry with backoff"),
+        Failure::NotReplicated => GatewayCode::ReplicaTimeout.error(
+            "committed on this server but not confirmed by the followers in time: it may not survive a failover; \
+             retry with the same idempotency key",
+        ),
     }
 }
 

@@ -151,6 +151,12 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, peer: Sock
                 send(&tx, header.request_id, opcode, Response::Error(error), &in_flight);
                 continue;
             }
+            if let Request::ReplicaAck { partition, durable_lsn } = request {
+                // A follower's progress report on its subscription connection: never answered (not even while
+                // shutting down: an error frame would stop the follower instead of letting it reconnect).
+                crate::replication::on_replica_ack(&ctx, peer, partition, durable_lsn);
+                continue;
+            }
             if ctx.shutting_down.load(Ordering::Acquire) {
                 send(
                     &tx,
@@ -215,6 +221,7 @@ pub async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, peer: Sock
         Close::Idle => tracing::info!(%peer, "closing idle connection"),
         _ => tracing::warn!(%peer, reason = %close, "closing connection"),
     }
+    ctx.replication.acks.forget(peer);
     // Let the writer finish what is in flight (bounded), then close.
     drop(tx);
     let drain = ctx.config.idle_timeout.min(std::time::Duration::from_secs(10));
