@@ -57,6 +57,11 @@ pub struct OmsdArgs {
     /// Write a snapshot after this many logged commands per partition [default: 1000000].
     #[arg(long, env = "OMSD_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
+    /// Log segments covered by a snapshot are deleted once they are this old (and at least two
+    /// segments' worth of log remains), e.g. 1h; a follower or subscriber further behind catches
+    /// up from a snapshot [default: 1h].
+    #[arg(long, env = "OMSD_LOG_RETENTION", value_parser = humantime::parse_duration)]
+    pub log_retention: Option<Duration>,
     /// Recovery: cut the log at mid-log corruption instead of refusing to start (loses the
     /// records after the damage; use only after reading `oms wal verify`).
     #[arg(long)]
@@ -98,6 +103,7 @@ pub struct FileConfig {
     pub queue_capacity: Option<usize>,
     pub segment_bytes: Option<u64>,
     pub snapshot_every: Option<u64>,
+    pub log_retention: Option<String>,
     pub max_frame_bytes: Option<u32>,
     pub max_in_flight: Option<u32>,
     pub max_lines: Option<usize>,
@@ -140,6 +146,8 @@ pub struct Config {
     pub queue_capacity: usize,
     pub segment_bytes: u64,
     pub snapshot_every: u64,
+    /// Minimum age of a log segment before retention may delete it.
+    pub log_retention: Duration,
     pub max_frame_bytes: u32,
     pub max_in_flight: u32,
     pub max_lines: usize,
@@ -171,6 +179,8 @@ pub enum ConfigError {
     Fsync(String),
     #[error("invalid idle_timeout {0:?}")]
     IdleTimeout(String),
+    #[error("invalid log_retention {0:?}")]
+    LogRetention(String),
     #[error("invalid replica_ack_timeout {0:?}")]
     ReplicaAckTimeout(String),
     #[error("partitions must be between 1 and {max}, got {got}")]
@@ -208,6 +218,13 @@ impl Config {
             }
             (None, None) => Duration::from_secs(5),
         };
+        let log_retention = match (args.log_retention, &file.log_retention) {
+            (Some(d), _) => d,
+            (None, Some(text)) => {
+                humantime::parse_duration(text).map_err(|_| ConfigError::LogRetention(text.clone()))?
+            }
+            (None, None) => Duration::from_secs(3600),
+        };
         let partitions = args.partitions.or(file.partitions).unwrap_or(2);
         let max = oms_engine::routing::MAX_PARTITIONS;
         if !(1..=max).contains(&partitions) {
@@ -229,6 +246,7 @@ impl Config {
             queue_capacity: args.queue_capacity.or(file.queue_capacity).unwrap_or(65_536).max(16),
             segment_bytes: args.segment_bytes.or(file.segment_bytes).unwrap_or(64 << 20),
             snapshot_every: args.snapshot_every.or(file.snapshot_every).unwrap_or(1_000_000).max(1),
+            log_retention,
             max_frame_bytes: file.max_frame_bytes.unwrap_or(DEFAULT_MAX_FRAME_BYTES),
             max_in_flight: file.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT).max(1),
             max_lines: file.max_lines.unwrap_or(64).clamp(1, 1024),

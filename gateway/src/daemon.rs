@@ -88,7 +88,7 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         tick_interval: config.tick_interval,
         expiry_budget_per_tick: config.expiry_budget_per_tick,
         snapshot_every: config.snapshot_every,
-        retention: Retention { min_bytes: 2 * config.segment_bytes, min_age: Duration::from_secs(3600) },
+        retention: Retention { min_bytes: 2 * config.segment_bytes, min_age: config.log_retention },
         notifier: notifier.clone(),
         replica_ack: acks.holds().then(|| acks.clone()),
     };

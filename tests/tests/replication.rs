@@ -332,3 +332,97 @@ async fn ack_after_replica_without_follower_answers_replica_timeout() {
     assert_eq!(metric(&metrics, "omsd_replica_timeouts_total "), Some(1.0), "{metrics}");
     assert_eq!(metric(&metrics, "omsd_replica_held_answers{partition=\"0\"} "), Some(0.0), "{metrics}");
 }
+
+/// True when partition `p` of the server no longer retains LSN 1 (a subscription from 1 without
+/// bootstrap is refused behind_retention).
+async fn behind_retention(addr: &str, p: u32) -> bool {
+    let mut stream = LogStream::connect(addr, None, "test", Duration::from_secs(5)).await.expect("connect");
+    stream.subscribe(1, Some(p), 1, false).await.expect("subscribe");
+    match stream.next().await.expect("frame").1 {
+        Response::Error(e) => {
+            assert_eq!(e.code, 16, "{e:?}");
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Every partition's audit (counters, live reservations, SKUs, durable LSN, consistency check).
+async fn audit_partitions(client: &Client) -> serde_json::Value {
+    client.audit().await.expect("audit")["partitions"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_behind_retention_catches_up_from_the_primary_snapshot() {
+    // Checks that a follower whose next LSN the primary no longer retains (small segments,
+    // frequent snapshots, no minimum log age) installs the primary's snapshot, continues the log
+    // after it, ends with the primary's state (audit and stock), keeps following new writes, and
+    // recovers from the installed snapshot after a restart.
+    let primary = Omsd::start(&[
+        "--partitions",
+        "2",
+        "--segment-bytes",
+        "8192",
+        "--snapshot-every",
+        "25",
+        "--log-retention",
+        "0s",
+    ]);
+    let pclient = primary.client().await;
+    let skus = ["A-1", "B-2", "C-3", "D-4", "E-5", "F-6"];
+    seed(&pclient, &skus, 100_000).await;
+    let addr = primary.addr().to_string();
+    let mut ids = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for i in 0..100 {
+            let reserved = pclient.reserve(cart(skus[i % skus.len()], 1 + (i % 3) as u32)).await.expect("reserve");
+            if i % 4 == 0 {
+                pclient.confirm(reserved.id).await.expect("confirm");
+            }
+            ids.push(reserved.id);
+        }
+        // Segment deletion happens after a background snapshot, at a later batch.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        pclient.ping().await.expect("ping");
+        if behind_retention(&addr, 0).await && behind_retention(&addr, 1).await {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the primary never deleted its first segments");
+    }
+
+    let mut follower = Omsd::start(&["--partitions", "2", "--follow", &addr]);
+    let fclient = follower.client().await;
+    wait_converged(&pclient, &fclient).await;
+    assert_eq!(audit_partitions(&fclient).await, audit_partitions(&pclient).await);
+    for sku in skus {
+        let p = pclient.stock(SkuRef::Code(sku.into())).await.expect("primary stock");
+        let f = fclient.stock(SkuRef::Code(sku.into())).await.expect("follower stock");
+        assert_eq!((p.available, p.reserved, p.on_hand), (f.available, f.reserved, f.on_hand), "{sku}");
+    }
+    for id in ids.iter().step_by(37) {
+        let p = pclient.reservation(*id).await.expect("primary reservation");
+        let f = fclient.reservation(*id).await.expect("follower reservation");
+        assert_eq!(p.status, f.status, "reservation {id}");
+    }
+    assert!(follower.stderr().contains("catching up from its snapshot"), "{}", follower.stderr());
+
+    // New writes stream on after the installed snapshot; a restart recovers from it.
+    for i in 0..30 {
+        pclient.reserve(cart(skus[i % skus.len()], 1)).await.expect("reserve");
+    }
+    wait_converged(&pclient, &fclient).await;
+    follower.terminate();
+    for i in 0..10 {
+        pclient.reserve(cart(skus[i % skus.len()], 2)).await.expect("reserve");
+    }
+    follower.restart();
+    let fclient = follower.client().await;
+    wait_converged(&pclient, &fclient).await;
+    assert_eq!(audit_partitions(&fclient).await, audit_partitions(&pclient).await);
+    for sku in skus {
+        let p = pclient.stock(SkuRef::Code(sku.into())).await.expect("primary stock");
+        let f = fclient.stock(SkuRef::Code(sku.into())).await.expect("follower stock");
+        assert_eq!((p.available, p.reserved), (f.available, f.reserved), "{sku} after the follower's restart");
+    }
+}

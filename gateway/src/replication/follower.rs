@@ -11,10 +11,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oms_engine::codec::{decode_envelope, RECORD_COMMAND};
-use oms_engine::Envelope;
+use oms_engine::codec::{decode_envelope, decode_image, RECORD_COMMAND};
+use oms_engine::{Envelope, Limits, Partition};
 use tokio::sync::oneshot;
 
+use super::replica::MAX_IMAGE_BYTES;
 use super::stream::LogStream;
 use super::CODE_BEHIND_RETENTION;
 use crate::metrics::Metrics;
@@ -93,6 +94,8 @@ async fn session(ctx: &Arc<ServerCtx>, primary: &str) -> Result<FollowerExit, su
         stream.subscribe(u64::from(p), Some(p), from, false).await?;
     }
     tracing::info!(%primary, partitions, "following the primary");
+    // Snapshots being received, per partition: (lsn, bytes so far).
+    let mut images: Vec<Option<(u64, Vec<u8>)>> = (0..partitions).map(|_| None).collect();
     loop {
         if ctx.replication.stop.load(Ordering::Acquire) {
             return Ok(FollowerExit::Promoted);
@@ -111,15 +114,35 @@ async fn session(ctx: &Arc<ServerCtx>, primary: &str) -> Result<FollowerExit, su
                     Err(reason) => return Ok(FollowerExit::Fatal { partition, reason }),
                 }
             }
+            Response::Snapshot { partition, lsn, offset, total, data } => {
+                let Some(slot) = images.get_mut(partition as usize) else {
+                    return Ok(FollowerExit::Fatal {
+                        partition,
+                        reason: "snapshot of an unknown partition".to_owned(),
+                    });
+                };
+                match receive_chunk(slot, lsn, offset, total, &data) {
+                    Ok(None) => {}
+                    Ok(Some(bytes)) => match install_snapshot(ctx, partition, lsn, bytes).await {
+                        Ok(durable) => stream.ack(partition, durable).await?,
+                        Err(reason) => return Ok(FollowerExit::Fatal { partition, reason }),
+                    },
+                    Err(reason) => return Ok(FollowerExit::Fatal { partition, reason }),
+                }
+            }
             Response::Pong => {}
             Response::Error(e) if e.code == CODE_BEHIND_RETENTION => {
-                return Ok(FollowerExit::Fatal {
-                    partition: frame.0 as u32,
-                    reason: format!(
-                        "too far behind: {} (restart this follower with an empty data directory to bootstrap from a snapshot)",
-                        e.message
-                    ),
-                });
+                // The primary no longer has our next record: catch up from its snapshot instead
+                // (the subscription id is the partition number).
+                let Some(p) = u32::try_from(frame.0).ok().filter(|p| *p < partitions) else {
+                    return Ok(FollowerExit::Fatal {
+                        partition: 0,
+                        reason: format!("unexpected error: {}", e.message),
+                    });
+                };
+                let from = ctx.workers.log(p).map_or(0, |(log, _)| log.durable_lsn()) + 1;
+                tracing::warn!(partition = p, from, oldest = ?e.available, "behind the primary's log retention: catching up from its snapshot");
+                stream.subscribe(u64::from(p), Some(p), from, true).await?;
             }
             Response::Error(e) => {
                 return Ok(FollowerExit::Fatal {
@@ -195,6 +218,80 @@ async fn apply_records(
         *slot = (applied, slot.1.max(primary_durable));
     }
     Ok(applied)
+}
+
+/// Add one snapshot chunk; the whole image once complete. Chunks must come in order, for one LSN,
+/// within the announced total, and the total is bounded, so a peer cannot make this buffer grow
+/// without limit.
+fn receive_chunk(
+    slot: &mut Option<(u64, Vec<u8>)>,
+    lsn: u64,
+    offset: u64,
+    total: u64,
+    data: &[u8],
+) -> Result<Option<Vec<u8>>, String> {
+    if total > MAX_IMAGE_BYTES {
+        return Err(format!("snapshot of {total} bytes is larger than accepted ({MAX_IMAGE_BYTES})"));
+    }
+    if offset == 0 {
+        *slot = Some((lsn, Vec::with_capacity(total.min(64 << 20) as usize)));
+    }
+    let Some((image_lsn, bytes)) = slot.as_mut() else {
+        return Err("snapshot chunk without its beginning".to_owned());
+    };
+    if *image_lsn != lsn || bytes.len() as u64 != offset || offset + data.len() as u64 > total {
+        return Err("snapshot chunk out of order".to_owned());
+    }
+    bytes.extend_from_slice(data);
+    if (bytes.len() as u64) < total {
+        return Ok(None);
+    }
+    Ok(slot.take().map(|(_, bytes)| bytes))
+}
+
+/// Validate a received image and make it this partition's state at `lsn` (the partition thread
+/// stores it as a snapshot and restarts its log at `lsn + 1`). Returns the durable LSN.
+async fn install_snapshot(ctx: &Arc<ServerCtx>, partition: u32, lsn: u64, bytes: Vec<u8>) -> Result<u64, String> {
+    let durable = ctx.workers.log(partition).map_or(0, |(log, _)| log.durable_lsn());
+    if lsn <= durable {
+        return Err(format!("the primary's snapshot (LSN {lsn}) is not ahead of this log (durable LSN {durable})"));
+    }
+    let limits = Limits { max_lines: ctx.config.max_lines, ..Limits::default() };
+    // Checked rkyv access and the image rebuild are CPU work proportional to the state: off the
+    // async threads.
+    let decoded = tokio::task::spawn_blocking(move || {
+        let state = decode_image(&bytes).map(|image| Partition::from_image(image, limits));
+        (state, bytes)
+    })
+    .await
+    .map_err(|_| "snapshot decoding failed".to_owned())?;
+    let (state, bytes) = decoded;
+    let state = state.map_err(|e| format!("the primary's snapshot at LSN {lsn} does not decode: {e}"))?;
+    if state.index() != partition {
+        return Err(format!("the primary sent partition {}'s snapshot for partition {partition}", state.index()));
+    }
+    ctx.index.learn_partition(&state);
+    let (tx, rx) = oneshot::channel();
+    let mut job = Job::Install { lsn, partition: Box::new(state), bytes, reply: tx };
+    loop {
+        match ctx.workers.try_submit(partition, job) {
+            Ok(()) => break,
+            Err(back) => {
+                job = back;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    rx.await.map_err(|_| "the partition thread stopped".to_owned())??;
+    let durable = ctx.workers.log(partition).map_or(0, |(log, _)| log.durable_lsn());
+    if durable != lsn {
+        return Err(format!("after installing the snapshot at LSN {lsn} the log is at {durable}"));
+    }
+    if let Some(slot) = ctx.replication.positions.lock().get_mut(partition as usize) {
+        *slot = (lsn, slot.1.max(lsn));
+    }
+    tracing::info!(partition, lsn, "caught up from the primary's snapshot; streaming from the next record");
+    Ok(durable)
 }
 
 /// `Promote`: stop following, check every received record is durable here, become writable.

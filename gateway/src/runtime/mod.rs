@@ -106,4 +106,13 @@ pub enum Job {
     },
     /// Followers acknowledged more of the log: release the held answers it covers.
     Replicated,
+    /// Follower catch-up: replace the partition with the primary's snapshot image at `lsn`
+    /// (already validated; `bytes` is its encoding, stored as this server's snapshot) and continue
+    /// the log at `lsn + 1`.
+    Install {
+        lsn: u64,
+        partition: Box<oms_engine::Partition>,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }

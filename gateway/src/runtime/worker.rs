@@ -246,7 +246,34 @@ impl Worker {
             }
             // Only wakes the thread: the loop releases held answers after every batch.
             Job::Replicated => {}
+            Job::Install { lsn, partition, bytes, reply } => {
+                let _ = reply.send(self.install(lsn, *partition, &bytes));
+            }
         }
+    }
+
+    /// Follower catch-up from the primary's snapshot (`replication::follower`). The snapshot is
+    /// made durable before the log is restarted after it, so a crash in between recovers from it.
+    fn install(&mut self, lsn: u64, partition: Partition, bytes: &[u8]) -> Result<(), String> {
+        if !self.following.load(Ordering::Acquire) {
+            return Err("only a follower installs a snapshot".to_owned());
+        }
+        // Whatever this batch holds so far is answered against the old state, before it goes.
+        self.finish_batch();
+        if let Some(thread) = self.snapshot_thread.take() {
+            let _ = thread.join();
+        }
+        self.snapshots.write(lsn, bytes).map_err(|e| format!("cannot store the snapshot: {e}"))?;
+        if let Err(e) = self.wal.restart_at(lsn + 1) {
+            self.poison(&e);
+            return Err(format!("cannot restart the log after the snapshot: {e}"));
+        }
+        self.partition = partition;
+        publish_all(&self.partition, &self.board);
+        self.since_snapshot = 0;
+        self.metrics.wal_durable_lsn.get_or_create(&self.label).set(lsn);
+        tracing::info!(partition = self.partition.index(), lsn, "installed the primary's snapshot");
+        Ok(())
     }
 
     fn apply(&mut self, envelope: Envelope, reply: Option<Reply>) {
