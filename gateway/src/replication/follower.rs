@@ -104,16 +104,40 @@ async fn session(ctx: &Arc<ServerCtx>, primary: &str) -> Result<FollowerExit, su
             return Ok(FollowerExit::Shutdown);
         }
         // The primary heartbeats every second, so this returns often enough to notice a promotion.
-        let frame = stream.next().await?;
-        match frame.1 {
-            Response::LogRecords { partition, records, durable_lsn } => {
-                match apply_records(ctx, partition, &records, durable_lsn).await {
+        let mut frame = stream.next().await?;
+        // Record frames already received are handed to the partition threads together and
+        // confirmed once, so they share the follower's group commits: applying frame by frame
+        // would cost one flush per primary batch and fall behind a busy primary (and hold
+        // --ack-after-replica answers for as long).
+        let mut batch = FrameBatch::new(partitions);
+        while let Response::LogRecords { partition, records, durable_lsn } = frame.1 {
+            if let Err(reason) = batch.submit(ctx, partition, &records, durable_lsn).await {
+                return Ok(FollowerExit::Fatal { partition, reason });
+            }
+            let next = if batch.records < MAX_COALESCED_RECORDS { stream.try_next()? } else { None };
+            match next {
+                Some(next) => frame = next,
+                None => {
+                    // Nothing else received yet: confirm what was submitted.
+                    frame = (0, Response::Pong);
+                    break;
+                }
+            }
+        }
+        for (partition, pending) in batch.partitions.into_iter().enumerate() {
+            let partition = partition as u32;
+            if let Some(pending) = pending {
+                match confirm_records(ctx, partition, pending).await {
                     // After every frame (heartbeats included, so a new connection reports at
                     // once): a primary with --ack-after-replica releases answers with it.
                     Ok(durable) => stream.ack(partition, durable).await?,
                     Err(reason) => return Ok(FollowerExit::Fatal { partition, reason }),
                 }
             }
+        }
+        match frame.1 {
+            // Not reached: the loop above consumes every record frame.
+            Response::LogRecords { .. } => {}
             Response::Snapshot { partition, lsn, offset, total, data } => {
                 let Some(slot) = images.get_mut(partition as usize) else {
                     return Ok(FollowerExit::Fatal {
@@ -155,19 +179,53 @@ async fn session(ctx: &Arc<ServerCtx>, primary: &str) -> Result<FollowerExit, su
     }
 }
 
-/// Apply one frame's records through the partition thread, then check they landed at the same
-/// LSNs. Returns this server's durable LSN of the partition.
-async fn apply_records(
+/// Records of one frame batch handed to a partition thread and not yet confirmed.
+#[derive(Default)]
+struct Pending {
+    waiting: Vec<(u64, oneshot::Receiver<PartResult>)>,
+    last_lsn: Option<u64>,
+    last_now_ms: Option<u64>,
+    primary_durable: u64,
+}
+
+/// Frames received back to back, submitted to the partition threads before any is awaited.
+struct FrameBatch {
+    partitions: Vec<Option<Pending>>,
+    records: usize,
+}
+
+/// Bound on the records submitted before they are confirmed (and acknowledged).
+const MAX_COALESCED_RECORDS: usize = 16 * 1024;
+
+impl FrameBatch {
+    fn new(partitions: u32) -> FrameBatch {
+        FrameBatch { partitions: (0..partitions).map(|_| None).collect(), records: 0 }
+    }
+
+    async fn submit(
+        &mut self,
+        ctx: &Arc<ServerCtx>,
+        partition: u32,
+        records: &[LogRecordWire],
+        primary_durable: u64,
+    ) -> Result<(), String> {
+        let Some(slot) = self.partitions.get_mut(partition as usize) else {
+            return Err("no such partition here".to_owned());
+        };
+        let pending = slot.get_or_insert_with(Pending::default);
+        pending.primary_durable = pending.primary_durable.max(primary_durable);
+        self.records += records.len();
+        submit_records(ctx, partition, records, pending).await
+    }
+}
+
+/// Hand a frame's records to the partition thread as ordinary command jobs (not awaited).
+async fn submit_records(
     ctx: &Arc<ServerCtx>,
     partition: u32,
     records: &[LogRecordWire],
-    primary_durable: u64,
-) -> Result<u64, String> {
-    let Some((log, _)) = ctx.workers.log(partition).cloned() else {
-        return Err("no such partition here".to_owned());
-    };
-    let mut waiting = Vec::with_capacity(records.len());
-    let mut last_now_ms = None;
+    pending: &mut Pending,
+) -> Result<(), String> {
     for record in records {
         if record.record_type != RECORD_COMMAND {
             return Err(format!("unknown record type {} at LSN {}", record.record_type, record.lsn));
@@ -175,7 +233,7 @@ async fn apply_records(
         let envelope: Envelope =
             decode_envelope(&record.payload).map_err(|e| format!("record {} does not decode: {e}", record.lsn))?;
         ctx.index.learn(partition, &envelope.command);
-        last_now_ms = Some(envelope.now_ms);
+        pending.last_now_ms = Some(envelope.now_ms);
         let (tx, rx) = oneshot::channel::<PartResult>();
         let mut job = Job::Apply { envelope, reply: Reply::Part(tx) };
         loop {
@@ -187,8 +245,19 @@ async fn apply_records(
                 }
             }
         }
-        waiting.push((record.lsn, rx));
+        pending.waiting.push((record.lsn, rx));
+        pending.last_lsn = Some(record.lsn);
     }
+    Ok(())
+}
+
+/// Wait for the submitted records, then check they landed at the same LSNs here. Returns this
+/// server's durable LSN of the partition.
+async fn confirm_records(ctx: &Arc<ServerCtx>, partition: u32, pending: Pending) -> Result<u64, String> {
+    let Some((log, _)) = ctx.workers.log(partition).cloned() else {
+        return Err("no such partition here".to_owned());
+    };
+    let Pending { waiting, last_lsn, last_now_ms, primary_durable } = pending;
     for (lsn, rx) in waiting {
         match rx.await {
             Ok(Ok(_)) => {}
@@ -200,9 +269,9 @@ async fn apply_records(
         }
     }
     let applied = log.durable_lsn();
-    if let Some(last) = records.last() {
-        if applied != last.lsn {
-            return Err(format!("record {} landed at LSN {applied} here: the logs diverged", last.lsn));
+    if let Some(last) = last_lsn {
+        if applied != last {
+            return Err(format!("record {last} landed at LSN {applied} here: the logs diverged"));
         }
     }
     let label = Metrics::partition(partition);

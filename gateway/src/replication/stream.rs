@@ -130,6 +130,27 @@ impl LogStream {
         self.send(ACK_REQUEST_ID, &Request::ReplicaAck { partition, durable_lsn }).await
     }
 
+    /// The next frame if one has already arrived (never waits for the network).
+    pub fn try_next(&mut self) -> Result<Option<(u64, Response)>, StreamError> {
+        loop {
+            match self.decoder.decode(&mut self.buffer) {
+                Ok(Some((header, payload))) => {
+                    let response = protocol::decode_response(&payload, &mut self.scratch)?;
+                    return Ok(Some((header.request_id, response)));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(StreamError::Protocol(e.to_string())),
+            }
+            self.buffer.reserve(64 * 1024);
+            match self.stream.try_read_buf(&mut self.buffer) {
+                Ok(0) => return Err(StreamError::Closed),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(StreamError::Io(e)),
+            }
+        }
+    }
+
     /// The next frame: (request id, response). Sends a keep-alive ping when the connection has
     /// been quiet (its `Pong` is returned like any other frame).
     pub async fn next(&mut self) -> Result<(u64, Response), StreamError> {
