@@ -28,25 +28,29 @@ impl CatalogIndex {
     /// and the clock (ms x 64), so ids stay unique across restarts even for forgotten reservations.
     pub fn rebuild(partitions: &[&Partition], now_ms: u64) -> CatalogIndex {
         let index = CatalogIndex::default();
-        let mut max_sku = None::<u32>;
-        let mut max_sequence = 0;
         for p in partitions {
-            p.for_each_sku(|id, code, _| {
-                index.codes.insert(code.to_owned(), id);
-                max_sku = Some(max_sku.map_or(id.0, |m| m.max(id.0)));
-            });
-            for (kit, components) in p.kits() {
-                index.kits.insert(kit, components.to_vec());
-            }
-            for c in p.campaigns() {
-                index.campaigns.insert(c.id, p.index());
-            }
-            max_sequence = max_sequence.max(p.max_reservation_sequence(KEYED_SEQUENCE_BIT));
+            index.learn_partition(p);
         }
-        index.next_sku.store(max_sku.map_or(0, |m| m + 1), Ordering::Relaxed);
         let clock = now_ms.saturating_mul(16) & (KEYED_SEQUENCE_BIT - 1);
-        index.next_reservation.store(clock.max(max_sequence + 1), Ordering::Relaxed);
+        index.next_reservation.fetch_max(clock, Ordering::Relaxed);
         index
+    }
+
+    /// Learn everything a partition's state defines (start-up, and a follower installing the
+    /// primary's snapshot): codes, kits, campaigns, and id counters above what it holds.
+    pub fn learn_partition(&self, p: &Partition) {
+        p.for_each_sku(|id, code, _| {
+            self.codes.insert(code.to_owned(), id);
+            self.next_sku.fetch_max(id.0.saturating_add(1), Ordering::Relaxed);
+        });
+        for (kit, components) in p.kits() {
+            self.kits.insert(kit, components.to_vec());
+        }
+        for c in p.campaigns() {
+            self.campaigns.insert(c.id, p.index());
+        }
+        let max_sequence = p.max_reservation_sequence(KEYED_SEQUENCE_BIT);
+        self.next_reservation.fetch_max(max_sequence.saturating_add(1), Ordering::Relaxed);
     }
 
     pub fn sku(&self, code: &str) -> Option<SkuId> {

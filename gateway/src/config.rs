@@ -57,6 +57,11 @@ pub struct OmsdArgs {
     /// Write a snapshot after this many logged commands per partition [default: 1000000].
     #[arg(long, env = "OMSD_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
+    /// Log segments covered by a snapshot are deleted once they are this old (and at least two
+    /// segments' worth of log remains), e.g. 1h; a follower or subscriber further behind catches
+    /// up from a snapshot [default: 1h].
+    #[arg(long, env = "OMSD_LOG_RETENTION", value_parser = humantime::parse_duration)]
+    pub log_retention: Option<Duration>,
     /// Recovery: cut the log at mid-log corruption instead of refusing to start (loses the
     /// records after the damage; use only after reading `oms wal verify`).
     #[arg(long)]
@@ -88,6 +93,19 @@ pub struct OmsdArgs {
     /// Name the primary's certificate must carry [default: the host of --follow].
     #[arg(long, env = "OMSD_FOLLOW_TLS_SERVER_NAME", value_name = "NAME")]
     pub follow_tls_server_name: Option<String>,
+    /// Followers counted for --ack-after-replica (their acknowledged LSNs are in /metrics either
+    /// way) [default: 0].
+    #[arg(long, env = "OMSD_REPLICAS", value_name = "N")]
+    pub replicas: Option<u32>,
+    /// Answer a write only once --replicas N followers hold its log record durably; with fewer
+    /// followers, writes wait and are answered replica_timeout (never acknowledged locally).
+    /// Needs --replicas >= 1; applies after promotion when given to a follower.
+    #[arg(long, env = "OMSD_ACK_AFTER_REPLICA")]
+    pub ack_after_replica: bool,
+    /// How long --ack-after-replica holds an answer before answering replica_timeout, e.g. 5s
+    /// [default: 5s].
+    #[arg(long, env = "OMSD_REPLICA_ACK_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub replica_ack_timeout: Option<Duration>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -105,6 +123,7 @@ pub struct FileConfig {
     pub queue_capacity: Option<usize>,
     pub segment_bytes: Option<u64>,
     pub snapshot_every: Option<u64>,
+    pub log_retention: Option<String>,
     pub max_frame_bytes: Option<u32>,
     pub max_in_flight: Option<u32>,
     pub max_lines: Option<usize>,
@@ -121,6 +140,9 @@ pub struct FileConfig {
     pub follow_tls_ca: Option<PathBuf>,
     pub follow_tls: Option<bool>,
     pub follow_tls_server_name: Option<String>,
+    pub replicas: Option<u32>,
+    pub ack_after_replica: Option<bool>,
+    pub replica_ack_timeout: Option<String>,
     /// `[[webhooks]]`: see `notify::WebhookConfig`.
     #[serde(default)]
     pub webhooks: Vec<crate::notify::WebhookConfig>,
@@ -150,6 +172,8 @@ pub struct Config {
     pub queue_capacity: usize,
     pub segment_bytes: u64,
     pub snapshot_every: u64,
+    /// Minimum age of a log segment before retention may delete it.
+    pub log_retention: Duration,
     pub max_frame_bytes: u32,
     pub max_in_flight: u32,
     pub max_lines: usize,
@@ -161,6 +185,11 @@ pub struct Config {
     /// Primary to follow (replication), if any.
     pub follow: Option<String>,
     pub follow_api_key: Option<String>,
+    /// `--replicas N`: followers whose acknowledgements count.
+    pub replicas: u32,
+    /// `--ack-after-replica`: hold answers until `replicas` followers have the records.
+    pub ack_after_replica: bool,
+    pub replica_ack_timeout: Duration,
     /// Webhooks for committed events (`notify/`).
     pub webhooks: Vec<crate::notify::WebhookConfig>,
     /// TLS on the storefront port: (certificate chain, key) PEM paths; loaded at start.
@@ -192,6 +221,10 @@ pub enum ConfigError {
     IdleTimeout(String),
     #[error("invalid handshake_timeout {0:?}")]
     HandshakeTimeout(String),
+    #[error("invalid log_retention {0:?}")]
+    LogRetention(String),
+    #[error("invalid replica_ack_timeout {0:?}")]
+    ReplicaAckTimeout(String),
     #[error("partitions must be between 1 and {max}, got {got}")]
     Partitions { got: u32, max: u32 },
     #[error("{0}")]
@@ -244,6 +277,20 @@ impl Config {
         } else {
             None
         };
+        let replica_ack_timeout = match (args.replica_ack_timeout, &file.replica_ack_timeout) {
+            (Some(d), _) => d,
+            (None, Some(text)) => {
+                humantime::parse_duration(text).map_err(|_| ConfigError::ReplicaAckTimeout(text.clone()))?
+            }
+            (None, None) => Duration::from_secs(5),
+        };
+        let log_retention = match (args.log_retention, &file.log_retention) {
+            (Some(d), _) => d,
+            (None, Some(text)) => {
+                humantime::parse_duration(text).map_err(|_| ConfigError::LogRetention(text.clone()))?
+            }
+            (None, None) => Duration::from_secs(3600),
+        };
         let partitions = args.partitions.or(file.partitions).unwrap_or(2);
         let max = oms_engine::routing::MAX_PARTITIONS;
         if !(1..=max).contains(&partitions) {
@@ -265,6 +312,7 @@ impl Config {
             queue_capacity: args.queue_capacity.or(file.queue_capacity).unwrap_or(65_536).max(16),
             segment_bytes: args.segment_bytes.or(file.segment_bytes).unwrap_or(64 << 20),
             snapshot_every: args.snapshot_every.or(file.snapshot_every).unwrap_or(1_000_000).max(1),
+            log_retention,
             max_frame_bytes: file.max_frame_bytes.unwrap_or(DEFAULT_MAX_FRAME_BYTES),
             max_in_flight: file.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT).max(1),
             max_lines: file.max_lines.unwrap_or(64).clamp(1, 1024),
@@ -275,6 +323,9 @@ impl Config {
             api_keys: file.api_keys,
             follow: args.follow.clone().or(file.follow),
             follow_api_key: args.follow_api_key.clone().or(file.follow_api_key),
+            replicas: args.replicas.or(file.replicas).unwrap_or(0),
+            ack_after_replica: args.ack_after_replica || file.ack_after_replica.unwrap_or(false),
+            replica_ack_timeout,
             webhooks: file.webhooks,
             tls,
             handshake_timeout,
@@ -282,6 +333,12 @@ impl Config {
         };
         for hook in &config.webhooks {
             crate::notify::validate(hook)?;
+        }
+        if config.ack_after_replica && config.replicas == 0 {
+            return Err(ConfigError::Invalid("--ack-after-replica needs --replicas N with N >= 1"));
+        }
+        if config.replica_ack_timeout.is_zero() {
+            return Err(ConfigError::Invalid("replica_ack_timeout must be positive"));
         }
         if config.max_frame_bytes < 4096 {
             return Err(ConfigError::Invalid("max_frame_bytes must be at least 4096"));

@@ -80,15 +80,35 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
     let metrics = Arc::new(Metrics::new());
     let notifier = crate::notify::Notifier::new(&config.webhooks, metrics.clone()).map_err(ConfigError::from)?;
     let (order_hook, order_effects) = crate::orders::OrderHook::new();
+    let acks = Arc::new(crate::replication::AckBoard::new(
+        config.partitions,
+        config.replicas as usize,
+        config.ack_after_replica,
+        config.replica_ack_timeout,
+        metrics.clone(),
+    ));
+    if config.ack_after_replica {
+        tracing::info!(
+            replicas = config.replicas,
+            timeout_ms = config.replica_ack_timeout.as_millis() as u64,
+            "--ack-after-replica: writes are answered once the followers hold them"
+        );
+    } else if config.replicas > 0 {
+        tracing::warn!(
+            replicas = config.replicas,
+            "--replicas without --ack-after-replica: writes are acknowledged after the local commit only"
+        );
+    }
     let worker_config = WorkerConfig {
         queue_capacity: config.queue_capacity,
         batch_limit: config.batch_limit,
         tick_interval: config.tick_interval,
         expiry_budget_per_tick: config.expiry_budget_per_tick,
         snapshot_every: config.snapshot_every,
-        retention: Retention { min_bytes: 2 * config.segment_bytes, min_age: Duration::from_secs(3600) },
+        retention: Retention { min_bytes: 2 * config.segment_bytes, min_age: config.log_retention },
         notifier: notifier.clone(),
         orders: Some(order_hook.clone()),
+        replica_ack: acks.holds().then(|| acks.clone()),
     };
     let workers =
         spawn_workers(recovered, worker_config, board.clone(), metrics.clone()).map_err(DaemonError::Threads)?;
@@ -115,8 +135,12 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         shutting_down: AtomicBool::new(false),
         shutdown: tokio::sync::Notify::new(),
         open_connections: AtomicUsize::new(0),
-        replication: crate::replication::ReplicationState::new(config.follow.clone(), config.follow_api_key.clone())
-            .with_tls(follow_tls),
+        replication: crate::replication::ReplicationState::new(
+            config.follow.clone(),
+            config.follow_api_key.clone(),
+            acks,
+        )
+        .with_tls(follow_tls),
     });
     {
         let _entered = runtime.enter();

@@ -27,6 +27,13 @@ pub struct PartitionLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FollowerLabel {
+    /// The follower connection's peer address.
+    pub follower: String,
+    pub partition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: &'static str,
 }
@@ -58,6 +65,16 @@ pub struct Metrics {
     pub subscriptions: Gauge,
     /// Webhook deliveries by outcome (delivered, retried, failed, dropped).
     pub webhook_deliveries: Family<OutcomeLabel, Counter>,
+    /// Primary: the LSN each connected follower reported durable in its own log, per partition.
+    pub replica_acked_lsn: Family<FollowerLabel, Gauge<u64, AtomicU64>>,
+    /// Primary: the highest LSN that `--replicas N` followers hold durably, per partition.
+    pub replica_quorum_lsn: Family<PartitionLabel, Gauge<u64, AtomicU64>>,
+    /// Primary with `--ack-after-replica`: answers committed locally, waiting for the followers.
+    pub replica_held_answers: Family<PartitionLabel, Gauge>,
+    /// Primary with `--ack-after-replica`: time from a batch's local commit to its release.
+    pub replica_ack_wait: Histogram,
+    /// Primary with `--ack-after-replica`: answers turned into `replica_timeout`.
+    pub replica_timeouts: Counter,
     registry: Registry,
 }
 
@@ -89,6 +106,36 @@ impl Metrics {
         let replication_lag_seconds = Family::<PartitionLabel, Gauge<f64, AtomicU64>>::default();
         let subscriptions = Gauge::default();
         let webhook_deliveries = Family::<OutcomeLabel, Counter>::default();
+        let replica_acked_lsn = Family::<FollowerLabel, Gauge<u64, AtomicU64>>::default();
+        let replica_quorum_lsn = Family::<PartitionLabel, Gauge<u64, AtomicU64>>::default();
+        let replica_held_answers = Family::<PartitionLabel, Gauge>::default();
+        let replica_ack_wait = latency_histogram();
+        let replica_timeouts = Counter::default();
+        registry.register(
+            "replica_acked_lsn",
+            "Primary: LSN each connected follower reported durable in its own log",
+            replica_acked_lsn.clone(),
+        );
+        registry.register(
+            "replica_quorum_lsn",
+            "Primary: highest LSN held durably by --replicas N followers",
+            replica_quorum_lsn.clone(),
+        );
+        registry.register(
+            "replica_held_answers",
+            "Primary: answers committed locally and held until the followers have them",
+            replica_held_answers.clone(),
+        );
+        registry.register(
+            "replica_ack_wait_seconds",
+            "Primary: time from a batch's local commit to its release by the followers' acknowledgements",
+            replica_ack_wait.clone(),
+        );
+        registry.register(
+            "replica_timeouts",
+            "Primary: answers given replica_timeout (not confirmed by the followers in time)",
+            replica_timeouts.clone(),
+        );
         registry.register(
             "replication_lag_records",
             "Follower: durable records on the primary not yet applied here",
@@ -144,6 +191,11 @@ impl Metrics {
             replication_lag_seconds,
             subscriptions,
             webhook_deliveries,
+            replica_acked_lsn,
+            replica_quorum_lsn,
+            replica_held_answers,
+            replica_ack_wait,
+            replica_timeouts,
             registry,
         }
     }

@@ -25,6 +25,8 @@ pub enum GatewayCode {
     Internal = 13,
     NotReady = 14,
     BatchTooLarge = 15,
+    // 16 and 17 are the subscription codes (`replication::CODE_*`).
+    ReplicaTimeout = 18,
 }
 
 impl GatewayCode {
@@ -45,6 +47,7 @@ impl GatewayCode {
             GatewayCode::Internal => "internal",
             GatewayCode::NotReady => "not_ready",
             GatewayCode::BatchTooLarge => "batch_too_large",
+            GatewayCode::ReplicaTimeout => "replica_timeout",
         }
     }
 

@@ -98,8 +98,7 @@ impl SnapshotWriter for SimSnapshots {
     fn wait(&mut self) -> Option<Result<Lsn, String>> {
         self.0.lock().unwrap().complete()
     }
-    fn write_now(&mut self, lsn: Lsn, image: &PartitionImage) -> Result<(), String> {
-        let bytes = oms_engine::codec::encode_image(image).map_err(|e| e.to_string())?;
+    fn write_encoded(&mut self, lsn: Lsn, bytes: &[u8]) -> Result<(), String> {
         self.0.lock().unwrap().durable.push((lsn, bytes.to_vec()));
         Ok(())
     }
@@ -311,6 +310,7 @@ impl Sim {
             retention: Retention::default(),
             notifier: None,
             orders: None,
+            replica_ack: None,
         };
         // Small segments so rolls and snapshot-driven segment deletion happen within a seed.
         let segment_bytes = 4096 * (1 + rng.below(3));
@@ -652,6 +652,8 @@ impl Sim {
                     Job::Query { query, .. } => {
                         (Some((Ok(Outcome::Unchanged), events)), Some(answer(&part.reference, *query)))
                     }
+                    // Replication jobs: the simulation drives a primary, which never gets them.
+                    Job::Replicated | Job::Install { .. } => unreachable!("the harness never queues {}", q.what),
                 }
             };
             if self.verbose {

@@ -302,3 +302,178 @@ async fn follower_answers_order_reads_and_refuses_order_writes() {
         .expect_err("order writes are refused on a follower");
     assert_eq!(refused.wire_error().map(|e| e.code), Some(10), "{refused}");
 }
+
+/// The value of one metric line (`name{labels} value`) in a /metrics text.
+fn metric(metrics: &str, line_prefix: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| l.strip_prefix(line_prefix)?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_after_replica_holds_writes_until_a_follower_has_them() {
+    // Checks --replicas 1 --ack-after-replica: a write is not answered while no follower is
+    // connected (its answer is held, visible in /metrics), is answered once a follower holds it,
+    // and after SIGKILL of the primary the promoted follower has every acknowledged write.
+    let mut primary =
+        Omsd::start(&["--partitions", "2", "--replicas", "1", "--ack-after-replica", "--replica-ack-timeout", "15s"]);
+    let pclient = primary.client().await;
+    let seeding = {
+        let client = pclient.clone();
+        tokio::spawn(async move { seed(&client, &["A-1", "B-2", "C-3", "D-4"], 200).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!seeding.is_finished(), "a write was acknowledged with no follower connected");
+    let (_, metrics) = http_get(primary.admin_addr(), "/metrics").expect("metrics");
+    let held: f64 = ["0", "1"]
+        .iter()
+        .filter_map(|p| metric(&metrics, &format!("omsd_replica_held_answers{{partition=\"{p}\"}} ")))
+        .sum();
+    assert!(held >= 1.0, "held answers in /metrics: {metrics}");
+
+    let primary_addr = primary.addr().to_string();
+    let follower = Omsd::start(&["--partitions", "2", "--follow", &primary_addr, "--fsync", "always"]);
+    tokio::time::timeout(Duration::from_secs(15), seeding)
+        .await
+        .expect("the held write is answered once the follower has it")
+        .expect("seed task");
+
+    let mut acknowledged = Vec::new();
+    for i in 0..40 {
+        let reserved = pclient.reserve(cart(["A-1", "B-2", "C-3", "D-4"][i % 4], 1)).await.expect("reserve");
+        acknowledged.push(reserved.id);
+    }
+    let (_, metrics) = http_get(primary.admin_addr(), "/metrics").expect("metrics");
+    assert!(metrics.contains("omsd_replica_acked_lsn{follower="), "{metrics}");
+    assert!(metric(&metrics, "omsd_replica_ack_wait_seconds_count ").unwrap_or(0.0) >= 40.0, "{metrics}");
+    assert_eq!(metric(&metrics, "omsd_replica_timeouts_total "), Some(0.0), "{metrics}");
+
+    // No convergence wait: every acknowledged write must already be on the follower.
+    primary.kill();
+    let promoted = follower.oms_json(&["admin", "promote"]);
+    assert_eq!(promoted["promoted"], true, "{promoted}");
+    let fclient = follower.client().await;
+    for id in &acknowledged {
+        let view = fclient.reservation(*id).await.expect("an acknowledged reservation survives the failover");
+        assert_eq!(view.status, "held");
+    }
+    for sku in ["A-1", "B-2", "C-3", "D-4"] {
+        let view = fclient.stock(SkuRef::Code(sku.into())).await.expect("stock");
+        assert_eq!((view.available, view.reserved), (190, 10), "{sku}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_after_replica_without_follower_answers_replica_timeout() {
+    // Checks that with --ack-after-replica and no follower a write is answered replica_timeout
+    // (18) after the configured timeout instead of being acknowledged, and that reads still work.
+    let omsd =
+        Omsd::start(&["--partitions", "1", "--replicas", "1", "--ack-after-replica", "--replica-ack-timeout", "700ms"]);
+    let client = omsd.client().await;
+    let started = Instant::now();
+    let refused = client.define_warehouse(1, "SH", "east", 0).await.expect_err("not acknowledged without a follower");
+    let elapsed = started.elapsed();
+    let error = refused.wire_error().expect("a typed error");
+    assert_eq!((error.code, error.name.as_str()), (18, "replica_timeout"), "{refused}");
+    assert!(elapsed >= Duration::from_millis(650), "answered after {elapsed:?}");
+    client.audit().await.expect("reads are not held");
+    let (_, metrics) = http_get(omsd.admin_addr(), "/metrics").expect("metrics");
+    assert_eq!(metric(&metrics, "omsd_replica_timeouts_total "), Some(1.0), "{metrics}");
+    assert_eq!(metric(&metrics, "omsd_replica_held_answers{partition=\"0\"} "), Some(0.0), "{metrics}");
+}
+
+/// True when partition `p` of the server no longer retains LSN 1 (a subscription from 1 without
+/// bootstrap is refused behind_retention).
+async fn behind_retention(addr: &str, p: u32) -> bool {
+    let mut stream = LogStream::connect(addr, None, "test", Duration::from_secs(5)).await.expect("connect");
+    stream.subscribe(1, Some(p), 1, false).await.expect("subscribe");
+    match stream.next().await.expect("frame").1 {
+        Response::Error(e) => {
+            assert_eq!(e.code, 16, "{e:?}");
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Every partition's audit (counters, live reservations, SKUs, durable LSN, consistency check).
+async fn audit_partitions(client: &Client) -> serde_json::Value {
+    client.audit().await.expect("audit")["partitions"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_behind_retention_catches_up_from_the_primary_snapshot() {
+    // Checks that a follower whose next LSN the primary no longer retains (small segments,
+    // frequent snapshots, no minimum log age) installs the primary's snapshot, continues the log
+    // after it, ends with the primary's state (audit and stock), keeps following new writes, and
+    // recovers from the installed snapshot after a restart.
+    let primary = Omsd::start(&[
+        "--partitions",
+        "2",
+        "--segment-bytes",
+        "8192",
+        "--snapshot-every",
+        "25",
+        "--log-retention",
+        "0s",
+    ]);
+    let pclient = primary.client().await;
+    let skus = ["A-1", "B-2", "C-3", "D-4", "E-5", "F-6"];
+    seed(&pclient, &skus, 100_000).await;
+    let addr = primary.addr().to_string();
+    let mut ids = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // One batch request per round: its reservations share group commits, which keeps the
+        // test fast while still filling several segments per partition.
+        let carts = (0..200).map(|i| cart(skus[i % skus.len()], 1 + (i % 3) as u32)).collect();
+        let answers = pclient.reserve_batch(carts).await.expect("reserve batch");
+        for (i, answer) in answers.into_iter().enumerate() {
+            let reserved = answer.expect("reserved");
+            if i % 10 == 0 {
+                pclient.confirm(reserved.id).await.expect("confirm");
+            }
+            ids.push(reserved.id);
+        }
+        // Segment deletion happens after a background snapshot, at a later batch.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        pclient.ping().await.expect("ping");
+        if behind_retention(&addr, 0).await && behind_retention(&addr, 1).await {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the primary never deleted its first segments");
+    }
+
+    let mut follower = Omsd::start(&["--partitions", "2", "--follow", &addr]);
+    let fclient = follower.client().await;
+    wait_converged(&pclient, &fclient).await;
+    assert_eq!(audit_partitions(&fclient).await, audit_partitions(&pclient).await);
+    for sku in skus {
+        let p = pclient.stock(SkuRef::Code(sku.into())).await.expect("primary stock");
+        let f = fclient.stock(SkuRef::Code(sku.into())).await.expect("follower stock");
+        assert_eq!((p.available, p.reserved, p.on_hand), (f.available, f.reserved, f.on_hand), "{sku}");
+    }
+    for id in ids.iter().step_by(37) {
+        let p = pclient.reservation(*id).await.expect("primary reservation");
+        let f = fclient.reservation(*id).await.expect("follower reservation");
+        assert_eq!(p.status, f.status, "reservation {id}");
+    }
+    assert!(follower.stderr().contains("catching up from its snapshot"), "{}", follower.stderr());
+
+    // New writes stream on after the installed snapshot; a restart recovers from it.
+    for i in 0..30 {
+        pclient.reserve(cart(skus[i % skus.len()], 1)).await.expect("reserve");
+    }
+    wait_converged(&pclient, &fclient).await;
+    follower.terminate();
+    for i in 0..10 {
+        pclient.reserve(cart(skus[i % skus.len()], 2)).await.expect("reserve");
+    }
+    follower.restart();
+    let fclient = follower.client().await;
+    wait_converged(&pclient, &fclient).await;
+    assert_eq!(audit_partitions(&fclient).await, audit_partitions(&pclient).await);
+    for sku in skus {
+        let p = pclient.stock(SkuRef::Code(sku.into())).await.expect("primary stock");
+        let f = fclient.stock(SkuRef::Code(sku.into())).await.expect("follower stock");
+        assert_eq!((p.available, p.reserved), (f.available, f.reserved), "{sku} after the follower's restart");
+    }
+}

@@ -40,6 +40,10 @@ pub enum WalError {
     /// A follower asked for records that were already deleted by retention.
     #[error("lsn {requested} is behind retention; oldest retained lsn is {oldest}")]
     BehindRetention { requested: Lsn, oldest: Lsn },
+    /// `Wal::restart_at` was asked to continue at or before the log's next LSN (LSNs are never
+    /// reused).
+    #[error("cannot restart the log at lsn {requested}: its next lsn is already {next}")]
+    LsnBackwards { next: Lsn, requested: Lsn },
     /// Payload larger than `max_record_bytes` or than a segment can hold.
     #[error("record of {len} bytes exceeds the limit of {max}")]
     RecordTooLarge { len: u64, max: u64 },

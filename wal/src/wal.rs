@@ -231,6 +231,42 @@ impl Wal {
         Ok(victims.len())
     }
 
+    /// Discards every segment and continues the log at `next_lsn`: a replica that installed a
+    /// snapshot at `next_lsn - 1` because its source no longer retains the records in between.
+    /// The caller must have made that snapshot durable first: afterwards the records before
+    /// `next_lsn` exist nowhere in this log. Crash-safe in this order: the old segments are
+    /// removed (and the directory synced) before the new one is created, so recovery finds either
+    /// the old log (ending before the snapshot, which recovery accepts) or the new one, never
+    /// both with a gap between them. Followers keep their handles: they see the new segment and
+    /// the durable LSN jump to `next_lsn - 1`.
+    pub fn restart_at(&mut self, next_lsn: Lsn) -> Result<(), WalError> {
+        if self.poisoned {
+            return Err(WalError::Poisoned);
+        }
+        if next_lsn <= self.next_lsn {
+            return Err(WalError::LsnBackwards { next: self.next_lsn, requested: next_lsn });
+        }
+        // Unflushed records would be discarded with their segment: they belong to the state the
+        // snapshot replaces, but flushing first keeps "durable" meaning durable until the end.
+        self.sync()?;
+        let old: Vec<SegEntry> = std::mem::take(&mut *self.shared.segments.write());
+        self.active = None;
+        for s in &old {
+            let r = self.storage.remove(&s.name);
+            r.map_err(self.poison("remove segment"))?;
+        }
+        let r = self.storage.sync_dir();
+        r.map_err(self.poison("sync dir"))?;
+        self.next_lsn = next_lsn;
+        self.written_lsn = next_lsn - 1;
+        self.durable = next_lsn - 1;
+        self.pending.clear();
+        self.new_segment()?;
+        self.shared.publish(self.durable);
+        tracing::info!(next_lsn, removed_segments = old.len(), "wal restarted after a snapshot install");
+        Ok(())
+    }
+
     /// Any write or flush error poisons the log: the state of the unflushed
     /// range is unknown (fsyncgate), so nothing may be acknowledged after it.
     fn poison(&mut self, op: &'static str) -> impl FnOnce(std::io::Error) -> WalError + '_ {

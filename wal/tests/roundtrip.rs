@@ -179,3 +179,45 @@ fn too_large_rejected() {
     assert_eq!(wal.append(1, &vec![7u8; 60 << 10]).unwrap(), 1);
     assert_eq!(wal.commit().unwrap(), 1);
 }
+
+// Checks `Wal::restart_at` (a replica installing a snapshot): every old segment is gone, a
+// reader handle taken before sees the new durable LSN and the records after it, appends continue
+// at the new LSN, a reopen with the snapshot's start LSN recovers exactly those records, and a
+// restart at or before the next LSN is refused.
+#[test]
+fn restart_at_discards_the_log_and_continues_after_a_snapshot() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cfg(d.path(), WriteMode::Pwrite);
+    c.segment_bytes = 4096;
+    let (mut wal, _) = Wal::open(c.clone()).unwrap();
+    for l in 1..=300 {
+        wal.append(rtype(l), &payload(l)).unwrap();
+    }
+    wal.commit().unwrap();
+    let reader = wal.reader_handle();
+    assert!(matches!(wal.restart_at(300), Err(WalError::LsnBackwards { .. })));
+    assert!(matches!(wal.restart_at(301), Err(WalError::LsnBackwards { .. })));
+    wal.restart_at(1001).unwrap();
+    assert_eq!(
+        (wal.durable_lsn(), wal.last_lsn(), reader.durable_lsn(), reader.oldest_lsn()),
+        (1000, 1000, 1000, 1001)
+    );
+    let names: Vec<String> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".seg"))
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    for l in 1001..=1010 {
+        assert_eq!(wal.append(rtype(l), &payload(l)).unwrap(), l);
+    }
+    wal.commit().unwrap();
+    let mut seen = Vec::new();
+    reader.read_from(1001, 100, |l, _, _| seen.push(l)).unwrap();
+    assert_eq!(seen, (1001..=1010).collect::<Vec<_>>());
+    drop(wal);
+    c.start_lsn = 1001;
+    let (wal, rec) = Wal::open(c).unwrap();
+    assert_history(&collect(&rec, 1001), 1001);
+    assert_eq!((collect(&rec, 1001).len(), wal.last_lsn()), (10, 1010));
+}

@@ -112,6 +112,9 @@ pub enum Request {
     RulesReload { toml: String },
     /// The label data of a packed shipment (waybill, carrier, addresses, items).
     Waybill { shipment: u64 },
+    /// A follower's report, on its subscription connection, that its own log holds `partition`
+    /// durably up to `durable_lsn` (docs/REPLICATION.md, `--ack-after-replica`). Never answered.
+    ReplicaAck { partition: u32, durable_lsn: u64 },
 }
 }
 
@@ -158,6 +161,7 @@ impl Request {
             Request::AfterSaleReceive { .. } => Opcode::AfterSaleReceive,
             Request::RulesReload { .. } => Opcode::RulesReload,
             Request::Waybill { .. } => Opcode::Waybill,
+            Request::ReplicaAck { .. } => Opcode::ReplicaAck,
         }
     }
 }

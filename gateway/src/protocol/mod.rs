@@ -51,6 +51,7 @@ pub enum Opcode {
     SetChannelPolicy = 36,
     Subscribe = 40,
     Promote = 41,
+    ReplicaAck = 42,
     OrderImport = 50,
     OrderGet = 51,
     OrderList = 52,
@@ -72,7 +73,7 @@ pub enum Opcode {
 }
 
 impl Opcode {
-    pub const ALL: [Opcode; 40] = [
+    pub const ALL: [Opcode; 41] = [
         Opcode::Hello,
         Opcode::Ping,
         Opcode::Reserve,
@@ -96,6 +97,7 @@ impl Opcode {
         Opcode::SetChannelPolicy,
         Opcode::Subscribe,
         Opcode::Promote,
+        Opcode::ReplicaAck,
         Opcode::OrderImport,
         Opcode::OrderGet,
         Opcode::OrderList,
@@ -147,6 +149,7 @@ impl Opcode {
             Opcode::SetChannelPolicy => "set_channel_policy",
             Opcode::Subscribe => "subscribe",
             Opcode::Promote => "promote",
+            Opcode::ReplicaAck => "replica_ack",
             Opcode::OrderImport => "order_import",
             Opcode::OrderGet => "order_get",
             Opcode::OrderList => "order_list",

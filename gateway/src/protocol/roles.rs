@@ -49,7 +49,7 @@ impl Role {
         match self {
             Role::Storefront => storefront,
             Role::Ops => storefront || opcode != Response,
-            Role::Reader => matches!(opcode, Hello | Ping | Subscribe),
+            Role::Reader => matches!(opcode, Hello | Ping | Subscribe | ReplicaAck),
         }
     }
 }

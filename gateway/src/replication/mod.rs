@@ -7,6 +7,7 @@
 //! snapshot image, or empty when the log is retained from LSN 1) and applies each command: the
 //! engine is deterministic, so the replica emits exactly the events the primary emitted.
 
+pub mod ack;
 pub mod follower;
 pub mod replica;
 pub mod server;
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::protocol::{Opcode, WireError};
 
+pub use ack::{on_replica_ack, AckBoard};
 pub use follower::{promote, spawn_follower};
 pub use replica::{Replica, ReplicaError};
 pub use server::{spawn_subscription, FrameCredit, StreamTx};
@@ -63,12 +65,18 @@ pub struct ReplicationState {
     pub(crate) task: parking_lot::Mutex<Option<tokio::task::JoinHandle<follower::FollowerExit>>>,
     /// Per partition: (highest LSN applied here, highest durable LSN the primary reported).
     pub(crate) positions: parking_lot::Mutex<Vec<(u64, u64)>>,
+    /// Acknowledgements of the followers of this server (`--replicas N --ack-after-replica`).
+    pub acks: std::sync::Arc<AckBoard>,
 }
 
 impl ReplicationState {
-    pub fn new(primary: Option<String>, primary_api_key: Option<String>) -> ReplicationState {
+    pub fn new(
+        primary: Option<String>,
+        primary_api_key: Option<String>,
+        acks: std::sync::Arc<AckBoard>,
+    ) -> ReplicationState {
         let following = primary.is_some();
-        ReplicationState { primary, primary_api_key, following: AtomicBool::new(following), ..Default::default() }
+        ReplicationState { primary, primary_api_key, following: AtomicBool::new(following), acks, ..Default::default() }
     }
 
     pub fn with_tls(mut self, tls: Option<crate::tls::ClientTls>) -> ReplicationState {
@@ -112,5 +120,6 @@ pub fn is_read_only(opcode: Opcode) -> bool {
             | OrderList
             | WaveGet
             | Waybill
+            | ReplicaAck
     )
 }

@@ -14,6 +14,8 @@ use crate::protocol::{
 
 /// A ping keeps the connection from the server's idle timeout.
 const KEEPALIVE: Duration = Duration::from_secs(20);
+/// Request id of `ReplicaAck` frames (never answered, so it only has to differ from pings').
+const ACK_REQUEST_ID: u64 = u64::MAX - 1;
 /// Bound on one response frame read by a subscriber (snapshots arrive in chunks below this).
 const MAX_RESPONSE_FRAME: u32 = 64 << 20;
 
@@ -144,6 +146,35 @@ impl LogStream {
         bootstrap: bool,
     ) -> Result<(), StreamError> {
         self.send(request_id, &Request::Subscribe { partition, from_lsn, bootstrap }).await
+    }
+
+    /// Report (as a follower) that this server's log holds `partition` durably up to
+    /// `durable_lsn`. The server never answers it.
+    pub async fn ack(&mut self, partition: u32, durable_lsn: u64) -> Result<(), StreamError> {
+        self.send(ACK_REQUEST_ID, &Request::ReplicaAck { partition, durable_lsn }).await
+    }
+
+    /// The next frame if one has already arrived (never waits for the network).
+    pub fn try_next(&mut self) -> Result<Option<(u64, Response)>, StreamError> {
+        loop {
+            match self.decoder.decode(&mut self.buffer) {
+                Ok(Some((header, payload))) => {
+                    let response = protocol::decode_response(&payload, &mut self.scratch)?;
+                    return Ok(Some((header.request_id, response)));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(StreamError::Protocol(e.to_string())),
+            }
+            self.buffer.reserve(64 * 1024);
+            // One poll of the read (plain or TLS): `read_buf` is cancel-safe, so a read that is
+            // not ready is dropped without losing bytes, and `next` awaits it properly later.
+            match futures::FutureExt::now_or_never(self.stream.read_buf(&mut self.buffer)) {
+                None => return Ok(None),
+                Some(Ok(0)) => return Err(StreamError::Closed),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(StreamError::Io(e)),
+            }
+        }
     }
 
     /// The next frame: (request id, response). Sends a keep-alive ping when the connection has

@@ -5,6 +5,7 @@
 //! then answers. Reads are answered after the same commit, so nobody sees state that might not
 //! survive a crash.
 
+mod held;
 mod recovery;
 mod worker;
 
@@ -49,6 +50,8 @@ pub enum Failure {
     Storage,
     ShuttingDown,
     Busy,
+    /// `--ack-after-replica`: committed here, but the followers did not confirm it in time.
+    NotReplicated,
 }
 
 pub type PartResult = Result<Vec<Event>, Failure>;
@@ -95,6 +98,23 @@ pub struct PartitionAudit {
 }
 
 pub enum Job {
-    Apply { envelope: Envelope, reply: Reply },
-    Query { query: Query, reply: oneshot::Sender<QueryAnswer> },
+    Apply {
+        envelope: Envelope,
+        reply: Reply,
+    },
+    Query {
+        query: Query,
+        reply: oneshot::Sender<QueryAnswer>,
+    },
+    /// Followers acknowledged more of the log: release the held answers it covers.
+    Replicated,
+    /// Follower catch-up: replace the partition with the primary's snapshot image at `lsn`
+    /// (already validated; `bytes` is its encoding, stored as this server's snapshot) and continue
+    /// the log at `lsn + 1`.
+    Install {
+        lsn: u64,
+        partition: Box<oms_engine::Partition>,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }

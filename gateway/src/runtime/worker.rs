@@ -32,6 +32,8 @@ pub struct WorkerConfig {
     /// Orders: committed batches are shown to it, so the stock effects of ticks (an order cancelled
     /// past its deadline) are carried out and parked orders retried when stock comes back.
     pub orders: Option<Arc<crate::orders::OrderHook>>,
+    /// `--ack-after-replica`: answers wait until the followers acknowledged their records.
+    pub replica_ack: Option<Arc<crate::replication::AckBoard>>,
 }
 
 /// Handles to every partition thread.
@@ -150,8 +152,13 @@ pub trait SnapshotWriter: Send {
     fn poll(&mut self) -> Option<Result<Lsn, String>>;
     /// Waits for the in-flight write, if any, and returns its result.
     fn wait(&mut self) -> Option<Result<Lsn, String>>;
+    /// Writes an encoded image synchronously (a follower installing its primary's snapshot).
+    fn write_encoded(&mut self, lsn: Lsn, bytes: &[u8]) -> Result<(), String>;
     /// Writes synchronously (the final snapshot at shutdown).
-    fn write_now(&mut self, lsn: Lsn, image: &PartitionImage) -> Result<(), String>;
+    fn write_now(&mut self, lsn: Lsn, image: &PartitionImage) -> Result<(), String> {
+        let bytes = encode_image(image).map_err(|e| e.to_string())?;
+        self.write_encoded(lsn, &bytes)
+    }
 }
 
 /// The daemon's writer: encodes and writes on a helper thread, off the partition thread.
@@ -190,10 +197,8 @@ impl SnapshotWriter for ThreadSnapshots {
         Some(thread.join().unwrap_or_else(|_| Err("snapshot thread panicked".to_owned())))
     }
 
-    fn write_now(&mut self, lsn: Lsn, image: &PartitionImage) -> Result<(), String> {
-        let bytes = encode_image(image).map_err(|e| e.to_string())?;
-        self.store.write(lsn, &bytes).map_err(|e| e.to_string())?;
-        Ok(())
+    fn write_encoded(&mut self, lsn: Lsn, bytes: &[u8]) -> Result<(), String> {
+        self.store.write(lsn, bytes).map(|_| ()).map_err(|e| e.to_string())
     }
 }
 
@@ -209,7 +214,10 @@ impl Worker {
     fn run(mut self) {
         let tick_interval = self.core.config.tick_interval;
         loop {
-            let wait = tick_interval.saturating_sub(self.last_tick.elapsed());
+            let mut wait = tick_interval.saturating_sub(self.last_tick.elapsed());
+            if let Some(deadline) = self.core.next_held_deadline() {
+                wait = wait.min(deadline.saturating_duration_since(Instant::now()));
+            }
             match self.rx.recv_timeout(wait) {
                 Ok(job) => self.core.handle(job),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -230,12 +238,14 @@ impl Worker {
             if self.core.finish_batch() {
                 self.core.metrics.queue_depth.get_or_create(&self.core.label).set(self.rx.len() as i64);
             }
+            self.core.release_held();
             self.core.maybe_snapshot();
             if self.stop.load(Ordering::Acquire) && self.rx.is_empty() {
                 break;
             }
         }
         self.core.finish_batch();
+        self.core.expire_held();
         self.core.final_snapshot();
     }
 }
@@ -267,6 +277,8 @@ pub struct PartitionCore {
     notify_pending: Vec<crate::notify::Notification>,
     /// The events of the current batch that a Tick produced (for the order hook).
     tick_events: std::ops::Range<usize>,
+    /// `--ack-after-replica` only: committed answers waiting for the followers.
+    held: Option<super::held::HeldAnswers>,
 }
 
 impl PartitionCore {
@@ -284,7 +296,10 @@ impl PartitionCore {
         following: Arc<AtomicBool>,
     ) -> PartitionCore {
         publish_all(&partition, &board);
+        let held =
+            config.replica_ack.clone().map(|b| super::held::HeldAnswers::new(b, partition.index(), metrics.clone()));
         PartitionCore {
+            held,
             label: Metrics::partition(partition.index()),
             partition,
             wal,
@@ -359,7 +374,53 @@ impl PartitionCore {
                 let answer = self.query(query);
                 self.answers.push((reply, answer));
             }
+            // Only wakes the thread: held answers are released after every batch.
+            Job::Replicated => {}
+            Job::Install { lsn, partition, bytes, reply } => {
+                let _ = reply.send(self.install(lsn, *partition, &bytes));
+            }
         }
+    }
+
+    /// When the oldest held answer times out (`--ack-after-replica`), to bound the thread's wait.
+    pub fn next_held_deadline(&self) -> Option<Instant> {
+        self.held.as_ref().and_then(|h| h.next_deadline())
+    }
+
+    /// Answers the held batches the followers now cover, and those past the timeout.
+    pub fn release_held(&mut self) {
+        if let Some(held) = self.held.as_mut() {
+            held.release();
+        }
+    }
+
+    /// At shutdown: every held answer is answered `replica_timeout`.
+    pub fn expire_held(&mut self) {
+        if let Some(held) = self.held.as_mut() {
+            held.expire_all();
+        }
+    }
+
+    /// Follower catch-up from the primary's snapshot (`replication::follower`). The snapshot is
+    /// made durable before the log is restarted after it, so a crash in between recovers from it.
+    fn install(&mut self, lsn: u64, partition: Partition, bytes: &[u8]) -> Result<(), String> {
+        if !self.is_following() {
+            return Err("only a follower installs a snapshot".to_owned());
+        }
+        // Whatever this batch holds so far is answered against the old state, before it goes.
+        self.finish_batch();
+        let _ = self.snapshots.wait();
+        self.snapshots.write_encoded(lsn, bytes).map_err(|e| format!("cannot store the snapshot: {e}"))?;
+        if let Err(e) = self.wal.restart_at(lsn + 1) {
+            self.poison(&e);
+            return Err(format!("cannot restart the log after the snapshot: {e}"));
+        }
+        self.partition = partition;
+        publish_all(&self.partition, &self.board);
+        self.since_snapshot = 0;
+        self.metrics.wal_durable_lsn.get_or_create(&self.label).set(lsn);
+        tracing::info!(partition = self.partition.index(), lsn, "installed the primary's snapshot");
+        Ok(())
     }
 
     fn apply(&mut self, envelope: Envelope, reply: Option<Reply>) {
@@ -482,6 +543,16 @@ impl PartitionCore {
             hook.committed(&self.events, &self.events[self.tick_events.clone()]);
         }
         self.tick_events = 0..0;
+        let hold = match self.held.as_mut() {
+            // A follower's own answers go to its replication task, which must never wait for acks.
+            Some(held) if !failed && !self.following.load(Ordering::Acquire) && held.must_hold(self.wal.last_lsn()) => {
+                Some(held)
+            }
+            _ => None,
+        };
+        if let Some(held) = hold {
+            held.hold(self.wal.last_lsn(), self.pending.drain(..), &self.events);
+        }
         for (reply, result, range) in self.pending.drain(..) {
             // A refusal in a failed batch is not answered either: it may rest on commands of this
             // batch that are lost (the last unit taken by a reserve that never became durable).
@@ -578,7 +649,7 @@ impl PartitionCore {
     }
 }
 
-fn deliver(reply: Reply, result: Result<Outcome, Failure>, events: &[Event]) {
+pub(super) fn deliver(reply: Reply, result: Result<Outcome, Failure>, events: &[Event]) {
     match reply {
         Reply::Part(tx) => {
             let _ = tx.send(result.map(|_| events.to_vec()));
@@ -605,6 +676,10 @@ pub fn failure_to_wire(failure: &Failure) -> crate::protocol::WireError {
         }
         Failure::ShuttingDown => GatewayCode::ShuttingDown.error("the server is shutting down"),
         Failure::Busy => GatewayCode::Busy.error("partition queue full; retry with backoff"),
+        Failure::NotReplicated => GatewayCode::ReplicaTimeout.error(
+            "committed on this server but not confirmed by the followers in time: it may not survive a failover; \
+             retry with the same idempotency key",
+        ),
     }
 }
 
@@ -655,7 +730,7 @@ mod tests {
         fn wait(&mut self) -> Option<Result<Lsn, String>> {
             None
         }
-        fn write_now(&mut self, _: Lsn, _: &PartitionImage) -> Result<(), String> {
+        fn write_encoded(&mut self, _: Lsn, _: &[u8]) -> Result<(), String> {
             Ok(())
         }
     }
@@ -695,6 +770,7 @@ mod tests {
             retention: Retention::default(),
             notifier: None,
             orders: None,
+            replica_ack: None,
         };
         let mut core = PartitionCore::new(
             Partition::new(0, 1, Limits::default()),

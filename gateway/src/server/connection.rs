@@ -200,6 +200,12 @@ async fn serve_stream<R, W>(
                 send(&tx, header.request_id, opcode, Response::Error(error), &in_flight);
                 continue;
             }
+            if let Request::ReplicaAck { partition, durable_lsn } = request {
+                // A follower's progress report on its subscription connection: never answered (not even while
+                // shutting down: an error frame would stop the follower instead of letting it reconnect).
+                crate::replication::on_replica_ack(&ctx, peer, partition, durable_lsn);
+                continue;
+            }
             if ctx.shutting_down.load(Ordering::Acquire) {
                 send(
                     &tx,
@@ -274,6 +280,7 @@ async fn serve_stream<R, W>(
         Close::Idle => tracing::info!(%peer, "closing idle connection"),
         _ => tracing::warn!(%peer, reason = %close, "closing connection"),
     }
+    ctx.replication.acks.forget(peer);
     // Let the writer finish what is in flight (bounded), then close.
     drop(tx);
     let drain = ctx.config.idle_timeout.min(std::time::Duration::from_secs(10));

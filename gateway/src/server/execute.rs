@@ -510,7 +510,7 @@ impl ServerCtx {
             }
             Request::Audit => self.audit().await,
             Request::Promote => crate::replication::promote(&self).await,
-            Request::Subscribe { .. } => {
+            Request::Subscribe { .. } | Request::ReplicaAck { .. } => {
                 Response::Error(GatewayCode::Internal.error("subscriptions are served by the connection"))
             }
             Request::DefineWarehouse { id, code, region, priority } => {
