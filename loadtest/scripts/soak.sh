@@ -48,7 +48,12 @@ DATA=$(mktemp -d "${TMPDIR:-/tmp}/omsd-soak.XXXXXX")
 "$BIN/omsd" --listen "$LISTEN" --admin-listen "$ADMIN" --data-dir "$DATA" --fsync always --partitions 2 \
   >"$OUT/omsd.log" 2>&1 &
 OMSD=$!
-cleanup() { kill "$OMSD" 2>/dev/null || true; [ -n "${LOAD:-}" ] && kill "$LOAD" 2>/dev/null || true; rm -rf "$DATA"; }
+# omsd writes a final snapshot on SIGTERM: wait for it to exit before removing its data.
+cleanup() {
+  [ -n "${LOAD:-}" ] && kill "$LOAD" 2>/dev/null || true
+  kill "$OMSD" 2>/dev/null && wait "$OMSD" 2>/dev/null || true
+  rm -rf "$DATA"
+}
 trap cleanup EXIT
 for _ in $(seq 1 300); do
   curl -sf "http://$ADMIN/ready" >/dev/null 2>&1 && break

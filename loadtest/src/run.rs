@@ -399,6 +399,10 @@ async fn run_omsd(args: &Args, plan: Arc<Plan>, addr: &str) -> Result<Report, Lo
         report.audit = json!({"skipped": true});
         report.audit_passed = fatal.is_none();
     } else {
+        // The setup connection sat idle for the whole run: longer than the server's idle timeout
+        // (5 min by default) in a soak, so the audit opens a fresh one.
+        drop(control);
+        let mut control = Wire::connect(addr, tls.as_ref()).await?;
         // Holds the server ended by itself free their units. Asked before and after the snapshot:
         // those ended before it are reflected in it; one that ended in between makes its SKU and
         // campaign ambiguous for the exact comparison (but not for the oversell check).
