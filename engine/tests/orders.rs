@@ -1019,7 +1019,7 @@ fn reconciliation_carries_out_stock_effects_a_crash_skipped() {
         id: ReservationId(9_999),
         lines: vec![Line { sku: SkuId(3), qty: 4 }],
         ttl_ms: 60_000,
-        idempotency_key: 0,
+        idempotency_key: oms_engine::orders::allocation_key(orphaned, ReservationId(9_999)),
         customer: CustomerId(orphaned),
         channel: oms_engine::orders::desk::channel_id(SalesChannel::Native),
         campaign: None,
@@ -1032,11 +1032,17 @@ fn reconciliation_carries_out_stock_effects_a_crash_skipped() {
         None => panic!("reserved"),
     };
     w.ok(Command::Confirm { id: orphan });
-    // A storefront's reservation for another customer is not the order desk's business.
+    // A storefront's reservation for another customer is not the order desk's business, nor is
+    // one whose customer id happens to equal the order id (same channel, no allocation key).
     request.id = ReservationId(10_000);
     request.customer = CustomerId(7);
+    request.idempotency_key = 0;
+    w.ok(Command::Reserve(request.clone()));
+    request.id = ReservationId(10_001);
+    request.customer = CustomerId(orphaned);
+    request.lines = vec![Line { sku: SkuId(3), qty: 1 }];
     w.ok(Command::Reserve(request));
-    assert_eq!(w.stock(3), (10, 8, 2));
+    assert_eq!(w.stock(3), (10, 9, 1));
 
     // While serving (no orphan sweep), everything but the orphan is carried out.
     let owed = w.reconcile(false);
@@ -1044,11 +1050,11 @@ fn reconciliation_carries_out_stock_effects_a_crash_skipped() {
     assert_eq!(w.stock(5), (10, 0, 10), "cancelled order's hold released");
     assert_eq!(w.stock(4), (7, 0, 7), "shipped units left");
     assert_eq!(w.stock(1), (10, 0, 10), "returned units back");
-    assert_eq!(w.stock(3), (10, 8, 2));
-    // At start-up the orphaned allocation is released too; the storefront's hold stays.
+    assert_eq!(w.stock(3), (10, 9, 1));
+    // At start-up the orphaned allocation is released too; the storefront's holds stay.
     let owed = w.reconcile(true);
     assert_eq!(owed, vec![(3 % 2, Command::Release { id: orphan, cause: ReleaseCause::Cancel })]);
-    assert_eq!(w.stock(3), (10, 4, 6));
+    assert_eq!(w.stock(3), (10, 5, 5));
     assert!(w.reconcile(true).is_empty(), "nothing owed twice");
     // A repeated restock changes nothing.
     let line = Command::Order(OrderCommand::Restock {

@@ -214,12 +214,13 @@ impl Desk {
         out: &mut Vec<Event>,
     ) -> Result<Allocated, EngineError> {
         self.next_sequence += 1;
+        // The partition bits are filled in by the router from the lines.
+        let id = ReservationId(self.next_sequence & crate::routing::SEQUENCE_MASK);
         let request = ReserveRequest {
-            // The partition bits are filled in by the router from the lines.
-            id: ReservationId(self.next_sequence & crate::routing::SEQUENCE_MASK),
+            id,
             lines: lines.to_vec(),
             ttl_ms: ORDER_HOLD_TTL_MS,
-            idempotency_key: 0,
+            idempotency_key: super::allocation_key(order, id),
             customer,
             channel,
             campaign: None,
@@ -295,11 +296,12 @@ impl Desk {
         let o = engine.partitions()[p].orders().order(order).ok_or(EngineError::UnknownOrder { order })?;
         let channel = channel_id(o.channel);
         self.next_sequence += 1;
+        let id = ReservationId(self.next_sequence & crate::routing::SEQUENCE_MASK);
         let request = ReserveRequest {
-            id: ReservationId(self.next_sequence & crate::routing::SEQUENCE_MASK),
+            id,
             lines: lines.to_vec(),
             ttl_ms: ORDER_HOLD_TTL_MS,
-            idempotency_key: 0,
+            idempotency_key: super::allocation_key(order, id),
             customer: CustomerId(order),
             channel,
             campaign: None,

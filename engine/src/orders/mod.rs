@@ -226,6 +226,19 @@ impl OrderCommand {
     }
 }
 
+/// The idempotency key an order's allocation reservation carries: a hash of the order id and the
+/// reservation's sequence. It marks the reservation as the order's (start-up reconciliation
+/// releases an allocation hold whose `RecordAllocation` was lost by a crash, and must never take
+/// a storefront reservation whose customer id merely equals an order id), and being unique per
+/// reservation it never makes one allocation replay another.
+pub fn allocation_key(order: u64, reservation: ReservationId) -> u64 {
+    let mut bytes = [0u8; 30];
+    bytes[..14].copy_from_slice(b"oms-allocation");
+    bytes[14..22].copy_from_slice(&order.to_le_bytes());
+    bytes[22..].copy_from_slice(&crate::routing::reservation_sequence(reservation).to_le_bytes());
+    crate::ids::idempotency_hash(&bytes)
+}
+
 /// The partition that owns an order (or wave) id.
 pub fn owner_of(id: u64, partitions: u32) -> u32 {
     (id % u64::from(partitions.max(1))) as u32

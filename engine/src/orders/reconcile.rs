@@ -12,7 +12,8 @@
 //! - a received return or exchange line without a restock marker in its SKU's partition:
 //!   `Restock` (remembered per after-sales line, so a repeat changes nothing);
 //! - with `orphans`, a live reservation that an allocation made (customer = an order id of the
-//!   same channel, in that order's partition) but no shipment records: the crash came between
+//!   same channel, in that order's partition, and the idempotency key `allocation_key` of that
+//!   order and reservation) but no shipment records: the crash came between
 //!   Reserve/Confirm and `RecordAllocation`, so it is released. Only safe when no allocation is in
 //!   flight, i.e. at start-up before serving.
 //!
@@ -101,9 +102,11 @@ pub fn owed_stock_commands(partitions: &[&Partition], orphans: bool) -> Vec<(u32
     if orphans {
         for partition in partitions {
             let mut live: Vec<_> = partition.live_reservation_owners().collect();
-            live.sort_unstable_by_key(|(id, _, _)| *id);
-            for (id, customer, channel) in live {
-                if recorded.contains(&id) {
+            live.sort_unstable_by_key(|(id, _, _, _)| *id);
+            for (id, customer, channel, key) in live {
+                // Only a reservation carrying its order's allocation key is an allocation's: a
+                // storefront customer id may well equal some order id.
+                if recorded.contains(&id) || key != super::allocation_key(customer.0, id) {
                     continue;
                 }
                 let order = customer.0;

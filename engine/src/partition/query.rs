@@ -132,10 +132,12 @@ impl Partition {
     }
 
     /// Every live reservation part: (id, customer, channel), in no particular order.
+    /// Every live reservation with its customer, channel and idempotency key.
     pub fn live_reservation_owners(
         &self,
-    ) -> impl Iterator<Item = (crate::ids::ReservationId, crate::ids::CustomerId, crate::ids::ChannelId)> + '_ {
-        self.book.live.values().map(|r| (r.id, r.customer, r.channel))
+    ) -> impl Iterator<Item = (crate::ids::ReservationId, crate::ids::CustomerId, crate::ids::ChannelId, u64)> + '_
+    {
+        self.book.live.values().map(|r| (r.id, r.customer, r.channel, r.idempotency_key))
     }
 
     pub fn counters(&self) -> ReservationCounters {

@@ -477,7 +477,7 @@ impl ServerCtx {
             id,
             lines: expanded,
             ttl_ms: ORDER_HOLD_TTL_MS,
-            idempotency_key: 0,
+            idempotency_key: oms_engine::orders::allocation_key(order, id),
             customer: CustomerId(order),
             channel: channel_id(channel),
             campaign: None,
