@@ -27,6 +27,9 @@ use crate::wire_error::GatewayCode;
 
 /// Bytes requested from the socket per read.
 const READ_CHUNK: usize = 64 * 1024;
+/// First read size of a connection: reads double up to `READ_CHUNK` while they fill the space
+/// offered, so an idle connection holds 4 KiB instead of 64 KiB and a busy one soon reads 64 KiB.
+const FIRST_READ_CHUNK: usize = 4 * 1024;
 /// Responses coalesced into one socket write.
 const WRITE_BATCH: usize = 512;
 
@@ -133,7 +136,8 @@ async fn serve_stream<R, W>(
     let writer_task = tokio::spawn(write_loop(writer, rx, in_flight.clone(), ctx.clone()));
     let decoder = FrameDecoder { max_frame_bytes: ctx.config.max_frame_bytes };
     let max_in_flight = ctx.config.max_in_flight;
-    let mut buffer = BytesMut::with_capacity(READ_CHUNK);
+    let mut buffer = BytesMut::new();
+    let mut chunk = FIRST_READ_CHUNK;
     let mut scratch = AlignedVec::new();
     let mut identity: Option<Identity> = None;
     // Requests refused without closing the connection: counted per reason, logged once.
@@ -250,7 +254,8 @@ async fn serve_stream<R, W>(
                 _ = tx.closed() => break 'conn Close::PeerClosed,
             }
         }
-        buffer.reserve(READ_CHUNK);
+        buffer.reserve(chunk);
+        let offered = buffer.capacity() - buffer.len();
         // Before the Hello the wait is bounded by the handshake deadline too: a slowloris that
         // never completes a Hello must not keep a connection slot for the idle timeout.
         let mut wait = ctx.config.idle_timeout;
@@ -268,7 +273,11 @@ async fn serve_stream<R, W>(
             }
             Err(_) => break Close::Idle,
             Ok(Ok(0)) => break Close::PeerClosed,
-            Ok(Ok(_)) => {}
+            Ok(Ok(n)) => {
+                if n >= offered {
+                    chunk = (chunk * 2).min(READ_CHUNK);
+                }
+            }
             Ok(Err(e)) => break Close::Io(e),
         }
     };
@@ -358,8 +367,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     in_flight: Arc<InFlight>,
     ctx: Arc<ServerCtx>,
 ) {
-    let mut out = BytesMut::with_capacity(READ_CHUNK);
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    // Allocated on the first answer, not at accept: idle connections are cheap.
+    let mut out = BytesMut::new();
+    let mut batch = Vec::new();
     let mut scratch = AlignedVec::new();
     let mut metrics = ResponseMetrics::new(&ctx.metrics);
     loop {
