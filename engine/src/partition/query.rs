@@ -52,6 +52,18 @@ pub struct ReservationView {
     pub allocations: Vec<Allocation>,
     pub presale_outstanding: u32,
     pub promise_ms: Option<TimeMs>,
+    /// A reservation spanning partitions whose parts are not all in the same state (a confirm or
+    /// release interrupted by a crash, to be retried): each part's status, with `status`
+    /// "partial". Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<ReservationPart>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationPart {
+    pub partition: u32,
+    pub status: String,
+    pub allocations: Vec<Allocation>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,6 +244,7 @@ impl Partition {
             allocations: r.allocations.as_slice().to_vec(),
             presale_outstanding: r.presale.as_ref().map_or(0, |p| p.outstanding),
             promise_ms: r.presale.as_ref().and_then(|p| p.promise_ms),
+            parts: Vec::new(),
         })
     }
 

@@ -224,9 +224,18 @@ impl ServerCtx {
             let command = make(id);
             async move { self.call(p, command).await }
         });
-        for result in futures::future::join_all(calls).await {
-            if let Err(f) = result {
-                return Response::Error(failure_to_wire(&f));
+        let results = futures::future::join_all(calls).await;
+        // A part already in the state this command leads to (released, shipped) means an earlier
+        // attempt reached it before a crash cut the others off: when this attempt moved some
+        // part, it completed that one, and the answer is Done. When no part moved, the usual
+        // refusal stands (as for a single-partition reservation).
+        let moved = results.iter().any(Result::is_ok);
+        for result in results {
+            match result {
+                Ok(_) => {}
+                Err(Failure::Engine(EngineError::InvalidReservationState { state, action, .. }))
+                    if moved && reached_by(action) == Some(state) => {}
+                Err(f) => return Response::Error(failure_to_wire(&f)),
             }
         }
         Response::Done
@@ -270,19 +279,16 @@ impl ServerCtx {
         if parts.is_empty() || parts.iter().any(|p| p >= self.workers.partitions()) {
             return engine(EngineError::UnknownReservation { id });
         }
-        let mut merged: Option<oms_engine::partition::ReservationView> = None;
+        let mut views = Vec::with_capacity(parts.len() as usize);
         for p in parts.iter() {
             match self.ask(p, Query::Reservation(id)).await {
-                QueryAnswer::Reservation(Some(view)) => match merged.as_mut() {
-                    Some(m) => m.allocations.extend(view.allocations),
-                    None => merged = Some(view),
-                },
+                QueryAnswer::Reservation(Some(view)) => views.push((p, view)),
                 QueryAnswer::Reservation(None) => {}
                 QueryAnswer::Unavailable(f) => return Response::Error(failure_to_wire(&f)),
                 _ => return Response::Error(GatewayCode::Internal.error("unexpected answer")),
             }
         }
-        match merged {
+        match merge_parts(views) {
             Some(view) => Self::json(&view),
             None => engine(EngineError::UnknownReservation { id }),
         }
@@ -602,5 +608,87 @@ impl ServerCtx {
             | Request::RulesReload { .. }
             | Request::Waybill { .. }) => crate::orders::execute(&self, order).await,
         }
+    }
+}
+
+/// One view of a reservation from its parts' views. Parts in the same state read as one
+/// reservation; parts that disagree (a confirm or release that a crash interrupted after some
+/// partitions) read as status "partial" with each part listed, so a client neither counts a
+/// released part as held nor the reverse, and knows to retry.
+fn merge_parts(
+    views: Vec<(u32, oms_engine::partition::ReservationView)>,
+) -> Option<oms_engine::partition::ReservationView> {
+    let same = views.windows(2).all(|w| w[0].1.status == w[1].1.status);
+    let mut iter = views.into_iter();
+    let (first_partition, mut merged) = iter.next()?;
+    if same {
+        for (_, view) in iter {
+            merged.allocations.extend(view.allocations);
+        }
+        return Some(merged);
+    }
+    let mut parts = vec![oms_engine::partition::ReservationPart {
+        partition: first_partition,
+        status: merged.status.clone(),
+        allocations: merged.allocations.clone(),
+    }];
+    for (partition, view) in iter {
+        merged.allocations.extend(view.allocations.iter().copied());
+        parts.push(oms_engine::partition::ReservationPart {
+            partition,
+            status: view.status,
+            allocations: view.allocations,
+        });
+    }
+    merged.status = "partial".to_owned();
+    merged.parts = parts;
+    Some(merged)
+}
+
+/// The state a follow-up command leaves a reservation part in, by the engine's action name.
+fn reached_by(action: &str) -> Option<&'static str> {
+    match action {
+        "release" => Some("released"),
+        "ship" => Some("shipped"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use oms_engine::partition::ReservationView;
+    use oms_engine::{Allocation, ReservationId, SkuId, WarehouseId};
+
+    fn view(status: &str, sku: u32) -> ReservationView {
+        ReservationView {
+            id: ReservationId(3 << 48 | 9),
+            status: status.to_owned(),
+            customer: 1,
+            channel: 0,
+            campaign: None,
+            created_at_ms: 0,
+            expires_at_ms: 60_000,
+            allocations: vec![Allocation { sku: SkuId(sku), warehouse: WarehouseId(1), qty: 2 }],
+            presale_outstanding: 0,
+            promise_ms: None,
+            parts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn parts_in_one_state_merge_and_parts_that_disagree_read_partial() {
+        // Checks that a reservation whose parts agree reads as one (all allocations, no parts
+        // list), and one whose release reached only one partition reads "partial" with each
+        // part's status, never as wholly held.
+        let merged = super::merge_parts(vec![(0, view("held", 2)), (1, view("held", 3))]).expect("merged");
+        assert_eq!((merged.status.as_str(), merged.allocations.len(), merged.parts.len()), ("held", 2, 0));
+        let partial = super::merge_parts(vec![(0, view("held", 2)), (1, view("released", 3))]).expect("merged");
+        assert_eq!(partial.status, "partial");
+        assert_eq!(partial.allocations.len(), 2);
+        let parts: Vec<(u32, &str)> = partial.parts.iter().map(|p| (p.partition, p.status.as_str())).collect();
+        assert_eq!(parts, vec![(0, "held"), (1, "released")]);
+        assert!(super::merge_parts(Vec::new()).is_none());
+        assert_eq!(super::reached_by("release"), Some("released"));
+        assert_eq!(super::reached_by("confirm"), None);
     }
 }
