@@ -364,3 +364,21 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Some((status, body))
 }
+
+/// The HTTP/1.1 request at the start of `buf` as (path, body) once its head and its
+/// `Content-Length` body have arrived; `None` while more bytes are needed. For the webhook
+/// receivers the tests run (plain and TLS).
+pub fn complete_http_request(buf: &[u8]) -> Option<(String, Vec<u8>)> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("content-length")))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0);
+    if buf.len() < end + 4 + length {
+        return None;
+    }
+    let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+    Some((path, buf[end + 4..end + 4 + length].to_vec()))
+}

@@ -305,16 +305,8 @@ async fn https_receiver(pki: &Pki) -> (String, tokio::sync::mpsc::UnboundedRecei
                     Ok(0) | Err(_) => break None,
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 }
-                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
-                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("content-length")))
-                    .and_then(|(_, v)| v.trim().parse().ok())
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + length {
-                    let path = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
-                    break Some((path, buf[end + 4..end + 4 + length].to_vec()));
+                if let Some(request) = oms_tests::complete_http_request(&buf) {
+                    break Some(request);
                 }
             };
             let Some((path, body)) = request else { continue };

@@ -46,16 +46,8 @@ async fn read_request(stream: &TcpStream) -> Option<(String, Vec<u8>)> {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => return None,
         }
-        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("content-length")))
-            .and_then(|(_, v)| v.trim().parse().ok())
-            .unwrap_or(0);
-        if buf.len() >= end + 4 + length {
-            let path = head.split_whitespace().nth(1)?.to_owned();
-            return Some((path, buf[end + 4..end + 4 + length].to_vec()));
+        if let Some(request) = oms_tests::complete_http_request(&buf) {
+            return Some(request);
         }
     }
 }
