@@ -5,6 +5,7 @@
 //! decision is a command applied by the engine in the owning partition's writer thread.
 
 pub mod admin;
+pub mod backoff;
 pub mod catalog_index;
 pub mod cli;
 pub mod client;

@@ -37,8 +37,8 @@ pub struct Wire {
 }
 
 impl Wire {
-    /// Connect (over TLS with `tls`) and handshake.
-    pub async fn connect(addr: &str, tls: Option<&ClientTls>) -> Result<Wire, LoadError> {
+    /// Connect (over TLS with `tls`) and handshake with `api_key` (empty: none).
+    pub async fn connect(addr: &str, tls: Option<&ClientTls>, api_key: &str) -> Result<Wire, LoadError> {
         let stream = tokio::time::timeout(Duration::from_secs(5), MaybeTls::connect(addr, tls))
             .await
             .map_err(|_| LoadError::Connect { addr: addr.to_owned(), source: std::io::ErrorKind::TimedOut.into() })?
@@ -54,7 +54,7 @@ impl Wire {
         let hello = Request::Hello {
             magic: HELLO_MAGIC,
             version: PROTOCOL_VERSION,
-            api_key: String::new(),
+            api_key: api_key.to_owned(),
             client: "oms-loadtest".into(),
         };
         match wire.call(&hello).await? {

@@ -427,6 +427,8 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Label(#[from] crate::orders::label::LabelError),
 }
 
 impl CliError {
@@ -439,6 +441,10 @@ impl CliError {
         match (self, client) {
             (_, Some(e)) if e.is_connection() => EXIT_CONNECTION,
             (CliError::Usage(_) | CliError::Tls(_), _) => EXIT_USAGE,
+            (
+                CliError::Label(crate::orders::label::LabelError::Size(_) | crate::orders::label::LabelError::Dpi(_)),
+                _,
+            ) => EXIT_USAGE,
             _ => EXIT_REFUSED,
         }
     }

@@ -691,6 +691,12 @@ impl ServerCtx {
                 json!({ "sku": code, "qty": a.qty })
             })
             .collect();
+        // The warehouse's code for people (an unknown one prints as its id).
+        let (warehouse_code, warehouse_region) =
+            match self.order_ask(self.order_partition(order.id), OrderQuery::Warehouse(s.warehouse)).await? {
+                OrderAnswer::Warehouse(found) => found.unwrap_or_default(),
+                _ => return Err(OrderError::Unexpected),
+            };
         let label = label::Label {
             waybill,
             carrier: s.carrier.clone().unwrap_or_default(),
@@ -699,6 +705,8 @@ impl ServerCtx {
             channel: order.channel.name().to_owned(),
             external_id: order.external_id.clone(),
             warehouse: s.warehouse.0,
+            warehouse_code,
+            warehouse_region,
             weight_g: s.weight_g,
             cash_on_delivery: order.cash_on_delivery,
             cod_cents: if order.cash_on_delivery { order.paid_cents } else { 0 },

@@ -470,12 +470,17 @@ impl PartitionCore {
         let lsn = self.wal.last_lsn();
         for event in &self.events[start..] {
             if let Some(kind) = notifier.kind_of(event) {
+                let sku_code = match event {
+                    oms_engine::Event::LowStock { sku, .. } => self.partition.stock(*sku).map(|view| view.code),
+                    _ => None,
+                };
                 self.notify_pending.push(crate::notify::Notification {
                     kind,
                     partition: self.partition.index(),
                     lsn,
                     at_ms: envelope.now_ms,
                     event: event.clone(),
+                    sku_code,
                 });
             }
         }
