@@ -83,7 +83,7 @@ fn scan(path: &Path) -> std::io::Result<(Vec<u64>, u64)> {
 /// Open (or create) the spool in `dir`: the writer continues after the last whole record, the
 /// reader after the last delivered one.
 pub fn open(dir: &Path) -> std::io::Result<(SpoolWriter, SpoolReader)> {
-    crate::runtime::recovery::create_private_dir(dir)?;
+    crate::runtime::create_private_dir(dir)?;
     let delivered = read_delivered(dir)?;
     let mut starts = segments(dir)?;
     // Drop segments wholly delivered (a crash may have left them before their deletion).

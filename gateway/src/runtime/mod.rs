@@ -18,7 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::protocol::{Opcode, Response};
 
-pub use recovery::{reconcile_orders, recover_partition, recover_partitions, RecoveredPartition, RecoveryError};
+pub use recovery::{
+    create_private_dir, reconcile_orders, recover_partition, recover_partitions, RecoveredPartition, RecoveryError,
+};
 pub use worker::{
     failure_to_wire, now_ms, reserved_response_of, spawn_workers, PartitionCore, SnapshotWriter, WorkerConfig, Workers,
 };
