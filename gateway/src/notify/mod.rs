@@ -289,13 +289,14 @@ fn wants(config: &WebhookConfig, kind: &str) -> bool {
     config.events.iter().any(|k| k == kind || (k == "order" && kind.starts_with("order_")))
 }
 
+/// What `Notifier::start` hands to the spool thread and the delivery tasks.
+type StartParts = (crossbeam::channel::Receiver<Intake>, Vec<spool::SpoolWriter>, Vec<spool::SpoolReader>);
+
 pub struct Notifier {
     hooks: Vec<Arc<Hook>>,
     intake: crossbeam::channel::Sender<Intake>,
     /// The spool thread's end of the channel and the spools, until `start` takes them.
-    pending_start: parking_lot::Mutex<
-        Option<(crossbeam::channel::Receiver<Intake>, Vec<spool::SpoolWriter>, Vec<spool::SpoolReader>)>,
-    >,
+    pending_start: parking_lot::Mutex<Option<StartParts>>,
     spool_thread: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Some webhook wants order events (their kind needs a serialization to be known).
     orders: bool,
