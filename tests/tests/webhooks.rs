@@ -317,11 +317,22 @@ retry_max_ms = 200
     client.reserve(cart).await.expect("reserve below the threshold");
     drop(client);
 
-    // Queued on disk for both webhooks while the receiver refuses.
+    // Queued on disk for both webhooks while the receiver refuses: the event is in each spool
+    // (an event still on its way to the spool when the process is killed is the documented loss
+    // window, so the kill waits for it), pending in /metrics, and retried.
+    let spooled = |name: &str| {
+        std::fs::read_dir(omsd.data_dir().join("webhooks").join(name))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+            .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"available\":3")))
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, text) = http_get(omsd.admin_addr(), "/metrics").expect("metrics");
-        if pending(&text, "erp") >= 1 && pending(&text, "ops-robot") >= 1 && metric(&text, "retried") >= 2 {
+        let queued = pending(&text, "erp") >= 1 && pending(&text, "ops-robot") >= 1 && metric(&text, "retried") >= 2;
+        if queued && spooled("erp") && spooled("ops-robot") {
             break;
         }
         assert!(Instant::now() < deadline, "events not pending:\n{text}");
