@@ -123,6 +123,17 @@ impl DecodeError {
     }
 }
 
+/// `bytes` as a `str`, refusing invalid UTF-8. Codes and keys are nearly always ASCII, which a
+/// word-at-a-time check settles faster than the general validator does for short strings.
+#[inline]
+pub fn utf8<'a>(bytes: &'a [u8], field: &'static str) -> Result<&'a str, DecodeError> {
+    if bytes.is_ascii() {
+        // Safety: every byte is below 0x80, and ASCII is valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 { field })
+}
+
 /// Appends primitive values to a buffer (docs/PROTOCOL.md section 1).
 pub struct Writer<'b, B: Buffer> {
     out: &'b mut B,
@@ -311,7 +322,13 @@ impl<'a> Reader<'a> {
             return Err(DecodeError::StringTooLong { field, len, limit });
         }
         let bytes = self.slice(field, len)?;
-        std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 { field })
+        utf8(bytes, field)
+    }
+
+    /// The next `N` bytes as an array (one bounds check for a fixed-size head).
+    #[inline]
+    pub fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+        self.take(field)
     }
     /// A `bytes` field of at most `limit` bytes.
     pub fn bytes(&mut self, field: &'static str, limit: usize) -> Result<&'a [u8], DecodeError> {

@@ -26,8 +26,8 @@ pub use json::JsonRequest;
 pub use limits::*;
 pub use opcode::{BodyKind, Opcode};
 pub use request::{
-    decode_request, Batch, BatchIter, Hello, Line, Lines, LinesIter, Request, Reserve, SkuRef, Subscribe, HELLO_MAGIC,
-    PROTOCOL_VERSION,
+    decode_request, Batch, BatchIter, Hello, Line, Lines, LinesIter, Request, Reserve, SkuRef, Subscribe, Trusted,
+    WireBatch, WireLines, HELLO_MAGIC, PROTOCOL_VERSION,
 };
 pub use response::{
     decode_response, Allocation, BatchItem, KitComponent, LogRecord, LogRecords, ReservationPart, ReservationStatus,

@@ -63,8 +63,7 @@ fn decode_sku<'a>(r: &mut Reader<'a>) -> Result<SkuRef<'a>, DecodeError> {
                 return Err(DecodeError::InvalidCode { len, limit: CODE_LIMIT });
             }
             let bytes = r.slice("sku code", len)?;
-            let code = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 { field: "sku code" })?;
-            Ok(SkuRef::Code(code))
+            Ok(SkuRef::Code(crate::codec::utf8(bytes, "sku code")?))
         }
         SKU_BY_ID => Ok(SkuRef::Id(r.u32("sku id")?)),
         value => Err(DecodeError::InvalidTag { field: "sku kind", value }),
@@ -82,14 +81,22 @@ pub struct Line<'a> {
 #[derive(Clone, Copy)]
 pub enum Lines<'a> {
     Slice(&'a [Line<'a>]),
-    Wire { bytes: &'a [u8], count: u16 },
+    Wire(WireLines<'a>),
+}
+
+/// Line bytes the decoder has validated (lengths, tags, UTF-8). Only the decoder makes one, which
+/// is what lets iteration skip the checks.
+#[derive(Clone, Copy)]
+pub struct WireLines<'a> {
+    bytes: &'a [u8],
+    count: u16,
 }
 
 impl<'a> Lines<'a> {
     pub fn len(&self) -> usize {
         match self {
             Lines::Slice(lines) => lines.len(),
-            Lines::Wire { count, .. } => usize::from(*count),
+            Lines::Wire(wire) => usize::from(wire.count),
         }
     }
 
@@ -100,7 +107,7 @@ impl<'a> Lines<'a> {
     pub fn iter(&self) -> LinesIter<'a> {
         match *self {
             Lines::Slice(lines) => LinesIter::Slice(lines.iter()),
-            Lines::Wire { bytes, count } => LinesIter::Wire { reader: Reader::new(bytes), left: count },
+            Lines::Wire(wire) => LinesIter::Wire { trusted: Trusted(wire.bytes), left: wire.count },
         }
     }
 }
@@ -119,7 +126,7 @@ impl std::fmt::Debug for Lines<'_> {
 
 pub enum LinesIter<'a> {
     Slice(std::slice::Iter<'a, Line<'a>>),
-    Wire { reader: Reader<'a>, left: u16 },
+    Wire { trusted: Trusted<'a>, left: u16 },
 }
 
 impl<'a> Iterator for LinesIter<'a> {
@@ -129,15 +136,15 @@ impl<'a> Iterator for LinesIter<'a> {
     fn next(&mut self) -> Option<Line<'a>> {
         match self {
             LinesIter::Slice(iter) => iter.next().copied(),
-            LinesIter::Wire { reader, left } => {
+            LinesIter::Wire { trusted, left } => {
                 if *left == 0 {
                     return None;
                 }
                 *left -= 1;
-                let line = decode_line(reader);
+                let line = trusted.line();
                 // The bytes were validated when the request was decoded.
-                debug_assert!(line.is_ok(), "validated line failed to decode: {line:?}");
-                line.ok()
+                debug_assert!(line.is_some(), "validated line failed to decode");
+                line
             }
         }
     }
@@ -190,10 +197,13 @@ impl Reserve<'_> {
 
 #[inline]
 fn decode_reserve<'a>(r: &mut Reader<'a>, limits: &Limits) -> Result<Reserve<'a>, DecodeError> {
-    let ttl_ms = r.u64("ttl_ms")?;
-    let customer = r.u64("customer")?;
-    let channel = r.u16("channel")?;
-    let campaign = r.opt_u32("campaign")?;
+    // The fixed head (ttl_ms, customer, channel, campaign) in one bounds check.
+    let head: [u8; 23] = r.array("reserve head")?;
+    let mut h = Reader::new(&head);
+    let ttl_ms = h.u64("ttl_ms")?;
+    let customer = h.u64("customer")?;
+    let channel = h.u16("channel")?;
+    let campaign = h.opt_u32("campaign")?;
     let idempotency_key = r.str("idempotency_key", IDEMPOTENCY_KEY_LIMIT)?;
     let count = r.u16("lines")?;
     if u32::from(count) > limits.max_lines {
@@ -204,21 +214,86 @@ fn decode_reserve<'a>(r: &mut Reader<'a>, limits: &Limits) -> Result<Reserve<'a>
         decode_line(r)?;
     }
     let bytes = &start[..start.len() - r.remaining()];
-    Ok(Reserve { ttl_ms, customer, channel, campaign, idempotency_key, lines: Lines::Wire { bytes, count } })
+    let lines = Lines::Wire(WireLines { bytes, count });
+    Ok(Reserve { ttl_ms, customer, channel, campaign, idempotency_key, lines })
+}
+
+/// Re-reads bytes the decoder validated: bounds are still checked (a bug must not become a
+/// panic or an out-of-bounds read), UTF-8 is not checked again.
+#[derive(Clone, Copy)]
+pub struct Trusted<'a>(&'a [u8]);
+
+impl<'a> Trusted<'a> {
+    #[inline]
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
+
+    #[inline]
+    fn str(&mut self) -> Option<&'a str> {
+        let len = usize::from(u16::from_le_bytes(self.take()?));
+        if self.0.len() < len {
+            return None;
+        }
+        let (bytes, rest) = self.0.split_at(len);
+        self.0 = rest;
+        debug_assert!(std::str::from_utf8(bytes).is_ok());
+        // Safety: a `Trusted` only reads the bytes of a `WireLines` or `WireBatch`, which only
+        // `decode_request` makes, after `Reader::str` / `decode_sku` checked every string in them
+        // with `std::str::from_utf8`; the lengths read here are the same lengths, in the same order.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    }
+
+    #[inline]
+    fn line(&mut self) -> Option<Line<'a>> {
+        let qty = u32::from_le_bytes(self.take()?);
+        let [kind] = self.take()?;
+        let sku = match kind {
+            SKU_BY_CODE => SkuRef::Code(self.str()?),
+            _ => SkuRef::Id(u32::from_le_bytes(self.take()?)),
+        };
+        Some(Line { qty, sku })
+    }
+
+    fn reserve(&mut self) -> Option<Reserve<'a>> {
+        let ttl_ms = u64::from_le_bytes(self.take()?);
+        let customer = u64::from_le_bytes(self.take()?);
+        let channel = u16::from_le_bytes(self.take()?);
+        let [present, campaign @ ..] = self.take::<5>()?;
+        let campaign = (present == 1).then(|| u32::from_le_bytes(campaign));
+        let idempotency_key = self.str()?;
+        let count = u16::from_le_bytes(self.take()?);
+        let start = self.0;
+        for _ in 0..count {
+            self.line()?;
+        }
+        let bytes = &start[..start.len() - self.0.len()];
+        let lines = Lines::Wire(WireLines { bytes, count });
+        Some(Reserve { ttl_ms, customer, channel, campaign, idempotency_key, lines })
+    }
 }
 
 /// The carts of a batch (opcode 11): the caller's slice, or validated wire bytes.
 #[derive(Clone, Copy)]
 pub enum Batch<'a> {
     Slice(&'a [Reserve<'a>]),
-    Wire { bytes: &'a [u8], count: u16, limits: Limits },
+    Wire(WireBatch<'a>),
+}
+
+/// Batch bytes the decoder has validated; only the decoder makes one.
+#[derive(Clone, Copy)]
+pub struct WireBatch<'a> {
+    bytes: &'a [u8],
+    count: u16,
 }
 
 impl<'a> Batch<'a> {
     pub fn len(&self) -> usize {
         match self {
             Batch::Slice(items) => items.len(),
-            Batch::Wire { count, .. } => usize::from(*count),
+            Batch::Wire(wire) => usize::from(wire.count),
         }
     }
 
@@ -229,7 +304,7 @@ impl<'a> Batch<'a> {
     pub fn iter(&self) -> BatchIter<'a> {
         match *self {
             Batch::Slice(items) => BatchIter::Slice(items.iter()),
-            Batch::Wire { bytes, count, limits } => BatchIter::Wire { reader: Reader::new(bytes), left: count, limits },
+            Batch::Wire(wire) => BatchIter::Wire { trusted: Trusted(wire.bytes), left: wire.count },
         }
     }
 }
@@ -248,7 +323,7 @@ impl std::fmt::Debug for Batch<'_> {
 
 pub enum BatchIter<'a> {
     Slice(std::slice::Iter<'a, Reserve<'a>>),
-    Wire { reader: Reader<'a>, left: u16, limits: Limits },
+    Wire { trusted: Trusted<'a>, left: u16 },
 }
 
 impl<'a> Iterator for BatchIter<'a> {
@@ -257,14 +332,14 @@ impl<'a> Iterator for BatchIter<'a> {
     fn next(&mut self) -> Option<Reserve<'a>> {
         match self {
             BatchIter::Slice(iter) => iter.next().copied(),
-            BatchIter::Wire { reader, left, limits } => {
+            BatchIter::Wire { trusted, left } => {
                 if *left == 0 {
                     return None;
                 }
                 *left -= 1;
-                let reserve = decode_reserve(reader, limits);
-                debug_assert!(reserve.is_ok(), "validated batch item failed to decode: {reserve:?}");
-                reserve.ok()
+                let reserve = trusted.reserve();
+                debug_assert!(reserve.is_some(), "validated batch item failed to decode");
+                reserve
             }
         }
     }
@@ -475,7 +550,7 @@ pub fn decode_request<'a>(
                 decode_reserve(&mut r, limits)?;
             }
             let bytes = &start[..start.len() - r.remaining()];
-            Request::ReserveBatch(Batch::Wire { bytes, count, limits: *limits })
+            Request::ReserveBatch(Batch::Wire(WireBatch { bytes, count }))
         }
         Opcode::Hello => {
             let magic: [u8; 4] =
