@@ -243,6 +243,7 @@ impl Client {
     }
 
     /// Reserve many independent carts in one frame; each is reserved or refused on its own.
+    #[allow(clippy::result_large_err)] // one refusal per cart, as the server sent it
     pub async fn reserve_batch(&self, carts: &[Reserve<'_>]) -> Result<Vec<Result<Reserved, WireError>>, ClientError> {
         match self.call_ok(&Request::ReserveBatch(Batch::Slice(carts))).await? {
             Response::Batch(items) => Ok(items

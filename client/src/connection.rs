@@ -88,7 +88,7 @@ impl Connection {
                     connection.info = info;
                     Ok(connection)
                 }
-                Response::Error(e) => Err(ClientError::Handshake(e)),
+                Response::Error(e) => Err(ClientError::Handshake(Box::new(e))),
                 other => Err(unexpected("hello", &other)),
             }
         };

@@ -14,7 +14,7 @@ pub enum ClientError {
     #[error("TLS handshake with {addr} failed: {source}")]
     Tls { addr: String, source: std::io::Error },
     #[error("server refused the handshake: {} ({}): {}", .0.name, .0.code.0, .0.message)]
-    Handshake(WireError),
+    Handshake(Box<WireError>),
     #[error("connection lost (the request may or may not have been applied)")]
     Disconnected,
     #[error("connection closed by the server")]
@@ -25,10 +25,10 @@ pub enum ClientError {
     Timeout(Duration),
     /// The engine refused the request (codes 100 and up): insufficient stock, sold out, ...
     #[error("refused: {} ({}): {}", .0.name, .0.code.0, .0.message)]
-    Refused(WireError),
+    Refused(Box<WireError>),
     /// The server refused the request (codes below 100): busy, forbidden, bad request, ...
     #[error("server error: {} ({}): {}", .0.name, .0.code.0, .0.message)]
-    Server(WireError),
+    Server(Box<WireError>),
     #[error("the server sent a frame that does not decode: {0}")]
     Decode(#[from] DecodeError),
     #[error("protocol error: {0}")]
@@ -68,9 +68,9 @@ impl ClientError {
     /// A refusal as the right variant: engine codes (100+) are `Refused`, the rest `Server`.
     pub fn from_wire(error: WireError) -> ClientError {
         if error.code.is_refusal() {
-            ClientError::Refused(error)
+            ClientError::Refused(Box::new(error))
         } else {
-            ClientError::Server(error)
+            ClientError::Server(Box::new(error))
         }
     }
 }

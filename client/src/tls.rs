@@ -155,7 +155,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not pem at all\n").expect("write");
-        let err = ClientTls::new(Some(&empty), None).err().expect("empty CA refused");
+        let err = ClientTls::new(Some(&empty), None).expect_err("empty CA refused");
         assert!(matches!(err, TlsError::Empty { what: "CA", .. }), "{err}");
         assert!(err.to_string().contains("empty.pem"), "{err}");
         assert!(matches!(ClientTls::new(None, Some("bad name!")), Err(TlsError::ServerName(_))));
