@@ -372,6 +372,36 @@ impl Client {
     }
 }
 
+/// Orders (docs/ORDERS.md): every answer is the server's JSON view.
+impl Client {
+    /// Import a channel payload (one order object or a JSON array, as JSON text); one result per
+    /// order.
+    pub async fn import_orders(&self, channel: &str, payload: String) -> Result<serde_json::Value, ClientError> {
+        let request = JsonRequest::OrderImport(oms_proto::json::OrderImport { channel: channel.to_owned(), payload });
+        self.json(&request).await
+    }
+
+    pub async fn order(&self, id: u64) -> Result<serde_json::Value, ClientError> {
+        self.json(&JsonRequest::OrderGet(oms_proto::json::IdBody { id })).await
+    }
+
+    /// Orders in one status (`None`: all), oldest first; `limit` 0 means the server's default.
+    pub async fn list_orders(&self, status: Option<&str>, limit: u32) -> Result<Vec<serde_json::Value>, ClientError> {
+        let request = JsonRequest::OrderList(oms_proto::json::OrderList { status: status.map(str::to_owned), limit });
+        self.json_as(&request, "order list").await
+    }
+
+    /// The label data of a packed shipment.
+    pub async fn waybill(&self, shipment: u64) -> Result<oms_proto::json::Label, ClientError> {
+        self.json_as(&JsonRequest::Waybill(oms_proto::json::ShipmentBody { shipment }), "label").await
+    }
+
+    /// Send a rules file (TOML text) to the server, which parses and broadcasts it.
+    pub async fn reload_rules(&self, toml: String) -> Result<serde_json::Value, ClientError> {
+        self.json(&JsonRequest::RulesReload(oms_proto::json::RulesReload { toml })).await
+    }
+}
+
 fn forget(pending: &Pending, id: u64) {
     if let Some(map) = lock(pending).as_mut() {
         map.remove(&id);
