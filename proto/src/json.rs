@@ -97,18 +97,26 @@ mod lenient {
     }
 }
 
-/// JSON text kept exactly as sent (an order payload's amounts must not be re-formatted).
+/// A document kept exactly as sent (an order payload's amounts must not be re-formatted): on the
+/// wire either the JSON value itself or a JSON string holding its text (a client that has the
+/// file's text need not parse it, and text that is not JSON reaches the server's parser, which
+/// names the problem).
 mod raw {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use serde_json::value::RawValue;
 
     pub fn serialize<S: Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
-        let raw = RawValue::from_string(text.to_owned()).map_err(serde::ser::Error::custom)?;
-        raw.serialize(s)
+        match RawValue::from_string(text.trim().to_owned()) {
+            Ok(raw) => raw.serialize(s),
+            Err(_) => s.serialize_str(text),
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         let raw = Box::<RawValue>::deserialize(d)?;
+        if raw.get().starts_with('"') {
+            return serde_json::from_str::<String>(raw.get()).map_err(serde::de::Error::custom);
+        }
         Ok(raw.get().to_owned())
     }
 }
@@ -317,7 +325,8 @@ pub struct SetChannelPolicy {
 pub struct OrderImport {
     /// taobao, jd, douyin or native.
     pub channel: String,
-    /// The channel's order object or array, as JSON (kept as sent).
+    /// The channel's order object or array: its JSON text (sent as the JSON value when it parses,
+    /// else as a string), kept exactly as sent.
     #[serde(with = "raw")]
     pub payload: String,
 }
@@ -669,5 +678,11 @@ mod tests {
         assert_eq!(import.payload, r#"{"orderPayment":"12.30"}"#);
         let again = JsonRequest::OrderImport(import.clone()).body().unwrap();
         assert_eq!(JsonRequest::parse(Opcode::OrderImport, &again), Ok(JsonRequest::OrderImport(import)));
+        // Text that is not JSON travels as a string and arrives as the same text.
+        let junk = JsonRequest::OrderImport(OrderImport { channel: "jd".into(), payload: "{not json".into() });
+        let body = junk.body().unwrap();
+        assert_eq!(JsonRequest::parse(Opcode::OrderImport, &body), Ok(junk));
+        let as_string = JsonRequest::parse(Opcode::OrderImport, r#"{"channel":"jd","payload":"[1, 2]"}"#).unwrap();
+        assert!(matches!(as_string, JsonRequest::OrderImport(OrderImport { payload, .. }) if payload == "[1, 2]"));
     }
 }
