@@ -162,5 +162,5 @@ fn every_request_vector_is_understood_by_the_server() {
             checked += 1;
         }
     }
-    assert!(checked >= 50, "only {checked} request vectors checked");
+    assert!(checked >= 40, "only {checked} request vectors checked");
 }

@@ -124,7 +124,7 @@ async fn tls_client_and_cli_are_served_and_plain_clients_are_refused() {
     let ping = omsd.oms_json(&["--tls-ca", &ca, "ping"]);
     assert_eq!(ping["ok"], true, "{ping}");
     let named = omsd.oms_json(&["--tls-ca", &ca, "--tls-server-name", "localhost", "stock", "get", "TLS-1"]);
-    assert_eq!(named["code"], "TLS-1", "{named}");
+    assert_eq!(named["sku"], "TLS-1", "{named}");
     let out = omsd.oms(&["ping"]);
     assert_eq!(out.status.code(), Some(3), "plain oms against TLS: {}", String::from_utf8_lossy(&out.stderr));
 
