@@ -267,7 +267,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let mut refusal = WireError::new(ErrorCode::INSUFFICIENT_STOCK, "insufficient stock for SKU MUG-WHT");
     refusal.available = Some(1);
     refusal.sku_id = Some(2);
-    refusal.sku = Code::new("MUG-WHT").ok();
+    refusal.sku = Some("MUG-WHT".into());
     let reserved = Reserved {
         id: 1 << 48 | 5,
         expires_at_ms: 1_000,

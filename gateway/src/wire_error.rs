@@ -93,16 +93,16 @@ pub fn from_engine(error: &EngineError, names: &dyn CodeNames) -> WireError {
     wire.available = available;
     if let Some(sku) = sku.filter(|s| s.0 != u32::MAX) {
         wire.sku_id = Some(sku.0);
-        wire.sku = names.sku_code(sku.0);
-        if let Some(code) = wire.sku {
+        if let Some(code) = names.sku_code(sku.0) {
             wire.message = name_in(&wire.message, "SKU", u64::from(sku.0), &code);
             wire.message = name_in(&wire.message, "kit", u64::from(sku.0), &code);
+            wire.sku = Some(code.as_str().into());
         }
     }
     if let Some(warehouse) = warehouse {
-        wire.warehouse = names.warehouse_code(warehouse.0);
-        if let Some(code) = wire.warehouse {
+        if let Some(code) = names.warehouse_code(warehouse.0) {
             wire.message = name_in(&wire.message, "warehouse", u64::from(warehouse.0), &code);
+            wire.warehouse = Some(code.as_str().into());
         }
     }
     wire

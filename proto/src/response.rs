@@ -194,10 +194,10 @@ pub struct WireError {
     /// Units available when a stock check failed.
     pub available: Option<u64>,
     pub sku_id: Option<u32>,
-    /// The SKU code concerned.
-    pub sku: Option<Code>,
+    /// The SKU code concerned (boxed: an error stays small enough to return by value).
+    pub sku: Option<Box<str>>,
     /// The warehouse code concerned.
-    pub warehouse: Option<Code>,
+    pub warehouse: Option<Box<str>>,
 }
 
 impl WireError {
@@ -235,8 +235,8 @@ impl WireError {
             _ => Cow::Owned(name.to_owned()),
         };
         let message = r.str("error message", ERROR_MESSAGE_LIMIT)?.to_owned();
-        let sku = decode_code(r, "error sku")?.non_empty();
-        let warehouse = decode_code(r, "error warehouse")?.non_empty();
+        let sku = decode_code(r, "error sku")?.non_empty().map(|c| c.as_str().into());
+        let warehouse = decode_code(r, "error warehouse")?.non_empty().map(|c| c.as_str().into());
         Ok(WireError { code, name, message, available, sku_id, sku, warehouse })
     }
 }

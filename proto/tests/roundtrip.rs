@@ -101,7 +101,7 @@ fn wire_error() -> impl Strategy<Value = WireError> {
             message,
             available,
             sku_id,
-            sku: sku.map(|s| Code::new(&s).expect("short")),
+            sku: sku.map(|s| Code::new(&s).expect("short").as_str().into()),
             warehouse: None,
         })
 }

@@ -63,12 +63,12 @@ fn code(v: &Value, name: &str) -> Code {
     Code::new(text(v, name)).expect("code <= 64 bytes")
 }
 
-fn opt_code(v: &Value, name: &str) -> Option<Code> {
+fn opt_code(v: &Value, name: &str) -> Option<Box<str>> {
     let f = field(v, name);
     if f.is_null() {
         None
     } else {
-        Some(code(v, name))
+        Some(code(v, name).as_str().into())
     }
 }
 

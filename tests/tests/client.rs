@@ -62,7 +62,7 @@ async fn typed_helpers() {
     assert_eq!(batch.len(), 3);
     let first = batch[0].as_ref().expect("first item reserved");
     assert_eq!(batch[1].as_ref().err().map(|e| e.code.0), Some(108));
-    assert_eq!(batch[1].as_ref().err().and_then(|e| e.sku).as_deref(), Some("CAP-BLK"), "refusals name the SKU code");
+    assert_eq!(batch[1].as_ref().err().and_then(|e| e.sku.as_deref()), Some("CAP-BLK"), "refusals name the SKU code");
     assert_eq!(first.allocations[0].sku, "CAP-BLK");
     assert_eq!(first.allocations[0].warehouse, "SH");
     assert!(batch[2].is_ok());

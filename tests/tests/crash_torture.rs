@@ -361,7 +361,7 @@ async fn verify(client: &Client, ledger: &mut Ledger, skus: &[u32], seed: u64, r
     // Unacknowledged reservations: retry each with its idempotency key.
     let unknown = std::mem::take(&mut ledger.unknown);
     for cart in unknown {
-        match cart.reserve(&client).await {
+        match cart.reserve(client).await {
             Ok(r) => {
                 // Whatever the first attempt left behind, the retry's answer must name ONE
                 // reservation that holds every line: present wholly (replayed) or made afresh.

@@ -309,7 +309,7 @@ async fn serve_request(
             Err((reason, error)) => {
                 ctx.metrics.refused.get_or_create(&ReasonLabel { reason }).inc();
                 tracing::warn!(%peer, reason, "handshake refused");
-                send(tx, request_id, opcode as u16, Response::Error(error), in_flight);
+                send(tx, request_id, opcode as u16, Response::Error(*error), in_flight);
                 Verdict::Close(Close::Handshake(reason))
             }
         };
@@ -372,20 +372,20 @@ fn handshake(
     ctx: &ServerCtx,
     request: Request<'_>,
     peer: SocketAddr,
-) -> Result<(Identity, Response), (&'static str, oms_proto::WireError)> {
+) -> Result<(Identity, Response), (&'static str, Box<oms_proto::WireError>)> {
     let Request::Hello(hello) = request else {
-        return Err(("no_hello", gateway(ErrorCode::UNAUTHENTICATED, "the first frame must be hello")));
+        return Err(("no_hello", Box::new(gateway(ErrorCode::UNAUTHENTICATED, "the first frame must be hello"))));
     };
     if let Err((code, message)) = hello.check() {
         let reason = if code == ErrorCode::BAD_FRAME { "bad_magic" } else { "unsupported_version" };
-        return Err((reason, gateway(code, message)));
+        return Err((reason, Box::new(gateway(code, message))));
     }
     let who = ctx.auth.authenticate(hello.api_key, peer).map_err(|e| {
         let reason = match e {
             super::AuthError::InvalidKey => "invalid_key",
             super::AuthError::NotLoopback => "not_loopback",
         };
-        (reason, gateway(ErrorCode::UNAUTHENTICATED, e.to_string()))
+        (reason, Box::new(gateway(ErrorCode::UNAUTHENTICATED, e.to_string())))
     })?;
     let who = Identity {
         name: if hello.client.is_empty() { who.name } else { format!("{} ({})", who.name, hello.client) },

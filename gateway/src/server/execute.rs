@@ -29,7 +29,7 @@ pub const IDEMPOTENCY_KEY_LIMIT: usize = oms_proto::IDEMPOTENCY_KEY_LIMIT;
 
 fn unknown_code(code: &str) -> WireError {
     let mut e = WireError::new(ErrorCode::UNKNOWN_SKU, format!("unknown SKU code {code:?}"));
-    e.sku = Code::new(code).ok();
+    e.sku = Code::new(code).ok().map(|c| c.as_str().into());
     e
 }
 
@@ -38,7 +38,7 @@ fn unknown_warehouse_code(code: &str) -> WireError {
         ErrorCode::from_name("unknown_warehouse").unwrap_or(ErrorCode::INTERNAL),
         format!("unknown warehouse code {code:?}"),
     );
-    e.warehouse = Code::new(code).ok();
+    e.warehouse = Code::new(code).ok().map(|c| c.as_str().into());
     e
 }
 
