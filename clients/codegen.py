@@ -137,8 +137,8 @@ def node_source(tables: dict) -> str:
             "",
             f"/** {doc} */",
             f"export class {camel(name)} extends {base} {{",
-            f"  static readonly CODE = {code};",
-            f"  static readonly NAME = {ts_string(name)};",
+            f"  static override readonly CODE = {code};",
+            f"  static override readonly NAME = {ts_string(name)};",
             "}",
         ]
     out += ["", "/** error code -> error class */", "export const ERROR_CLASSES: ReadonlyMap<number, typeof ServerError | typeof Refused> = new Map<number, typeof ServerError | typeof Refused>(["]

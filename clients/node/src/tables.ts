@@ -69,416 +69,416 @@ export const ROLES: ReadonlyMap<number, string> = new Map([
 
 /** 1 bad_frame: framing broken, bad Hello magic, or no Hello first; connection closed */
 export class BadFrame extends ServerError {
-  static readonly CODE = 1;
-  static readonly NAME = "bad_frame";
+  static override readonly CODE = 1;
+  static override readonly NAME = "bad_frame";
 }
 
 /** 2 unsupported_version: protocol version not spoken; connection closed */
 export class UnsupportedVersion extends ServerError {
-  static readonly CODE = 2;
-  static readonly NAME = "unsupported_version";
+  static override readonly CODE = 2;
+  static override readonly NAME = "unsupported_version";
 }
 
 /** 3 unauthenticated: handshake refused; connection closed */
 export class Unauthenticated extends ServerError {
-  static readonly CODE = 3;
-  static readonly NAME = "unauthenticated";
+  static override readonly CODE = 3;
+  static override readonly NAME = "unauthenticated";
 }
 
 /** 4 forbidden: the role may not send this opcode */
 export class Forbidden extends ServerError {
-  static readonly CODE = 4;
-  static readonly NAME = "forbidden";
+  static override readonly CODE = 4;
+  static override readonly NAME = "forbidden";
 }
 
 /** 5 busy: the partition queue is full: retry with backoff (load shedding) */
 export class Busy extends ServerError {
-  static readonly CODE = 5;
-  static readonly NAME = "busy";
+  static override readonly CODE = 5;
+  static override readonly NAME = "busy";
 }
 
 /** 6 frame_too_large: frame above `max_frame_bytes`; connection closed */
 export class FrameTooLarge extends ServerError {
-  static readonly CODE = 6;
-  static readonly NAME = "frame_too_large";
+  static override readonly CODE = 6;
+  static override readonly NAME = "frame_too_large";
 }
 
 /** 7 in_flight_limit: reserved (the server applies backpressure by not reading instead) */
 export class InFlightLimit extends ServerError {
-  static readonly CODE = 7;
-  static readonly NAME = "in_flight_limit";
+  static override readonly CODE = 7;
+  static override readonly NAME = "in_flight_limit";
 }
 
 /** 8 shutting_down: the server is draining */
 export class ShuttingDown extends ServerError {
-  static readonly CODE = 8;
-  static readonly NAME = "shutting_down";
+  static override readonly CODE = 8;
+  static override readonly NAME = "shutting_down";
 }
 
 /** 9 storage_failed: the log could not be written; nothing further is acknowledged */
 export class StorageFailed extends ServerError {
-  static readonly CODE = 9;
-  static readonly NAME = "storage_failed";
+  static override readonly CODE = 9;
+  static override readonly NAME = "storage_failed";
 }
 
 /** 10 read_only: this server is a follower */
 export class ReadOnly extends ServerError {
-  static readonly CODE = 10;
-  static readonly NAME = "read_only";
+  static override readonly CODE = 10;
+  static override readonly NAME = "read_only";
 }
 
 /** 11 bad_request: the payload does not match its layout (truncated, trailing bytes, bad tag or bool, invalid UTF-8, string too long, JSON that does not parse or has unknown fields), or a nonzero request flag */
 export class BadRequest extends ServerError {
-  static readonly CODE = 11;
-  static readonly NAME = "bad_request";
+  static override readonly CODE = 11;
+  static override readonly NAME = "bad_request";
 }
 
 /** 12 unknown_opcode: opcode not in this version */
 export class UnknownOpcode extends ServerError {
-  static readonly CODE = 12;
-  static readonly NAME = "unknown_opcode";
+  static override readonly CODE = 12;
+  static override readonly NAME = "unknown_opcode";
 }
 
 /** 13 internal: a bug; please report */
 export class Internal extends ServerError {
-  static readonly CODE = 13;
-  static readonly NAME = "internal";
+  static override readonly CODE = 13;
+  static override readonly NAME = "internal";
 }
 
 /** 14 not_ready: recovery not finished */
 export class NotReady extends ServerError {
-  static readonly CODE = 14;
-  static readonly NAME = "not_ready";
+  static override readonly CODE = 14;
+  static override readonly NAME = "not_ready";
 }
 
 /** 15 batch_too_large: more than `max_batch` reservations in one batch */
 export class BatchTooLarge extends ServerError {
-  static readonly CODE = 15;
-  static readonly NAME = "batch_too_large";
+  static override readonly CODE = 15;
+  static override readonly NAME = "batch_too_large";
 }
 
 /** 16 behind_retention: subscription: LSN no longer retained; `available` = oldest retained LSN */
 export class BehindRetention extends ServerError {
-  static readonly CODE = 16;
-  static readonly NAME = "behind_retention";
+  static override readonly CODE = 16;
+  static override readonly NAME = "behind_retention";
 }
 
 /** 17 lsn_ahead: subscription: LSN beyond the durable log; `available` = durable LSN */
 export class LsnAhead extends ServerError {
-  static readonly CODE = 17;
-  static readonly NAME = "lsn_ahead";
+  static override readonly CODE = 17;
+  static override readonly NAME = "lsn_ahead";
 }
 
 /** 18 replica_timeout: `--ack-after-replica`: committed on the primary, but `--replicas N` followers did not confirm it within `--replica-ack-timeout`; it may not survive a failover: retry with the same idempotency key */
 export class ReplicaTimeout extends ServerError {
-  static readonly CODE = 18;
-  static readonly NAME = "replica_timeout";
+  static override readonly CODE = 18;
+  static override readonly NAME = "replica_timeout";
 }
 
 /** 100 unknown_sku: `sku` (the code asked for) */
 export class UnknownSku extends Refused {
-  static readonly CODE = 100;
-  static readonly NAME = "unknown_sku";
+  static override readonly CODE = 100;
+  static override readonly NAME = "unknown_sku";
 }
 
 /** 101 unknown_warehouse */
 export class UnknownWarehouse extends Refused {
-  static readonly CODE = 101;
-  static readonly NAME = "unknown_warehouse";
+  static override readonly CODE = 101;
+  static override readonly NAME = "unknown_warehouse";
 }
 
 /** 102 unknown_reservation */
 export class UnknownReservation extends Refused {
-  static readonly CODE = 102;
-  static readonly NAME = "unknown_reservation";
+  static override readonly CODE = 102;
+  static override readonly NAME = "unknown_reservation";
 }
 
 /** 103 unknown_campaign */
 export class UnknownCampaign extends Refused {
-  static readonly CODE = 103;
-  static readonly NAME = "unknown_campaign";
+  static override readonly CODE = 103;
+  static override readonly NAME = "unknown_campaign";
 }
 
 /** 104 zero_quantity */
 export class ZeroQuantity extends Refused {
-  static readonly CODE = 104;
-  static readonly NAME = "zero_quantity";
+  static override readonly CODE = 104;
+  static override readonly NAME = "zero_quantity";
 }
 
 /** 105 no_lines */
 export class NoLines extends Refused {
-  static readonly CODE = 105;
-  static readonly NAME = "no_lines";
+  static override readonly CODE = 105;
+  static override readonly NAME = "no_lines";
 }
 
 /** 106 too_many_lines: more lines than `max_lines` (after kit expansion) */
 export class TooManyLines extends Refused {
-  static readonly CODE = 106;
-  static readonly NAME = "too_many_lines";
+  static override readonly CODE = 106;
+  static override readonly NAME = "too_many_lines";
 }
 
 /** 107 duplicate_line: `sku`, `sku_id` */
 export class DuplicateLine extends Refused {
-  static readonly CODE = 107;
-  static readonly NAME = "duplicate_line";
+  static override readonly CODE = 107;
+  static override readonly NAME = "duplicate_line";
 }
 
 /** 108 insufficient_stock: `sku`, `sku_id`, `available` */
 export class InsufficientStock extends Refused {
-  static readonly CODE = 108;
-  static readonly NAME = "insufficient_stock";
+  static override readonly CODE = 108;
+  static override readonly NAME = "insufficient_stock";
 }
 
 /** 109 channel_limit: `sku`, `sku_id`, `available` (what the channel may sell) */
 export class ChannelLimit extends Refused {
-  static readonly CODE = 109;
-  static readonly NAME = "channel_limit";
+  static override readonly CODE = 109;
+  static override readonly NAME = "channel_limit";
 }
 
 /** 110 sold_out: campaign pool empty (also answered from the fast path); `available` = 0 */
 export class SoldOut extends Refused {
-  static readonly CODE = 110;
-  static readonly NAME = "sold_out";
+  static override readonly CODE = 110;
+  static override readonly NAME = "sold_out";
 }
 
 /** 111 limit_exceeded: per-customer campaign limit; `available` = units still allowed */
 export class LimitExceeded extends Refused {
-  static readonly CODE = 111;
-  static readonly NAME = "limit_exceeded";
+  static override readonly CODE = 111;
+  static override readonly NAME = "limit_exceeded";
 }
 
 /** 112 campaign_not_open */
 export class CampaignNotOpen extends Refused {
-  static readonly CODE = 112;
-  static readonly NAME = "campaign_not_open";
+  static override readonly CODE = 112;
+  static override readonly NAME = "campaign_not_open";
 }
 
 /** 113 campaign_sku_mismatch */
 export class CampaignSkuMismatch extends Refused {
-  static readonly CODE = 113;
-  static readonly NAME = "campaign_sku_mismatch";
+  static override readonly CODE = 113;
+  static override readonly NAME = "campaign_sku_mismatch";
 }
 
 /** 114 reservation_expired: confirm or pay after the deadline */
 export class ReservationExpired extends Refused {
-  static readonly CODE = 114;
-  static readonly NAME = "reservation_expired";
+  static override readonly CODE = 114;
+  static override readonly NAME = "reservation_expired";
 }
 
 /** 115 invalid_reservation_state: e.g. ship before confirm */
 export class InvalidReservationState extends Refused {
-  static readonly CODE = 115;
-  static readonly NAME = "invalid_reservation_state";
+  static override readonly CODE = 115;
+  static override readonly NAME = "invalid_reservation_state";
 }
 
 /** 116 invalid_ttl */
 export class InvalidTtl extends Refused {
-  static readonly CODE = 116;
-  static readonly NAME = "invalid_ttl";
+  static override readonly CODE = 116;
+  static override readonly NAME = "invalid_ttl";
 }
 
 /** 117 below_committed: a count would drop on-hand under what is reserved or set aside; `sku`, `warehouse` */
 export class BelowCommitted extends Refused {
-  static readonly CODE = 117;
-  static readonly NAME = "below_committed";
+  static override readonly CODE = 117;
+  static override readonly NAME = "below_committed";
 }
 
 /** 118 insufficient_in_warehouse: transfer source short; `sku`, `warehouse`, `available` */
 export class InsufficientInWarehouse extends Refused {
-  static readonly CODE = 118;
-  static readonly NAME = "insufficient_in_warehouse";
+  static override readonly CODE = 118;
+  static override readonly NAME = "insufficient_in_warehouse";
 }
 
 /** 119 kit_not_stocked: stock operations apply to a kit's components */
 export class KitNotStocked extends Refused {
-  static readonly CODE = 119;
-  static readonly NAME = "kit_not_stocked";
+  static override readonly CODE = 119;
+  static override readonly NAME = "kit_not_stocked";
 }
 
 /** 120 invalid_kit */
 export class InvalidKit extends Refused {
-  static readonly CODE = 120;
-  static readonly NAME = "invalid_kit";
+  static override readonly CODE = 120;
+  static override readonly NAME = "invalid_kit";
 }
 
 /** 121 duplicate_campaign */
 export class DuplicateCampaign extends Refused {
-  static readonly CODE = 121;
-  static readonly NAME = "duplicate_campaign";
+  static override readonly CODE = 121;
+  static override readonly NAME = "duplicate_campaign";
 }
 
 /** 122 invalid_campaign */
 export class InvalidCampaign extends Refused {
-  static readonly CODE = 122;
-  static readonly NAME = "invalid_campaign";
+  static override readonly CODE = 122;
+  static override readonly NAME = "invalid_campaign";
 }
 
 /** 123 wrong_partition: internal routing error */
 export class WrongPartition extends Refused {
-  static readonly CODE = 123;
-  static readonly NAME = "wrong_partition";
+  static override readonly CODE = 123;
+  static override readonly NAME = "wrong_partition";
 }
 
 /** 124 invalid_ratio */
 export class InvalidRatio extends Refused {
-  static readonly CODE = 124;
-  static readonly NAME = "invalid_ratio";
+  static override readonly CODE = 124;
+  static override readonly NAME = "invalid_ratio";
 }
 
 /** 125 same_warehouse */
 export class SameWarehouse extends Refused {
-  static readonly CODE = 125;
-  static readonly NAME = "same_warehouse";
+  static override readonly CODE = 125;
+  static override readonly NAME = "same_warehouse";
 }
 
 /** 126 unknown_purchase_order */
 export class UnknownPurchaseOrder extends Refused {
-  static readonly CODE = 126;
-  static readonly NAME = "unknown_purchase_order";
+  static override readonly CODE = 126;
+  static override readonly NAME = "unknown_purchase_order";
 }
 
 /** 127 duplicate_reservation */
 export class DuplicateReservation extends Refused {
-  static readonly CODE = 127;
-  static readonly NAME = "duplicate_reservation";
+  static override readonly CODE = 127;
+  static override readonly NAME = "duplicate_reservation";
 }
 
 /** 128 invalid_code: a SKU or warehouse code empty, longer than 64 bytes, or with characters codes may not hold */
 export class InvalidCode extends Refused {
-  static readonly CODE = 128;
-  static readonly NAME = "invalid_code";
+  static override readonly CODE = 128;
+  static override readonly NAME = "invalid_code";
 }
 
 /** 129 quantity_overflow: a quantity would exceed its bound */
 export class QuantityOverflow extends Refused {
-  static readonly CODE = 129;
-  static readonly NAME = "quantity_overflow";
+  static override readonly CODE = 129;
+  static override readonly NAME = "quantity_overflow";
 }
 
 /** 130 unknown_order */
 export class UnknownOrder extends Refused {
-  static readonly CODE = 130;
-  static readonly NAME = "unknown_order";
+  static override readonly CODE = 130;
+  static override readonly NAME = "unknown_order";
 }
 
 /** 131 illegal_transition: the order's state does not allow the action (`state`, `action` in the message) */
 export class IllegalTransition extends Refused {
-  static readonly CODE = 131;
-  static readonly NAME = "illegal_transition";
+  static override readonly CODE = 131;
+  static override readonly NAME = "illegal_transition";
 }
 
 /** 132 shipment_transition: same, for a shipment */
 export class ShipmentTransition extends Refused {
-  static readonly CODE = 132;
-  static readonly NAME = "shipment_transition";
+  static override readonly CODE = 132;
+  static override readonly NAME = "shipment_transition";
 }
 
 /** 133 wrong_order_partition: internal routing error */
 export class WrongOrderPartition extends Refused {
-  static readonly CODE = 133;
-  static readonly NAME = "wrong_order_partition";
+  static override readonly CODE = 133;
+  static override readonly NAME = "wrong_order_partition";
 }
 
 /** 134 order_conflict: the channel order id was imported before with different contents */
 export class OrderConflict extends Refused {
-  static readonly CODE = 134;
-  static readonly NAME = "order_conflict";
+  static override readonly CODE = 134;
+  static override readonly NAME = "order_conflict";
 }
 
 /** 135 invalid_order */
 export class InvalidOrder extends Refused {
-  static readonly CODE = 135;
-  static readonly NAME = "invalid_order";
+  static override readonly CODE = 135;
+  static override readonly NAME = "invalid_order";
 }
 
 /** 136 exceeds_open: allocation beyond the open units */
 export class ExceedsOpen extends Refused {
-  static readonly CODE = 136;
-  static readonly NAME = "exceeds_open";
+  static override readonly CODE = 136;
+  static override readonly NAME = "exceeds_open";
 }
 
 /** 137 exceeds_claimable: after-sale beyond the delivered, unclaimed units */
 export class ExceedsClaimable extends Refused {
-  static readonly CODE = 137;
-  static readonly NAME = "exceeds_claimable";
+  static override readonly CODE = 137;
+  static override readonly NAME = "exceeds_claimable";
 }
 
 /** 138 unknown_shipment */
 export class UnknownShipment extends Refused {
-  static readonly CODE = 138;
-  static readonly NAME = "unknown_shipment";
+  static override readonly CODE = 138;
+  static override readonly NAME = "unknown_shipment";
 }
 
 /** 139 unknown_after_sale */
 export class UnknownAfterSale extends Refused {
-  static readonly CODE = 139;
-  static readonly NAME = "unknown_after_sale";
+  static override readonly CODE = 139;
+  static override readonly NAME = "unknown_after_sale";
 }
 
 /** 140 unknown_wave */
 export class UnknownWave extends Refused {
-  static readonly CODE = 140;
-  static readonly NAME = "unknown_wave";
+  static override readonly CODE = 140;
+  static override readonly NAME = "unknown_wave";
 }
 
 /** 141 duplicate_wave */
 export class DuplicateWave extends Refused {
-  static readonly CODE = 141;
-  static readonly NAME = "duplicate_wave";
+  static override readonly CODE = 141;
+  static override readonly NAME = "duplicate_wave";
 }
 
 /** 142 invalid_wave */
 export class InvalidWave extends Refused {
-  static readonly CODE = 142;
-  static readonly NAME = "invalid_wave";
+  static override readonly CODE = 142;
+  static override readonly NAME = "invalid_wave";
 }
 
 /** 143 nothing_to_wave: no allocated shipment in that warehouse */
 export class NothingToWave extends Refused {
-  static readonly CODE = 143;
-  static readonly NAME = "nothing_to_wave";
+  static override readonly CODE = 143;
+  static override readonly NAME = "nothing_to_wave";
 }
 
 /** 144 wrong_sku: scanned SKU not on the pick list */
 export class WrongSku extends Refused {
-  static readonly CODE = 144;
-  static readonly NAME = "wrong_sku";
+  static override readonly CODE = 144;
+  static override readonly NAME = "wrong_sku";
 }
 
 /** 145 over_pick */
 export class OverPick extends Refused {
-  static readonly CODE = 145;
-  static readonly NAME = "over_pick";
+  static override readonly CODE = 145;
+  static override readonly NAME = "over_pick";
 }
 
 /** 146 no_carrier: no carrier rule accepts the parcel */
 export class NoCarrier extends Refused {
-  static readonly CODE = 146;
-  static readonly NAME = "no_carrier";
+  static override readonly CODE = 146;
+  static override readonly NAME = "no_carrier";
 }
 
 /** 147 waybill_range_exhausted */
 export class WaybillRangeExhausted extends Refused {
-  static readonly CODE = 147;
-  static readonly NAME = "waybill_range_exhausted";
+  static override readonly CODE = 147;
+  static override readonly NAME = "waybill_range_exhausted";
 }
 
 /** 148 invalid_rules: the rules file does not parse or validate */
 export class InvalidRules extends Refused {
-  static readonly CODE = 148;
-  static readonly NAME = "invalid_rules";
+  static override readonly CODE = 148;
+  static override readonly NAME = "invalid_rules";
 }
 
 /** 149 sku_id_out_of_range: SKU ids must be below 2^24 */
 export class SkuIdOutOfRange extends Refused {
-  static readonly CODE = 149;
-  static readonly NAME = "sku_id_out_of_range";
+  static override readonly CODE = 149;
+  static override readonly NAME = "sku_id_out_of_range";
 }
 
 /** 150 idempotency_key_reused: the idempotency key was used before for a different request (payment-API convention: same key + same request replays, same key + different request is refused) */
 export class IdempotencyKeyReused extends Refused {
-  static readonly CODE = 150;
-  static readonly NAME = "idempotency_key_reused";
+  static override readonly CODE = 150;
+  static override readonly NAME = "idempotency_key_reused";
 }
 
 /** error code -> error class */
