@@ -403,6 +403,73 @@ pub struct RulesReload {
     pub toml: String,
 }
 
+/// One row of `export_stock`'s answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRow {
+    /// SKU id.
+    pub sku: u32,
+    /// SKU code.
+    pub code: String,
+    /// For a kit: complete kits.
+    pub available: u64,
+}
+
+/// `get_campaign`'s answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignView {
+    pub id: u32,
+    /// SKU id.
+    pub sku: u32,
+    /// SKU code.
+    pub sku_code: String,
+    /// flash_sale or presale.
+    pub kind: String,
+    pub remaining: u64,
+    pub open: bool,
+    pub closed: bool,
+    pub per_customer_limit: u32,
+    pub starts_at_ms: u64,
+    pub ends_at_ms: u64,
+}
+
+/// Where a parcel goes (part of a [`Label`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelAddress {
+    pub name: String,
+    pub phone: String,
+    pub province: String,
+    pub city: String,
+    pub district: String,
+    pub detail: String,
+    pub zip: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelItem {
+    /// SKU code.
+    pub sku: String,
+    pub qty: u32,
+}
+
+/// What a shipping label shows: `waybill`'s answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Label {
+    pub waybill: String,
+    pub carrier: String,
+    pub shipment: u64,
+    pub order: u64,
+    pub channel: String,
+    pub external_id: String,
+    /// Warehouse code.
+    pub warehouse: String,
+    pub warehouse_id: u16,
+    pub weight_g: u32,
+    pub cash_on_delivery: bool,
+    pub cod_cents: i64,
+    pub to: LabelAddress,
+    pub items: Vec<LabelItem>,
+}
+
 /// A JSON-bodied request, typed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JsonRequest {

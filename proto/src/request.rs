@@ -160,6 +160,18 @@ impl<'a> Iterator for LinesIter<'a> {
 
 impl ExactSizeIterator for LinesIter<'_> {}
 
+impl<'a> Line<'a> {
+    /// `qty` units of the SKU with this code.
+    pub const fn code(code: &'a str, qty: u32) -> Line<'a> {
+        Line { qty, sku: SkuRef::Code(code) }
+    }
+
+    /// `qty` units of the SKU with this id.
+    pub const fn id(id: u32, qty: u32) -> Line<'a> {
+        Line { qty, sku: SkuRef::Id(id) }
+    }
+}
+
 #[inline]
 fn decode_line<'a>(r: &mut Reader<'a>) -> Result<Line<'a>, DecodeError> {
     let qty = r.u32("line qty")?;
@@ -179,7 +191,33 @@ pub struct Reserve<'a> {
     pub lines: Lines<'a>,
 }
 
-impl Reserve<'_> {
+impl<'a> Reserve<'a> {
+    /// A reservation of `lines` held for `ttl_ms`: no idempotency key, customer 0, own channel
+    /// (0), no campaign. Chain the setters below for the rest.
+    pub const fn new(lines: &'a [Line<'a>], ttl_ms: u64) -> Reserve<'a> {
+        Reserve { ttl_ms, customer: 0, channel: 0, campaign: None, idempotency_key: "", lines: Lines::Slice(lines) }
+    }
+
+    pub const fn key(mut self, idempotency_key: &'a str) -> Reserve<'a> {
+        self.idempotency_key = idempotency_key;
+        self
+    }
+
+    pub const fn customer(mut self, customer: u64) -> Reserve<'a> {
+        self.customer = customer;
+        self
+    }
+
+    pub const fn channel(mut self, channel: u16) -> Reserve<'a> {
+        self.channel = channel;
+        self
+    }
+
+    pub const fn campaign(mut self, campaign: Option<u32>) -> Reserve<'a> {
+        self.campaign = campaign;
+        self
+    }
+
     fn encode<B: Buffer>(&self, w: &mut Writer<'_, B>) -> Result<(), EncodeError> {
         w.u64(self.ttl_ms);
         w.u64(self.customer);

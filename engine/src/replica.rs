@@ -1,8 +1,8 @@
 //! Replica partitions kept by a subscriber: built from a snapshot image (or empty when the log is
 //! read from LSN 1), then every logged command is applied to get its events, deterministically.
 
-use oms_engine::codec::{decode_envelope, decode_image, RECORD_COMMAND};
-use oms_engine::{Envelope, Event, Limits, Partition};
+use crate::codec::{decode_envelope, decode_image, RECORD_COMMAND};
+use crate::{Envelope, Event, Limits, Partition};
 
 /// Largest snapshot image a replica accepts (bounds the assembly buffer).
 pub const MAX_IMAGE_BYTES: u64 = 4 << 30;
@@ -23,7 +23,7 @@ pub enum ReplicaError {
     #[error("partition {partition}: unknown record type {record_type} at LSN {lsn}")]
     RecordType { partition: u32, lsn: u64, record_type: u8 },
     #[error("partition {partition}: record {lsn} was refused on replay ({error}); the replica diverged")]
-    Replay { partition: u32, lsn: u64, error: oms_engine::EngineError },
+    Replay { partition: u32, lsn: u64, error: crate::EngineError },
 }
 
 struct Slot {
