@@ -1,7 +1,8 @@
 """What both clients share: turning arguments into request payloads and answers into results.
 
-Each operation is a function returning a `Call`: the opcode, the payload, how to read the success
-answer, and whether re-sending it after a lost connection is harmless. `Client` runs calls over a
+Each operation is a function returning a `Call`: the opcode, the frame (its header is filled in
+when sent), how to read the success answer, and whether re-sending it after a lost connection is
+harmless. `Client` runs calls over a
 blocking socket, `AsyncClient` over asyncio; neither knows a layout.
 """
 
@@ -29,7 +30,8 @@ TlsOption = Union[None, bool, ssl.SSLContext, str, "os.PathLike[str]"]
 
 class Call(NamedTuple):
     opcode: int
-    payload: bytes
+    #: the whole frame: 16 header bytes (filled in when sent, with the request id) then the payload
+    frame: bytearray
     #: reads a success payload into the result
     decode: Callable[[bytes], Any]
     #: re-sending after a lost connection cannot apply it twice (reads; keyed reserves)
@@ -192,8 +194,14 @@ def _batch_items(payload: bytes) -> List[Union[wire.Reserved, OmsdError]]:
     return items
 
 
+def _frame(payload: bytes) -> bytearray:
+    frame = bytearray(wire.HEADER_BYTES)
+    frame += payload
+    return frame
+
+
 def ping() -> Call:
-    return Call(wire.PING, b"", _empty, True)
+    return Call(wire.PING, bytearray(wire.HEADER_BYTES), _empty, True)
 
 
 def reserve(
@@ -204,24 +212,34 @@ def reserve(
     channel: Channel = "own",
     campaign: Optional[int] = None,
 ) -> Call:
-    cart = Cart(lines, ttl, idempotency_key, customer, channel, campaign)
-    return Call(wire.RESERVE, wire.encode_reserve(cart.request()), wire.decode_reserved, bool(idempotency_key))
+    # The hot path: the body is written straight after the header space, no message object.
+    frame = bytearray(wire.HEADER_BYTES)
+    wire.put_reserve(
+        frame,
+        ttl_ms(ttl),
+        lines if type(lines) is list else (lines.items() if isinstance(lines, Mapping) else lines),
+        0 if customer is None else customer,
+        channel if type(channel) is int else channel_number(channel),
+        campaign,
+        idempotency_key or "",
+    )
+    return Call(wire.RESERVE, frame, wire.decode_reserved, bool(idempotency_key))
 
 
 def reserve_batch(carts: Sequence[Union[Cart, Mapping[str, Any]]]) -> Call:
     requests = [(c if isinstance(c, Cart) else Cart(**c)).request() for c in carts]
     # A batch is safe to re-send only when every cart carries an idempotency key.
     safe = all(r.idempotency_key for r in requests)
-    return Call(wire.RESERVE_BATCH, wire.encode_reserve_batch(requests), _batch_items, safe)
+    return Call(wire.RESERVE_BATCH, _frame(wire.encode_reserve_batch(requests)), _batch_items, safe)
 
 
 def by_reservation(opcode: int, reservation_id: int) -> Call:
     decode = wire.decode_reservation if opcode == wire.GET_RESERVATION else _empty
-    return Call(opcode, wire.encode_reservation_id(reservation_id), decode, opcode == wire.GET_RESERVATION)
+    return Call(opcode, _frame(wire.encode_reservation_id(reservation_id)), decode, opcode == wire.GET_RESERVATION)
 
 
 def stock(sku: SkuRef) -> Call:
-    return Call(wire.GET_STOCK, wire.encode_stock_query(sku), wire.decode_stock, True)
+    return Call(wire.GET_STOCK, _frame(wire.encode_stock_query(sku)), wire.decode_stock, True)
 
 
 #: JSON operations that only read
@@ -239,4 +257,4 @@ def json_call(operation: Union[str, int], body: Any = None) -> Call:
     name, kind = wire.OPCODES.get(opcode, (str(opcode), ""))
     if kind != "json":
         raise ValueError(f"{name} is not a JSON-bodied operation: use its own method")
-    return Call(opcode, wire.encode_json({} if body is None else body), wire.decode_json, name in _READ_ONLY_JSON)
+    return Call(opcode, _frame(wire.encode_json({} if body is None else body)), wire.decode_json, name in _READ_ONLY_JSON)

@@ -13,9 +13,11 @@ once on a new connection. The next call reconnects (unless `reconnect=False`).
 from __future__ import annotations
 
 import asyncio
+import collections
+import socket
 import ssl
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _calls, wire
 from ._calls import DEFAULT_TTL, Call, Cart, Channel, Lines, TlsOption, Ttl
@@ -28,19 +30,24 @@ _Answer = Tuple[int, bytes]
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection: writes frames, matches answers to waiting futures."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, address: str) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, address: str, timeout: Optional[float]) -> None:
         self.loop = loop
         self.address = address
+        self.timeout = timeout
         self.transport: Optional[asyncio.Transport] = None
         self.buffer = wire.FrameBuffer()
-        # request id -> (opcode, future of (flags, payload))
-        self.pending: Dict[int, Tuple[int, "asyncio.Future[_Answer]"]] = {}
-        self.out: List[bytes] = []
+        # request id -> (opcode, future of (flags, payload), deadline); insertion order is send
+        # order, and every call has the same timeout, so the oldest deadlines come first.
+        self.pending: Dict[int, Tuple[int, "asyncio.Future[_Answer]", float]] = {}
+        self.out: List[bytearray] = []
         self.flush_scheduled = False
         self.writable: Optional["asyncio.Future[None]"] = None
         self.lost: Optional[OmsdError] = None
         self.next_id = 1
-        self.slots: Optional[asyncio.Semaphore] = None
+        self.max_in_flight = 1
+        # calls waiting for an in-flight slot
+        self.slot_waiters: Deque["asyncio.Future[None]"] = collections.deque()
+        self.sweeper: Optional[asyncio.TimerHandle] = None
         self.info: Optional[wire.HelloOk] = None
 
     # asyncio.Protocol
@@ -49,17 +56,16 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            import socket
-
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
+        if self.timeout is not None:
+            self.sweeper = self.loop.call_later(self._sweep_interval(), self._sweep)
 
     def data_received(self, data: bytes) -> None:
-        self.buffer.feed(data)
         try:
-            frames = self.buffer.frames()
+            frames = self.buffer.feed(data)
         except wire.WireFormatError as e:
             self._fail(ConnectionLost(f"unreadable frame from omsd at {self.address}: {e}", maybe_applied=True))
             return
@@ -76,6 +82,7 @@ class _Connection(asyncio.Protocol):
                 self._fail(_calls.read_error(payload))
                 return
             # Otherwise the late answer of a call that timed out or was cancelled: dropped.
+        self._release_slots()
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         reason = f": {exc}" if exc else ""
@@ -95,40 +102,76 @@ class _Connection(asyncio.Protocol):
         if self.lost is None:
             self.lost = error
         pending, self.pending = self.pending, {}
-        for _, future in pending.values():
+        for _, future, _ in pending.values():
             if not future.done():
                 future.set_exception(error)
+        waiters, self.slot_waiters = self.slot_waiters, collections.deque()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)  # the caller finds the connection lost, before sending
         self.resume_writing()
+        if self.sweeper is not None:
+            self.sweeper.cancel()
         if self.transport is not None:
             self.transport.close()
 
-    def send(self, opcode: int, payload: bytes, timeout: Optional[float]) -> Tuple[int, "asyncio.Future[_Answer]"]:
+    def _sweep_interval(self) -> float:
+        assert self.timeout is not None
+        return min(1.0, max(0.01, self.timeout / 4))
+
+    def _sweep(self) -> None:
+        """Fail the calls whose deadline passed (one timer per connection, not one per call)."""
+        now = self.loop.time()
+        expired = []
+        for request_id, (_, future, deadline) in self.pending.items():
+            if deadline > now:
+                break
+            expired.append((request_id, future))
+        for request_id, future in expired:
+            del self.pending[request_id]
+            if not future.done():
+                future.set_exception(
+                    RequestTimeout(
+                        f"no answer from omsd at {self.address} within {self.timeout} s; "
+                        "the request may or may not have been applied"
+                    )
+                )
+        if expired:
+            self._release_slots()
+        if self.lost is None:
+            self.sweeper = self.loop.call_later(self._sweep_interval(), self._sweep)
+
+    async def slot(self) -> None:
+        """Wait until fewer than max_in_flight calls are outstanding."""
+        while len(self.pending) >= self.max_in_flight and self.lost is None:
+            waiter = self.loop.create_future()
+            self.slot_waiters.append(waiter)
+            await waiter
+
+    def _release_slots(self) -> None:
+        waiters = self.slot_waiters
+        free = self.max_in_flight - len(self.pending)
+        while waiters and free > 0:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
+
+    def send(self, opcode: int, frame: bytearray) -> Tuple[int, "asyncio.Future[_Answer]"]:
         """Queue a frame (written at the end of this loop turn) and register its answer."""
         if self.lost is not None:
-            raise self.lost
+            raise ConnectionLost(self.lost.message, maybe_applied=False)
         request_id = self.next_id
         self.next_id = request_id + 1 if request_id < wire.U64_MAX - 2 else 1
+        wire.pack_header(frame, opcode, request_id)
         future: "asyncio.Future[_Answer]" = self.loop.create_future()
-        self.pending[request_id] = (opcode, future)
-        if timeout is not None:
-            timer = self.loop.call_later(timeout, self._expire, request_id, future, timeout)
-            future.add_done_callback(lambda _: timer.cancel())
-        self.out.append(wire.encode_frame(opcode, request_id, payload))
+        deadline = self.loop.time() + self.timeout if self.timeout is not None else 0.0
+        self.pending[request_id] = (opcode, future, deadline)
+        self.out.append(frame)
         if not self.flush_scheduled:
             self.flush_scheduled = True
             self.loop.call_soon(self._flush)
         return request_id, future
-
-    def _expire(self, request_id: int, future: "asyncio.Future[_Answer]", timeout: float) -> None:
-        if future.done():
-            return
-        self.forget(request_id)
-        future.set_exception(
-            RequestTimeout(
-                f"no answer from omsd at {self.address} within {timeout} s; "
-                "the request may or may not have been applied"
-            )
-        )
 
     def _flush(self) -> None:
         self.flush_scheduled = False
@@ -137,10 +180,13 @@ class _Connection(asyncio.Protocol):
             self.transport.write(b"".join(out) if len(out) > 1 else out[0])
 
     def forget(self, request_id: int) -> None:
-        """Stop waiting for an answer (timeout, cancellation); a late answer is dropped."""
+        """Stop waiting for an answer (cancellation); a late answer is dropped."""
         self.pending.pop(request_id, None)
+        self._release_slots()
 
     def close(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.cancel()
         if self.transport is not None:
             self.transport.close()
 
@@ -241,7 +287,7 @@ class AsyncClient:
     async def _open(self) -> _Connection:
         loop = asyncio.get_running_loop()
         where = f"omsd at {self._address}"
-        conn = _Connection(loop, self._address)
+        conn = _Connection(loop, self._address, self._timeout)
         try:
             await asyncio.wait_for(
                 loop.create_connection(
@@ -260,7 +306,7 @@ class AsyncClient:
             raise ConnectionLost(f"cannot connect to {where}: {e}") from e
         hello = wire.encode_hello(wire.Hello(api_key=self._api_key or "", client=self._client_name))
         future: "asyncio.Future[_Answer]" = loop.create_future()
-        conn.pending[0] = (wire.HELLO, future)
+        conn.pending[0] = (wire.HELLO, future, float("inf"))
         assert conn.transport is not None
         conn.transport.write(wire.encode_frame(wire.HELLO, 0, hello))
         try:
@@ -277,7 +323,7 @@ class AsyncClient:
             conn.close()
             raise
         conn.info = info
-        conn.slots = asyncio.Semaphore(max(1, info.max_in_flight))
+        conn.max_in_flight = max(1, info.max_in_flight)
         self.server_info = info
         return conn
 
@@ -289,26 +335,32 @@ class AsyncClient:
             if conn is None or conn.lost is not None:
                 conn = await self._connection()
             info = conn.info
-            assert info is not None and conn.slots is not None
-            _calls.check_frame_size(wire.HEADER_BYTES + len(call.payload), info.max_frame_bytes)
-            async with conn.slots:
-                if conn.writable is not None:
-                    await conn.writable
-                try:
-                    request_id, future = conn.send(call.opcode, call.payload, self._timeout)
-                except ConnectionLost:
-                    if attempt == 1 and call.retry_safe and self._reconnect and not self._closed:
-                        continue
-                    raise
-                try:
-                    flags, payload = await future
-                except asyncio.CancelledError:
-                    conn.forget(request_id)
-                    raise
-                except ConnectionLost:
-                    if attempt == 1 and call.retry_safe and self._reconnect and not self._closed:
-                        continue
-                    raise
+            assert info is not None
+            _calls.check_frame_size(len(call.frame), info.max_frame_bytes)
+            if len(conn.pending) >= conn.max_in_flight:
+                await conn.slot()
+            if conn.writable is not None:
+                await conn.writable
+            try:
+                request_id, future = conn.send(call.opcode, call.frame)
+            except ConnectionLost:
+                # Nothing was written: moving the call to a new connection is always safe.
+                if attempt == 1 and self._reconnect and not self._closed:
+                    continue
+                raise
+            try:
+                flags, payload = await future
+            except asyncio.CancelledError:
+                conn.forget(request_id)
+                raise
+            except ConnectionLost as lost:
+                if attempt == 1 and call.retry_safe and self._reconnect and not self._closed:
+                    try:
+                        await self._connection()
+                    except ConnectionLost:
+                        raise lost from None  # report the first loss: the call may have been applied
+                    continue
+                raise
             return _calls.read_answer(call, flags, payload)
         raise AssertionError("unreachable")
 

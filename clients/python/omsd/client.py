@@ -146,9 +146,8 @@ class Client:
             self._drop()
             return
         if data:
-            self._buffer.feed(data)
             try:
-                self._frames.extend(self._buffer.frames())
+                self._frames.extend(self._buffer.feed(data))
             except wire.WireFormatError:
                 self._drop()
                 return
@@ -163,8 +162,7 @@ class Client:
             data = sock.recv(262144)
             if not data:
                 raise _Eof()
-            self._buffer.feed(data)
-            self._frames.extend(self._buffer.frames())
+            self._frames.extend(self._buffer.feed(data))
         return self._frames.popleft()
 
     def close(self) -> None:
@@ -187,13 +185,21 @@ class Client:
 
     def _run(self, call: Call) -> Any:
         with self._lock:
+            first_loss: Optional[ConnectionLost] = None
             for attempt in (1, 2):
-                self._ensure_open()
+                if first_loss is None:
+                    self._ensure_open()
+                else:
+                    try:
+                        self._ensure_open()
+                    except ConnectionLost:
+                        raise first_loss from None  # the first attempt may have been applied
                 assert self.server_info is not None
                 request_id = self._next_id
                 self._next_id = request_id + 1 if request_id < wire.U64_MAX - 2 else 1
-                frame = wire.encode_frame(call.opcode, request_id, call.payload)
+                frame = call.frame
                 _calls.check_frame_size(len(frame), self.server_info.max_frame_bytes)
+                wire.pack_header(frame, call.opcode, request_id)
                 sent = False
                 try:
                     sock = self._sock
@@ -217,11 +223,15 @@ class Client:
                     ) from None
                 except (OSError, _Eof, wire.WireFormatError) as e:
                     self._drop()
-                    if call.retry_safe and attempt == 1 and self._reconnect:
-                        continue
                     reason = "the server closed the connection" if isinstance(e, _Eof) else str(e)
                     maybe = " (the request may or may not have been applied)" if sent else ""
-                    raise ConnectionLost(f"connection to omsd at {self._address} lost: {reason}{maybe}", maybe_applied=sent) from e
+                    lost = ConnectionLost(
+                        f"connection to omsd at {self._address} lost: {reason}{maybe}", maybe_applied=sent
+                    )
+                    if call.retry_safe and attempt == 1 and self._reconnect:
+                        first_loss = lost
+                        continue
+                    raise lost from e
         raise AssertionError("unreachable")
 
     def ping(self) -> float:

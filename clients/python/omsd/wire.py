@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ._tables import OPCODES, ROLES, STATUSES
 
@@ -98,8 +98,8 @@ _RESERVE_HEAD = struct.Struct("<QQHBI")
 _RESERVED_HEAD = struct.Struct("<QQBQB")
 # allocation head: sku_id, warehouse_id, qty
 _ALLOCATION_HEAD = struct.Struct("<IHI")
-# line head: qty, sku kind
-_LINE_HEAD = struct.Struct("<IB")
+# a line by code: qty, sku kind 0, code length
+_LINE_CODE_HEAD = struct.Struct("<IBH")
 # error body head: code, available (opt_u64), sku_id (opt_u32)
 _ERROR_HEAD = struct.Struct("<HBQBI")
 # hello head: magic, version, features
@@ -383,6 +383,11 @@ def _put_sku_ref(out: bytearray, sku: SkuRef) -> None:
         raise TypeError(f"a SKU is a code (str) or an id (int), not {type(sku).__name__}")
 
 
+def pack_header(frame: bytearray, opcode: int, request_id: int, flags: int = 0) -> None:
+    """Fill the 16 header bytes at the start of `frame` (payload written after them)."""
+    _HEADER.pack_into(frame, 0, len(frame) - 4, opcode, flags, request_id)
+
+
 def encode_frame(opcode: int, request_id: int, payload: bytes = b"", flags: int = 0) -> bytes:
     """A whole frame: the 16-byte header (section 2) then the payload."""
     return _HEADER.pack(HEADER_AFTER_LEN + len(payload), opcode, flags, request_id) + payload
@@ -395,19 +400,63 @@ def encode_hello(hello: Hello) -> bytes:
     return bytes(out)
 
 
+def put_reserve(
+    out: bytearray,
+    ttl_ms: int,
+    lines: Iterable[Tuple[SkuRef, int]],
+    customer: int = 0,
+    channel: int = 0,
+    campaign: Optional[int] = None,
+    idempotency_key: str = "",
+) -> None:
+    """Append a `reserve` body (section 5.2). The hot path of both clients: struct checks ranges."""
+    try:
+        if campaign is None:
+            out += _RESERVE_HEAD.pack(ttl_ms, customer, channel, 0, 0)
+        else:
+            out += _RESERVE_HEAD.pack(ttl_ms, customer, channel, 1, campaign)
+    except struct.error:
+        _check_int(ttl_ms, U64_MAX, "ttl_ms")
+        _check_int(customer, U64_MAX, "customer")
+        _check_int(channel, U16_MAX, "channel")
+        _check_int(campaign or 0, U32_MAX, "campaign")
+        raise
+    _put_str(out, idempotency_key, "idempotency key")
+    count_at = len(out)
+    out += b"\x00\x00"
+    count = 0
+    for item in lines:
+        try:
+            sku, qty = item
+        except (TypeError, ValueError):
+            raise TypeError(f"a line is a (sku, qty) pair, not {item!r}") from None
+        if type(sku) is str:
+            raw = sku.encode("utf-8")
+            try:
+                out += _LINE_CODE_HEAD.pack(qty, 0, len(raw))
+            except struct.error:
+                _check_int(qty, U32_MAX, "qty")
+                raise ValueError(f"SKU code is {len(raw)} bytes; the most is {CODE_MAX_BYTES}") from None
+            out += raw
+        else:
+            out += _U32.pack(_check_int(qty, U32_MAX, "qty"))
+            _put_sku_ref(out, sku)
+        count += 1
+    if count > U16_MAX:
+        raise ValueError(f"{count} lines do not fit a u16 count")
+    _U16.pack_into(out, count_at, count)
+
+
 def _put_reserve(out: bytearray, request: ReserveRequest) -> None:
-    out += _RESERVE_HEAD.pack(
-        _check_int(request.ttl_ms, U64_MAX, "ttl_ms"),
-        _check_int(request.customer, U64_MAX, "customer"),
-        _check_int(request.channel, U16_MAX, "channel"),
-        *((0, 0) if request.campaign is None else (1, _check_int(request.campaign, U32_MAX, "campaign"))),
+    put_reserve(
+        out,
+        request.ttl_ms,
+        request.lines,
+        request.customer,
+        request.channel,
+        request.campaign,
+        request.idempotency_key,
     )
-    _put_str(out, request.idempotency_key, "idempotency key")
-    lines = request.lines
-    _put_count(out, len(lines), "lines")
-    for sku, qty in lines:
-        out += _U32.pack(_check_int(qty, U32_MAX, "qty"))
-        _put_sku_ref(out, sku)
 
 
 def encode_reserve(request: ReserveRequest) -> bytes:
@@ -817,14 +866,34 @@ def decode_hello_ok(payload: bytes) -> HelloOk:
     )
 
 
+def _allocations_at(data: bytes, pos: int, end: int) -> Tuple[List[Allocation], int]:
+    """The allocation array at `pos` (the hot path of every reserve answer), and the next position."""
+    try:
+        (count,) = _U16.unpack_from(data, pos)
+        pos += 2
+        allocations = []
+        unpack = _ALLOCATION_HEAD.unpack_from
+        u16 = _U16.unpack_from
+        for _ in range(count):
+            sku_id, warehouse_id, qty = unpack(data, pos)
+            (n,) = u16(data, pos + 10)
+            sku = str(data[pos + 12 : pos + 12 + n], "utf-8")
+            pos += 12 + n
+            (m,) = u16(data, pos)
+            warehouse = str(data[pos + 2 : pos + 2 + m], "utf-8")
+            pos += 2 + m
+            if pos > end:
+                raise _bad_request("payload ends inside an allocation")
+            allocations.append(Allocation(sku, warehouse, qty, sku_id, warehouse_id))
+    except struct.error:
+        raise _bad_request("payload ends inside an allocation") from None
+    except UnicodeDecodeError:
+        raise _bad_request("an allocation code is not valid UTF-8") from None
+    return allocations, pos
+
+
 def _read_allocations(r: _Reader) -> List[Allocation]:
-    count = r.u16("allocation count")
-    allocations = []
-    for _ in range(count):
-        sku_id, warehouse_id, qty = r.take(_ALLOCATION_HEAD, "allocation")
-        sku = r.text("allocation sku")
-        warehouse = r.text("allocation warehouse")
-        allocations.append(Allocation(sku, warehouse, qty, sku_id, warehouse_id))
+    allocations, r.pos = _allocations_at(r.data, r.pos, r.end)
     return allocations
 
 
@@ -1000,35 +1069,33 @@ def split_frame(data: bytes, max_frame_bytes: int = MAX_RESPONSE_FRAME_BYTES) ->
 
 
 class FrameBuffer:
-    """Cuts a byte stream into frames: `feed` bytes as they arrive, then take `frames()`."""
+    """Cuts a byte stream into frames: `feed` the bytes as they arrive, get the whole frames."""
 
-    __slots__ = ("_buf", "_max")
+    __slots__ = ("_rest", "_max")
 
     def __init__(self, max_frame_bytes: int = MAX_RESPONSE_FRAME_BYTES) -> None:
-        self._buf = bytearray()
+        self._rest = bytearray()
         self._max = max_frame_bytes
 
-    def feed(self, data: bytes) -> None:
-        self._buf += data
-
-    def frames(self) -> List[Tuple[int, int, int, bytes]]:
-        """Every whole frame buffered, as (opcode, flags, request_id, payload); keeps the rest."""
-        buf = self._buf
+    def feed(self, data: bytes) -> List[Tuple[int, int, int, bytes]]:
+        """Every whole frame now buffered, as (opcode, flags, request_id, payload); keeps the rest."""
+        if self._rest:
+            self._rest += data
+            data = bytes(self._rest)
         out = []
         pos = 0
-        end = len(buf)
+        end = len(data)
         unpack = _HEADER.unpack_from
         while end - pos >= 4:
-            (length,) = _U32.unpack_from(buf, pos)
+            (length,) = _U32.unpack_from(data, pos)
             if length < HEADER_AFTER_LEN or length + 4 > self._max:
                 check_frame_length(length, self._max)
             if end - pos < length + 4:
                 break
-            _, opcode, flags, request_id = unpack(buf, pos)
-            out.append((opcode, flags, request_id, bytes(buf[pos + HEADER_BYTES : pos + 4 + length])))
+            _, opcode, flags, request_id = unpack(data, pos)
+            out.append((opcode, flags, request_id, data[pos + HEADER_BYTES : pos + 4 + length]))
             pos += 4 + length
-        if pos:
-            del buf[:pos]
+        self._rest = bytearray(data[pos:]) if pos < end else bytearray()
         return out
 
 
