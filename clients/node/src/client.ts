@@ -471,9 +471,23 @@ export class Client {
   }
 
   private async run<T>(call: Call<T>): Promise<T> {
+    let firstLoss: ConnectionLost | null = null;
     for (let attempt = 1; ; attempt++) {
       const current = this.conn;
-      const conn = current !== null && current.lost === null ? current : await this.connection();
+      let conn: Connection;
+      if (current !== null && current.lost === null) {
+        conn = current;
+      } else if (firstLoss === null) {
+        conn = await this.connection();
+      } else {
+        // Re-sending after a loss: if no new connection opens, report the first loss (the
+        // call may have been applied), not the failure to reconnect.
+        try {
+          conn = await this.connection();
+        } catch {
+          throw firstLoss;
+        }
+      }
       const maxFrameBytes = conn.info!.maxFrameBytes;
       if (wire.HEADER_BYTES + call.payload.length > maxFrameBytes) {
         throw new FrameTooLarge(
@@ -486,6 +500,7 @@ export class Client {
       } catch (e) {
         const again = e instanceof ConnectionLost && attempt === 1 && !this.closed && this.options.reconnect !== false;
         if (again && (call.retrySafe || !e.maybeApplied)) {
+          firstLoss = e.maybeApplied ? e : null;
           continue;
         }
         throw e;
@@ -506,13 +521,13 @@ export class Client {
    * `available`), SoldOut, LimitExceeded, UnknownSku, IdempotencyKeyReused (the key was used for
    * another cart), ...
    */
-  reserve(lines: CartLine[], options: ReserveOptions = {}): Promise<Reserved> {
+  async reserve(lines: CartLine[], options: ReserveOptions = {}): Promise<Reserved> {
     const payload = wire.encodeReserve(reserveRequest(lines, options));
     return this.run({ opcode: wire.Op.RESERVE, payload, decode: wire.decodeReserved, retrySafe: Boolean(options.idempotencyKey) });
   }
 
   /** Many independent carts in one request: each item is a Reserved or the refusal (an OmsdError, not thrown). */
-  reserveBatch(carts: Cart[]): Promise<Array<Reserved | OmsdError>> {
+  async reserveBatch(carts: Cart[]): Promise<Array<Reserved | OmsdError>> {
     const requests = carts.map((cart) => reserveRequest(cart.lines, cart));
     const decode = (payload: Buffer) =>
       wire.decodeBatchResult(payload).map((item) => ("reserved" in item ? item.reserved : errorFromBody(item.refused)));
@@ -520,7 +535,7 @@ export class Client {
     return this.run({ opcode: wire.Op.RESERVE_BATCH, payload: wire.encodeReserveBatch(requests), decode, retrySafe });
   }
 
-  private byReservation(opcode: number, id: ReservationId): Promise<void> {
+  private async byReservation(opcode: number, id: ReservationId): Promise<void> {
     return this.run({ opcode, payload: wire.encodeReservationId(id), decode: empty, retrySafe: false });
   }
 
@@ -545,13 +560,13 @@ export class Client {
   }
 
   /** A reservation's status ("held", "confirmed", ...) and allocations. */
-  getReservation(id: ReservationId): Promise<Reservation> {
+  async getReservation(id: ReservationId): Promise<Reservation> {
     const payload = wire.encodeReservationId(id);
     return this.run({ opcode: wire.Op.GET_RESERVATION, payload, decode: wire.decodeReservation, retrySafe: true });
   }
 
   /** One SKU's stock (by code or id): totals and per warehouse. */
-  stock(sku: SkuRef): Promise<Stock> {
+  async stock(sku: SkuRef): Promise<Stock> {
     return this.run({ opcode: wire.Op.GET_STOCK, payload: wire.encodeStockQuery(sku), decode: wire.decodeStock, retrySafe: true });
   }
 
@@ -574,14 +589,14 @@ export class Client {
    * Any JSON-bodied operation of PROTOCOL.md section 7 by name, e.g. `callJson("order_get", { id })`.
    * Integers above 2^53 in the answer are bigints.
    */
-  callJson(operation: string | number, body: unknown = {}): Promise<unknown> {
+  async callJson(operation: string | number, body: unknown = {}): Promise<unknown> {
     const opcode = typeof operation === "number" ? operation : wire.opcodeOf(operation);
     const entry = opcode === undefined ? undefined : OPCODES.get(opcode);
     if (opcode === undefined || entry === undefined) {
-      return Promise.reject(new TypeError(`unknown operation ${String(operation)}`));
+      throw new TypeError(`unknown operation ${String(operation)}`);
     }
     if (entry[1] !== "json") {
-      return Promise.reject(new TypeError(`${entry[0]} is not a JSON-bodied operation: use its own method`));
+      throw new TypeError(`${entry[0]} is not a JSON-bodied operation: use its own method`);
     }
     return this.run({ opcode, payload: wire.encodeJson(body), decode: wire.decodeJson, retrySafe: READ_ONLY_JSON.has(entry[0]) });
   }
