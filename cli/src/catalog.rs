@@ -6,9 +6,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::{Client, ClientError};
-use crate::protocol::{SkuRef, StockOpWire, WireLine};
-use crate::wire_error::engine_code;
+use oms_client::{Client, ClientError};
+use oms_proto::json::{JsonLine, SkuKey, StockOp, WarehouseKey};
+use oms_proto::ErrorCode;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,7 +164,7 @@ fn server(what: impl Into<String>) -> impl FnOnce(ClientError) -> CatalogError {
 }
 
 fn is_refusal(error: &ClientError, name: &str) -> bool {
-    matches!(error, ClientError::Refused(e) if e.code == engine_code(name))
+    matches!(error, ClientError::Refused(e) if Some(e.code) == ErrorCode::from_name(name))
 }
 
 /// Apply a catalog: warehouses, SKUs, kits, then stock (set on hand).
@@ -204,14 +204,17 @@ pub async fn load(client: &Client, catalog: &CatalogFile) -> Result<LoadSummary,
     }
     for k in &catalog.kits {
         let components =
-            k.components.iter().map(|c| WireLine { sku: SkuRef::Code(c.sku.clone()), qty: c.qty }).collect();
+            k.components.iter().map(|c| JsonLine { sku: SkuKey::Code(c.sku.clone()), qty: c.qty }).collect();
         client.define_kit(&k.code, components).await.map_err(server(format!("define kit {}", k.code)))?;
         summary.kits += 1;
     }
     let mut auto_defined = BTreeSet::new();
     for s in &catalog.stock {
-        let op =
-            || StockOpWire::SetOnHand { sku: SkuRef::Code(s.sku.clone()), warehouse: s.warehouse, on_hand: s.on_hand };
+        let op = || StockOp::SetOnHand {
+            sku: SkuKey::Code(s.sku.clone()),
+            warehouse: WarehouseKey::Id(s.warehouse),
+            on_hand: s.on_hand,
+        };
         let what = || format!("set on-hand of {} in warehouse {} to {}", s.sku, s.warehouse, s.on_hand);
         match client.stock_op(op()).await {
             Ok(()) => {}

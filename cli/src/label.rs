@@ -1,33 +1,9 @@
-//! Shipping labels: the label data the server answers for `Waybill`, and a 4x6 inch PDF rendering
-//! of it (`oms waybill print`), written by hand: PDF 1.4, Helvetica for Latin text, the standard
+//! Shipping labels: a 4x6 inch PDF rendering (`oms waybill print`) of the label data the server
+//! answers for `waybill` (`oms_proto::json::Label`), written by hand: PDF 1.4, Helvetica for Latin text, the standard
 //! Adobe-GB1 CID font `STSong-Light` for Chinese addresses (readers substitute it; nothing is
 //! embedded), and the waybill number as a Code 128 (code set B) barcode drawn as filled rectangles.
 
-use oms_engine::orders::model::Address;
-use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LabelItem {
-    pub sku: String,
-    pub qty: u32,
-}
-
-/// What a shipping label shows (the server's `Waybill` answer).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Label {
-    pub waybill: String,
-    pub carrier: String,
-    pub shipment: u64,
-    pub order: u64,
-    pub channel: String,
-    pub external_id: String,
-    pub warehouse: u16,
-    pub weight_g: u32,
-    pub cash_on_delivery: bool,
-    pub cod_cents: i64,
-    pub to: Address,
-    pub items: Vec<LabelItem>,
-}
+pub use oms_proto::json::{Label, LabelAddress as Address, LabelItem};
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BarcodeError {
@@ -328,7 +304,8 @@ mod tests {
             order: 1,
             channel: "taobao".into(),
             external_id: "T(1)".into(),
-            warehouse: 1,
+            warehouse: "SH".into(),
+            warehouse_id: 1,
             weight_g: 1500,
             cash_on_delivery: true,
             cod_cents: 12345,

@@ -7,10 +7,11 @@ use std::io::Write;
 use clap::Subcommand;
 use serde_json::{json, Value};
 
+use oms_client::{ClientError, LogStream};
+use oms_engine::replica::Replica;
+use oms_proto::{LogRecords, Opcode, Request, Response, SnapshotChunk, WireError};
+
 use super::{CliError, Ctx};
-use crate::client::ClientError;
-use crate::protocol::{Request, Response};
-use crate::replication::{LogStream, Replica, StreamError};
 
 #[derive(Subcommand, Debug)]
 pub enum LogCmd {
@@ -36,38 +37,21 @@ pub enum AdminCmd {
     Promote,
 }
 
-impl From<StreamError> for CliError {
-    fn from(e: StreamError) -> CliError {
-        CliError::Client(match e {
-            StreamError::Connect { addr, source } => ClientError::Connect { addr, source },
-            StreamError::ConnectTimeout(addr) => ClientError::ConnectTimeout { addr },
-            StreamError::Tls { addr, source } => ClientError::Tls { addr, source },
-            StreamError::Handshake(w) => ClientError::Handshake(w),
-            StreamError::Io(_) | StreamError::Closed => ClientError::Disconnected,
-            other => ClientError::Protocol(other.to_string()),
-        })
-    }
-}
-
 async fn connect(ctx: &Ctx) -> Result<LogStream, CliError> {
     let name = format!("oms-cli/{}", env!("CARGO_PKG_VERSION"));
     let (key, timeout, tls) = (ctx.options.api_key.as_deref(), ctx.options.connect_timeout, ctx.options.tls.as_ref());
     Ok(LogStream::connect_tls(&ctx.server, key, &name, timeout, tls).await?)
 }
 
-fn server_error(e: crate::protocol::WireError) -> CliError {
-    CliError::Client(if e.code >= crate::wire_error::ENGINE_CODE_BASE {
-        ClientError::Refused(e)
-    } else {
-        ClientError::Server(e)
-    })
+fn server_error(e: WireError) -> CliError {
+    CliError::Client(ClientError::from_wire(e))
 }
 
 pub(super) async fn run_admin(ctx: &Ctx, cmd: AdminCmd) -> Result<(), CliError> {
     match cmd {
         AdminCmd::Promote => {
             let mut stream = connect(ctx).await?;
-            stream.request(1, &Request::Promote).await?;
+            stream.request(1, &Request::Json { opcode: Opcode::Promote, body: "{}" }).await?;
             loop {
                 match stream.next().await? {
                     (1, Response::Json(text)) => {
@@ -87,13 +71,13 @@ pub(super) async fn run_admin(ctx: &Ctx, cmd: AdminCmd) -> Result<(), CliError> 
 pub(super) async fn run_log(ctx: &Ctx, cmd: LogCmd) -> Result<(), CliError> {
     let LogCmd::Tail { from, partition, follow } = cmd;
     let mut stream = connect(ctx).await?;
-    let count = stream.info.partitions;
+    let count = stream.info().partitions;
     let partitions: Vec<u32> = match partition {
         Some(p) if p < count => vec![p],
         Some(p) => return Err(CliError::Usage(format!("partition {p} does not exist (the server has {count})"))),
         None => (0..count).collect(),
     };
-    let mut replica = Replica::new(count, stream.info.max_lines as usize);
+    let mut replica = Replica::new(count, stream.info().max_lines as usize);
     for &p in &partitions {
         // From LSN 1 so the replica rebuilds state; the server sends a snapshot first if the
         // beginning of the log is no longer retained.
@@ -106,7 +90,7 @@ pub(super) async fn run_log(ctx: &Ctx, cmd: LogCmd) -> Result<(), CliError> {
     loop {
         let (_, response) = stream.next().await?;
         match response {
-            Response::Snapshot { partition, lsn, offset, total, data } => {
+            Response::Snapshot(SnapshotChunk { partition, lsn, offset, total, data }) => {
                 let done = replica
                     .on_snapshot(partition, lsn, offset, total, &data)
                     .map_err(|e| CliError::Problems(e.to_string()))?;
@@ -114,7 +98,7 @@ pub(super) async fn run_log(ctx: &Ctx, cmd: LogCmd) -> Result<(), CliError> {
                     eprintln!("oms: partition {partition}: the log before LSN {} is no longer retained; starting from a snapshot", lsn + 1);
                 }
             }
-            Response::LogRecords { partition, records, durable_lsn } => {
+            Response::LogRecords(LogRecords { partition, records, durable_lsn }) => {
                 for record in &records {
                     events.clear();
                     let envelope = replica

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use oms_gateway::cli::{self, Cli, EXIT_CONNECTION};
+use oms_cli::{Cli, EXIT_CONNECTION};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -25,5 +25,5 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONNECTION);
         }
     };
-    runtime.block_on(cli::main_with(args))
+    runtime.block_on(oms_cli::main_with(args))
 }

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::parse::{self, LineArg};
 use super::{CliError, Ctx};
-use crate::protocol::{Request, SkuRef, WireLine};
+use oms_proto::json::{self as wire, JsonLine, JsonRequest, SkuKey};
 
 #[derive(Subcommand, Debug)]
 pub enum OrderCmd {
@@ -69,9 +69,9 @@ pub enum OrderCmd {
 pub enum WaveCmd {
     /// Group the allocated shipments of a warehouse into pick waves (one per partition)
     Create {
-        /// Warehouse id (number)
+        /// Warehouse code (e.g. SH) or id
         #[arg(long, value_name = "WH")]
-        warehouse: u16,
+        warehouse: String,
         /// Only shipments of this carrier
         #[arg(long, value_name = "CODE")]
         carrier: Option<String>,
@@ -283,7 +283,7 @@ pub(super) async fn run_order(ctx: &Ctx, cmd: OrderCmd) -> Result<(), CliError> 
             Ok(())
         }
         OrderCmd::Get { id } => {
-            let value = client.order_request(Request::OrderGet { id }).await?;
+            let value = client.json(&JsonRequest::OrderGet(wire::IdBody { id })).await?;
             show(ctx, &value, order_text)
         }
         OrderCmd::List { status, limit } => {
@@ -293,20 +293,26 @@ pub(super) async fn run_order(ctx: &Ctx, cmd: OrderCmd) -> Result<(), CliError> 
             }
             println!("{:<16} {:<8} {:<22} {:<10} {:>10}  HOLDS", "ID", "CHANNEL", "EXTERNAL", "STATUS", "PAID");
             for r in rows {
+                let holds: Vec<String> = r["holds"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|h| h.as_str().unwrap_or_default().to_owned())
+                    .collect();
                 println!(
                     "{:<16} {:<8} {:<22} {:<10} {:>10}  {}",
-                    r.id,
-                    r.channel.name(),
-                    r.external_id,
-                    r.status.name(),
-                    cents(&json!(r.paid_cents)),
-                    r.holds.join(",")
+                    field(&r, "id"),
+                    field(&r, "channel"),
+                    field(&r, "external_id"),
+                    field(&r, "status"),
+                    cents(&r["paid_cents"]),
+                    holds.join(",")
                 );
             }
             Ok(())
         }
         OrderCmd::Approve { id } => {
-            let value = client.order_request(Request::OrderApprove { id }).await?;
+            let value = client.json(&JsonRequest::OrderApprove(wire::IdBody { id })).await?;
             show(ctx, &value, |v| {
                 format!(
                     "order {id} approved: {} (allocation: {})",
@@ -316,15 +322,15 @@ pub(super) async fn run_order(ctx: &Ctx, cmd: OrderCmd) -> Result<(), CliError> 
             })
         }
         OrderCmd::Reject { id, reason } => {
-            let value = client.order_request(Request::OrderReject { id, reason }).await?;
+            let value = client.json(&JsonRequest::OrderReject(wire::OrderReason { id, reason })).await?;
             show(ctx, &value, |v| format!("order {id} rejected: {}", field(v, "status")))
         }
         OrderCmd::Cancel { id, reason } => {
-            let value = client.order_request(Request::OrderCancel { id, reason }).await?;
+            let value = client.json(&JsonRequest::OrderCancel(wire::OrderReason { id, reason })).await?;
             show(ctx, &value, |v| format!("order {id} cancelled: {}", field(v, "status")))
         }
         OrderCmd::Allocate { id } => {
-            let value = client.order_request(Request::OrderAllocate { id: id.unwrap_or(0) }).await?;
+            let value = client.json(&JsonRequest::OrderAllocate(wire::IdBody { id: id.unwrap_or(0) })).await?;
             show(ctx, &value, |v| {
                 let rows: Vec<String> = v["orders"]
                     .as_array()
@@ -346,7 +352,13 @@ pub(super) async fn run_wave(ctx: &Ctx, cmd: WaveCmd) -> Result<(), CliError> {
     let client = ctx.client().await?;
     match cmd {
         WaveCmd::Create { warehouse, carrier, max } => {
-            let value = client.order_request(Request::WaveCreate { warehouse, carrier, max_shipments: max }).await?;
+            let value = client
+                .json(&JsonRequest::WaveCreate(wire::WaveCreate {
+                    warehouse: crate::warehouse(&warehouse),
+                    carrier,
+                    max_shipments: max,
+                }))
+                .await?;
             show(ctx, &value, |v| {
                 v["waves"]
                     .as_array()
@@ -364,7 +376,7 @@ pub(super) async fn run_wave(ctx: &Ctx, cmd: WaveCmd) -> Result<(), CliError> {
             })
         }
         WaveCmd::Get { id } => {
-            let value = client.order_request(Request::WaveGet { id }).await?;
+            let value = client.json(&JsonRequest::WaveGet(wire::IdBody { id })).await?;
             show(ctx, &value, |w| {
                 let mut out = format!(
                     "wave {} warehouse {} picked {}\n  shipments: {}\n  {:<10} {:>8} {:>5} {:>7}\n",
@@ -401,11 +413,11 @@ pub(super) async fn run_wave(ctx: &Ctx, cmd: WaveCmd) -> Result<(), CliError> {
 pub(super) async fn run_shipment(ctx: &Ctx, cmd: ShipmentCmd) -> Result<(), CliError> {
     let client = ctx.client().await?;
     let (request, verb) = match cmd {
-        ShipmentCmd::Pack { id } => (Request::ShipmentPack { shipment: id }, "packed"),
-        ShipmentCmd::Ship { id } => (Request::ShipmentShip { shipment: id }, "shipped"),
-        ShipmentCmd::Deliver { id } => (Request::ShipmentDeliver { shipment: id }, "delivered"),
+        ShipmentCmd::Pack { id } => (JsonRequest::ShipmentPack(wire::ShipmentBody { shipment: id }), "packed"),
+        ShipmentCmd::Ship { id } => (JsonRequest::ShipmentShip(wire::ShipmentBody { shipment: id }), "shipped"),
+        ShipmentCmd::Deliver { id } => (JsonRequest::ShipmentDeliver(wire::ShipmentBody { shipment: id }), "delivered"),
     };
-    let value = client.order_request(request).await?;
+    let value = client.json(&request).await?;
     show(ctx, &value, |s| {
         format!(
             "shipment {} {verb}: carrier {} waybill {} (order {} {})",
@@ -421,7 +433,7 @@ pub(super) async fn run_shipment(ctx: &Ctx, cmd: ShipmentCmd) -> Result<(), CliE
 pub(super) async fn run_track(ctx: &Ctx, cmd: TrackCmd) -> Result<(), CliError> {
     let TrackCmd::Add { shipment, event, location } = cmd;
     let client = ctx.client().await?;
-    let value = client.order_request(Request::TrackAdd { shipment, code: event.clone(), location }).await?;
+    let value = client.json(&JsonRequest::TrackAdd(wire::TrackAdd { shipment, code: event.clone(), location })).await?;
     show(ctx, &value, |s| format!("shipment {shipment}: tracked {event} ({})", field(s, "status")))
 }
 
@@ -429,8 +441,10 @@ pub(super) async fn run_after_sale(ctx: &Ctx, cmd: AfterSaleCmd) -> Result<(), C
     let client = ctx.client().await?;
     match cmd {
         AfterSaleCmd::Create { order, kind, lines, reason } => {
-            let lines = lines.into_iter().map(|l| WireLine { sku: SkuRef::Code(l.sku), qty: l.qty }).collect();
-            let value = client.order_request(Request::AfterSaleCreate { order, kind, lines, reason }).await?;
+            let lines = lines.into_iter().map(|l| JsonLine { sku: SkuKey::Code(l.sku), qty: l.qty }).collect();
+            let value = client
+                .json(&JsonRequest::AfterSaleCreate(wire::AfterSaleCreate { order, kind, lines, reason }))
+                .await?;
             show(ctx, &value, |v| {
                 format!(
                     "after-sale {} ({}) on order {order}: {} refund {}",
@@ -442,7 +456,7 @@ pub(super) async fn run_after_sale(ctx: &Ctx, cmd: AfterSaleCmd) -> Result<(), C
             })
         }
         AfterSaleCmd::Receive { id, damaged } => {
-            let value = client.order_request(Request::AfterSaleReceive { id, damaged }).await?;
+            let value = client.json(&JsonRequest::AfterSaleReceive(wire::AfterSaleReceive { id, damaged })).await?;
             show(ctx, &value, |v| {
                 let returned: Vec<String> = v["returned"]
                     .as_array()
@@ -483,7 +497,7 @@ pub(super) async fn run_waybill(ctx: &Ctx, cmd: WaybillCmd) -> Result<(), CliErr
     let WaybillCmd::Print { shipment, out } = cmd;
     let client = ctx.client().await?;
     let label = client.waybill(shipment).await?;
-    let pdf = crate::orders::label::render_pdf(&label).map_err(|e| CliError::Problems(e.to_string()))?;
+    let pdf = crate::label::render_pdf(&label).map_err(|e| CliError::Problems(e.to_string()))?;
     let path = out.unwrap_or_else(|| PathBuf::from(format!("waybill-{}.pdf", label.waybill)));
     std::fs::write(&path, &pdf)?;
     ctx.done(

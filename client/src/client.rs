@@ -22,8 +22,8 @@ use oms_proto::json::{
     JsonLine, LookupAnswer, LookupSkus, SetChannelPolicy, StockOp,
 };
 use oms_proto::{
-    decode_response, peek_frame, Batch, BatchItem, JsonRequest, Request, ReservationView, Reserve, Reserved, Response,
-    ServerInfo, SkuRef, StockView, WireError, MAX_RESPONSE_FRAME_BYTES,
+    decode_response, peek_frame, Batch, BatchItem, JsonRequest, Line, Request, ReservationView, Reserve, Reserved,
+    Response, ServerInfo, SkuRef, StockView, WireError, MAX_RESPONSE_FRAME_BYTES,
 };
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -369,6 +369,119 @@ impl Client {
 
     pub async fn set_channel_policy(&self, policy: SetChannelPolicy) -> Result<(), ClientError> {
         self.json(&JsonRequest::SetChannelPolicy(policy)).await.map(|_| ())
+    }
+}
+
+/// An owned reservation request, for code that builds carts from its own data and sends them from
+/// tasks (the protocol's [`Reserve`] borrows its lines).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cart {
+    /// (SKU code, units).
+    pub lines: Vec<(String, u32)>,
+    pub ttl_ms: u64,
+    /// Empty for none.
+    pub idempotency_key: String,
+    pub customer: u64,
+    pub channel: u16,
+    pub campaign: Option<u32>,
+}
+
+impl Cart {
+    /// An empty cart held for `ttl_ms` once reserved.
+    pub fn new(ttl_ms: u64) -> Cart {
+        Cart { ttl_ms, ..Cart::default() }
+    }
+
+    pub fn line(mut self, sku: &str, qty: u32) -> Cart {
+        self.lines.push((sku.to_owned(), qty));
+        self
+    }
+
+    pub fn key(mut self, idempotency_key: &str) -> Cart {
+        self.idempotency_key = idempotency_key.to_owned();
+        self
+    }
+
+    pub fn customer(mut self, customer: u64) -> Cart {
+        self.customer = customer;
+        self
+    }
+
+    pub fn channel(mut self, channel: u16) -> Cart {
+        self.channel = channel;
+        self
+    }
+
+    pub fn campaign(mut self, campaign: Option<u32>) -> Cart {
+        self.campaign = campaign;
+        self
+    }
+
+    fn lines(&self) -> Vec<Line<'_>> {
+        self.lines.iter().map(|(sku, qty)| Line::code(sku, *qty)).collect()
+    }
+
+    fn reserve<'a>(&'a self, lines: &'a [Line<'a>]) -> Reserve<'a> {
+        Reserve::new(lines, self.ttl_ms)
+            .key(&self.idempotency_key)
+            .customer(self.customer)
+            .channel(self.channel)
+            .campaign(self.campaign)
+    }
+}
+
+impl Client {
+    /// [`Client::reserve`] for an owned cart.
+    pub async fn reserve_cart(&self, cart: &Cart) -> Result<Reserved, ClientError> {
+        let lines = cart.lines();
+        self.reserve(&cart.reserve(&lines)).await
+    }
+
+    /// [`Client::reserve_batch`] for owned carts.
+    #[allow(clippy::result_large_err)] // one refusal per cart, as the server sent it
+    pub async fn reserve_carts(&self, carts: &[Cart]) -> Result<Vec<Result<Reserved, WireError>>, ClientError> {
+        let lines: Vec<Vec<Line<'_>>> = carts.iter().map(Cart::lines).collect();
+        let reserves: Vec<Reserve<'_>> = carts.iter().zip(&lines).map(|(c, l)| c.reserve(l)).collect();
+        self.reserve_batch(&reserves).await
+    }
+
+    /// Set the counted on-hand of a SKU in a warehouse (by code or id: `"SH"` or `"1"`).
+    pub async fn set_on_hand(&self, sku: &str, warehouse: &str, on_hand: u64) -> Result<(), ClientError> {
+        let warehouse = match warehouse.parse::<u16>() {
+            Ok(id) => oms_proto::json::WarehouseKey::Id(id),
+            Err(_) => oms_proto::json::WarehouseKey::Code(warehouse.to_owned()),
+        };
+        self.stock_op(StockOp::SetOnHand { sku: sku.into(), warehouse, on_hand }).await
+    }
+}
+
+/// Orders (docs/ORDERS.md): every answer is the server's JSON view.
+impl Client {
+    /// Import a channel payload (one order object or a JSON array, as JSON text); one result per
+    /// order.
+    pub async fn import_orders(&self, channel: &str, payload: String) -> Result<serde_json::Value, ClientError> {
+        let request = JsonRequest::OrderImport(oms_proto::json::OrderImport { channel: channel.to_owned(), payload });
+        self.json(&request).await
+    }
+
+    pub async fn order(&self, id: u64) -> Result<serde_json::Value, ClientError> {
+        self.json(&JsonRequest::OrderGet(oms_proto::json::IdBody { id })).await
+    }
+
+    /// Orders in one status (`None`: all), oldest first; `limit` 0 means the server's default.
+    pub async fn list_orders(&self, status: Option<&str>, limit: u32) -> Result<Vec<serde_json::Value>, ClientError> {
+        let request = JsonRequest::OrderList(oms_proto::json::OrderList { status: status.map(str::to_owned), limit });
+        self.json_as(&request, "order list").await
+    }
+
+    /// The label data of a packed shipment.
+    pub async fn waybill(&self, shipment: u64) -> Result<oms_proto::json::Label, ClientError> {
+        self.json_as(&JsonRequest::Waybill(oms_proto::json::ShipmentBody { shipment }), "label").await
+    }
+
+    /// Send a rules file (TOML text) to the server, which parses and broadcasts it.
+    pub async fn reload_rules(&self, toml: String) -> Result<serde_json::Value, ClientError> {
+        self.json(&JsonRequest::RulesReload(oms_proto::json::RulesReload { toml })).await
     }
 }
 

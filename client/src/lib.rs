@@ -19,7 +19,7 @@ mod subscription;
 #[cfg(feature = "tls")]
 pub mod tls;
 
-pub use client::{Client, ClientOptions};
+pub use client::{Cart, Client, ClientOptions};
 pub use connection::{ConnectOptions, Connection};
 pub use error::ClientError;
 pub use oms_proto as proto;

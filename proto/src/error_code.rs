@@ -158,6 +158,18 @@ impl ErrorCode {
     }
 }
 
+impl PartialEq<u16> for ErrorCode {
+    fn eq(&self, other: &u16) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialOrd<u16> for ErrorCode {
+    fn partial_cmp(&self, other: &u16) -> Option<std::cmp::Ordering> {
+        self.0.partial_cmp(other)
+    }
+}
+
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.name() {

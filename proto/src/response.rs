@@ -148,6 +148,12 @@ impl ReservationStatus {
     }
 }
 
+impl PartialEq<&str> for ReservationStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
 impl std::fmt::Display for ReservationStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())

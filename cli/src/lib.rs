@@ -1,4 +1,9 @@
-//! The `oms` command-line tool: argument definitions (clap derive) and command execution.
+//! `oms-cli`: the `oms` command-line tool for omsd, built on `oms-client` (docs/CLI.md): argument
+//! definitions (clap derive) and command execution. It also reads log files directly
+//! (`oms wal`) and replays subscribed logs into replica partitions (`oms log tail`).
+//!
+//! It must not know the server's internals: everything it asks a server goes through the wire
+//! protocol (`oms-proto`) like any other client.
 //!
 //! Exit codes: 0 success; 1 the server refused (reason on stderr, and a JSON document on stdout
 //! with `--json`) or a check found problems; 2 usage error; 3 the server could not be reached or
@@ -6,6 +11,7 @@
 
 pub mod catalog;
 pub mod channels;
+pub mod label;
 pub mod log;
 pub mod orders;
 pub mod parse;
@@ -19,8 +25,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
-use crate::client::{Client, ClientError, ClientOptions};
-use crate::protocol::{ReserveWire, ReservedWire, SkuRef, StockOpWire, WireError, WireLine};
+use oms_client::{Client, ClientError, ClientOptions};
+use oms_proto::json::{self as wire, SkuKey, StockOp, WarehouseKey};
+use oms_proto::{Line, ReservationView, Reserve, SkuRef, StockView, WireError};
 use parse::{ExceptionArg, LineArg, TimeSpec};
 
 pub const EXIT_OK: u8 = 0;
@@ -140,9 +147,9 @@ pub enum StockCmd {
     Set {
         /// SKU code
         sku: String,
-        /// Warehouse id (number)
+        /// Warehouse code (e.g. SH) or id
         #[arg(long, value_name = "WH")]
-        warehouse: u16,
+        warehouse: String,
         /// New on-hand quantity
         #[arg(long, value_name = "N")]
         on_hand: u64,
@@ -151,9 +158,9 @@ pub enum StockCmd {
     Receive {
         /// SKU code
         sku: String,
-        /// Warehouse id (number)
+        /// Warehouse code (e.g. SH) or id
         #[arg(long, value_name = "WH")]
-        warehouse: u16,
+        warehouse: String,
         /// Units received
         #[arg(long, value_name = "N")]
         qty: u32,
@@ -162,9 +169,9 @@ pub enum StockCmd {
     Adjust {
         /// SKU code
         sku: String,
-        /// Warehouse id (number)
+        /// Warehouse code (e.g. SH) or id
         #[arg(long, value_name = "WH")]
-        warehouse: u16,
+        warehouse: String,
         /// Units to add (negative to remove); write negative values as --delta=-3
         #[arg(long, allow_negative_numbers = true, value_name = "N")]
         delta: i64,
@@ -173,12 +180,12 @@ pub enum StockCmd {
     Transfer {
         /// SKU code
         sku: String,
-        /// Source warehouse id
+        /// Source warehouse code or id
         #[arg(long, value_name = "WH")]
-        from: u16,
-        /// Destination warehouse id
+        from: String,
+        /// Destination warehouse code or id
         #[arg(long, value_name = "WH")]
-        to: u16,
+        to: String,
         /// Units to move
         #[arg(long, value_name = "N")]
         qty: u32,
@@ -187,9 +194,9 @@ pub enum StockCmd {
     Bucket {
         /// SKU code
         sku: String,
-        /// Warehouse id (number)
+        /// Warehouse code (e.g. SH) or id
         #[arg(long, value_name = "WH")]
-        warehouse: u16,
+        warehouse: String,
         /// Bucket: safety, damaged or qc
         #[arg(long, value_parser = parse::parse_bucket, value_name = "BUCKET")]
         bucket: u8,
@@ -201,9 +208,9 @@ pub enum StockCmd {
     Return {
         /// SKU code
         sku: String,
-        /// Warehouse id (number)
+        /// Warehouse code (e.g. SH) or id
         #[arg(long, value_name = "WH")]
-        warehouse: u16,
+        warehouse: String,
         /// Units returned
         #[arg(long, value_name = "N")]
         qty: u32,
@@ -337,9 +344,9 @@ pub enum IncomingCmd {
         po: u64,
         /// SKU code
         sku: String,
-        /// Receiving warehouse id
+        /// Receiving warehouse code or id
         #[arg(long, value_name = "WH")]
-        warehouse: u16,
+        warehouse: String,
         /// Units expected
         #[arg(long, value_name = "N")]
         qty: u32,
@@ -426,7 +433,7 @@ pub enum CliError {
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] oms_client::tls::TlsError),
 }
 
 impl CliError {
@@ -453,7 +460,15 @@ impl CliError {
 }
 
 pub fn wire_error_json(e: &WireError) -> Value {
-    json!({ "code": e.code, "name": e.name, "message": e.message, "available": e.available, "sku": e.sku })
+    json!({
+        "code": e.code,
+        "name": e.name,
+        "message": e.message,
+        "available": e.available,
+        "sku": e.sku,
+        "sku_id": e.sku_id,
+        "warehouse": e.warehouse,
+    })
 }
 
 /// Parse the process arguments, run, and turn the outcome into an exit code.
@@ -521,13 +536,21 @@ impl Ctx {
     }
 }
 
-fn code(sku: &str) -> SkuRef {
-    SkuRef::Code(sku.to_owned())
+fn code(sku: &str) -> SkuKey {
+    SkuKey::Code(sku.to_owned())
+}
+
+/// A warehouse argument: its id (`1`) or its code (`SH`).
+fn warehouse(arg: &str) -> WarehouseKey {
+    match arg.parse::<u16>() {
+        Ok(id) => WarehouseKey::Id(id),
+        Err(_) => WarehouseKey::Code(arg.to_owned()),
+    }
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let tls = if cli.tls || cli.tls_ca.is_some() {
-        Some(crate::tls::ClientTls::new(cli.tls_ca.as_deref(), cli.tls_server_name.as_deref())?)
+        Some(oms_client::tls::ClientTls::new(cli.tls_ca.as_deref(), cli.tls_server_name.as_deref())?)
     } else if cli.tls_server_name.is_some() {
         return Err(CliError::Usage("--tls-server-name needs --tls or --tls-ca".into()));
     } else {
@@ -581,13 +604,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::PayBalance(r) => lifecycle(&ctx, "pay-balance", r.reservation).await,
         Command::Reservation(ReservationCmd::Get(r)) => {
             let client = ctx.client().await?;
-            let text = client.call_json(crate::protocol::Request::GetReservation { id: r.reservation }).await?;
-            let value: Value = parse_server_json(&text)?;
+            let view = client.reservation(r.reservation).await?;
             if ctx.json {
-                return ctx.print_json(&value);
+                return ctx.print_json(&serde_json::to_value(&view).unwrap_or(Value::Null));
             }
-            let view: oms_engine::partition::ReservationView = serde_json::from_value(value.clone())
-                .map_err(|source| ClientError::Json { what: "ReservationView", source })?;
             print_reservation(&view);
             Ok(())
         }
@@ -595,8 +615,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Incoming(cmd) => run_incoming(&ctx, cmd).await,
         Command::Channel(ChannelCmd::Set { channel, ratio, floor, exceptions }) => {
             let client = ctx.client().await?;
-            let exceptions = exceptions.iter().map(|e| (code(&e.sku), e.ratio_bp, e.cap)).collect();
-            client.set_channel_policy(channel, ratio, floor, exceptions).await?;
+            let exceptions = exceptions
+                .iter()
+                .map(|e| wire::ChannelException { sku: code(&e.sku), ratio_bp: e.ratio_bp, cap: e.cap })
+                .collect();
+            client.set_channel_policy(wire::SetChannelPolicy { channel, ratio_bp: ratio, floor, exceptions }).await?;
             let name = channels::channel_name(channel).map_or_else(|| channel.to_string(), str::to_owned);
             ctx.done(json!({ "channel": channel, "ratio_bp": ratio, "floor": floor }), || {
                 format!("channel {name}: ratio {:.2}%, floor {floor}", f64::from(ratio) / 100.0)
@@ -660,18 +683,15 @@ async fn run_stock(ctx: &Ctx, cmd: StockCmd) -> Result<(), CliError> {
     let client = ctx.client().await?;
     let (op, what, details) = match cmd {
         StockCmd::Get { sku } => {
-            let text = client.call_json(crate::protocol::Request::GetStock { sku: code(&sku) }).await?;
-            let value = parse_server_json(&text)?;
+            let view = client.stock(SkuRef::Code(&sku)).await?;
             if ctx.json {
-                return ctx.print_json(&value);
+                return ctx.print_json(&serde_json::to_value(&view).unwrap_or(Value::Null));
             }
-            let view: oms_engine::partition::SkuStockView =
-                serde_json::from_value(value).map_err(|source| ClientError::Json { what: "SkuStockView", source })?;
             print_stock(&view);
             return Ok(());
         }
         StockCmd::Export => {
-            let text = client.call_json(crate::protocol::Request::ExportStock).await?;
+            let text = client.json_text(&wire::JsonRequest::ExportStock).await?;
             let value = parse_server_json(&text)?;
             if ctx.json {
                 return ctx.print_json(&value);
@@ -685,52 +705,62 @@ async fn run_stock(ctx: &Ctx, cmd: StockCmd) -> Result<(), CliError> {
             }
             return Ok(());
         }
-        StockCmd::Set { sku, warehouse, on_hand } => (
-            StockOpWire::SetOnHand { sku: code(&sku), warehouse, on_hand },
-            format!("{sku}: on hand in warehouse {warehouse} set to {on_hand}"),
-            json!({ "op": "set", "sku": sku, "warehouse": warehouse, "on_hand": on_hand }),
+        StockCmd::Set { sku, warehouse: w, on_hand } => (
+            StockOp::SetOnHand { sku: code(&sku), warehouse: warehouse(&w), on_hand },
+            format!("{sku}: on hand in warehouse {w} set to {on_hand}"),
+            json!({ "op": "set", "sku": sku, "warehouse": w, "on_hand": on_hand }),
         ),
-        StockCmd::Receive { sku, warehouse, qty } => (
-            StockOpWire::Receive { sku: code(&sku), warehouse, qty },
-            format!("{sku}: received {qty} into warehouse {warehouse}"),
-            json!({ "op": "receive", "sku": sku, "warehouse": warehouse, "qty": qty }),
+        StockCmd::Receive { sku, warehouse: w, qty } => (
+            StockOp::Receive { sku: code(&sku), warehouse: warehouse(&w), qty },
+            format!("{sku}: received {qty} into warehouse {w}"),
+            json!({ "op": "receive", "sku": sku, "warehouse": w, "qty": qty }),
         ),
-        StockCmd::Adjust { sku, warehouse, delta } => (
-            StockOpWire::Adjust { sku: code(&sku), warehouse, delta },
-            format!("{sku}: on hand in warehouse {warehouse} adjusted by {delta:+}"),
-            json!({ "op": "adjust", "sku": sku, "warehouse": warehouse, "delta": delta }),
+        StockCmd::Adjust { sku, warehouse: w, delta } => (
+            StockOp::Adjust { sku: code(&sku), warehouse: warehouse(&w), delta },
+            format!("{sku}: on hand in warehouse {w} adjusted by {delta:+}"),
+            json!({ "op": "adjust", "sku": sku, "warehouse": w, "delta": delta }),
         ),
         StockCmd::Transfer { sku, from, to, qty } => (
-            StockOpWire::Transfer { sku: code(&sku), from, to, qty },
+            StockOp::Transfer { sku: code(&sku), from: warehouse(&from), to: warehouse(&to), qty },
             format!("{sku}: moved {qty} from warehouse {from} to {to}"),
             json!({ "op": "transfer", "sku": sku, "from": from, "to": to, "qty": qty }),
         ),
-        StockCmd::Bucket { sku, warehouse, bucket, qty } => {
+        StockCmd::Bucket { sku, warehouse: w, bucket, qty } => {
             let name = ["safety", "damaged", "qc"].get(usize::from(bucket)).copied().unwrap_or("?");
+            let bucket = match bucket {
+                0 => wire::Bucket::Safety,
+                1 => wire::Bucket::Damaged,
+                2 => wire::Bucket::QualityControl,
+                other => {
+                    return Err(CliError::Usage(format!(
+                        "bucket {other}: use 0 (safety), 1 (damaged) or 2 (quality control)"
+                    )))
+                }
+            };
             (
-                StockOpWire::SetBucket { sku: code(&sku), warehouse, bucket, qty },
-                format!("{sku}: {name} bucket in warehouse {warehouse} set to {qty}"),
-                json!({ "op": "bucket", "sku": sku, "warehouse": warehouse, "bucket": name, "qty": qty }),
+                StockOp::SetBucket { sku: code(&sku), warehouse: warehouse(&w), bucket, qty },
+                format!("{sku}: {name} bucket in warehouse {w} set to {qty}"),
+                json!({ "op": "bucket", "sku": sku, "warehouse": w, "bucket": name, "qty": qty }),
             )
         }
-        StockCmd::Return { sku, warehouse, qty, damaged } => (
-            StockOpWire::ReturnToStock { sku: code(&sku), warehouse, qty, damaged },
-            format!("{sku}: {qty} returned to warehouse {warehouse}{}", if damaged { " (damaged)" } else { "" }),
-            json!({ "op": "return", "sku": sku, "warehouse": warehouse, "qty": qty, "damaged": damaged }),
+        StockCmd::Return { sku, warehouse: w, qty, damaged } => (
+            StockOp::ReturnToStock { sku: code(&sku), warehouse: warehouse(&w), qty, damaged },
+            format!("{sku}: {qty} returned to warehouse {w}{}", if damaged { " (damaged)" } else { "" }),
+            json!({ "op": "return", "sku": sku, "warehouse": w, "qty": qty, "damaged": damaged }),
         ),
     };
     client.stock_op(op).await?;
     ctx.done(details, || what)
 }
 
-fn print_stock(view: &oms_engine::partition::SkuStockView) {
-    println!("{} (id {})", view.code, view.sku);
+fn print_stock(view: &StockView) {
+    println!("{} (id {})", view.sku, view.sku_id);
     println!(
         "  on_hand {}  reserved {}  pooled {}  unavailable {}  available {}  incoming {}",
         view.on_hand, view.reserved, view.pooled, view.unavailable, view.available, view.incoming
     );
-    if let Some(kit) = &view.kit {
-        let parts: Vec<String> = kit.iter().map(|c| format!("{}x sku {}", c.qty, c.sku)).collect();
+    if !view.kit.is_empty() {
+        let parts: Vec<String> = view.kit.iter().map(|c| format!("{} x {}", c.qty, c.sku)).collect();
         println!("  kit of: {}", parts.join(", "));
     }
     if !view.warehouses.is_empty() {
@@ -747,7 +777,7 @@ fn print_stock(view: &oms_engine::partition::SkuStockView) {
     }
 }
 
-fn print_reservation(view: &oms_engine::partition::ReservationView) {
+fn print_reservation(view: &ReservationView) {
     let channel = channels::channel_name(view.channel).map_or_else(|| view.channel.to_string(), str::to_owned);
     println!("reservation {}: {}", view.id, view.status);
     println!(
@@ -763,7 +793,10 @@ fn print_reservation(view: &oms_engine::partition::ReservationView) {
         println!("  promised by {}", fmt_ms(p));
     }
     for a in &view.allocations {
-        println!("  sku {:<8} warehouse {:<5} qty {}", a.sku, a.warehouse, a.qty);
+        println!("  {:<24} warehouse {:<8} qty {}", a.sku, a.warehouse, a.qty);
+    }
+    for part in &view.parts {
+        println!("  part in partition {}: {}", part.partition, part.status);
     }
 }
 
@@ -774,32 +807,22 @@ fn fmt_ms(ms: u64) -> String {
 
 async fn run_reserve(ctx: &Ctx, args: ReserveArgs) -> Result<(), CliError> {
     let client = ctx.client().await?;
-    let request = ReserveWire {
-        lines: args.lines.iter().map(|l| WireLine { sku: code(&l.sku), qty: l.qty }).collect(),
-        ttl_ms: args.ttl.as_millis().min(u128::from(u64::MAX)) as u64,
-        idempotency_key: args.key.clone().unwrap_or_default(),
-        customer: args.customer,
-        channel: args.channel,
-        campaign: args.campaign,
-    };
-    let reserved: ReservedWire = client.reserve(request).await?;
-    // Best effort: name the SKUs of the allocations (the wire carries interned ids).
-    let codes: Vec<String> = args.lines.iter().map(|l| l.sku.clone()).collect();
-    let ids = client.lookup_skus(codes.clone()).await.unwrap_or_default();
-    let code_of = |sku: u32| codes.iter().zip(ids.iter()).find(|(_, id)| **id == Some(sku)).map(|(c, _)| c.clone());
+    let lines: Vec<Line<'_>> = args.lines.iter().map(|l| Line::code(&l.sku, l.qty)).collect();
+    let ttl_ms = args.ttl.as_millis().min(u128::from(u64::MAX)) as u64;
+    let request = Reserve::new(&lines, ttl_ms)
+        .key(args.key.as_deref().unwrap_or_default())
+        .customer(args.customer)
+        .channel(args.channel)
+        .campaign(args.campaign);
+    let reserved = client.reserve(&request).await?;
     if ctx.json {
-        let allocations: Vec<Value> = reserved
-            .allocations
-            .iter()
-            .map(|a| json!({ "sku": a.sku, "code": code_of(a.sku), "warehouse": a.warehouse, "qty": a.qty }))
-            .collect();
         return ctx.print_json(&json!({
             "ok": true,
             "id": reserved.id,
             "expires_at_ms": reserved.expires_at_ms,
             "replayed": reserved.replayed,
             "promise_ms": reserved.promise_ms,
-            "allocations": allocations,
+            "allocations": reserved.allocations,
         }));
     }
     let replayed = if reserved.replayed { " (replayed: this key was already used)" } else { "" };
@@ -808,8 +831,7 @@ async fn run_reserve(ctx: &Ctx, args: ReserveArgs) -> Result<(), CliError> {
         println!("  promised by {}", fmt_ms(p));
     }
     for a in &reserved.allocations {
-        let name = code_of(a.sku).unwrap_or_else(|| format!("sku {}", a.sku));
-        println!("  {name}  qty {}  warehouse {}", a.qty, a.warehouse);
+        println!("  {}  qty {}  warehouse {}", a.sku, a.qty, a.warehouse);
     }
     Ok(())
 }
@@ -836,7 +858,7 @@ async fn run_campaign(ctx: &Ctx, cmd: CampaignCmd) -> Result<(), CliError> {
     let now = parse::now_ms();
     match cmd {
         CampaignCmd::Get { id } => {
-            let text = client.call_json(crate::protocol::Request::GetCampaign { id }).await?;
+            let text = client.json_text(&wire::JsonRequest::GetCampaign(wire::GetCampaign { id })).await?;
             let value = parse_server_json(&text)?;
             if ctx.json {
                 return ctx.print_json(&value);
@@ -854,7 +876,16 @@ async fn run_campaign(ctx: &Ctx, cmd: CampaignCmd) -> Result<(), CliError> {
                     fmt_ms(starts_ms)
                 )));
             }
-            client.create_flash_sale(id, code(&sku), pool, limit, starts_ms, ends_ms).await?;
+            client
+                .create_flash_sale(wire::CreateFlashSale {
+                    id,
+                    sku: code(&sku),
+                    pool_qty: pool,
+                    per_customer_limit: limit,
+                    starts_at_ms: starts_ms,
+                    ends_at_ms: ends_ms,
+                })
+                .await?;
             ctx.done(
                 json!({ "id": id, "kind": "flash_sale", "sku": sku, "pool": pool, "limit": limit, "starts_at_ms": starts_ms, "ends_at_ms": ends_ms }),
                 || format!("flash sale {id} on {sku}: {pool} units, limit {limit} per customer, {} to {}", fmt_ms(starts_ms), fmt_ms(ends_ms)),
@@ -871,7 +902,17 @@ async fn run_campaign(ctx: &Ctx, cmd: CampaignCmd) -> Result<(), CliError> {
                 )));
             }
             let window_ms = balance_window.as_millis().min(u128::from(u64::MAX)) as u64;
-            client.create_presale(id, code(&sku), quota, limit, starts_ms, ends_ms, window_ms).await?;
+            client
+                .create_presale(wire::CreatePresale {
+                    id,
+                    sku: code(&sku),
+                    quota,
+                    per_customer_limit: limit,
+                    starts_at_ms: starts_ms,
+                    ends_at_ms: ends_ms,
+                    balance_window_ms: window_ms,
+                })
+                .await?;
             ctx.done(
                 json!({ "id": id, "kind": "presale", "sku": sku, "quota": quota, "limit": limit, "starts_at_ms": starts_ms, "ends_at_ms": ends_ms, "balance_window_ms": window_ms }),
                 || format!("presale {id} on {sku}: quota {quota}, limit {limit} per customer, {} to {}", fmt_ms(starts_ms), fmt_ms(ends_ms)),
@@ -884,22 +925,24 @@ async fn run_incoming(ctx: &Ctx, cmd: IncomingCmd) -> Result<(), CliError> {
     let client = ctx.client().await?;
     let now = parse::now_ms();
     match cmd {
-        IncomingCmd::Expect { po, sku, warehouse, qty, eta } => {
+        IncomingCmd::Expect { po, sku, warehouse: w, qty, eta } => {
             let eta_ms = eta.resolve(now, now);
-            client.stock_op(StockOpWire::ExpectIncoming { po, sku: code(&sku), warehouse, qty, eta_ms }).await?;
-            ctx.done(json!({ "po": po, "sku": sku, "warehouse": warehouse, "qty": qty, "eta_ms": eta_ms }), || {
-                format!("PO {po}: {qty} x {sku} expected in warehouse {warehouse} by {}", fmt_ms(eta_ms))
+            client
+                .stock_op(StockOp::ExpectIncoming { po, sku: code(&sku), warehouse: warehouse(&w), qty, eta_ms })
+                .await?;
+            ctx.done(json!({ "po": po, "sku": sku, "warehouse": w, "qty": qty, "eta_ms": eta_ms }), || {
+                format!("PO {po}: {qty} x {sku} expected in warehouse {w} by {}", fmt_ms(eta_ms))
             })
         }
         IncomingCmd::Reschedule { po, sku, eta } => {
             let eta_ms = eta.resolve(now, now);
-            client.stock_op(StockOpWire::RescheduleIncoming { po, sku: code(&sku), eta_ms }).await?;
+            client.stock_op(StockOp::RescheduleIncoming { po, sku: code(&sku), eta_ms }).await?;
             ctx.done(json!({ "po": po, "sku": sku, "eta_ms": eta_ms }), || {
                 format!("PO {po}: {sku} now expected by {}", fmt_ms(eta_ms))
             })
         }
         IncomingCmd::Receive { po, sku, qty } => {
-            client.stock_op(StockOpWire::ReceivePurchaseOrder { po, sku: code(&sku), qty }).await?;
+            client.stock_op(StockOp::ReceivePurchaseOrder { po, sku: code(&sku), qty }).await?;
             ctx.done(json!({ "po": po, "sku": sku, "qty": qty }), || format!("PO {po}: received {qty} x {sku}"))
         }
     }
@@ -976,7 +1019,9 @@ mod tests {
     fn stock_and_campaign_arguments() {
         // Checks the stock, campaign, channel, incoming and wal argument shapes users' scripts rely on.
         let cli = parse(&["stock", "adjust", "MUG", "--warehouse", "1", "--delta", "-3"]).unwrap();
-        assert!(matches!(cli.command, Command::Stock(StockCmd::Adjust { delta: -3, warehouse: 1, .. })));
+        assert!(
+            matches!(cli.command, Command::Stock(StockCmd::Adjust { delta: -3, ref warehouse, .. }) if warehouse == "1")
+        );
         let cli = parse(&["stock", "bucket", "MUG", "--warehouse", "2", "--bucket", "qc", "--qty", "4"]).unwrap();
         assert!(matches!(cli.command, Command::Stock(StockCmd::Bucket { bucket: 2, qty: 4, .. })));
         let cli = parse(&[
