@@ -400,6 +400,11 @@ export class Client {
       this.connecting = this.open().then(
         (opened) => {
           this.connecting = null;
+          if (this.closed) {
+            // close() was called while connecting: do not keep the new connection.
+            opened.fail(new ConnectionLost("the client is closed"));
+            throw new ConnectionLost("the client is closed");
+          }
           this.conn = opened;
           this.everConnected = true;
           return opened;

@@ -278,6 +278,13 @@ class AsyncClient:
                     attempt.exception()  # mark retrieved: a lone caller re-raises it below
                 raise
             self._connecting = None
+            if self._closed:
+                # close() was called while connecting: do not keep the new connection.
+                conn._fail(ConnectionLost("the client is closed"))
+                error = ConnectionLost("the client is closed")
+                attempt.set_exception(error)
+                attempt.exception()
+                raise error
             self._conn = conn
             self._ever_connected = True
             attempt.set_result(conn)
