@@ -30,7 +30,9 @@ def test_blocking_client_survives_a_server_restart(demo: Omsd) -> None:
     # closed connection before its next call and reconnects, so even a non-idempotent confirm
     # goes through; while the server is down a call raises ConnectionLost, not applied.
     client = omsd.Client(demo.address, connect_timeout=2)
+    connection = client._sock
     held = client.reserve([("MUG-WHT", 1)])
+    assert client._sock is connection  # a live connection is kept
     demo.stop()
     with pytest.raises(omsd.ConnectionLost) as lost:
         client.confirm(held.id)
@@ -103,8 +105,11 @@ def test_tls(make_omsd) -> None:
         cert, key = openssl_certificate(Path(tmp), "omsd.test")
         server = make_omsd("--demo", "--tls-cert", str(cert), "--tls-key", str(key))
         with omsd.Client(server.address, tls=str(cert), server_name="omsd.test") as client:
+            connection = client._sock
             held = client.reserve([("MUG-WHT", 1)])
             client.release(held.id)
+            # TLS records without data (session tickets) are not taken for a closed connection.
+            assert client._sock is connection
         context = ssl.create_default_context(cafile=str(cert))
         with omsd.Client(server.address, tls=context) as client:  # the certificate names 127.0.0.1
             assert client.ping() >= 0
