@@ -1,5 +1,5 @@
 //! One task per webhook: take the next spooled record, POST it (reqwest over omsd's rustls
-//! configuration), retry with [`crate::backoff::Backoff`] until it is delivered, its attempts run
+//! configuration), retry with [`oms_client::backoff::Backoff`] until it is delivered, its attempts run
 //! out or it is older than the retention, then acknowledge it in the spool.
 
 use std::sync::Arc;
@@ -106,7 +106,7 @@ pub async fn deliver_forever(hook: Arc<Hook>, mut spool: SpoolReader, metrics: A
             let _ = tokio::time::timeout(Duration::from_secs(1), hook.wake.notified()).await;
             continue;
         };
-        let mut backoff = crate::backoff::Backoff::new(
+        let mut backoff = oms_client::backoff::Backoff::new(
             Duration::from_millis(config.retry_initial_ms),
             Duration::from_millis(config.retry_max_ms),
         );

@@ -19,8 +19,6 @@ pub enum OrderQuery {
     Waiting,
     /// What an allocation attempt needs: the open units and the matching routing rules.
     ForAllocation(OrderId),
-    /// A warehouse's code and region (every partition knows every warehouse), for labels.
-    Warehouse(WarehouseId),
 }
 
 /// One row of `oms order list`.
@@ -59,7 +57,6 @@ pub enum OrderAnswer {
     List(Vec<OrderSummary>),
     Waiting(Vec<OrderId>),
     ForAllocation(Option<Box<AllocationView>>),
-    Warehouse(Option<(String, String)>),
 }
 
 /// Answer an order query from one partition.
@@ -92,9 +89,6 @@ pub fn answer(p: &Partition, query: OrderQuery) -> OrderAnswer {
             ids.extend(book.parked());
             OrderAnswer::Waiting(ids)
         }
-        OrderQuery::Warehouse(id) => OrderAnswer::Warehouse(
-            p.warehouses().iter().find(|w| w.id == id).map(|w| (w.code.clone(), w.region.clone())),
-        ),
         OrderQuery::ForAllocation(id) => OrderAnswer::ForAllocation(book.order(id).map(|o| {
             let waiting = matches!(o.status, OrderStatus::Approved | OrderStatus::Allocated) && o.merged_into.is_none();
             let mut open: Vec<Line> = Vec::new();
