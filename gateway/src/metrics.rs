@@ -338,6 +338,12 @@ impl prometheus_client::collector::Collector for ProcessCollector {
     }
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,11 +368,5 @@ mod tests {
         assert!(!classic.contains("# EOF"));
         let samples = |t: &str| t.lines().filter(|l| !l.starts_with('#')).count();
         assert_eq!(samples(&open), samples(&classic));
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
     }
 }

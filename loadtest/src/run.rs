@@ -483,6 +483,7 @@ fn total(v: &Value, key: &str) -> u64 {
 }
 
 /// Check the server against what this run was told (see docs/LOADTEST.md, "Audit").
+#[allow(clippy::too_many_arguments)]
 async fn audit_omsd(
     args: &Args,
     plan: &Plan,

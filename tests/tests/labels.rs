@@ -177,7 +177,7 @@ fn pdf_label_embeds_its_font_and_prints_chinese_and_the_barcode_without_system_f
         Some(&empty),
     );
     let page = read_pgm(&dir.join("page.pgm"));
-    assert_eq!((page.0 as i64 - 607).abs() <= 1, true, "76 mm at 203 dpi: {} dots", page.0);
+    assert!((page.0 as i64 - 607).abs() <= 1, "76 mm at 203 dpi: {} dots", page.0);
     let scanned = tool("zbarimg", &["--raw", "-q", &dir.join("page.pgm").to_string_lossy()], None);
     assert_eq!(scanned.trim(), waybill, "the barcode scans from the rendered PDF");
 

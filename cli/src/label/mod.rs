@@ -159,7 +159,7 @@ fn code128_input(data: &str) -> String {
         split += 1;
         run -= 1;
     }
-    debug_assert!(run % 2 == 0 && run >= 4);
+    debug_assert!(run.is_multiple_of(2) && run >= 4);
     if split == 0 {
         format!("{SET_C}{data}")
     } else {

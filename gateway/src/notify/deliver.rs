@@ -127,7 +127,7 @@ pub async fn deliver_forever(hook: Arc<Hook>, mut spool: SpoolReader, metrics: A
                     outcome("retried");
                     let delay = backoff.next_delay();
                     tracing::debug!(webhook = %hook.name, attempt = attempts, %reason, "webhook delivery failed; retrying in {delay:?}");
-                    if attempts % 10 == 0 {
+                    if attempts.is_multiple_of(10) {
                         tracing::warn!(webhook = %hook.name, attempts, %reason, "webhook receiver still failing; events wait on disk");
                     }
                     tokio::time::sleep(delay).await;

@@ -152,7 +152,8 @@ pub enum WebhookError {
     #[error("webhook {url}: no event kinds")]
     NoEvents { url: String },
     #[error("webhook {url}: {source}")]
-    Tls { url: String, source: crate::tls::TlsError },
+    // Boxed: a TLS error is large and every configuration check returns this type.
+    Tls { url: String, source: Box<crate::tls::TlsError> },
     #[error("webhook {url}: ca_file is only used with an https:// URL")]
     CaWithoutHttps { url: String },
     #[error("webhook {url}: {field} does not apply to the {format} format")]
@@ -332,7 +333,7 @@ impl Notifier {
             }
             let url = target_url(config)?;
             let tls = crate::tls::ClientTls::public_and(config.ca_file.as_deref())
-                .map_err(|source| WebhookError::Tls { url: redacted(&config.url), source })?;
+                .map_err(|source| WebhookError::Tls { url: redacted(&config.url), source: Box::new(source) })?;
             let client = deliver::client(config, &tls)
                 .map_err(|e| WebhookError::Client { url: redacted(&config.url), reason: e.to_string() })?;
             let dir = data_dir.join("webhooks").join(&name);

@@ -101,6 +101,9 @@ pub struct PartitionAudit {
     pub check: ConsistencyReport,
 }
 
+// `Apply` (an envelope and its reply) is the hot path's job: boxing it would add an allocation per
+// request to save queue slot bytes. The rare large payloads (`Install`) are boxed.
+#[allow(clippy::large_enum_variant)]
 pub enum Job {
     Apply {
         envelope: Envelope,

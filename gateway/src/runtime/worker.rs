@@ -64,6 +64,7 @@ impl Workers {
     }
 
     /// Enqueue without blocking; a full queue is load to shed (the job comes back to answer BUSY).
+    #[allow(clippy::result_large_err)] // the job itself comes back, unboxed like in the queue
     pub fn try_submit(&self, partition: u32, job: Job) -> Result<(), Job> {
         match self.senders.get(partition as usize) {
             Some(sender) => sender.try_send(job).map_err(|e| match e {
