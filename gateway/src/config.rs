@@ -51,7 +51,7 @@ pub struct OmsdArgs {
     /// Capacity of each partition's command queue; a full queue answers BUSY [default: 65536].
     #[arg(long, env = "OMSD_QUEUE_CAPACITY")]
     pub queue_capacity: Option<usize>,
-    /// Log segment size in bytes [default: 67108864].
+    /// Log segment size in bytes, a multiple of 4096 [default: 67108864].
     #[arg(long, env = "OMSD_SEGMENT_BYTES")]
     pub segment_bytes: Option<u64>,
     /// Write a snapshot after this many logged commands per partition [default: 1000000].

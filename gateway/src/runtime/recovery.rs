@@ -10,7 +10,7 @@ use oms_wal::{FsStorage, Lsn, RecoveryMode, Snapshot, SnapshotStore, Storage, Wa
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecoveryError {
-    #[error("partition {partition}: log: {source}")]
+    #[error("partition {partition}: log: {source}{}", override_hint(.source))]
     Wal { partition: u32, source: WalError },
     #[error("partition {partition}: snapshot at LSN {lsn} does not decode: {reason}")]
     Snapshot { partition: u32, lsn: Lsn, reason: String },
@@ -26,6 +26,17 @@ pub enum RecoveryError {
     PartitionCount { dir: PathBuf, found: u32, configured: u32 },
     #[error("data directory {dir}: {source}")]
     Io { dir: PathBuf, source: std::io::Error },
+}
+
+/// What the operator can do about a log that recovery refuses.
+fn override_hint(source: &WalError) -> &'static str {
+    match source {
+        WalError::MidLogCorruption { .. } | WalError::LostRecords { .. } => {
+            ". Read `oms wal verify --data-dir DIR`; --truncate-corrupt-log starts anyway, cutting the log at the \
+             damage (the records after it are lost)"
+        }
+        _ => "",
+    }
 }
 
 pub struct RecoveredPartition {

@@ -1,0 +1,134 @@
+//! Damage to a data directory, end to end with the real `omsd` and `oms` (issue 12): a log whose
+//! newest segment lost its end is refused by `omsd` (primary and follower) and by `oms wal
+//! verify` instead of silently losing acknowledged reservations, and `--truncate-corrupt-log` is
+//! the explicit way past it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use oms_gateway::client::Client;
+use oms_gateway::protocol::{ReserveWire, SkuRef, StockOpWire, WireLine};
+use oms_tests::{free_addr, oms_bin, omsd_bin, text, Omsd};
+
+fn cart(qty: u32) -> ReserveWire {
+    ReserveWire {
+        lines: vec![WireLine { sku: SkuRef::Code("MUG-WHT".into()), qty }],
+        ttl_ms: 3_600_000,
+        idempotency_key: String::new(),
+        customer: 1,
+        channel: 0,
+        campaign: None,
+    }
+}
+
+async fn seed(client: &Client) {
+    client.define_warehouse(1, "SH", "east", 0).await.expect("define warehouse");
+    client.define_sku("MUG-WHT", 0).await.expect("define sku");
+    client
+        .stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code("MUG-WHT".into()), warehouse: 1, on_hand: 100_000 })
+        .await
+        .expect("set on hand");
+}
+
+/// Runs omsd on `data_dir` with `args` and expects it to refuse to start: returns its output.
+fn omsd_refuses(data_dir: &Path, args: &[&str]) -> Output {
+    let mut child = Command::new(omsd_bin())
+        .arg("--listen")
+        .arg(free_addr().to_string())
+        .arg("--admin-listen")
+        .arg(free_addr().to_string())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn omsd");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("omsd output");
+            panic!("omsd started on a damaged data directory; stderr:\n{}", text(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("omsd output");
+    assert!(!out.status.success(), "omsd exited 0 on a damaged data directory");
+    out
+}
+
+fn wal_verify(data_dir: &Path) -> Output {
+    Command::new(oms_bin())
+        .args(["wal", "verify", "--data-dir"])
+        .arg(data_dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run oms wal verify")
+}
+
+fn newest_segment(data_dir: &Path) -> PathBuf {
+    let wal = data_dir.join("p0").join("wal");
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(&wal)
+        .expect("wal dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segments.sort();
+    segments.pop().expect("a segment")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_newest_segment_is_refused_until_the_operator_truncates() {
+    // Checks the review's scenario: one partition, 16 KiB segments, ~900 acknowledged
+    // reservations, SIGKILL (no snapshot), then the newest segment cut to 32 bytes (header only).
+    // `oms wal verify` exits 1 naming lost records; omsd refuses to start, as primary and as a
+    // follower; `--truncate-corrupt-log` starts and keeps every reservation logged before the cut.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["--partitions", "1", "--segment-bytes", "16384", "--snapshot-every", "1000000"];
+    let mut omsd = Omsd::start_in(dir.path(), &args);
+    let client = omsd.client().await;
+    seed(&client).await;
+    let mut acknowledged = Vec::new();
+    for chunk in 0..9 {
+        let carts = (0..100).map(|i| cart(1 + (chunk + i) % 3)).collect();
+        for item in client.reserve_batch(carts).await.expect("batch") {
+            acknowledged.push(item.expect("reserve"));
+        }
+    }
+    drop(client);
+    omsd.kill();
+
+    let newest = newest_segment(dir.path());
+    std::fs::OpenOptions::new().write(true).open(&newest).expect("open segment").set_len(32).expect("cut");
+    let verify = wal_verify(dir.path());
+    assert_eq!(verify.status.code(), Some(1), "verify must fail: {}", text(&verify.stdout));
+    assert!(text(&verify.stdout).contains("lost_records"), "{}", text(&verify.stdout));
+    let refused = omsd_refuses(dir.path(), &args);
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("lost log records"), "{stderr}");
+    assert!(stderr.contains("--truncate-corrupt-log"), "the refusal names the override: {stderr}");
+    // A follower opens its own log the same way before it connects to anything.
+    let primary = free_addr().to_string();
+    let mut follower_args = args.to_vec();
+    follower_args.extend(["--follow", primary.as_str()]);
+    let refused = omsd_refuses(dir.path(), &follower_args);
+    assert!(text(&refused.stderr).contains("lost log records"), "{}", text(&refused.stderr));
+    let mut truncating = args.to_vec();
+    truncating.push("--truncate-corrupt-log");
+    let omsd = Omsd::start_in(dir.path(), &truncating);
+    assert!(omsd.stderr().contains("TRUNCATING"), "the override is logged loudly:\n{}", omsd.stderr());
+    let client = omsd.client().await;
+    let mut present = 0;
+    for r in &acknowledged {
+        if client.reservation(r.id).await.is_ok() {
+            present += 1;
+        }
+    }
+    assert!(present > 0 && present < acknowledged.len(), "{present} of {} present", acknowledged.len());
+    let audit = client.audit().await.expect("audit");
+    assert_eq!(audit["clean"], true, "{audit}");
+}
