@@ -55,8 +55,12 @@ const STORAGE_FAILED: u16 = oms_gateway::wire_error::GatewayCode::StorageFailed 
 
 // ---------------------------------------------------------------- snapshots
 
+/// Snapshots kept, as `oms_wal::SnapshotStore` keeps them.
+const SNAPSHOTS_KEPT: usize = 2;
+
 /// What the snapshot writer holds across the simulated process's life: written snapshots survive
-/// a crash, an unfinished write does not (the real store writes a temp file and renames it).
+/// a crash, an unfinished write does not (the real store writes a temp file and renames it). Like
+/// the real store it keeps the newest two.
 #[derive(Default)]
 struct SnapState {
     durable: Vec<(Lsn, Vec<u8>)>,
@@ -70,9 +74,15 @@ impl SnapState {
         let (lsn, image) = self.pending.take()?;
         let bytes = oms_engine::codec::encode_image(&image).map_err(|e| e.to_string());
         Some(bytes.map(|b| {
-            self.durable.push((lsn, b.to_vec()));
+            self.keep(lsn, b.to_vec());
             lsn
         }))
+    }
+
+    fn keep(&mut self, lsn: Lsn, bytes: Vec<u8>) {
+        self.durable.push((lsn, bytes));
+        let excess = self.durable.len().saturating_sub(SNAPSHOTS_KEPT);
+        self.durable.drain(..excess);
     }
 }
 
@@ -99,8 +109,14 @@ impl SnapshotWriter for SimSnapshots {
         self.0.lock().unwrap().complete()
     }
     fn write_encoded(&mut self, lsn: Lsn, bytes: &[u8]) -> Result<(), String> {
-        self.0.lock().unwrap().durable.push((lsn, bytes.to_vec()));
+        self.0.lock().unwrap().keep(lsn, bytes.to_vec());
         Ok(())
+    }
+    fn oldest_kept(&self) -> Option<Lsn> {
+        self.0.lock().unwrap().durable.first().map(|(lsn, _)| *lsn)
+    }
+    fn forget_before(&mut self, lsn: Lsn) {
+        self.0.lock().unwrap().durable.retain(|(l, _)| *l >= lsn);
     }
 }
 
@@ -208,6 +224,8 @@ struct Stats {
     snapshots_written: u64,
     snapshots_failed: u64,
     snapshots_lost: u64,
+    /// Recoveries that found the newest snapshot damaged and used the older one + the log.
+    snapshot_fallbacks: u64,
     checks: u64,
 }
 
@@ -237,6 +255,7 @@ impl Stats {
             snapshots_written,
             snapshots_failed,
             snapshots_lost,
+            snapshot_fallbacks,
             checks
         );
     }
@@ -1009,7 +1028,21 @@ impl Sim {
                 if died { "failed" } else { "finished" }
             ));
         }
-        let snap = snapshot(&self.parts[p]);
+        let mut snap = snapshot(&self.parts[p]);
+        if self.chance(15) {
+            // The newest snapshot is damaged (bit rot, an operator's mistake): recovery skips it
+            // for the older one, whose log suffix retention must have kept.
+            let older = match self.parts[p].snaps.lock().unwrap().durable.as_slice() {
+                [.., (lsn, data), _] => Some(Snapshot { lsn: *lsn, data: data.clone(), path: "sim".into() }),
+                _ => None,
+            };
+            if let Some(older) = older {
+                let (skipped, lsn) = (snap.as_ref().map_or(0, |s| s.lsn), older.lsn);
+                snap = Some(older);
+                self.stats.snapshot_fallbacks += 1;
+                self.note(format!("p{p}: newest snapshot ({skipped}) damaged: recovering from {lsn}"));
+            }
+        }
         let recovered = recover_partition(
             index,
             partitions,

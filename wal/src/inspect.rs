@@ -39,6 +39,18 @@ pub struct Problem {
     pub detail: String,
 }
 
+/// One snapshot file as [`verify`] found it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SnapshotCheck {
+    pub file: String,
+    /// The last LSN it covers (from its name).
+    pub lsn: Lsn,
+    /// Checksums verify and the caller's payload check accepts it: recovery can start from it.
+    pub usable: bool,
+    /// Why it is not usable.
+    pub detail: Option<String>,
+}
+
 /// Summary of a log directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct VerifyReport {
@@ -52,6 +64,8 @@ pub struct VerifyReport {
     /// Oddities that lose nothing (junk after a segment's last record when its successor
     /// continues at the next LSN; a segment whose creation a crash interrupted).
     pub notes: Vec<String>,
+    /// Every snapshot file, oldest first.
+    pub snapshots: Vec<SnapshotCheck>,
 }
 
 struct Seg {
@@ -177,8 +191,17 @@ impl Iterator for Dump {
 }
 
 /// Checks the log in `dir` with the rules recovery applies (`scan`), from its oldest segment to
-/// its end, and summarizes it. Reports the first damage the way `omsd` would meet it.
+/// its end, and its snapshots (checksums only), and summarizes it. See [`verify_with`].
 pub fn verify(dir: &Path) -> Result<VerifyReport, WalError> {
+    verify_with(dir, |_| Ok(()))
+}
+
+/// [`verify`] with a check of each snapshot's payload (the engine decodes its image): reports
+/// the first log damage the way `omsd` would meet it, every snapshot that is not usable
+/// (`bad_snapshot`), and a log that does not reach back to the oldest usable snapshot
+/// (`log_gap`: falling back to that snapshot, as recovery does when the newer ones are damaged,
+/// would fail). Nothing here modifies the directory.
+pub fn verify_with(dir: &Path, check_payload: impl Fn(&[u8]) -> Result<(), String>) -> Result<VerifyReport, WalError> {
     let segs = open_segments(dir)?;
     let mut rep = VerifyReport { segments: segs.len(), ..VerifyReport::default() };
     for name in creating_leftovers(dir)? {
@@ -207,7 +230,62 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, WalError> {
             detail: d.reason,
         });
     }
+    rep.snapshots = check_snapshots(&dir.join("snapshots"), &check_payload)?;
+    for snap in rep.snapshots.iter().filter(|s| !s.usable) {
+        rep.problems.push(Problem {
+            segment: snap.file.clone(),
+            offset: 0,
+            lsn: snap.lsn,
+            kind: "bad_snapshot".into(),
+            detail: snap.detail.clone().unwrap_or_default(),
+        });
+    }
+    // Recovery may have to start from the oldest usable snapshot (or from LSN 1 without one): the
+    // log must hold every record after it.
+    let oldest_usable = rep.snapshots.iter().find(|s| s.usable).map_or(0, |s| s.lsn);
+    if let Some(first) = segs.first().map(|s| s.first) {
+        if first > oldest_usable + 1 {
+            let from =
+                if oldest_usable == 0 { "no usable snapshot".to_owned() } else { format!("snapshot {oldest_usable}") };
+            rep.problems.push(Problem {
+                segment: segs[0].name.clone(),
+                offset: 0,
+                lsn: oldest_usable + 1,
+                kind: "log_gap".into(),
+                detail: format!(
+                    "recovery from {from} needs lsn {} onwards, but the log starts at lsn {first}",
+                    oldest_usable + 1
+                ),
+            });
+        }
+    }
     Ok(rep)
+}
+
+fn check_snapshots(
+    dir: &Path,
+    check_payload: &dyn Fn(&[u8]) -> Result<(), String>,
+) -> Result<Vec<SnapshotCheck>, WalError> {
+    let mut found = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(WalError::Io { op: "list snapshots", source: e }),
+    };
+    for e in entries {
+        let e = e.map_err(WalError::io("list snapshots"))?;
+        let Some(name) = e.file_name().to_str().map(str::to_owned) else { continue };
+        let Some(lsn) = crate::snapshot::parse_snap_name(&name) else { continue };
+        let bytes = std::fs::read(e.path()).map_err(WalError::io("read snapshot"))?;
+        let verdict = match crate::snapshot::decode_snapshot(&bytes) {
+            Ok((l, _)) if l != lsn => Err(format!("header says lsn {l}, the name {lsn}")),
+            Ok((_, payload)) => check_payload(payload),
+            Err(reason) => Err(reason),
+        };
+        found.push(SnapshotCheck { file: name, lsn, usable: verdict.is_ok(), detail: verdict.err() });
+    }
+    found.sort_by_key(|s| s.lsn);
+    Ok(found)
 }
 
 fn creating_leftovers(dir: &Path) -> Result<Vec<String>, WalError> {

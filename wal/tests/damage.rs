@@ -335,3 +335,47 @@ fn misplaced_segment_and_torn_batch() {
     assert_eq!(rec.last_lsn, 10);
     assert!(!rec.cut.unwrap().mid_log);
 }
+
+// Checks that verify checks snapshots and the chain from the oldest usable one: a damaged
+// snapshot is `bad_snapshot`; a log whose segments before the newest snapshot were deleted no
+// longer reaches back to the older snapshot (`log_gap`: falling back to it would fail); with
+// the log kept after the older one (what retention now does), verify is clean.
+#[test]
+fn verify_checks_snapshots_and_the_chain() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cfg(d.path());
+    c.segment_bytes = 4096;
+    let (mut wal, _) = Wal::open(c.clone()).unwrap();
+    for l in 1..=400 {
+        wal.append(rtype(l), &fixed_payload(l)).unwrap();
+        wal.commit().unwrap();
+    }
+    let store = SnapshotStore::open(d.path()).unwrap();
+    store.write(150, b"older").unwrap();
+    store.write(300, b"newer").unwrap();
+    assert_eq!(store.oldest().unwrap(), Some(150));
+    wal.truncate_before(150, Retention::default()).unwrap();
+    let rep = inspect::verify(d.path()).unwrap();
+    assert!(rep.problems.is_empty(), "{rep:?}");
+    assert_eq!(rep.snapshots.iter().map(|s| (s.lsn, s.usable)).collect::<Vec<_>>(), vec![(150, true), (300, true)]);
+    // A payload the caller cannot load makes that snapshot unusable.
+    let rep = inspect::verify_with(d.path(), |p| if p == b"newer" { Err("no image".into()) } else { Ok(()) }).unwrap();
+    assert_eq!(rep.problems.iter().map(|p| (p.kind.as_str(), p.lsn)).collect::<Vec<_>>(), vec![("bad_snapshot", 300)]);
+    // Deleting the log the older snapshot needs (the old retention rule) is a gap.
+    wal.truncate_before(300, Retention::default()).unwrap();
+    let rep = inspect::verify(d.path()).unwrap();
+    assert_eq!(rep.problems.iter().map(|p| p.kind.as_str()).collect::<Vec<_>>(), vec!["log_gap"], "{rep:?}");
+    assert_eq!(rep.problems[0].lsn, 151);
+    // Damage the newer snapshot too.
+    let path = store.path_for(300);
+    let mut b = fs::read(&path).unwrap();
+    let n = b.len();
+    b[n - 2] ^= 1;
+    fs::write(&path, &b).unwrap();
+    let rep = inspect::verify(d.path()).unwrap();
+    let kinds: Vec<&str> = rep.problems.iter().map(|p| p.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["bad_snapshot", "log_gap"], "{rep:?}");
+    // A follower that installed a snapshot forgets the older ones it cannot complete.
+    assert_eq!(store.forget_before(300).unwrap(), 1);
+    assert_eq!(store.list().unwrap(), vec![300]);
+}

@@ -109,14 +109,34 @@ fn recover_one(
     let wal_err = |source| RecoveryError::Wal { partition: index, source };
     let dir = partition_dir(data_dir, index);
     create_private_dir(&dir).map_err(|source| RecoveryError::Io { dir: dir.clone(), source })?;
-    let snapshot = SnapshotStore::open(&dir).and_then(|s| s.latest_valid()).map_err(wal_err)?;
+    let snapshots = SnapshotStore::open(&dir).map_err(wal_err)?;
     let mut config = base.clone();
     config.dir = dir.clone();
     if truncate_corrupt_log {
         config.recovery_mode = RecoveryMode::TruncateMidLog;
     }
-    let storage = FsStorage::open(&dir, config.write_mode).map_err(|source| RecoveryError::Io { dir, source })?;
-    recover_partition(index, partitions, limits, snapshot.as_ref(), config, Arc::new(storage))
+    let storage: Arc<dyn Storage> =
+        Arc::new(FsStorage::open(&dir, config.write_mode).map_err(|source| RecoveryError::Io { dir, source })?);
+    // Newest snapshot first; one that fails its checksums or whose image does not load is skipped
+    // for the next older one, whose log suffix retention keeps (`SnapshotStore::oldest`). Loaded
+    // one at a time: a snapshot can be as large as the state.
+    for lsn in snapshots.list().map_err(wal_err)?.into_iter().rev() {
+        let snapshot = match snapshots.load(lsn) {
+            Ok(snapshot) => snapshot,
+            Err(e @ WalError::BadSnapshot { .. }) => {
+                tracing::warn!(partition = index, error = %e, "skipping a damaged snapshot for an older one");
+                continue;
+            }
+            Err(e) => return Err(wal_err(e)),
+        };
+        match recover_partition(index, partitions, limits, Some(&snapshot), config.clone(), storage.clone()) {
+            Err(e @ RecoveryError::Snapshot { .. }) => {
+                tracing::warn!(partition = index, error = %e, "skipping a snapshot that does not load for an older one");
+            }
+            done => return done,
+        }
+    }
+    recover_partition(index, partitions, limits, None, config, storage)
 }
 
 /// One partition from its newest valid snapshot (if any) and the log on `storage` after it. The

@@ -154,6 +154,12 @@ pub trait SnapshotWriter: Send {
     fn wait(&mut self) -> Option<Result<Lsn, String>>;
     /// Writes an encoded image synchronously (a follower installing its primary's snapshot).
     fn write_encoded(&mut self, lsn: Lsn, bytes: &[u8]) -> Result<(), String>;
+    /// The oldest snapshot kept (a fallback if a newer one is damaged): the log keeps every
+    /// record after it. `None` when there is none.
+    fn oldest_kept(&self) -> Option<Lsn>;
+    /// Drops the snapshots older than `lsn`: after a follower installed its primary's snapshot at
+    /// `lsn` and restarted its log there, they can no longer be completed from the log.
+    fn forget_before(&mut self, lsn: Lsn);
     /// Writes synchronously (the final snapshot at shutdown).
     fn write_now(&mut self, lsn: Lsn, image: &PartitionImage) -> Result<(), String> {
         let bytes = encode_image(image).map_err(|e| e.to_string())?;
@@ -199,6 +205,23 @@ impl SnapshotWriter for ThreadSnapshots {
 
     fn write_encoded(&mut self, lsn: Lsn, bytes: &[u8]) -> Result<(), String> {
         self.store.write(lsn, bytes).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn oldest_kept(&self) -> Option<Lsn> {
+        match self.store.oldest() {
+            Ok(oldest) => oldest,
+            Err(e) => {
+                // Unknown: keep all of the log rather than risk the fallback's records.
+                tracing::warn!(error = %e, "cannot list snapshots; keeping the log");
+                Some(0)
+            }
+        }
+    }
+
+    fn forget_before(&mut self, lsn: Lsn) {
+        if let Err(e) = self.store.forget_before(lsn) {
+            tracing::warn!(error = %e, "cannot delete snapshots older than an installed one");
+        }
     }
 }
 
@@ -415,6 +438,7 @@ impl PartitionCore {
             self.poison(&e);
             return Err(format!("cannot restart the log after the snapshot: {e}"));
         }
+        self.snapshots.forget_before(lsn);
         self.partition = partition;
         publish_all(&self.partition, &self.board);
         self.since_snapshot = 0;
@@ -596,15 +620,19 @@ impl PartitionCore {
         }
     }
 
-    /// Between batches: take a finished snapshot write (then delete log segments it covers), and
-    /// start a new one every `snapshot_every` logged commands.
+    /// Between batches: take a finished snapshot write (then delete the log segments that every
+    /// kept snapshot covers), and start a new one every `snapshot_every` logged commands.
     pub fn maybe_snapshot(&mut self) {
         if self.snapshots.in_flight() {
             match self.snapshots.poll() {
                 None => return,
                 Some(Ok(lsn)) => {
                     self.metrics.snapshots.get_or_create(&self.label).inc();
-                    if let Err(e) = self.wal.truncate_before(lsn, self.config.retention) {
+                    // Keep the log after the OLDEST kept snapshot, not just the new one: if the
+                    // new one is damaged or deleted, recovery falls back to the older one and
+                    // needs every record after it.
+                    let covered = self.snapshots.oldest_kept().map_or(0, |oldest| oldest.min(lsn));
+                    if let Err(e) = self.wal.truncate_before(covered, self.config.retention) {
                         tracing::warn!(partition = self.partition.index(), error = %e, "could not delete old segments");
                     }
                 }
@@ -733,6 +761,10 @@ mod tests {
         fn write_encoded(&mut self, _: Lsn, _: &[u8]) -> Result<(), String> {
             Ok(())
         }
+        fn oldest_kept(&self) -> Option<Lsn> {
+            None
+        }
+        fn forget_before(&mut self, _: Lsn) {}
     }
 
     fn job(command: Command) -> (Job, tokio::sync::oneshot::Receiver<super::super::PartResult>) {
