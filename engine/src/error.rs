@@ -108,6 +108,8 @@ pub enum EngineError {
     InvalidRules { reason: String },
     #[error("SKU id {sku} is not below the limit of {limit}")]
     SkuIdOutOfRange { sku: SkuId, limit: u32 },
+    #[error("idempotency key {key:?} was already used for a different request (reservation {id}); a new request needs a new key")]
+    IdempotencyKeyReused { key: String, id: ReservationId },
 }
 
 impl EngineError {
@@ -164,13 +166,14 @@ impl EngineError {
             EngineError::WaybillRangeExhausted { .. } => "waybill_range_exhausted",
             EngineError::InvalidRules { .. } => "invalid_rules",
             EngineError::SkuIdOutOfRange { .. } => "sku_id_out_of_range",
+            EngineError::IdempotencyKeyReused { .. } => "idempotency_key_reused",
         }
     }
 }
 
 /// Every [`EngineError::code`], in the order the wire protocol numbers them (code 100 + index):
 /// never reorder or remove, only append.
-pub const ERROR_CODES: [&str; 50] = [
+pub const ERROR_CODES: [&str; 51] = [
     "unknown_sku",
     "unknown_warehouse",
     "unknown_reservation",
@@ -221,6 +224,7 @@ pub const ERROR_CODES: [&str; 50] = [
     "waybill_range_exhausted",
     "invalid_rules",
     "sku_id_out_of_range",
+    "idempotency_key_reused",
 ];
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ fn rich_sim() -> Sim {
     sim.reserve_with(r).unwrap();
     let mut r = sim.request(&[(0, 2), (1, 1)]);
     r.campaign = Some(CampaignId(1));
-    r.idempotency_key = 5;
+    r.idempotency_key = key("five");
     sim.reserve_with(r).unwrap();
     let (a, _) = sim.reserve(&[(6, 2)]).unwrap();
     sim.ok(Command::Confirm { id: a });
@@ -97,7 +97,13 @@ fn arb_command() -> impl Strategy<Value = Command> {
                 id: ReservationId(id),
                 lines: lines.into_iter().map(|(s, q)| Line { sku: SkuId(s), qty: q }).collect(),
                 ttl_ms: key / 3,
-                idempotency_key: key,
+                idempotency_key: (key % 2 == 0).then(|| {
+                    Box::new(oms_engine::command::IdempotencyKey {
+                        scope: format!("s{}", key % 7),
+                        key: key.to_string(),
+                    })
+                }),
+                fingerprint: key,
                 customer: CustomerId(key ^ 1),
                 channel: ChannelId(key as u16),
                 campaign: campaign.map(CampaignId),
@@ -244,7 +250,8 @@ fn reserve_records_written_before_the_warehouse_preference_still_decode() {
             id: ReservationId((3 << 48) | 77),
             lines: vec![Line { sku: SkuId(5), qty: 2 }, Line { sku: SkuId(8), qty: 1 }],
             ttl_ms: 60_000,
-            idempotency_key: 0xfeed,
+            idempotency_key: None,
+            fingerprint: 0xfeed,
             customer: CustomerId(42),
             channel: ChannelId(3),
             campaign: Some(CampaignId(9)),

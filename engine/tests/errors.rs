@@ -60,6 +60,8 @@ fn setup() -> Partition {
     run(1_000, Command::Reserve(campaign(reserve(4, &[(6, 1)]), 8, 1)));
     run(NOW, Command::Tick { budget: 100 });
     run(NOW, Command::Reserve(reserve(5, &[(0, 1)])));
+    let claim = Command::ClaimKey { key: *key_homed_at(0, 2).unwrap(), fingerprint: 11, id: pid(6, 1), ttl_ms: 60_000 };
+    run(NOW, claim);
     assert!(p.check().is_clean());
     p
 }
@@ -164,6 +166,21 @@ fn every_error_is_reachable_typed_and_changes_nothing() {
         check(b, Command::ReturnToStock { sku: s(6), warehouse: w(2), qty: 1, damaged: true }, "quantity_overflow"),
         check(b, Command::PayBalance { id: pid(5, 0) }, "invalid_reservation_state"),
         check(b, Command::Confirm { id: pid(4, 0) }, "invalid_reservation_state"),
+        // The key claimed in setup, now with another request (fingerprint), as a claim and as a
+        // reservation whose lines live in the key's home.
+        check(
+            b,
+            Command::ClaimKey { key: *key_homed_at(0, 2).unwrap(), fingerprint: 12, id: pid(7, 1), ttl_ms: 60_000 },
+            "idempotency_key_reused",
+        ),
+        check(
+            b,
+            Command::Reserve(with(reserve(7, &[(0, 1)]), |r| {
+                r.idempotency_key = key_homed_at(0, 2);
+                r.fingerprint = 13;
+            })),
+            "idempotency_key_reused",
+        ),
         check(
             b,
             Command::DefineSku { id: s(u32::MAX - 1), code: "HUGE".into(), low_stock_threshold: 0 },

@@ -141,6 +141,7 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
             acks,
         )
         .with_tls(follow_tls),
+        keys_in_flight: Default::default(),
     });
     {
         let _entered = runtime.enter();

@@ -43,7 +43,7 @@ pub async fn load(ctx: &Arc<ServerCtx>) -> Result<(), String> {
         ],
     });
     for request in requests {
-        match ctx.clone().execute(request).await {
+        match ctx.clone().execute(request, "demo").await {
             Response::Error(e) => return Err(format!("{}: {}", e.name, e.message)),
             _ => continue,
         }

@@ -108,5 +108,9 @@ mod tests {
         assert_eq!(engine_code("invalid_rules"), 148);
         let e = from_engine(&EngineError::UnknownOrder { order: 7 });
         assert_eq!((e.code, e.name.as_str()), (130, "unknown_order"));
+        // Issue 12: appended after sku_id_out_of_range (149).
+        assert_eq!(engine_code("sku_id_out_of_range"), 149);
+        let e = from_engine(&EngineError::IdempotencyKeyReused { key: "k".into(), id: oms_engine::ReservationId(1) });
+        assert_eq!((e.code, e.name.as_str()), (150, "idempotency_key_reused"));
     }
 }

@@ -27,9 +27,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use oms_engine::command::{FlashSaleSpec, Line, PartInfo, ReleaseCause, ReserveRequest};
+use oms_engine::command::{FlashSaleSpec, IdempotencyKey, Line, PartInfo, ReleaseCause, ReserveRequest};
 use oms_engine::fastpath::SoldOutBoard;
-use oms_engine::ids::{idempotency_hash, partition_of};
+use oms_engine::ids::partition_of;
 use oms_engine::partition::PartitionImage;
 use oms_engine::routing::{reservation_id, PartitionSet};
 use oms_engine::{
@@ -557,8 +557,13 @@ impl Sim {
             23..=57 => self.reserve(client, sku),
             58..=63 => {
                 let keyed = self.clients[client].keyed.clone();
-                if let Some(request) = self.pick_cloned(&keyed) {
+                if let Some(mut request) = self.pick_cloned(&keyed) {
                     let p = self.owner(request.lines[0].sku);
+                    // A retry, as the gateway sends it: a new id, the same key and request; the
+                    // key's home answers with the first reservation.
+                    let sequence = self.next_sequence;
+                    self.next_sequence += 1;
+                    request.id = reservation_id(sequence, PartitionSet(1 << p));
                     let e = self.envelope(Command::Reserve(request));
                     self.submit(client, p, e, AnswerShape::Reserved, Effect::Reserved);
                 }
@@ -626,18 +631,30 @@ impl Sim {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
         let keyed = self.chance(50);
-        let key = if keyed { idempotency_hash(format!("sim-c{client}-{sequence}").as_bytes()) } else { 0 };
-        let request = ReserveRequest {
+        // A keyed request goes straight to a partition only when the key's home is that
+        // partition (the gateway's rule); pick such a key.
+        let partitions = self.partitions;
+        let key = keyed.then(|| {
+            (0..)
+                .map(|i| Box::new(IdempotencyKey { scope: format!("sim-c{client}"), key: format!("k{sequence}-{i}") }))
+                .find(|k| oms_engine::routing::key_home(k, partitions) == p)
+                .expect("some key is homed in every partition")
+        });
+        let mut request = ReserveRequest {
             id: reservation_id(sequence, PartitionSet(1 << p)),
             lines,
             ttl_ms: 200 + self.rng.below(8_000),
-            idempotency_key: key,
+            fingerprint: 0,
             customer: CustomerId(client as u64 * 10 + self.rng.below(3)),
             channel: ChannelId(0),
             campaign: campaign.map(|c| c.0),
             part: PartInfo::SINGLE,
             prefer_warehouses: None,
+            idempotency_key: key,
         };
+        if keyed {
+            request.fingerprint = oms_engine::routing::request_fingerprint(&request);
+        }
         if keyed {
             self.clients[client].keyed.push(request.clone());
         }

@@ -125,7 +125,10 @@ impl Partition {
             Ok(Outcome::Changed) => self.now_ms = now,
             // The only thing an unchanged command may say is the replayed answer to a retry.
             Ok(Outcome::Unchanged) => debug_assert!(
-                out[mark..].iter().all(|e| matches!(e, Event::Reserved { replayed: true, .. })),
+                out[mark..].iter().all(|e| matches!(
+                    e,
+                    Event::Reserved { replayed: true, .. } | Event::KeyClaimed { replayed: true, .. }
+                )),
                 "an unchanged command emitted events"
             ),
             Err(_) => out.truncate(mark),
@@ -165,6 +168,10 @@ impl Partition {
             Command::RescheduleIncoming { po, sku, eta_ms } => self.reschedule_incoming(*po, *sku, *eta_ms, out),
             Command::ReceivePurchaseOrder { po, sku, qty } => self.receive_purchase_order(*po, *sku, *qty, out),
             Command::Reserve(request) => self.reserve(now, request, out),
+            Command::ClaimKey { key, fingerprint, id, ttl_ms } => {
+                self.claim_key(now, key, *fingerprint, *id, *ttl_ms, out)
+            }
+            Command::ForgetKey { key, id } => Ok(self.forget_key(key, *id)),
             Command::Confirm { id } => self.confirm(now, *id, out),
             Command::Release { id, cause } => self.release(now, *id, *cause, out),
             Command::Ship { id } => self.ship(now, *id, out),

@@ -113,6 +113,8 @@ pub struct PartitionImage {
     pub ledger_total_entries: u64,
     /// Orders, waves and order rules (see [`crate::orders::OrderBookImage`]).
     pub orders: crate::orders::OrderBookImage,
+    /// The idempotency keys this partition is home to, in eviction order.
+    pub claims: Vec<crate::keys::ClaimImage>,
 }
 
 fn view_cell(warehouse: WarehouseId, c: &StockCell) -> WarehouseStockView {
@@ -143,13 +145,13 @@ impl Partition {
         self.book.live.contains_key(&id)
     }
 
-    /// Every live reservation part: (id, customer, channel), in no particular order.
-    /// Every live reservation with its customer, channel and idempotency key.
+    /// Every live reservation part with its customer, channel and fingerprint (an order
+    /// allocation's `allocation_key`), in no particular order.
     pub fn live_reservation_owners(
         &self,
     ) -> impl Iterator<Item = (crate::ids::ReservationId, crate::ids::CustomerId, crate::ids::ChannelId, u64)> + '_
     {
-        self.book.live.values().map(|r| (r.id, r.customer, r.channel, r.idempotency_key))
+        self.book.live.values().map(|r| (r.id, r.customer, r.channel, r.fingerprint))
     }
 
     pub fn counters(&self) -> ReservationCounters {
@@ -331,6 +333,7 @@ impl Partition {
             ledger_entries: self.ledger.entries.clone(),
             ledger_total_entries: self.ledger.total_entries,
             orders: self.orders.image(),
+            claims: self.book.claims.image(),
         }
     }
 
@@ -364,12 +367,10 @@ impl Partition {
             book.insert(r);
         }
         for e in image.ended {
-            if e.reservation.idempotency_key != 0 {
-                book.keys.insert(e.reservation.idempotency_key, e.reservation.id);
-            }
             book.ended_order.push_back(e.reservation.id);
             book.ended.insert(e.reservation.id, e);
         }
+        book.claims = crate::keys::KeyClaims::from_image(image.claims);
         book.counters = image.counters;
         partition.book = book;
         partition.campaigns = image.campaigns.into_iter().map(|c| (c.id, c.into())).collect();

@@ -22,8 +22,12 @@ pub struct Authenticator {
 /// Who a connection is, once the handshake succeeded.
 #[derive(Clone, Debug)]
 pub struct Identity {
+    /// For logs: the API key's name and the client's self-declared name.
     pub name: String,
     pub role: Role,
+    /// The configured name of the API key used ("loopback" without keys): the scope of the
+    /// connection's idempotency keys. Never what the client says about itself.
+    pub scope: String,
 }
 
 impl Authenticator {
@@ -40,14 +44,14 @@ impl Authenticator {
             if !peer.ip().is_loopback() {
                 return Err(AuthError::NotLoopback);
             }
-            return Ok(Identity { name: "loopback".to_owned(), role: Role::Ops });
+            return Ok(Identity { name: "loopback".to_owned(), role: Role::Ops, scope: "loopback".to_owned() });
         }
         // Compare against every key so the time taken does not reveal which one matched.
         let mut found = None;
         for entry in &self.keys {
             let equal: bool = entry.key.as_bytes().ct_eq(key.as_bytes()).into();
             if equal && found.is_none() {
-                found = Some(Identity { name: entry.name.clone(), role: entry.role });
+                found = Some(Identity { name: entry.name.clone(), role: entry.role, scope: entry.name.clone() });
             }
         }
         found.ok_or(AuthError::InvalidKey)

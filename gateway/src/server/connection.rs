@@ -240,7 +240,7 @@ async fn serve_stream<R, W>(
                 in_flight.heavy.fetch_add(1, Ordering::AcqRel);
             }
             in_flight.count.fetch_add(1, Ordering::AcqRel);
-            ctx.dispatch(request, header.request_id, opcode, started, &tx);
+            ctx.dispatch(request, header.request_id, opcode, started, &tx, &who.scope);
         }
 
         // Backpressure: wait for the writer before reading more.
@@ -348,6 +348,7 @@ fn handshake(
     let who = Identity {
         name: if client.is_empty() { who.name } else { format!("{} ({client})", who.name) },
         role: who.role,
+        scope: who.scope,
     };
     let response = Response::HelloOk {
         version: PROTOCOL_VERSION,

@@ -15,6 +15,8 @@ use crate::runtime::{now_ms, AnswerShape, ConnTx, Job, Outbound, Reply};
 use crate::wire_error::GatewayCode;
 
 impl ServerCtx {
+    /// `scope`: the name of the API key the connection authenticated with.
+    #[allow(clippy::too_many_arguments)]
     pub fn dispatch(
         self: &Arc<Self>,
         request: Request,
@@ -22,6 +24,7 @@ impl ServerCtx {
         opcode: Opcode,
         started: Instant,
         tx: &ConnTx,
+        scope: &str,
     ) {
         let answer = |response: Response| {
             let _ = tx.send(Outbound { request_id, opcode, started, response });
@@ -38,17 +41,14 @@ impl ServerCtx {
                 if let Some(e) = wire.campaign.and_then(|c| self.sold_out_campaign(oms_engine::CampaignId(c))) {
                     return answer(Response::Error(e));
                 }
-                let (reserve, set) = match self.build_reserve(&wire) {
+                let (reserve, set) = match self.build_reserve(&wire, scope) {
                     Ok(built) => built,
                     Err(e) => return answer(Response::Error(e)),
                 };
                 if let Some(e) = self.fast_reject(&reserve) {
                     return answer(Response::Error(e));
                 }
-                let single = set.len() == 1
-                    && reserve.campaign.is_none_or(|c| self.index.campaign_partition(c) == set.iter().next());
-                if single {
-                    let partition = set.iter().next().unwrap_or(0);
+                if let Some(partition) = self.single_partition(&reserve, set) {
                     self.submit_direct(
                         partition,
                         Command::Reserve(reserve),
@@ -88,8 +88,9 @@ impl ServerCtx {
             other => {
                 let ctx = self.clone();
                 let tx = tx.clone();
+                let scope = scope.to_owned();
                 tokio::spawn(async move {
-                    let response = ctx.execute(other).await;
+                    let response = ctx.execute(other, &scope).await;
                     let _ = tx.send(Outbound { request_id, opcode, started, response });
                 });
             }
