@@ -21,8 +21,8 @@ use crate::ledger::Ledger;
 use crate::reservation::ReservationBook;
 
 pub use query::{
-    CampaignView, ConsistencyReport, ImageError, PartitionImage, ReservationPart, ReservationView, SkuStockView,
-    WarehouseStockView,
+    CampaignView, ConsistencyReport, ImageError, PartitionImage, PartitionImageV1, ReservationPart, ReservationView,
+    SkuStockView, WarehouseStockView,
 };
 pub use stock_ops::validate_kit;
 

@@ -117,6 +117,48 @@ pub struct PartitionImage {
     pub claims: Vec<crate::keys::ClaimImage>,
 }
 
+/// The image as written before it held idempotency claims (snapshots without
+/// `codec::IMAGE_TAG`): loads with no claims.
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct PartitionImageV1 {
+    pub index: u32,
+    pub partitions: u32,
+    pub now_ms: TimeMs,
+    pub warehouses: Vec<Warehouse>,
+    pub skus: Vec<SkuState>,
+    pub live: Vec<Reservation>,
+    pub ended: Vec<Ended>,
+    pub counters: ReservationCounters,
+    pub campaigns: Vec<CampaignImage>,
+    pub channels: Vec<ChannelPolicy>,
+    pub ledger_opening: Vec<(SkuId, WarehouseId, Balance)>,
+    pub ledger_entries: Vec<Movement>,
+    pub ledger_total_entries: u64,
+    pub orders: crate::orders::OrderBookImage,
+}
+
+impl From<PartitionImageV1> for PartitionImage {
+    fn from(v1: PartitionImageV1) -> Self {
+        PartitionImage {
+            index: v1.index,
+            partitions: v1.partitions,
+            now_ms: v1.now_ms,
+            warehouses: v1.warehouses,
+            skus: v1.skus,
+            live: v1.live,
+            ended: v1.ended,
+            counters: v1.counters,
+            campaigns: v1.campaigns,
+            channels: v1.channels,
+            ledger_opening: v1.ledger_opening,
+            ledger_entries: v1.ledger_entries,
+            ledger_total_entries: v1.ledger_total_entries,
+            orders: v1.orders,
+            claims: Vec::new(),
+        }
+    }
+}
+
 fn view_cell(warehouse: WarehouseId, c: &StockCell) -> WarehouseStockView {
     use crate::command::Bucket;
     WarehouseStockView {
