@@ -65,6 +65,10 @@ pub enum EngineError {
     DuplicateReservation { id: ReservationId },
     #[error("code must be 1..={limit} bytes")]
     InvalidCode { limit: usize },
+    #[error(
+        "code has an invisible or control character U+{codepoint:04X} at byte {index}; codes must be printable text"
+    )]
+    InvalidCodeCharacter { index: usize, codepoint: u32 },
     #[error("on-hand of SKU {sku} in warehouse {warehouse} would exceed {max}")]
     QuantityOverflow { sku: SkuId, warehouse: WarehouseId, max: u64 },
     // ----- orders (crate::orders) -----
@@ -144,7 +148,7 @@ impl EngineError {
             EngineError::SameWarehouse => "same_warehouse",
             EngineError::UnknownPurchaseOrder { .. } => "unknown_purchase_order",
             EngineError::DuplicateReservation { .. } => "duplicate_reservation",
-            EngineError::InvalidCode { .. } => "invalid_code",
+            EngineError::InvalidCode { .. } | EngineError::InvalidCodeCharacter { .. } => "invalid_code",
             EngineError::QuantityOverflow { .. } => "quantity_overflow",
             EngineError::UnknownOrder { .. } => "unknown_order",
             EngineError::IllegalTransition { .. } => "illegal_transition",

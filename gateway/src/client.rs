@@ -87,6 +87,10 @@ pub enum ClientError {
     UnexpectedResponse { request: &'static str, got: String },
     #[error("cannot encode request: {0}")]
     Encode(#[from] PayloadError),
+    /// The request does not fit in one frame of the size the server accepts (`HelloOk`'s
+    /// `max_frame_bytes`); it was not sent. Split it (fewer lines, codes or batch items).
+    #[error("request of {size} bytes exceeds the server's frame limit of {limit} bytes; it was not sent (split it)")]
+    FrameTooLarge { size: u64, limit: u32 },
     #[error("server sent JSON that does not parse as {what}: {source}")]
     Json { what: &'static str, source: serde_json::Error },
 }
@@ -245,6 +249,14 @@ impl Client {
             conn.permits.clone().acquire_owned().await.map_err(|_| ClientError::Disconnected)?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let payload = protocol::encode(&request)?;
+        // The server closes a connection that sends a frame above its limit, which would fail
+        // every request in flight on it and leave this one "may or may not have been applied":
+        // refuse it here, before anything is sent.
+        let size = (protocol::FRAME_HEADER_LEN + payload.len()) as u64;
+        let limit = if conn.info.max_frame_bytes == 0 { DEFAULT_MAX_FRAME_BYTES } else { conn.info.max_frame_bytes };
+        if size > u64::from(limit) {
+            return Err(ClientError::FrameTooLarge { size, limit });
+        }
         let mut frame = BytesMut::with_capacity(protocol::FRAME_HEADER_LEN + payload.len());
         encode_frame(&mut frame, request.opcode() as u16, id, &payload);
         let (tx, rx) = oneshot::channel();

@@ -232,10 +232,16 @@ impl Partition {
             .map_err(|_| EngineError::UnknownWarehouse { warehouse: id })
     }
 
-    /// Refuse a command that would push a cell's on-hand past u64::MAX (call after `stocked_sku`).
+    /// Refuse a command that would push a cell's on-hand past [`crate::catalog::QUANTITY_LIMIT`]
+    /// (call after `stocked_sku`).
     fn room_for(&self, sku: SkuId, warehouse: WarehouseId, qty: u64) -> Result<(), EngineError> {
         let on_hand = self.sku(sku)?.cell(warehouse).map_or(0, |c| c.on_hand);
-        on_hand.checked_add(qty).map(drop).ok_or(EngineError::QuantityOverflow { sku, warehouse, max: u64::MAX })
+        let max = crate::catalog::QUANTITY_LIMIT;
+        on_hand.checked_add(qty).filter(|q| *q <= max).map(drop).ok_or(EngineError::QuantityOverflow {
+            sku,
+            warehouse,
+            max,
+        })
     }
 
     fn warehouse_priority(&self, id: WarehouseId) -> u16 {

@@ -472,11 +472,8 @@ impl ServerCtx {
                 Err(e) => return Response::Error(e),
             }
         }
-        if let Err(e) = oms_engine::catalog::CODE_LIMIT
-            .checked_sub(code.len())
-            .filter(|_| !code.is_empty())
-            .ok_or(EngineError::InvalidCode { limit: oms_engine::catalog::CODE_LIMIT })
-        {
+        // Checked before the code is interned (the engine checks it again).
+        if let Err(e) = oms_engine::catalog::check_code(code) {
             return engine(e);
         }
         for c in &resolved {
@@ -643,8 +640,9 @@ impl ServerCtx {
                 }
             }
             Request::DefineSku { code, low_stock_threshold } => {
-                if code.is_empty() || code.len() > oms_engine::catalog::CODE_LIMIT {
-                    return engine(EngineError::InvalidCode { limit: oms_engine::catalog::CODE_LIMIT });
+                // Checked before the code is interned (the engine checks it again).
+                if let Err(e) = oms_engine::catalog::check_code(&code) {
+                    return engine(e);
                 }
                 let (id, _) = self.index.sku_or_allocate(&code);
                 match self.call(self.owner(id), Command::DefineSku { id, code, low_stock_threshold }).await {
