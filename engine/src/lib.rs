@@ -23,6 +23,7 @@ pub mod keys;
 pub mod ledger;
 pub mod orders;
 pub mod partition;
+pub mod replica;
 pub mod reservation;
 pub mod routing;
 pub mod sharded;

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use oms_gateway::client::{Client, ClientError, ClientOptions};
-use oms_gateway::protocol::SkuRef;
+use oms_client::proto::{EncodeError, SkuRef};
+use oms_client::{Client, ClientError, ClientOptions};
 use oms_tests::{free_addr, http_get_status, omsd_bin, text, Omsd};
 
 /// Runs omsd with `args` (and `--data-dir`, `--admin-listen`); answers its exit status and
@@ -103,7 +103,9 @@ async fn a_request_above_the_frame_limit_is_refused_before_it_is_sent() {
     assert_eq!(client.server_info().map(|i| i.max_frame_bytes), Some(4096));
     let codes: Vec<String> = (0..200).map(|i| format!("SKU-CODE-{i:040}")).collect();
     match client.lookup_skus(codes).await {
-        Err(ClientError::FrameTooLarge { size, limit }) => assert!(size > 4096 && limit == 4096, "{size} {limit}"),
+        Err(ClientError::Encode(EncodeError::FrameTooLarge { len, limit })) => {
+            assert!(len > 4096 && limit == 4096, "{len} {limit}")
+        }
         other => panic!("expected FrameTooLarge, got {other:?}"),
     }
     client.ping().await.expect("the connection is still usable");
@@ -117,7 +119,7 @@ async fn a_request_above_the_frame_limit_is_refused_before_it_is_sent() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = omsd.oms(&args);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("exceeds the server's frame limit of 4096 bytes"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("the server accepts at most 4096"), "{}", text(&out.stderr));
     assert!(!omsd.stderr().contains("frame_too_large"), "a frame above the limit reached the server");
 }
 
@@ -146,6 +148,6 @@ async fn codes_with_control_or_invisible_characters_are_refused() {
     }
     let id = client.define_sku("杯子 白色", 0).await.expect("printable text is a code");
     assert_eq!(client.lookup_skus(vec!["杯子 白色".into()]).await.expect("lookup"), vec![Some(id)]);
-    let stock = client.stock(SkuRef::Code("杯子 白色".into())).await.expect("stock");
+    let stock = client.stock(SkuRef::Code("杯子 白色")).await.expect("stock");
     assert_eq!(stock.on_hand, 0);
 }

@@ -10,8 +10,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use oms_gateway::client::{Client, ClientError, ClientOptions};
-use oms_gateway::protocol::{ReserveWire, ReservedWire, SkuRef, StockOpWire, WireLine};
+use oms_client::proto::{ErrorCode, Reserved, SkuRef};
+use oms_client::{Cart, Client, ClientError, ClientOptions};
 use oms_tests::{text, Omsd};
 
 const OPS_KEY: &str = "ops-key-7f3a91c2d4e5b608";
@@ -49,32 +49,29 @@ async fn server(dir: &Path) -> Omsd {
     ops.define_warehouse(1, "SH", "east", 0).await.expect("warehouse");
     for code in ["MUG-WHT", "SOCKS-3P", "CAP-BLK"] {
         ops.define_sku(code, 0).await.expect("sku");
-        ops.stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code(code.into()), warehouse: 1, on_hand: 100 })
-            .await
-            .expect("stock");
+        ops.set_on_hand(code, "SH", 100).await.expect("stock");
     }
     omsd
 }
 
-fn cart(lines: &[(&str, u32)], key: &str) -> ReserveWire {
-    ReserveWire {
-        lines: lines.iter().map(|(sku, qty)| WireLine { sku: SkuRef::Code((*sku).into()), qty: *qty }).collect(),
-        ttl_ms: 600_000,
-        idempotency_key: key.into(),
-        customer: 5,
-        channel: 0,
-        campaign: None,
-    }
+fn cart(lines: &[(&str, u32)], key: &str) -> Cart {
+    lines.iter().fold(Cart::new(600_000).key(key).customer(5), |cart, (sku, qty)| cart.line(sku, *qty))
 }
 
 async fn reserved(client: &Client, sku: &str) -> u64 {
-    client.stock(SkuRef::Code(sku.into())).await.expect("stock").reserved
+    client.stock(SkuRef::Code(sku)).await.expect("stock").reserved
 }
 
 #[track_caller]
-fn reused(result: Result<ReservedWire, ClientError>) {
+fn reused(result: Result<Reserved, ClientError>) {
     match result {
-        Err(ClientError::Refused(e)) => assert_eq!((e.name.as_str(), e.code), ("idempotency_key_reused", 150), "{e:?}"),
+        Err(ClientError::Refused(e)) => {
+            assert_eq!(
+                (e.name.as_ref(), e.code),
+                ("idempotency_key_reused", ErrorCode::IDEMPOTENCY_KEY_REUSED),
+                "{e:?}"
+            )
+        }
         other => panic!("expected idempotency_key_reused, got {other:?}"),
     }
 }
@@ -89,15 +86,15 @@ async fn keys_are_compared_as_keys_and_scoped_to_the_api_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let omsd = server(dir.path()).await;
     let shop_a = connect(&omsd, SHOP_A_KEY).await;
-    let first = shop_a.reserve(cart(&[("MUG-WHT", 1)], "order-20944892")).await.expect("first checkout");
-    let second = shop_a.reserve(cart(&[("MUG-WHT", 1)], "order-22026484")).await.expect("second checkout");
+    let first = shop_a.reserve_cart(&cart(&[("MUG-WHT", 1)], "order-20944892")).await.expect("first checkout");
+    let second = shop_a.reserve_cart(&cart(&[("MUG-WHT", 1)], "order-22026484")).await.expect("second checkout");
     assert_ne!(first.id, second.id);
     assert!(!first.replayed && !second.replayed);
     shop_a.release(first.id).await.expect("release the first");
-    let again = shop_a.reserve(cart(&[("MUG-WHT", 1)], "order-22026484")).await.expect("retry of the second");
+    let again = shop_a.reserve_cart(&cart(&[("MUG-WHT", 1)], "order-22026484")).await.expect("retry of the second");
     assert_eq!((again.id, again.replayed), (second.id, true));
     let shop_b = connect(&omsd, SHOP_B_KEY).await;
-    let other_shop = shop_b.reserve(cart(&[("MUG-WHT", 1)], "order-22026484")).await.expect("shop b");
+    let other_shop = shop_b.reserve_cart(&cart(&[("MUG-WHT", 1)], "order-22026484")).await.expect("shop b");
     assert_ne!(other_shop.id, second.id, "shop b's key must not replay shop a's reservation");
     assert!(!other_shop.replayed);
     assert_eq!(reserved(&shop_a, "MUG-WHT").await, 2);
@@ -118,22 +115,22 @@ async fn a_key_reused_for_another_request_is_refused_everywhere() {
     let omsd = server(dir.path()).await;
     let shop = connect(&omsd, SHOP_A_KEY).await;
 
-    let mug = shop.reserve(cart(&[("MUG-WHT", 1)], "k-same")).await.expect("mug");
-    reused(shop.reserve(cart(&[("CAP-BLK", 5)], "k-same")).await);
-    reused(shop.reserve(cart(&[("SOCKS-3P", 5)], "k-same")).await);
-    reused(shop.reserve(cart(&[("MUG-WHT", 1), ("SOCKS-3P", 5)], "k-same")).await);
-    reused(shop.reserve(cart(&[("MUG-WHT", 2)], "k-same")).await);
-    let replay = shop.reserve(cart(&[("MUG-WHT", 1)], "k-same")).await.expect("same request");
+    let mug = shop.reserve_cart(&cart(&[("MUG-WHT", 1)], "k-same")).await.expect("mug");
+    reused(shop.reserve_cart(&cart(&[("CAP-BLK", 5)], "k-same")).await);
+    reused(shop.reserve_cart(&cart(&[("SOCKS-3P", 5)], "k-same")).await);
+    reused(shop.reserve_cart(&cart(&[("MUG-WHT", 1), ("SOCKS-3P", 5)], "k-same")).await);
+    reused(shop.reserve_cart(&cart(&[("MUG-WHT", 2)], "k-same")).await);
+    let replay = shop.reserve_cart(&cart(&[("MUG-WHT", 1)], "k-same")).await.expect("same request");
     assert_eq!((replay.id, replay.replayed), (mug.id, true));
 
-    let multi = shop.reserve(cart(&[("MUG-WHT", 1), ("SOCKS-3P", 1)], "k-multi")).await.expect("multi");
-    let replay = shop.reserve(cart(&[("SOCKS-3P", 1), ("MUG-WHT", 1)], "k-multi")).await.expect("multi again");
+    let multi = shop.reserve_cart(&cart(&[("MUG-WHT", 1), ("SOCKS-3P", 1)], "k-multi")).await.expect("multi");
+    let replay = shop.reserve_cart(&cart(&[("SOCKS-3P", 1), ("MUG-WHT", 1)], "k-multi")).await.expect("multi again");
     assert_eq!((replay.id, replay.replayed), (multi.id, true), "line order does not make another request");
-    reused(shop.reserve(cart(&[("MUG-WHT", 2), ("SOCKS-3P", 1)], "k-multi")).await);
-    reused(shop.reserve(cart(&[("SOCKS-3P", 3)], "k-multi")).await);
+    reused(shop.reserve_cart(&cart(&[("MUG-WHT", 2), ("SOCKS-3P", 1)], "k-multi")).await);
+    reused(shop.reserve_cart(&cart(&[("SOCKS-3P", 3)], "k-multi")).await);
 
     let items = shop
-        .reserve_batch(vec![cart(&[("CAP-BLK", 1)], "k-batch"), cart(&[("SOCKS-3P", 2)], "k-same")])
+        .reserve_carts(&[cart(&[("CAP-BLK", 1)], "k-batch"), cart(&[("SOCKS-3P", 2)], "k-same")])
         .await
         .expect("batch");
     assert!(items[0].is_ok(), "{:?}", items[0]);

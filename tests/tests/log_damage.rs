@@ -7,28 +7,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use oms_gateway::client::Client;
-use oms_gateway::protocol::{ReserveWire, SkuRef, StockOpWire, WireLine};
+use oms_client::{Cart, Client};
 use oms_tests::{free_addr, oms_bin, omsd_bin, text, Omsd};
 
-fn cart(qty: u32) -> ReserveWire {
-    ReserveWire {
-        lines: vec![WireLine { sku: SkuRef::Code("MUG-WHT".into()), qty }],
-        ttl_ms: 3_600_000,
-        idempotency_key: String::new(),
-        customer: 1,
-        channel: 0,
-        campaign: None,
-    }
+fn cart(qty: u32) -> Cart {
+    Cart::new(3_600_000).line("MUG-WHT", qty).customer(1)
 }
 
 async fn seed(client: &Client) {
     client.define_warehouse(1, "SH", "east", 0).await.expect("define warehouse");
     client.define_sku("MUG-WHT", 0).await.expect("define sku");
-    client
-        .stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code("MUG-WHT".into()), warehouse: 1, on_hand: 100_000 })
-        .await
-        .expect("set on hand");
+    client.set_on_hand("MUG-WHT", "SH", 100_000).await.expect("set on hand");
 }
 
 /// Runs omsd on `data_dir` with `args` and expects it to refuse to start: returns its output.
@@ -94,8 +83,8 @@ async fn cut_newest_segment_is_refused_until_the_operator_truncates() {
     seed(&client).await;
     let mut acknowledged = Vec::new();
     for chunk in 0..9 {
-        let carts = (0..100).map(|i| cart(1 + (chunk + i) % 3)).collect();
-        for item in client.reserve_batch(carts).await.expect("batch") {
+        let carts = (0..100).map(|i| cart(1 + (chunk + i) % 3)).collect::<Vec<_>>();
+        for item in client.reserve_carts(&carts).await.expect("batch") {
             acknowledged.push(item.expect("reserve"));
         }
     }
@@ -159,8 +148,8 @@ async fn damaged_or_deleted_newest_snapshot_falls_back_to_the_older_one() {
     seed(&client).await;
     let mut acknowledged = Vec::new();
     for chunk in 0..20 {
-        let carts = (0..100).map(|i| cart(1 + (chunk + i) % 2)).collect();
-        for item in client.reserve_batch(carts).await.expect("batch") {
+        let carts = (0..100).map(|i| cart(1 + (chunk + i) % 2)).collect::<Vec<_>>();
+        for item in client.reserve_carts(&carts).await.expect("batch") {
             acknowledged.push(item.expect("reserve"));
         }
         // Let snapshot writes finish between chunks, so retention runs.

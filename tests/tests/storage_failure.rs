@@ -10,19 +10,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use oms_gateway::client::{Client, ClientError};
-use oms_gateway::protocol::{ReserveWire, ReservedWire, SkuRef, StockOpWire, WireLine};
+use oms_client::proto::{Reserved, SkuRef};
+use oms_client::{Cart, Client, ClientError};
 use oms_tests::{http_get, Omsd};
 
-fn cart(qty: u32) -> ReserveWire {
-    ReserveWire {
-        lines: vec![WireLine { sku: SkuRef::Code("MUG-WHT".into()), qty }],
-        ttl_ms: 3_600_000,
-        idempotency_key: String::new(),
-        customer: 1,
-        channel: 0,
-        campaign: None,
-    }
+fn cart(qty: u32) -> Cart {
+    Cart::new(3_600_000).line("MUG-WHT", qty).customer(1)
 }
 
 /// The last LSN the partition's log holds (from the segment files, read-only).
@@ -42,13 +35,10 @@ async fn after_a_storage_failure_reads_are_served_and_health_says_why() {
     let client: Client = omsd.client().await;
     client.define_warehouse(1, "SH", "east", 0).await.expect("warehouse");
     client.define_sku("MUG-WHT", 0).await.expect("sku");
-    client
-        .stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code("MUG-WHT".into()), warehouse: 1, on_hand: 100_000 })
-        .await
-        .expect("stock");
-    let mut acknowledged: Vec<ReservedWire> = Vec::new();
+    client.set_on_hand("MUG-WHT", "SH", 100_000).await.expect("stock");
+    let mut acknowledged: Vec<Reserved> = Vec::new();
     for _ in 0..5 {
-        acknowledged.push(client.reserve(cart(1)).await.expect("reserve"));
+        acknowledged.push(client.reserve_cart(&cart(1)).await.expect("reserve"));
     }
     let wal = dir.path().join("p0").join("wal");
     let from = last_lsn(&wal) + 1;
@@ -58,7 +48,7 @@ async fn after_a_storage_failure_reads_are_served_and_health_says_why() {
     }
     let mut failed = None;
     for _ in 0..2_000 {
-        match client.reserve(cart(1)).await {
+        match client.reserve_cart(&cart(1)).await {
             Ok(r) => acknowledged.push(r),
             Err(e) => {
                 failed = Some(e);
@@ -71,14 +61,14 @@ async fn after_a_storage_failure_reads_are_served_and_health_says_why() {
         other => panic!("the rotation did not fail the log: {other:?}"),
     }
     // Writes stay refused and change nothing; reads are answered.
-    let before = client.stock(SkuRef::Code("MUG-WHT".into())).await.expect("a read after the failure");
-    for attempt in [client.reserve(cart(1)).await.map(drop), client.confirm(acknowledged[0].id).await] {
+    let before = client.stock(SkuRef::Code("MUG-WHT")).await.expect("a read after the failure");
+    for attempt in [client.reserve_cart(&cart(1)).await.map(drop), client.confirm(acknowledged[0].id).await] {
         match attempt {
             Err(ClientError::Server(e)) => assert_eq!(e.name, "storage_failed"),
             other => panic!("a write after the failure: {other:?}"),
         }
     }
-    assert_eq!(client.stock(SkuRef::Code("MUG-WHT".into())).await.expect("read"), before);
+    assert_eq!(client.stock(SkuRef::Code("MUG-WHT")).await.expect("read"), before);
     let view = client.reservation(acknowledged[3].id).await.expect("reservation read");
     assert_eq!(view.status, "held");
     let audit = client.audit().await.expect("audit after the failure");
