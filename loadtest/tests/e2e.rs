@@ -128,7 +128,8 @@ fn flash_sale_and_checkout_pass_the_audit_against_real_omsd() {
 fn a_keyed_omsd_is_driven_with_thresholds_and_an_hdr_log() {
     let data = tempfile::tempdir().expect("tempdir");
     let config = data.path().join("omsd.toml");
-    std::fs::write(&config, "[[api_keys]]\nname = \"load\"\nkey = \"load-key-1\"\nrole = \"ops\"\n").expect("config");
+    std::fs::write(&config, "[[api_keys]]\nname = \"load\"\nkey = \"load-test-key-0001\"\nrole = \"ops\"\n")
+        .expect("config");
     let (_daemon, target) = start_omsd_with(&data.path().join("data"), &["--config", &config.to_string_lossy()]);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
 
@@ -142,7 +143,7 @@ fn a_keyed_omsd_is_driven_with_thresholds_and_an_hdr_log() {
     assert!(refused.to_string().contains("unauthenticated"), "{refused}");
 
     let hlog = data.path().join("run.hlog");
-    args.api_key = "load-key-1".into();
+    args.api_key = "load-test-key-0001".into();
     args.hdr_log = Some(hlog.clone());
     args.max_p99 = Some(Duration::from_secs(10));
     args.min_throughput = Some(1e9);
