@@ -25,6 +25,10 @@ pub struct OmsdArgs {
     /// Admin HTTP address for /metrics, /health, /ready [default: 127.0.0.1:7701].
     #[arg(long, env = "OMSD_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// HTTP/JSON API address (docs/HTTP.md); TLS with --tls-cert like the storefront port
+    /// [default: 127.0.0.1:7702].
+    #[arg(long, env = "OMSD_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
     /// Data directory (write-ahead logs and snapshots) [default: ./data].
     #[arg(long, env = "OMSD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -113,6 +117,7 @@ pub struct OmsdArgs {
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub partitions: Option<u32>,
     pub fsync: Option<String>,
@@ -162,6 +167,8 @@ pub struct ApiKeyConfig {
 pub struct Config {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// The HTTP/JSON API (`http/`).
+    pub http_listen: SocketAddr,
     pub data_dir: PathBuf,
     pub partitions: u32,
     pub durability: oms_wal::Durability,
@@ -302,6 +309,10 @@ impl Config {
                 .admin_listen
                 .or(file.admin_listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7701))),
+            http_listen: args
+                .http_listen
+                .or(file.http_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7702))),
             data_dir: args.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data")),
             partitions,
             durability,

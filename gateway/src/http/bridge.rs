@@ -1,0 +1,206 @@
+//! Where HTTP meets the request path the binary port uses: authenticate the bearer key with the
+//! same [`Authenticator`](crate::server::Authenticator) (and its loopback-only rule when no keys
+//! are configured), apply the same role check ([`ServerCtx::authorize`]), then hand the decoded
+//! `oms_proto::Request` to [`ServerCtx::dispatch`] with a reply channel of its own, and wait for
+//! the one answer. Answers come after the partition's log flush, exactly as on the binary port.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{FromRequest, FromRequestParts, Request as HttpRequest};
+use axum::http::{header, request::Parts};
+use bytes::Bytes;
+use oms_proto::{ErrorCode, Request, Response};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+use super::problem::Problem;
+use crate::metrics::{OpcodeLabel, ReasonLabel, RequestLabels};
+use crate::server::{AuthError, Identity, ServerCtx};
+use crate::wire_error::gateway;
+
+/// The TCP peer of an HTTP connection, put into every request's extensions by the listener.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+/// An authenticated HTTP caller: who (the API key's name and role) and from where.
+pub struct Caller {
+    pub who: Identity,
+    pub peer: SocketAddr,
+}
+
+impl FromRequestParts<Arc<ServerCtx>> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Arc<ServerCtx>) -> Result<Caller, Problem> {
+        let Some(Peer(peer)) = parts.extensions.get::<Peer>().copied() else {
+            return Err(Problem::internal("the connection's peer address is missing"));
+        };
+        let key = match parts.headers.get(header::AUTHORIZATION) {
+            None => "",
+            Some(value) => bearer(value.as_bytes()).ok_or_else(|| {
+                refused(ctx, "invalid_key");
+                Problem::new(gateway(ErrorCode::UNAUTHENTICATED, "the Authorization header must be `Bearer <API key>`"))
+            })?,
+        };
+        match ctx.auth.authenticate(key, peer) {
+            Ok(who) => Ok(Caller { who, peer }),
+            Err(e) => {
+                let reason = match e {
+                    AuthError::InvalidKey => "invalid_key",
+                    AuthError::NotLoopback => "not_loopback",
+                };
+                refused(ctx, reason);
+                tracing::warn!(%peer, reason, "HTTP request refused: not authenticated");
+                let message = match (e, key.is_empty()) {
+                    (AuthError::InvalidKey, true) => {
+                        "an API key is required: send `Authorization: Bearer <API key>`".to_owned()
+                    }
+                    (e, _) => e.to_string(),
+                };
+                Err(Problem::new(gateway(ErrorCode::UNAUTHENTICATED, message)))
+            }
+        }
+    }
+}
+
+fn refused(ctx: &ServerCtx, reason: &'static str) {
+    ctx.metrics.refused.get_or_create(&ReasonLabel { reason }).inc();
+}
+
+/// The key of an `Authorization: Bearer <key>` header (the scheme is case-insensitive, RFC 9110
+/// section 11.1); `None` for another scheme or a value that is not visible ASCII.
+fn bearer(value: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (scheme, key) = text.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let key = key.trim();
+    (!key.is_empty()).then_some(key)
+}
+
+impl Caller {
+    /// Run one request through the binary port's path (role check, dispatch) and wait for its
+    /// answer. The request may borrow the HTTP body: it is decoded and dispatched before the
+    /// first await, like a frame in the connection's read buffer.
+    pub async fn call(&self, ctx: &Arc<ServerCtx>, request: Request<'_>) -> Response {
+        let opcode = request.opcode();
+        let started = Instant::now();
+        let mut answers = match self.dispatch(ctx, request, started) {
+            Ok(answers) => answers,
+            Err(e) => return Response::Error(e),
+        };
+        let response = match answers.recv().await {
+            Some(outbound) => outbound.response,
+            // Every sender dropped unanswered: only a partition thread stopping does that.
+            None => Response::Error(gateway(ErrorCode::SHUTTING_DOWN, "the server is shutting down")),
+        };
+        let outcome = match &response {
+            Response::Error(e) => crate::server::outcome_label(&e.name),
+            _ => "ok",
+        };
+        ctx.metrics.requests.get_or_create(&RequestLabels { opcode: opcode.name(), outcome }).inc();
+        ctx.metrics
+            .latency
+            .get_or_create(&OpcodeLabel { opcode: opcode.name() })
+            .observe(started.elapsed().as_secs_f64());
+        response
+    }
+
+    fn dispatch(
+        &self,
+        ctx: &Arc<ServerCtx>,
+        request: Request<'_>,
+        started: Instant,
+    ) -> Result<mpsc::UnboundedReceiver<crate::runtime::Outbound>, oms_proto::WireError> {
+        ctx.authorize(&self.who, request.opcode(), self.peer)?;
+        if ctx.shutting_down.load(Ordering::Acquire) {
+            return Err(gateway(ErrorCode::SHUTTING_DOWN, "shutting down"));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        // Request ids only matter on a multiplexed connection; this channel carries one answer.
+        ctx.dispatch(request, 0, started, &tx);
+        Ok(rx)
+    }
+}
+
+/// A JSON request body of type `T`, read with the server's frame limit (`max_frame_bytes`) as the
+/// body limit. An empty body reads as `{}`. Refusals: 400 for a body that is not the documented
+/// JSON (unknown fields included), 413 above the limit, 415 for a non-JSON `Content-Type`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<ServerCtx>> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: HttpRequest, ctx: &Arc<ServerCtx>) -> Result<Self, Problem> {
+        let bytes = read_body(request, ctx).await?;
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        serde_json::from_slice(text)
+            .map(JsonBody)
+            .map_err(|e| Problem::bad_request(format!("the request body is not valid: {e}")))
+    }
+}
+
+/// The raw body (for routes that must not parse it twice), with the same checks as [`JsonBody`].
+pub async fn read_body(request: HttpRequest, ctx: &Arc<ServerCtx>) -> Result<Bytes, Problem> {
+    if let Some(kind) = request.headers().get(header::CONTENT_TYPE) {
+        if !is_json(kind.as_bytes()) {
+            let mut problem = Problem::bad_request("send the body as JSON with `Content-Type: application/json`");
+            problem.status = axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            return Err(problem);
+        }
+    }
+    let limit = ctx.config.max_frame_bytes as usize;
+    let body = request.into_body();
+    match collect(http_body_util::Limited::new(body, limit)).await {
+        Ok(bytes) => Ok(bytes),
+        Err(BodyError::TooLarge) => Err(Problem::new(gateway(
+            ErrorCode::FRAME_TOO_LARGE,
+            format!("the request body is larger than {limit} bytes"),
+        ))),
+        Err(BodyError::Read(e)) => Err(Problem::bad_request(format!("cannot read the request body: {e}"))),
+    }
+}
+
+/// `application/json`, `application/problem+json`, `application/json; charset=utf-8`, ...
+fn is_json(content_type: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(content_type) else { return false };
+    let essence = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+enum BodyError {
+    TooLarge,
+    Read(String),
+}
+
+async fn collect(body: http_body_util::Limited<axum::body::Body>) -> Result<Bytes, BodyError> {
+    use http_body_util::BodyExt;
+    match body.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(e) => Err(BodyError::Read(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bearer_and_content_type_parsing() {
+        // Checks the Authorization scheme is matched case-insensitively and anything else is
+        // refused, and which content types count as JSON.
+        assert_eq!(super::bearer(b"Bearer abc"), Some("abc"));
+        assert_eq!(super::bearer(b"bearer  abc "), Some("abc"));
+        assert_eq!(super::bearer(b"Basic abc"), None);
+        assert_eq!(super::bearer(b"Bearer "), None);
+        assert_eq!(super::bearer(b"Bearer\xff"), None);
+        assert!(super::is_json(b"application/json"));
+        assert!(super::is_json(b"Application/JSON; charset=utf-8"));
+        assert!(super::is_json(b"application/merge-patch+json"));
+        assert!(!super::is_json(b"application/x-www-form-urlencoded"));
+        assert!(!super::is_json(b"text/plain"));
+    }
+}
