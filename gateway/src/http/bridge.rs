@@ -53,7 +53,8 @@ impl FromRequestParts<Arc<ServerCtx>> for Caller {
                     AuthError::NotLoopback => "not_loopback",
                 };
                 refused(ctx, reason);
-                tracing::warn!(%peer, reason, "HTTP request refused: not authenticated");
+                // Counted in omsd_refused_total; logged at debug so a scan cannot flood the log.
+                tracing::debug!(%peer, reason, "HTTP request refused: not authenticated");
                 let message = match (e, key.is_empty()) {
                     (AuthError::InvalidKey, true) => {
                         "an API key is required: send `Authorization: Bearer <API key>`".to_owned()
@@ -138,9 +139,46 @@ impl<T: DeserializeOwned> FromRequest<Arc<ServerCtx>> for JsonBody<T> {
     async fn from_request(request: HttpRequest, ctx: &Arc<ServerCtx>) -> Result<Self, Problem> {
         let bytes = read_body(request, ctx).await?;
         let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        serde_json::from_slice(text)
-            .map(JsonBody)
-            .map_err(|e| Problem::bad_request(format!("the request body is not valid: {e}")))
+        parse_json(text).map(JsonBody).map_err(|e| Problem::bad_request(format!("the request body is not valid: {e}")))
+    }
+}
+
+/// Parse a JSON body. JSON Schema (and so the OpenAPI document) counts `3.0` as an integer while
+/// serde does not: a body refused at first is read again with integral numbers written as
+/// integers, so a generator or a language that writes every number as a float is not refused.
+/// The common case parses once.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    let first = match serde_json::from_slice(bytes) {
+        Ok(value) => return Ok(value),
+        Err(e) => e,
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) else { return Err(first) };
+    if !integral_numbers_as_integers(&mut value) {
+        return Err(first);
+    }
+    let Ok(text) = serde_json::to_vec(&value) else { return Err(first) };
+    serde_json::from_slice(&text).map_err(|_| first)
+}
+
+/// Rewrite `3.0` as `3` throughout; whether anything changed.
+fn integral_numbers_as_integers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) else { return false };
+            // Only where the float is exact: above 2^53 a float no longer names one integer.
+            const EXACT: f64 = 9_007_199_254_740_992.0;
+            if f.abs() > EXACT {
+                return false;
+            }
+            *n = if f < 0.0 { serde_json::Number::from(f as i64) } else { serde_json::Number::from(f as u64) };
+            true
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |changed, v| integral_numbers_as_integers(v) | changed),
+        Value::Object(members) => {
+            members.values_mut().fold(false, |changed, v| integral_numbers_as_integers(v) | changed)
+        }
+        _ => false,
     }
 }
 
@@ -202,5 +240,22 @@ mod tests {
         assert!(super::is_json(b"application/merge-patch+json"));
         assert!(!super::is_json(b"application/x-www-form-urlencoded"));
         assert!(!super::is_json(b"text/plain"));
+    }
+
+    #[test]
+    fn integral_floats_read_as_integers() {
+        // Checks that 3.0 is accepted where an integer is expected (JSON Schema's reading), while
+        // 3.5, -1.0 for an unsigned field and floats beyond 2^53 are still refused.
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Body {
+            qty: u32,
+            delta: i64,
+        }
+        let parse = |text: &str| super::parse_json::<Body>(text.as_bytes()).ok();
+        assert_eq!(parse(r#"{"qty": 3, "delta": -2}"#), Some(Body { qty: 3, delta: -2 }));
+        assert_eq!(parse(r#"{"qty": 3.0, "delta": -2.0}"#), Some(Body { qty: 3, delta: -2 }));
+        assert_eq!(parse(r#"{"qty": 3.5, "delta": 0}"#), None);
+        assert_eq!(parse(r#"{"qty": -1.0, "delta": 0}"#), None);
+        assert_eq!(parse(r#"{"qty": 1e300, "delta": 0}"#), None);
     }
 }

@@ -210,7 +210,8 @@ pub async fn lookup(
 }
 
 /// Load a whole catalog (ops): warehouses, SKUs, kits, counted stock.
-#[utoipa::path(post, path = "/v1/catalog", tag = "catalog", request_body = CatalogBody,
+#[utoipa::path(post, path = "/v1/catalog", tag = "catalog",
+    request_body(content = Option<CatalogBody>, description = "Every list defaults to empty."),
     responses((status = 200, body = CatalogLoaded)), security(("bearer" = [])))]
 pub async fn load(
     State(ctx): State<Arc<ServerCtx>>,

@@ -89,6 +89,9 @@ impl Modify for Common {
         for item in api.paths.paths.values_mut() {
             let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
             for operation in operations.into_iter().flatten() {
+                if let Some(body) = operation.request_body.as_mut() {
+                    optional_body_not_null(body);
+                }
                 let has_body = operation.request_body.is_some();
                 for (status, description, body_only) in COMMON {
                     if (body_only && !has_body) || operation.responses.responses.contains_key(status) {
@@ -104,6 +107,19 @@ impl Modify for Common {
                     operation.responses.responses.insert(status.to_owned(), RefOr::T(response));
                 }
             }
+        }
+    }
+}
+
+/// An optional body is declared `Option<T>`, which utoipa renders as "T or null"; the API means
+/// "T, or no body at all" (an empty body reads as `{}`), so the null branch is dropped.
+fn optional_body_not_null(body: &mut utoipa::openapi::request_body::RequestBody) {
+    use utoipa::openapi::schema::{Schema, SchemaType, Type};
+    for content in body.content.values_mut() {
+        let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else { continue };
+        let is_null = |item: &RefOr<Schema>| matches!(item, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null));
+        if one_of.items.len() == 2 && one_of.items.iter().any(is_null) {
+            content.schema = one_of.items.iter().find(|item| !is_null(item)).cloned();
         }
     }
 }

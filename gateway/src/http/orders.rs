@@ -17,7 +17,7 @@ use super::bridge::{Caller, JsonBody};
 use super::problem::{Problem, ProblemDetails};
 use super::reservations::refuse_idempotency_key;
 use super::stock::json_call;
-use super::types::{documented_object, path_id};
+use super::types::{documented_object, path_id, OrderPayload};
 use super::JsonText;
 use crate::server::ServerCtx;
 
@@ -49,10 +49,31 @@ pub struct OrderSummary {
     pub status: String,
 }
 
+// Shipment and after-sale ids carry their order's id: an unknown one may be answered
+// `unknown_order`, which then means the resource in the URL does not exist too.
 const ORDER_IN_PATH: &[ErrorCode] = &[ErrorCode(130)];
-const SHIPMENT_IN_PATH: &[ErrorCode] = &[ErrorCode(138)];
+const SHIPMENT_IN_PATH: &[ErrorCode] = &[ErrorCode(138), ErrorCode(130)];
 const WAVE_IN_PATH: &[ErrorCode] = &[ErrorCode(140)];
-const AFTER_SALE_IN_PATH: &[ErrorCode] = &[ErrorCode(139)];
+const AFTER_SALE_IN_PATH: &[ErrorCode] = &[ErrorCode(139), ErrorCode(130)];
+
+/// An order status name (docs/ORDERS.md), from the engine's list.
+pub struct OrderStatusName;
+
+impl utoipa::PartialSchema for OrderStatusName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use oms_engine::orders::model::OrderStatus;
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::SchemaType::new(utoipa::openapi::schema::Type::String))
+            .enum_values(Some(OrderStatus::ALL.iter().map(|s| s.name())))
+            .into()
+    }
+}
+
+impl ToSchema for OrderStatusName {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("OrderStatus")
+    }
+}
 
 /// Orders from a channel: one order object or an array, in the channel's own format.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -61,9 +82,8 @@ pub struct ImportBody {
     /// taobao, jd, douyin or native.
     #[schema(example = "native")]
     pub channel: ImportChannel,
-    /// The channel's order object or array (kept exactly as sent, amounts included), or a JSON
-    /// string holding its text.
-    #[schema(value_type = Object)]
+    /// The channel's order object or an array of them (kept exactly as sent, amounts included).
+    #[schema(value_type = OrderPayload)]
     pub payload: Box<RawValue>,
 }
 
@@ -94,12 +114,12 @@ pub async fn import(
         ImportChannel::Douyin => "douyin",
         ImportChannel::Native => "native",
     };
-    let raw = b.payload.get();
-    let payload = if raw.starts_with('"') {
-        serde_json::from_str::<String>(raw).map_err(|e| Problem::bad_request(format!("payload: {e}")))?
-    } else {
-        raw.to_owned()
-    };
+    // The binary protocol also takes the payload's text as a JSON string (for the CLI, which has
+    // a file); over HTTP the payload is the JSON itself.
+    let payload = b.payload.get().to_owned();
+    if !(payload.starts_with('{') || payload.starts_with('[')) {
+        return Err(Problem::bad_request("payload must be the channel's order object or an array of them"));
+    }
     let request = JsonRequest::OrderImport(json::OrderImport { channel: channel.to_owned(), payload });
     json_call(&ctx, &caller, request, &[]).await
 }
@@ -110,7 +130,7 @@ pub async fn import(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only orders in this status (docs/ORDERS.md).
-    #[param(min_length = 1, max_length = 64)]
+    #[param(value_type = Option<OrderStatusName>)]
     pub status: Option<String>,
     /// At most this many (0 or absent: 1000, the most).
     #[param(minimum = 0, maximum = 1000)]
@@ -166,7 +186,7 @@ macro_rules! order_action {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "orders",
             params(("id" = String, Path, description = "Order id", pattern = "^[0-9]{1,20}$")),
-            request_body = $body,
+            request_body(content = Option<$body>, description = "Optional: an empty body reads as `{}`."),
             responses((status = 200, body = $answer),
                 (status = 404, description = "unknown_order", body = ProblemDetails, content_type = "application/problem+json"),
                 (status = 409, description = "illegal_transition: the order's state does not allow it", body = ProblemDetails, content_type = "application/problem+json")),
@@ -224,7 +244,8 @@ order_action!(
 );
 
 /// Allocate every waiting and parked order (ops).
-#[utoipa::path(post, path = "/v1/orders/allocate", tag = "orders", request_body = NoBody,
+#[utoipa::path(post, path = "/v1/orders/allocate", tag = "orders",
+    request_body(content = Option<NoBody>, description = "Optional: an empty body reads as `{}`."),
     responses((status = 200, body = AllocationResults)), security(("bearer" = [])))]
 pub async fn allocate_all(
     State(ctx): State<Arc<ServerCtx>>,
@@ -293,7 +314,7 @@ macro_rules! shipment_action {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "fulfilment",
             params(("id" = String, Path, description = "Shipment id", pattern = "^[0-9]{1,20}$")),
-            request_body = NoBody,
+            request_body(content = Option<NoBody>, description = "Optional: an empty body reads as `{}`."),
             responses((status = 200, body = ShipmentView),
                 (status = 404, description = "unknown_shipment", body = ProblemDetails, content_type = "application/problem+json"),
                 (status = 409, description = "shipment_transition", body = ProblemDetails, content_type = "application/problem+json")),
@@ -434,7 +455,7 @@ pub struct ReceiveAfterSaleBody {
 /// Receive an after-sale's returned goods (ops).
 #[utoipa::path(post, path = "/v1/after-sales/{id}/receive", tag = "after-sales",
     params(("id" = String, Path, description = "After-sale id", pattern = "^[0-9]{1,20}$")),
-    request_body = ReceiveAfterSaleBody,
+    request_body(content = Option<ReceiveAfterSaleBody>, description = "Optional: an empty body reads as `{}`."),
     responses((status = 200, body = AfterSaleView),
         (status = 404, description = "unknown_after_sale", body = ProblemDetails, content_type = "application/problem+json")),
     security(("bearer" = [])))]

@@ -45,9 +45,8 @@ impl PartialSchema for U64 {
             .item(
                 ObjectBuilder::new()
                     .schema_type(SchemaType::new(Type::Integer))
-                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
                     .minimum(Some(0))
-                    .maximum(Some(i64::MAX)),
+                    .maximum(Some(u64::MAX as usize)),
             )
             // At most 19 digits: every such string fits in 64 bits.
             .item(ObjectBuilder::new().schema_type(SchemaType::new(Type::String)).pattern(Some("^[0-9]{1,19}$")))
@@ -180,6 +179,26 @@ impl From<&Allocation> for AllocationBody {
 /// An answer the route did not expect (a bug): 500.
 pub fn unexpected(response: &Response) -> Problem {
     Problem::new(gateway(ErrorCode::INTERNAL, format!("unexpected answer {:?}", std::mem::discriminant(response))))
+}
+
+/// A channel's order payload: one order object or an array of them, in the channel's own format
+/// (checked by the server's intake, which reports each order's problems in its answer).
+pub struct OrderPayload;
+
+impl PartialSchema for OrderPayload {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(SchemaType::new(Type::Object)))
+            .item(ObjectBuilder::new().schema_type(SchemaType::new(Type::Array)))
+            .description(Some("The channel's order object, or an array of them."))
+            .into()
+    }
+}
+
+impl ToSchema for OrderPayload {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("OrderPayload")
+    }
 }
 
 /// Schema of a JSON document passed through from the server's JSON-bodied operations, described
