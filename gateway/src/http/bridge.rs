@@ -38,33 +38,44 @@ impl FromRequestParts<Arc<ServerCtx>> for Caller {
         let Some(Peer(peer)) = parts.extensions.get::<Peer>().copied() else {
             return Err(Problem::internal("the connection's peer address is missing"));
         };
-        let key = match parts.headers.get(header::AUTHORIZATION) {
-            None => "",
-            Some(value) => bearer(value.as_bytes()).ok_or_else(|| {
-                refused(ctx, "invalid_key");
-                Problem::new(gateway(ErrorCode::UNAUTHENTICATED, "the Authorization header must be `Bearer <API key>`"))
-            })?,
-        };
-        match ctx.auth.authenticate(key, peer) {
+        match authenticate(&ctx.auth, parts.headers.get(header::AUTHORIZATION), peer) {
             Ok(who) => Ok(Caller { who, peer }),
-            Err(e) => {
-                let reason = match e {
-                    AuthError::InvalidKey => "invalid_key",
-                    AuthError::NotLoopback => "not_loopback",
-                };
+            Err((reason, problem)) => {
                 refused(ctx, reason);
                 // Counted in omsd_refused_total; logged at debug so a scan cannot flood the log.
                 tracing::debug!(%peer, reason, "HTTP request refused: not authenticated");
-                let message = match (e, key.is_empty()) {
-                    (AuthError::InvalidKey, true) => {
-                        "an API key is required: send `Authorization: Bearer <API key>`".to_owned()
-                    }
-                    (e, _) => e.to_string(),
-                };
-                Err(Problem::new(gateway(ErrorCode::UNAUTHENTICATED, message)))
+                Err(problem)
             }
         }
     }
+}
+
+/// The caller behind an `Authorization` header (or its absence), by the binary port's
+/// [`Authenticator`](crate::server::Authenticator): configured keys, or loopback-only with full
+/// access when none are configured. Refusals carry the metric reason.
+pub fn authenticate(
+    auth: &crate::server::Authenticator,
+    authorization: Option<&axum::http::HeaderValue>,
+    peer: SocketAddr,
+) -> Result<Identity, (&'static str, Problem)> {
+    let unauthenticated = |message: String| Problem::new(gateway(ErrorCode::UNAUTHENTICATED, message));
+    let key = match authorization {
+        None => "",
+        Some(value) => bearer(value.as_bytes()).ok_or_else(|| {
+            ("invalid_key", unauthenticated("the Authorization header must be `Bearer <API key>`".to_owned()))
+        })?,
+    };
+    auth.authenticate(key, peer).map_err(|e| {
+        let reason = match e {
+            AuthError::InvalidKey => "invalid_key",
+            AuthError::NotLoopback => "not_loopback",
+        };
+        let message = match (e, key.is_empty()) {
+            (AuthError::InvalidKey, true) => "an API key is required: send `Authorization: Bearer <API key>`".to_owned(),
+            (e, _) => e.to_string(),
+        };
+        (reason, unauthenticated(message))
+    })
 }
 
 fn refused(ctx: &ServerCtx, reason: &'static str) {
@@ -226,6 +237,35 @@ async fn collect(body: http_body_util::Limited<axum::body::Body>) -> Result<Byte
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn keys_and_the_loopback_rule_over_http() {
+        // Checks the HTTP caller is authenticated by the binary port's Authenticator: a
+        // configured key grants its role, a missing or wrong key or another scheme is 401, and
+        // without keys only loopback peers get in (a remote peer is refused `not_loopback`).
+        use crate::config::ApiKeyConfig;
+        use crate::server::Authenticator;
+        use axum::http::HeaderValue;
+        use oms_proto::Role;
+        let local: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let remote: std::net::SocketAddr = "192.0.2.7:9".parse().unwrap();
+        let keyed = Authenticator::new(vec![ApiKeyConfig {
+            name: "shop".into(),
+            key: "shop-key-0123456789abcdef".into(),
+            role: Role::Storefront,
+        }]);
+        let header = |v: &'static str| HeaderValue::from_static(v);
+        let who = super::authenticate(&keyed, Some(&header("Bearer shop-key-0123456789abcdef")), remote).unwrap();
+        assert_eq!(who.role, Role::Storefront);
+        for value in [None, Some(header("Bearer nope")), Some(header("Basic c2hvcDp4"))] {
+            let (reason, problem) = super::authenticate(&keyed, value.as_ref(), local).unwrap_err();
+            assert_eq!((reason, problem.status.as_u16()), ("invalid_key", 401));
+        }
+        let open = Authenticator::new(Vec::new());
+        assert_eq!(super::authenticate(&open, None, local).map(|w| w.role).ok(), Some(Role::Ops));
+        let (reason, problem) = super::authenticate(&open, None, remote).unwrap_err();
+        assert_eq!((reason, problem.status.as_u16(), problem.error.code.0), ("not_loopback", 401, 3));
+    }
+
     #[test]
     fn bearer_and_content_type_parsing() {
         // Checks the Authorization scheme is matched case-insensitively and anything else is
