@@ -253,8 +253,8 @@ pub enum ConfigError {
     Invalid(&'static str),
     #[error("invalid api_keys: {0}")]
     ApiKey(String),
-    #[error("--listen {listen} is not a loopback address and no api_keys are configured, so anyone who can reach it would have full (ops) access: configure [[api_keys]], listen on 127.0.0.1, or pass --allow-unauthenticated-remote (OMSD_ALLOW_UNAUTHENTICATED_REMOTE, allow_unauthenticated_remote in the config file) for a trusted private network")]
-    UnauthenticatedRemote { listen: SocketAddr },
+    #[error("{flag} {listen} is not a loopback address and no api_keys are configured, so anyone who can reach it would have full (ops) access: configure [[api_keys]], listen on 127.0.0.1, or pass --allow-unauthenticated-remote (OMSD_ALLOW_UNAUTHENTICATED_REMOTE, allow_unauthenticated_remote in the config file) for a trusted private network")]
+    UnauthenticatedRemote { flag: &'static str, listen: SocketAddr },
     #[error(transparent)]
     Webhook(#[from] crate::notify::WebhookError),
 }
@@ -376,8 +376,11 @@ impl Config {
             return Err(ConfigError::Invalid("max_frame_bytes must be at least 4096"));
         }
         check_api_keys(&config.api_keys)?;
-        if config.api_keys.is_empty() && !config.listen.ip().is_loopback() && !config.allow_unauthenticated_remote {
-            return Err(ConfigError::UnauthenticatedRemote { listen: config.listen });
+        // Both request ports (binary and HTTP) share the keys and this rule.
+        for (flag, listen) in [("--listen", config.listen), ("--http-listen", config.http_listen)] {
+            if config.api_keys.is_empty() && !listen.ip().is_loopback() && !config.allow_unauthenticated_remote {
+                return Err(ConfigError::UnauthenticatedRemote { flag, listen });
+            }
         }
         Ok(config)
     }
