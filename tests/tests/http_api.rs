@@ -173,9 +173,9 @@ async fn refusals_are_problem_details_with_the_stable_code_and_facts() {
     // Checks each class of refusal the issue names, with its HTTP status, the problem+json
     // media type and the wire error's code, name and facts: 422 for a refused reservation
     // (with `available` and the SKU code), 409 for a state conflict, 404 for unknown ids and
-    // routes, 400 for malformed JSON, unknown fields and bad ids, 413 above the body limit, 415
-    // for a body that is not JSON, 405 for a method a route does not have. Nothing refused
-    // changes the stock.
+    // routes, 400 for malformed JSON, a body that is not an object, unknown fields and bad ids,
+    // 413 above the body limit, 415 for a body that is not JSON, 405 for a method a route does
+    // not have. Nothing refused changes the stock.
     let omsd = Omsd::start(&["--demo"]);
     let shop = Shop::new(&omsd, None);
     let phones = shop.available("PHONE-X").await;
@@ -205,6 +205,10 @@ async fn refusals_are_problem_details_with_the_stable_code_and_facts() {
     assert!(unknown_field.problem(400, "bad_request")["detail"].as_str().unwrap_or("").contains("colour"));
     let wrong_type = shop.post("/v1/reservations", json!({"lines": [{"sku": "MUG-WHT", "qty": "many"}]})).await;
     wrong_type.problem(400, "bad_request");
+    // Bodies are JSON objects: serde alone would read `[]` as an empty struct (schemathesis).
+    shop.send(Method::POST, "/v1/orders/allocate", Some("[]"), &[]).await.problem(400, "bad_request");
+    // Order 0 is the allocate-everything sentinel of the wire request, not an order.
+    shop.post("/v1/orders/0/allocate", json!({})).await.problem(404, "unknown_order");
     let zero = shop.post("/v1/reservations", json!({"lines": [{"sku": "MUG-WHT", "qty": 0}]})).await;
     zero.problem(422, "zero_quantity");
     let huge = "x".repeat(2 << 20);
