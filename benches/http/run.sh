@@ -6,7 +6,8 @@
 #   2. oms-loadtest checkout on the binary port (pipelined; its own scenario, docs/LOADTEST.md).
 # Both at --fsync off and --fsync always (fresh data directory each). Stock is set to 10^9 units
 # per demo SKU first, so nothing is refused for stock.
-# Usage: benches/http/run.sh [seconds]   Env: CONNECTIONS (wrk, default 32), THREADS (wrk, 2)
+# Usage: benches/http/run.sh [seconds]   Env: CONNECTIONS (wrk, default 32), THREADS (wrk, 2),
+#   SKIP_BUILD=1 (use the release binaries already in target/release)
 # Load generator and server share the machine's cores: the figures are rough; compare the two
 # front ends within one run, not across machines.
 set -euo pipefail
@@ -15,7 +16,10 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 conns=${CONNECTIONS:-32}; threads=${THREADS:-2}
 command -v wrk >/dev/null || { echo "benches/http/run.sh: needs wrk (apt-get install wrk)" >&2; exit 1; }
-(cd "$root" && cargo build --release -p oms-gateway --bin omsd && cargo build --release -p oms-loadtest)
+# One cargo invocation for both: separate ones unify features differently and rebuild everything.
+if [ -z "${SKIP_BUILD:-}" ]; then
+  (cd "$root" && cargo build --release -p oms-gateway -p oms-loadtest --bin omsd --bin oms-loadtest)
+fi
 OMSD="$CARGO_TARGET_DIR/release/omsd"; LT="$CARGO_TARGET_DIR/release/oms-loadtest"
 out=$(mktemp -d /tmp/oms-http-bench.XXXXXX)
 echo "results in $out"
