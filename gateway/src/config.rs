@@ -25,6 +25,10 @@ pub struct OmsdArgs {
     /// Admin HTTP address for /metrics, /health, /ready [default: 127.0.0.1:7701].
     #[arg(long, env = "OMSD_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// HTTP/JSON API address (docs/HTTP.md); TLS with --tls-cert like the storefront port
+    /// [default: 127.0.0.1:7702].
+    #[arg(long, env = "OMSD_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
     /// Data directory (write-ahead logs and snapshots) [default: ./data].
     #[arg(long, env = "OMSD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -147,6 +151,7 @@ impl OmsdArgs {
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub partitions: Option<u32>,
     pub fsync: Option<String>,
@@ -205,6 +210,8 @@ pub const API_KEY_MIN_BYTES: usize = 16;
 pub struct Config {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// The HTTP/JSON API (`http/`).
+    pub http_listen: SocketAddr,
     pub data_dir: PathBuf,
     pub partitions: u32,
     pub durability: oms_wal::Durability,
@@ -276,8 +283,8 @@ pub enum ConfigError {
     Invalid(&'static str),
     #[error("invalid api_keys: {0}")]
     ApiKey(String),
-    #[error("--listen {listen} is not a loopback address and no api_keys are configured, so anyone who can reach it would have full (ops) access: configure [[api_keys]], listen on 127.0.0.1, or pass --allow-unauthenticated-remote (OMSD_ALLOW_UNAUTHENTICATED_REMOTE, allow_unauthenticated_remote in the config file) for a trusted private network")]
-    UnauthenticatedRemote { listen: SocketAddr },
+    #[error("{flag} {listen} is not a loopback address and no api_keys are configured, so anyone who can reach it would have full (ops) access: configure [[api_keys]], listen on 127.0.0.1, or pass --allow-unauthenticated-remote (OMSD_ALLOW_UNAUTHENTICATED_REMOTE, allow_unauthenticated_remote in the config file) for a trusted private network")]
+    UnauthenticatedRemote { flag: &'static str, listen: SocketAddr },
     #[error(transparent)]
     Webhook(#[from] crate::notify::WebhookError),
 }
@@ -351,6 +358,10 @@ impl Config {
                 .admin_listen
                 .or(file.admin_listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7701))),
+            http_listen: args
+                .http_listen
+                .or(file.http_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7702))),
             data_dir: args.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data")),
             partitions,
             durability,
@@ -395,8 +406,11 @@ impl Config {
             return Err(ConfigError::Invalid("max_frame_bytes must be at least 4096"));
         }
         check_api_keys(&config.api_keys)?;
-        if config.api_keys.is_empty() && !config.listen.ip().is_loopback() && !config.allow_unauthenticated_remote {
-            return Err(ConfigError::UnauthenticatedRemote { listen: config.listen });
+        // Both request ports (binary and HTTP) share the keys and this rule.
+        for (flag, listen) in [("--listen", config.listen), ("--http-listen", config.http_listen)] {
+            if config.api_keys.is_empty() && !listen.ip().is_loopback() && !config.allow_unauthenticated_remote {
+                return Err(ConfigError::UnauthenticatedRemote { flag, listen });
+            }
         }
         Ok(config)
     }

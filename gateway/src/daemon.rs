@@ -174,6 +174,9 @@ async fn serve(
         .map_err(|source| DaemonError::Listen { addr: config.admin_listen, source })?;
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| DaemonError::Listen { addr: config.listen, source })?;
+    let http_listener = TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|source| DaemonError::Listen { addr: config.http_listen, source })?;
     let _ = admin_state.ctx.set(ctx.clone());
     let admin = tokio::spawn(async move {
         if let Err(e) = axum::serve(admin_listener, admin::router(admin_state)).await {
@@ -188,8 +191,12 @@ async fn serve(
     }
     ctx.ready.store(true, Ordering::Release);
     let local = listener.local_addr().unwrap_or(config.listen);
+    let http_local = http_listener.local_addr().unwrap_or(config.http_listen);
+    // The HTTP API serves once the server is ready (recovered, demo catalog loaded), like the
+    // storefront port whose requests wait for the same moment.
+    let http = tokio::spawn(crate::http::serve(ctx.clone(), http_listener, tls.clone()));
     let transport = if tls.is_some() { "tls" } else { "tcp" };
-    tracing::info!(listen = %local, transport, admin = %config.admin_listen, fsync = ?config.durability, "omsd ready on {local}");
+    tracing::info!(listen = %local, http = %http_local, transport, admin = %config.admin_listen, fsync = ?config.durability, "omsd ready on {local}");
     // systemd (Type=notify): `systemctl start` returns now. Does nothing outside systemd.
     if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
         tracing::warn!(error = %e, "could not tell systemd omsd is ready");
@@ -244,6 +251,7 @@ async fn serve(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     admin.abort();
+    http.abort();
     Ok(())
 }
 

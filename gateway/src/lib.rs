@@ -9,6 +9,7 @@ pub mod catalog_index;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod orders;

@@ -114,6 +114,8 @@ pub struct Omsd {
     child: Option<Child>,
     addr: SocketAddr,
     admin: SocketAddr,
+    /// The HTTP/JSON API.
+    http: SocketAddr,
     data_dir: PathBuf,
     /// Owned temporary data dir (for `Omsd::start`); `None` when the caller owns it.
     _owned_dir: Option<tempfile::TempDir>,
@@ -148,10 +150,10 @@ impl Omsd {
             Ok(d) => d,
             Err(e) => panic!("cannot create a log dir: {e}"),
         };
-        let (addr, admin) = loop {
-            let (a, b) = (free_addr(), free_addr());
-            if a != b {
-                break (a, b);
+        let (addr, admin, http) = loop {
+            let (a, b, c) = (free_addr(), free_addr(), free_addr());
+            if a != b && b != c && a != c {
+                break (a, b, c);
             }
         };
         let log_file = logs.path().join("omsd-0.log");
@@ -159,6 +161,7 @@ impl Omsd {
             child: None,
             addr,
             admin,
+            http,
             data_dir,
             _owned_dir: owned,
             logs,
@@ -181,6 +184,8 @@ impl Omsd {
             .arg(self.addr.to_string())
             .arg("--admin-listen")
             .arg(self.admin.to_string())
+            .arg("--http-listen")
+            .arg(self.http.to_string())
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra_args)
@@ -228,6 +233,11 @@ impl Omsd {
     /// The admin HTTP address.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin
+    }
+
+    /// The HTTP/JSON API address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -27,6 +27,8 @@ fn omsd_refuses(data_dir: &Path, args: &[&str]) -> Output {
         .arg(free_addr().to_string())
         .arg("--admin-listen")
         .arg(free_addr().to_string())
+        .arg("--http-listen")
+        .arg("127.0.0.1:0")
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)

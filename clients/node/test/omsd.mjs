@@ -75,6 +75,8 @@ export class Omsd {
         this.address,
         "--admin-listen",
         `127.0.0.1:${this.adminPort}`,
+        "--http-listen",
+        "127.0.0.1:0",
         "--data-dir",
         join(this.dir, "data"),
         ...this.args,

@@ -74,6 +74,8 @@ class Omsd:
                 self.address,
                 "--admin-listen",
                 f"127.0.0.1:{self.admin_port}",
+                "--http-listen",
+                "127.0.0.1:0",
                 "--data-dir",
                 str(self.data_dir),
                 *self.args,
