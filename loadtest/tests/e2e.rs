@@ -54,6 +54,8 @@ fn start_omsd(data: &std::path::Path) -> (Daemon, String) {
             &format!("127.0.0.1:{admin}"),
             "--http-listen",
             "127.0.0.1:0",
+            "--console-listen",
+            "127.0.0.1:0",
             "--fsync",
             "always",
         ])

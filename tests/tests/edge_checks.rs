@@ -12,7 +12,7 @@ use oms_client::proto::{EncodeError, SkuRef};
 use oms_client::{Client, ClientError, ClientOptions};
 use oms_tests::{free_addr, http_get_status, omsd_bin, text, Omsd};
 
-/// Runs omsd with `args` (and `--data-dir`, `--admin-listen`); answers its exit status and
+/// Runs omsd with `args` (and `--data-dir`, `--admin-listen`, free HTTP and console ports); answers its exit status and
 /// stderr if it stops within 30 s, or `None` (after killing it) once it is ready.
 fn run_omsd(data_dir: &Path, args: &[&str]) -> Option<(bool, String)> {
     let admin = free_addr();
@@ -21,6 +21,7 @@ fn run_omsd(data_dir: &Path, args: &[&str]) -> Option<(bool, String)> {
         .arg(data_dir)
         .arg("--admin-listen")
         .arg(admin.to_string())
+        .args(["--http-listen", "127.0.0.1:0", "--console-listen", "127.0.0.1:0"])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
