@@ -268,8 +268,8 @@ pub enum ConfigError {
     TimeZone(String),
     #[error("invalid api_keys: {0}")]
     ApiKey(String),
-    #[error("--listen {listen} is not a loopback address and no api_keys are configured, so anyone who can reach it would have full (ops) access: configure [[api_keys]], listen on 127.0.0.1, or pass --allow-unauthenticated-remote (OMSD_ALLOW_UNAUTHENTICATED_REMOTE, allow_unauthenticated_remote in the config file) for a trusted private network")]
-    UnauthenticatedRemote { listen: SocketAddr },
+    #[error("{flag} {listen} is not a loopback address and no api_keys are configured, so anyone who can reach it would have full (ops) access: configure [[api_keys]], listen on 127.0.0.1, or pass --allow-unauthenticated-remote (OMSD_ALLOW_UNAUTHENTICATED_REMOTE, allow_unauthenticated_remote in the config file) for a trusted private network")]
+    UnauthenticatedRemote { flag: &'static str, listen: SocketAddr },
     #[error(transparent)]
     Webhook(#[from] crate::notify::WebhookError),
 }
@@ -403,8 +403,13 @@ impl Config {
         if !is_time_zone_name(&config.console_time_zone) {
             return Err(ConfigError::TimeZone(config.console_time_zone));
         }
-        if config.api_keys.is_empty() && !config.listen.ip().is_loopback() && !config.allow_unauthenticated_remote {
-            return Err(ConfigError::UnauthenticatedRemote { listen: config.listen });
+        // The request ports (binary, HTTP and the console) share the keys and this rule.
+        let listens =
+            [("--listen", config.listen), ("--http-listen", config.http_listen), ("--console-listen", config.console_listen)];
+        for (flag, listen) in listens {
+            if config.api_keys.is_empty() && !listen.ip().is_loopback() && !config.allow_unauthenticated_remote {
+                return Err(ConfigError::UnauthenticatedRemote { flag, listen });
+            }
         }
         Ok(config)
     }

@@ -25,14 +25,19 @@ ST_VENV=${ST_VENV:-$root/target/schemathesis-venv}
 ST_SEED=${ST_SEED:-20261129}
 ST_MAX_EXAMPLES=${ST_MAX_EXAMPLES:-40}
 
-if [ ! -x "$OMSD_BIN" ]; then
-  echo "schemathesis.sh: $OMSD_BIN not found (build it with cargo build -p oms-gateway)" >&2
-  exit 1
-fi
+# Idempotent: installs only when the venv lacks this version. `--install-only` stops there (.ci/run
+# installs before the Rust tests, so a registry failure shows up early).
 if ! "$ST_VENV/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
   echo "== installing schemathesis $ST_VERSION into $ST_VENV"
   python3 -m venv "$ST_VENV"
   "$ST_VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
+fi
+if [ "${1:-}" = "--install-only" ]; then
+  exit 0
+fi
+if [ ! -x "$OMSD_BIN" ]; then
+  echo "schemathesis.sh: $OMSD_BIN not found (build it with cargo build -p oms-gateway)" >&2
+  exit 1
 fi
 
 work=$(mktemp -d)

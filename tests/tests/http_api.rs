@@ -200,7 +200,8 @@ async fn refusals_are_problem_details_with_the_stable_code_and_facts() {
 
     let bad_json = shop.send(Method::POST, "/v1/reservations", Some("{\"lines\": ["), &[]).await;
     bad_json.problem(400, "bad_request");
-    let unknown_field = shop.post("/v1/reservations", json!({"lines": [{"sku": "MUG-WHT", "qty": 1}], "colour": 1})).await;
+    let unknown_field =
+        shop.post("/v1/reservations", json!({"lines": [{"sku": "MUG-WHT", "qty": 1}], "colour": 1})).await;
     assert!(unknown_field.problem(400, "bad_request")["detail"].as_str().unwrap_or("").contains("colour"));
     let wrong_type = shop.post("/v1/reservations", json!({"lines": [{"sku": "MUG-WHT", "qty": "many"}]})).await;
     wrong_type.problem(400, "bad_request");
@@ -253,9 +254,8 @@ async fn idempotency_key_replays_the_first_answer_and_refuses_another_body() {
     assert_eq!(shop.available("SOCKS-3P").await, before - 4, "the refused request held nothing");
 
     let id = first.body["id"].as_str().expect("id");
-    let keyed_confirm = shop
-        .send(Method::POST, &format!("/v1/reservations/{id}/confirm"), None, &[("Idempotency-Key", "k")])
-        .await;
+    let keyed_confirm =
+        shop.send(Method::POST, &format!("/v1/reservations/{id}/confirm"), None, &[("Idempotency-Key", "k")]).await;
     keyed_confirm.problem(400, "bad_request");
     let long_key = "k".repeat(129);
     let too_long = shop.reserve(&[("SOCKS-3P", 1)], Some(&long_key)).await;

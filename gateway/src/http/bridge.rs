@@ -71,7 +71,9 @@ pub fn authenticate(
             AuthError::NotLoopback => "not_loopback",
         };
         let message = match (e, key.is_empty()) {
-            (AuthError::InvalidKey, true) => "an API key is required: send `Authorization: Bearer <API key>`".to_owned(),
+            (AuthError::InvalidKey, true) => {
+                "an API key is required: send `Authorization: Bearer <API key>`".to_owned()
+            }
             (e, _) => e.to_string(),
         };
         (reason, unauthenticated(message))
@@ -134,7 +136,7 @@ impl Caller {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         // Request ids only matter on a multiplexed connection; this channel carries one answer.
-        ctx.dispatch(request, 0, started, &tx);
+        ctx.dispatch(request, 0, started, &tx, &self.who.scope);
         Ok(rx)
     }
 }
@@ -248,11 +250,10 @@ mod tests {
         use oms_proto::Role;
         let local: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
         let remote: std::net::SocketAddr = "192.0.2.7:9".parse().unwrap();
-        let keyed = Authenticator::new(vec![ApiKeyConfig {
-            name: "shop".into(),
-            key: "shop-key-0123456789abcdef".into(),
-            role: Role::Storefront,
-        }]);
+        let keyed = Authenticator::new(
+            vec![ApiKeyConfig { name: "shop".into(), key: "shop-key-0123456789abcdef".into(), role: Role::Storefront }],
+            false,
+        );
         let header = |v: &'static str| HeaderValue::from_static(v);
         let who = super::authenticate(&keyed, Some(&header("Bearer shop-key-0123456789abcdef")), remote).unwrap();
         assert_eq!(who.role, Role::Storefront);
@@ -260,7 +261,7 @@ mod tests {
             let (reason, problem) = super::authenticate(&keyed, value.as_ref(), local).unwrap_err();
             assert_eq!((reason, problem.status.as_u16()), ("invalid_key", 401));
         }
-        let open = Authenticator::new(Vec::new());
+        let open = Authenticator::new(Vec::new(), false);
         assert_eq!(super::authenticate(&open, None, local).map(|w| w.role).ok(), Some(Role::Ops));
         let (reason, problem) = super::authenticate(&open, None, remote).unwrap_err();
         assert_eq!((reason, problem.status.as_u16(), problem.error.code.0), ("not_loopback", 401, 3));
