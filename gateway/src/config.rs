@@ -404,8 +404,11 @@ impl Config {
             return Err(ConfigError::TimeZone(config.console_time_zone));
         }
         // The request ports (binary, HTTP and the console) share the keys and this rule.
-        let listens =
-            [("--listen", config.listen), ("--http-listen", config.http_listen), ("--console-listen", config.console_listen)];
+        let listens = [
+            ("--listen", config.listen),
+            ("--http-listen", config.http_listen),
+            ("--console-listen", config.console_listen),
+        ];
         for (flag, listen) in listens {
             if config.api_keys.is_empty() && !listen.ip().is_loopback() && !config.allow_unauthenticated_remote {
                 return Err(ConfigError::UnauthenticatedRemote { flag, listen });
@@ -452,4 +455,19 @@ fn check_api_keys(keys: &[ApiKeyConfig]) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn time_zone_names() {
+        // Checks which console_time_zone values pass the shape check: IANA names with areas,
+        // underscores and signs pass; empty parts, spaces, dots and over-long names are refused.
+        for good in ["Asia/Shanghai", "UTC", "America/Argentina/Buenos_Aires", "Etc/GMT+8", "America/Port-au-Prince"] {
+            assert!(super::is_time_zone_name(good), "{good}");
+        }
+        for bad in ["", "Asia/", "/UTC", "Asia//Shanghai", "Asia/Shang hai", "../etc/passwd", &"A".repeat(65)] {
+            assert!(!super::is_time_zone_name(bad), "{bad}");
+        }
+    }
 }
