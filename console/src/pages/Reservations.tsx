@@ -152,16 +152,18 @@ function ReservationRow({ id, view, onAct }: { id: string; view?: ReservationBod
       <td data-field="status">{view ? name('status', view.status) : '…'}</td>
       <td>{view?.allocations.map((a) => `${a.sku} @ ${a.warehouse} x${a.qty}`).join(', ')}</td>
       <td>{view ? dateTime(view.expires_at_ms, zone, language) : ''}</td>
-      <td className="actions">
-        <button type="button" onClick={() => onAct(id, 'confirm')}>
-          {t('confirm')}
-        </button>
-        <button type="button" onClick={() => onAct(id, 'release')}>
-          {t('release')}
-        </button>
-        <button type="button" onClick={() => onAct(id, 'ship')}>
-          {t('ship')}
-        </button>
+      <td>
+        <div className="actions">
+          <button type="button" onClick={() => onAct(id, 'confirm')}>
+            {t('confirm')}
+          </button>
+          <button type="button" onClick={() => onAct(id, 'release')}>
+            {t('release')}
+          </button>
+          <button type="button" onClick={() => onAct(id, 'ship')}>
+            {t('ship')}
+          </button>
+        </div>
       </td>
     </tr>
   );
