@@ -23,7 +23,7 @@ OMSD_BIN=${OMSD_BIN:-$root/target/debug/omsd}
 ST_VERSION=${ST_VERSION:-4.32.5}
 ST_VENV=${ST_VENV:-$root/target/schemathesis-venv}
 ST_SEED=${ST_SEED:-20261129}
-ST_MAX_EXAMPLES=${ST_MAX_EXAMPLES:-40}
+ST_MAX_EXAMPLES=${ST_MAX_EXAMPLES:-20}
 
 # Idempotent: installs only when the venv lacks this version. `--install-only` stops there (.ci/run
 # installs before the Rust tests, so a registry failure shows up early).

@@ -173,9 +173,9 @@ async fn refusals_are_problem_details_with_the_stable_code_and_facts() {
     // Checks each class of refusal the issue names, with its HTTP status, the problem+json
     // media type and the wire error's code, name and facts: 422 for a refused reservation
     // (with `available` and the SKU code), 409 for a state conflict, 404 for unknown ids and
-    // routes, 400 for malformed JSON, unknown fields and bad ids, 413 above the body limit, 415
-    // for a body that is not JSON, 405 for a method a route does not have. Nothing refused
-    // changes the stock.
+    // routes, 400 for malformed JSON, a body that is not an object, unknown fields and bad ids,
+    // 413 above the body limit, 415 for a body that is not JSON, 405 for a method a route does
+    // not have. Nothing refused changes the stock.
     let omsd = Omsd::start(&["--demo"]);
     let shop = Shop::new(&omsd, None);
     let phones = shop.available("PHONE-X").await;
@@ -205,6 +205,10 @@ async fn refusals_are_problem_details_with_the_stable_code_and_facts() {
     assert!(unknown_field.problem(400, "bad_request")["detail"].as_str().unwrap_or("").contains("colour"));
     let wrong_type = shop.post("/v1/reservations", json!({"lines": [{"sku": "MUG-WHT", "qty": "many"}]})).await;
     wrong_type.problem(400, "bad_request");
+    // Bodies are JSON objects: serde alone would read `[]` as an empty struct (schemathesis).
+    shop.send(Method::POST, "/v1/orders/allocate", Some("[]"), &[]).await.problem(400, "bad_request");
+    // Order 0 is the allocate-everything sentinel of the wire request, not an order.
+    shop.post("/v1/orders/0/allocate", json!({})).await.problem(404, "unknown_order");
     let zero = shop.post("/v1/reservations", json!({"lines": [{"sku": "MUG-WHT", "qty": 0}]})).await;
     zero.problem(422, "zero_quantity");
     let huge = "x".repeat(2 << 20);
@@ -298,6 +302,48 @@ async fn api_keys_and_roles_are_the_binary_ports() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_are_the_binary_ports_scoped_per_api_key() {
+    // Checks that the header maps onto the engine's key (issue 12), not a copy of its own: the
+    // same key text from another API key is another key (a new reservation, no replay); the same
+    // key sent by the same API key over the binary port with the same request replays the HTTP
+    // reservation, and with another request is refused idempotency_key_reused (150) there too.
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("omsd.toml");
+    let shop_b_key = "http-shop-b-key-5c1e7a9d0b3f2864";
+    let text = format!(
+        "[[api_keys]]\nname = \"web-shop\"\nkey = \"{SHOP_KEY}\"\nrole = \"storefront\"\n\
+         [[api_keys]]\nname = \"other-shop\"\nkey = \"{shop_b_key}\"\nrole = \"storefront\"\n"
+    );
+    std::fs::write(&path, text).expect("write config");
+    let omsd = Omsd::start(&["--config", &path.to_string_lossy(), "--demo"]);
+    let shop = Shop::new(&omsd, Some(SHOP_KEY));
+    let other = Shop::new(&omsd, Some(shop_b_key));
+    let before = shop.available("MUG-WHT").await;
+
+    let first = shop.reserve(&[("MUG-WHT", 1)], Some("cart-77")).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let theirs = other.reserve(&[("MUG-WHT", 1)], Some("cart-77")).await;
+    assert_eq!(theirs.status, 201, "{}", theirs.body);
+    assert!(theirs.header("idempotent-replayed").is_none(), "another API key's key replayed");
+    assert_ne!(theirs.body["id"], first.body["id"]);
+    assert_eq!(shop.available("MUG-WHT").await, before - 2);
+
+    let options = oms_client::ClientOptions { api_key: Some(SHOP_KEY.to_owned()), ..Omsd::client_options() };
+    let binary = oms_client::Client::connect(omsd.addr().to_string(), options).await.expect("connect");
+    // The same request as Shop::reserve sends: 15 minutes, customer 42, channel own.
+    let cart = |qty| oms_client::Cart::new(900_000).key("cart-77").customer(42).line("MUG-WHT", qty);
+    let replay = binary.reserve_cart(&cart(1)).await.expect("replay over the binary port");
+    assert_eq!((replay.id.to_string(), replay.replayed), (first.body["id"].as_str().unwrap_or("").to_owned(), true));
+    match binary.reserve_cart(&cart(2)).await {
+        Err(oms_client::ClientError::Refused(e)) => {
+            assert_eq!((e.name.as_ref(), e.code.0), ("idempotency_key_reused", 150))
+        }
+        other => panic!("expected idempotency_key_reused, got {other:?}"),
+    }
+    assert_eq!(shop.available("MUG-WHT").await, before - 2, "replays and refusals held nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_keys_loopback_clients_have_full_access() {
     // Checks the no-keys rule from the loopback side: with no [[api_keys]] a loopback client
     // needs no header and has the ops role (it may count stock). The refusal of non-loopback
@@ -344,6 +390,7 @@ async fn the_http_port_speaks_tls_with_the_storefront_certificate() {
     let omsd = Omsd::start(&["--demo", "--tls-cert", &cert, "--tls-key", &key]);
 
     let mut roots = rustls::RootCertStore::empty();
+    use rustls_pki_types::pem::PemObject;
     for der in rustls_pki_types::CertificateDer::pem_file_iter(&ca).expect("ca pem") {
         roots.add(der.expect("ca cert")).expect("add root");
     }

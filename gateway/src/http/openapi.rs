@@ -32,7 +32,9 @@ use super::{catalog, orders, problem, reservations, stock, types};
         orders::ship_shipment, orders::deliver, orders::track, orders::waybill, orders::create_after_sale,
         orders::receive_after_sale, orders::reload_rules,
     ),
-    components(schemas(problem::ProblemDetails, types::U64, types::Channel, types::AllocationBody)),
+    components(schemas(
+        problem::ProblemDetails, types::U64, types::Channel, types::AllocationBody, orders::OrderStatusName
+    )),
     modifiers(&Common),
     tags(
         (name = "reservations", description = "The checkout: reserve, confirm, release, pay balance, ship."),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use oms_proto::json::{self, JsonRequest, SkuKey, WarehouseKey};
-use oms_proto::ErrorCode;
+use oms_proto::{ErrorCode, WireError};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
@@ -154,7 +154,12 @@ pub async fn list(
 }
 
 fn order_id(text: &str) -> Result<u64, Problem> {
-    path_id(text, "order", ORDER_IN_PATH[0])
+    match path_id(text, "order", ORDER_IN_PATH[0])? {
+        // Orders are numbered from 1; 0 means "every waiting order" to the allocate request,
+        // which only `POST /v1/orders/allocate` may ask for.
+        0 => Err(Problem::on_route(WireError::new(ORDER_IN_PATH[0], "unknown order 0"), ORDER_IN_PATH)),
+        id => Ok(id),
+    }
 }
 
 /// Read an order (storefront).
