@@ -36,7 +36,7 @@ for s in socks: s.close()')
 start() { # fsync mode
   rm -rf "$out/data"
   "$OMSD" --demo --fsync "$1" --data-dir "$out/data" --listen "127.0.0.1:$port" \
-    --admin-listen "127.0.0.1:$admin" --http-listen "127.0.0.1:$http" >"$out/omsd-$1.log" 2>&1 &
+    --admin-listen "127.0.0.1:$admin" --http-listen "127.0.0.1:$http" --console-listen 127.0.0.1:0 >"$out/omsd-$1.log" 2>&1 &
   omsd_pid=$!
   for _ in $(seq 300); do curl -sf "http://127.0.0.1:$admin/ready" >/dev/null 2>&1 && break; sleep 0.1; done
 }

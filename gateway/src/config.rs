@@ -29,6 +29,13 @@ pub struct OmsdArgs {
     /// [default: 127.0.0.1:7702].
     #[arg(long, env = "OMSD_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
+    /// Web console address (docs/CONSOLE.md): sign in with an API key of role ops; without keys,
+    /// loopback clients only. TLS with --tls-cert like the other ports [default: 127.0.0.1:7703].
+    #[arg(long, env = "OMSD_CONSOLE_LISTEN")]
+    pub console_listen: Option<SocketAddr>,
+    /// The shop's time zone (IANA name) the console shows times in [default: Asia/Shanghai].
+    #[arg(long, env = "OMSD_CONSOLE_TIME_ZONE")]
+    pub console_time_zone: Option<String>,
     /// Data directory (write-ahead logs and snapshots) [default: ./data].
     #[arg(long, env = "OMSD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -152,6 +159,8 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
     pub http_listen: Option<SocketAddr>,
+    pub console_listen: Option<SocketAddr>,
+    pub console_time_zone: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub partitions: Option<u32>,
     pub fsync: Option<String>,
@@ -212,6 +221,10 @@ pub struct Config {
     pub admin_listen: SocketAddr,
     /// The HTTP/JSON API (`http/`).
     pub http_listen: SocketAddr,
+    /// The web console (`console/`).
+    pub console_listen: SocketAddr,
+    /// IANA time zone name the console shows times in.
+    pub console_time_zone: String,
     pub data_dir: PathBuf,
     pub partitions: u32,
     pub durability: oms_wal::Durability,
@@ -281,6 +294,8 @@ pub enum ConfigError {
     Partitions { got: u32, max: u32 },
     #[error("{0}")]
     Invalid(&'static str),
+    #[error("invalid console_time_zone {0:?}: expected an IANA time zone name such as Asia/Shanghai or UTC")]
+    TimeZone(String),
     #[error("invalid api_keys: {0}")]
     ApiKey(String),
     #[error("{flag} {listen} is not a loopback address and no api_keys are configured, so anyone who can reach it would have full (ops) access: configure [[api_keys]], listen on 127.0.0.1, or pass --allow-unauthenticated-remote (OMSD_ALLOW_UNAUTHENTICATED_REMOTE, allow_unauthenticated_remote in the config file) for a trusted private network")]
@@ -362,6 +377,15 @@ impl Config {
                 .http_listen
                 .or(file.http_listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7702))),
+            console_listen: args
+                .console_listen
+                .or(file.console_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7703))),
+            console_time_zone: args
+                .console_time_zone
+                .clone()
+                .or(file.console_time_zone.clone())
+                .unwrap_or_else(|| "Asia/Shanghai".to_owned()),
             data_dir: args.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data")),
             partitions,
             durability,
@@ -406,14 +430,32 @@ impl Config {
             return Err(ConfigError::Invalid("max_frame_bytes must be at least 4096"));
         }
         check_api_keys(&config.api_keys)?;
-        // Both request ports (binary and HTTP) share the keys and this rule.
-        for (flag, listen) in [("--listen", config.listen), ("--http-listen", config.http_listen)] {
+        if !is_time_zone_name(&config.console_time_zone) {
+            return Err(ConfigError::TimeZone(config.console_time_zone));
+        }
+        // The request ports (binary, HTTP and the console) share the keys and this rule.
+        let listens = [
+            ("--listen", config.listen),
+            ("--http-listen", config.http_listen),
+            ("--console-listen", config.console_listen),
+        ];
+        for (flag, listen) in listens {
             if config.api_keys.is_empty() && !listen.ip().is_loopback() && !config.allow_unauthenticated_remote {
                 return Err(ConfigError::UnauthenticatedRemote { flag, listen });
             }
         }
         Ok(config)
     }
+}
+
+/// The shape of an IANA time zone name (`Asia/Shanghai`, `America/Argentina/Buenos_Aires`,
+/// `Etc/GMT+8`, `UTC`). Whether the zone exists is the browser's to know; the console falls back
+/// to Asia/Shanghai for a name its browser does not know.
+fn is_time_zone_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b)))
 }
 
 /// Every key long enough and listed once, every entry named. Messages name the entry (its
@@ -443,4 +485,19 @@ fn check_api_keys(keys: &[ApiKeyConfig]) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn time_zone_names() {
+        // Checks which console_time_zone values pass the shape check: IANA names with areas,
+        // underscores and signs pass; empty parts, spaces, dots and over-long names are refused.
+        for good in ["Asia/Shanghai", "UTC", "America/Argentina/Buenos_Aires", "Etc/GMT+8", "America/Port-au-Prince"] {
+            assert!(super::is_time_zone_name(good), "{good}");
+        }
+        for bad in ["", "Asia/", "/UTC", "Asia//Shanghai", "Asia/Shang hai", "../etc/passwd", &"A".repeat(65)] {
+            assert!(!super::is_time_zone_name(bad), "{bad}");
+        }
+    }
 }

@@ -177,6 +177,9 @@ async fn serve(
     let http_listener = TcpListener::bind(config.http_listen)
         .await
         .map_err(|source| DaemonError::Listen { addr: config.http_listen, source })?;
+    let console_listener = TcpListener::bind(config.console_listen)
+        .await
+        .map_err(|source| DaemonError::Listen { addr: config.console_listen, source })?;
     let _ = admin_state.ctx.set(ctx.clone());
     let admin = tokio::spawn(async move {
         if let Err(e) = axum::serve(admin_listener, admin::router(admin_state)).await {
@@ -195,8 +198,10 @@ async fn serve(
     // The HTTP API serves once the server is ready (recovered, demo catalog loaded), like the
     // storefront port whose requests wait for the same moment.
     let http = tokio::spawn(crate::http::serve(ctx.clone(), http_listener, tls.clone()));
+    let console_local = console_listener.local_addr().unwrap_or(config.console_listen);
+    let console = tokio::spawn(crate::console::serve(ctx.clone(), console_listener, tls.clone()));
     let transport = if tls.is_some() { "tls" } else { "tcp" };
-    tracing::info!(listen = %local, http = %http_local, transport, admin = %config.admin_listen, fsync = ?config.durability, "omsd ready on {local}");
+    tracing::info!(listen = %local, http = %http_local, console = %console_local, transport, admin = %config.admin_listen, fsync = ?config.durability, "omsd ready on {local}");
     // systemd (Type=notify): `systemctl start` returns now. Does nothing outside systemd.
     if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
         tracing::warn!(error = %e, "could not tell systemd omsd is ready");
@@ -252,6 +257,7 @@ async fn serve(
     }
     admin.abort();
     http.abort();
+    console.abort();
     Ok(())
 }
 

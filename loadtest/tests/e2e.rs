@@ -58,6 +58,8 @@ fn start_omsd_with(data: &std::path::Path, extra: &[&str]) -> (Daemon, String) {
             &format!("127.0.0.1:{admin}"),
             "--http-listen",
             "127.0.0.1:0",
+            "--console-listen",
+            "127.0.0.1:0",
             "--fsync",
             "always",
         ])

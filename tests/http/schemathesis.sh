@@ -67,7 +67,7 @@ role = "ops"
 TOML
 
 "$OMSD_BIN" --config "$work/omsd.toml" --demo --fsync off --data-dir "$work/data" \
-  --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" --http-listen "127.0.0.1:$http" \
+  --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin" --http-listen "127.0.0.1:$http" --console-listen 127.0.0.1:0 \
   >"$work/omsd.log" 2>&1 &
 omsd_pid=$!
 for _ in $(seq 1 300); do

@@ -240,6 +240,8 @@ fn kill_during_recovery(data_dir: &Path, delay: Duration) {
         .arg(free_addr().to_string())
         .arg("--http-listen")
         .arg("127.0.0.1:0")
+        .arg("--console-listen")
+        .arg("127.0.0.1:0")
         .arg("--data-dir")
         .arg(data_dir)
         .args(args())

@@ -13,7 +13,7 @@ use oms_client::{Client, ClientError, ClientOptions};
 use oms_tests::{free_addr, http_get_status, omsd_bin, text, Omsd};
 
 /// Runs omsd with `args` (and `--data-dir`, `--admin-listen`, a free `--http-listen` unless
-/// `args` names one); answers its exit status and
+/// `args` names one, a free `--console-listen`); answers its exit status and
 /// stderr if it stops within 30 s, or `None` (after killing it) once it is ready.
 fn run_omsd(data_dir: &Path, args: &[&str]) -> Option<(bool, String)> {
     let admin = free_addr();
@@ -23,6 +23,7 @@ fn run_omsd(data_dir: &Path, args: &[&str]) -> Option<(bool, String)> {
         .arg("--admin-listen")
         .arg(admin.to_string())
         .args(if args.contains(&"--http-listen") { &[][..] } else { &["--http-listen", "127.0.0.1:0"][..] })
+        .args(["--console-listen", "127.0.0.1:0"])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -77,6 +77,8 @@ export class Omsd {
         `127.0.0.1:${this.adminPort}`,
         "--http-listen",
         "127.0.0.1:0",
+        "--console-listen",
+        "127.0.0.1:0",
         "--data-dir",
         join(this.dir, "data"),
         ...this.args,

@@ -76,6 +76,8 @@ class Omsd:
                 f"127.0.0.1:{self.admin_port}",
                 "--http-listen",
                 "127.0.0.1:0",
+                "--console-listen",
+                "127.0.0.1:0",
                 "--data-dir",
                 str(self.data_dir),
                 *self.args,

@@ -24,6 +24,17 @@ use crate::server::ServerCtx;
 /// drain; open connections finish their request and close on the shutdown notice).
 pub async fn serve(ctx: Arc<ServerCtx>, listener: TcpListener, tls: Option<crate::tls::TlsAcceptor>) {
     let router = super::router(ctx.clone());
+    serve_router(ctx, listener, tls, router).await
+}
+
+/// Serve `router` with this accept loop (the web console serves its own router, which mounts
+/// this API's, the same way); every request carries its [`Peer`] in its extensions.
+pub async fn serve_router(
+    ctx: Arc<ServerCtx>,
+    listener: TcpListener,
+    tls: Option<crate::tls::TlsAcceptor>,
+    router: Router,
+) {
     let limit = Arc::new(tokio::sync::Semaphore::new(ctx.config.max_connections));
     loop {
         let (stream, peer) = match listener.accept().await {

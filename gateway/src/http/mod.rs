@@ -28,7 +28,8 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use oms_proto::ErrorCode;
 
-pub use listener::serve;
+pub use bridge::Peer;
+pub use listener::{serve, serve_router};
 pub use openapi::document;
 pub use problem::{status_of, Problem, ProblemDetails, PROBLEM_JSON};
 
