@@ -102,7 +102,7 @@ pub trait Host: Send + Sync + 'static {
     fn raise(&self, order: u64, shipment: u64, detail: String) -> impl Future<Output = Result<(), HostError>> + Send;
 
     /// The code of a SKU id (None: unknown).
-    fn sku_code(&self, sku: u32) -> Option<String>;
+    fn sku_code(&self, sku: u32) -> impl Future<Output = Option<String>> + Send;
 
     /// Whether this omsd is the primary (followers push, pull and confirm nothing).
     fn is_primary(&self) -> bool;

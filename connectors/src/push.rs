@@ -170,12 +170,13 @@ impl Shop {
 
     async fn push_one<H: Host>(&self, host: &H, pacing: &mut Pacing, sku: u32, pending: Pending) {
         let Some(board) = self.board.shop(self.index) else { return };
-        let code = {
-            let cached = self.codes.lock().get(&sku).cloned();
-            match cached.or_else(|| host.sku_code(sku)) {
+        let cached = self.codes.lock().get(&sku).cloned();
+        let code = match cached {
+            Some(code) => code,
+            None => match host.sku_code(sku).await {
                 Some(code) => code,
                 None => return,
-            }
+            },
         };
         self.codes.lock().insert(sku, code.clone());
         if !self.client.sells(&code) {

@@ -9,6 +9,7 @@ pub mod catalog_index;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod connectors;
 pub mod daemon;
 pub mod demo;
 pub mod metrics;
