@@ -670,6 +670,11 @@ impl Client {
         self.typed_json(Request::Waybill { shipment }, "Label").await
     }
 
+    /// A marketplace-shop or exception-desk request (`Request::Channels`): `op` and its fields.
+    pub async fn channels(&self, request: serde_json::Value) -> Result<serde_json::Value, ClientError> {
+        self.typed_json(Request::Channels { json: request.to_string() }, "channels answer").await
+    }
+
     /// Send a rules file (TOML text) to the server, which parses and broadcasts it.
     pub async fn reload_rules(&self, toml: String) -> Result<serde_json::Value, ClientError> {
         self.typed_json(Request::RulesReload { toml }, "rules reload").await

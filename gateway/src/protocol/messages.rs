@@ -115,6 +115,10 @@ pub enum Request {
     /// A follower's report, on its subscription connection, that its own log holds `partition`
     /// durably up to `durable_lsn` (docs/REPLICATION.md, `--ack-after-replica`). Never answered.
     ReplicaAck { partition: u32, durable_lsn: u64 },
+    /// Marketplace shops and the exception desk (ops): `json` is one of `{"op":"shop_list"}`,
+    /// `{"op":"shop_status","shop":null|"id"}`, `{"op":"shop_sync","shop":null|"id"}`,
+    /// `{"op":"exceptions","limit":N}`, `{"op":"resolve","order":ID,"index":N}`; answered `Json`.
+    Channels { json: String },
 }
 }
 
@@ -162,6 +166,7 @@ impl Request {
             Request::RulesReload { .. } => Opcode::RulesReload,
             Request::Waybill { .. } => Opcode::Waybill,
             Request::ReplicaAck { .. } => Opcode::ReplicaAck,
+            Request::Channels { .. } => Opcode::Channels,
         }
     }
 }

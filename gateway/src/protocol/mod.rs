@@ -69,11 +69,13 @@ pub enum Opcode {
     AfterSaleReceive = 64,
     RulesReload = 65,
     Waybill = 66,
+    /// Marketplace shops and the order exception desk: a JSON body (`{"op": ...}`), a JSON answer.
+    Channels = 67,
     Response = 100,
 }
 
 impl Opcode {
-    pub const ALL: [Opcode; 41] = [
+    pub const ALL: [Opcode; 42] = [
         Opcode::Hello,
         Opcode::Ping,
         Opcode::Reserve,
@@ -115,6 +117,7 @@ impl Opcode {
         Opcode::AfterSaleReceive,
         Opcode::RulesReload,
         Opcode::Waybill,
+        Opcode::Channels,
     ];
 
     pub fn from_u16(value: u16) -> Option<Opcode> {
@@ -167,6 +170,7 @@ impl Opcode {
             Opcode::AfterSaleReceive => "after_sale_receive",
             Opcode::RulesReload => "rules_reload",
             Opcode::Waybill => "waybill",
+            Opcode::Channels => "channels",
             Opcode::Response => "response",
         }
     }

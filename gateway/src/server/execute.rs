@@ -607,6 +607,7 @@ impl ServerCtx {
             | Request::AfterSaleReceive { .. }
             | Request::RulesReload { .. }
             | Request::Waybill { .. }) => crate::orders::execute(&self, order).await,
+            Request::Channels { json } => crate::connectors::execute(&self, &json).await,
         }
     }
 }
