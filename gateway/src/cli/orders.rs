@@ -1,6 +1,7 @@
 //! Order lifecycle commands: `oms order`, `oms wave`, `oms shipment`, `oms track`,
 //! `oms aftersale`, `oms rules`, `oms waybill` (docs/CLI.md, docs/ORDERS.md).
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Subcommand;
@@ -319,13 +320,14 @@ pub(super) async fn run_order(ctx: &Ctx, cmd: OrderCmd) -> Result<(), CliError> 
             if ctx.json {
                 return ctx.print_json(&value);
             }
+            let mut out = std::io::stdout().lock();
             let rows = value["exceptions"].as_array().cloned().unwrap_or_default();
             if rows.is_empty() {
-                println!("no open exceptions");
+                writeln!(out, "no open exceptions")?;
             }
             for r in rows {
                 let shipment = r["shipment"].as_u64().map(|s| format!(" shipment {s}")).unwrap_or_default();
-                println!(
+                writeln!(out, 
                     "order {} ({} {}, {}) #{} {}{}: {}",
                     field(&r, "order"),
                     field(&r, "channel"),
@@ -335,7 +337,7 @@ pub(super) async fn run_order(ctx: &Ctx, cmd: OrderCmd) -> Result<(), CliError> 
                     field(&r, "kind"),
                     shipment,
                     field(&r, "detail")
-                );
+                )?;
             }
             Ok(())
         }

@@ -1,5 +1,7 @@
 //! `oms shop list|status|sync`: the marketplace shops omsd connects to (docs/CHANNELS.md).
 
+use std::io::Write;
+
 use clap::Subcommand;
 use serde_json::{json, Value};
 
@@ -43,6 +45,7 @@ fn ago(v: &Value) -> String {
 
 pub(super) async fn run_shop(ctx: &Ctx, cmd: ShopCmd) -> Result<(), CliError> {
     let client = ctx.client().await?;
+    let mut out = std::io::stdout().lock();
     match cmd {
         ShopCmd::List => {
             let value = client.channels(json!({ "op": "shop_list" })).await?;
@@ -51,13 +54,13 @@ pub(super) async fn run_shop(ctx: &Ctx, cmd: ShopCmd) -> Result<(), CliError> {
             }
             let shops = value["shops"].as_array().cloned().unwrap_or_default();
             if shops.is_empty() {
-                println!("no shops configured ([[shops]] in omsd's config)");
+                writeln!(out, "no shops configured ([[shops]] in omsd's config)")?;
             }
             for s in shops {
                 let parts: Vec<&str> = ["push", "pull", "confirm"].into_iter().filter(|p| s[*p] == true).collect();
                 let skus =
                     s["mapped_skus"].as_u64().map_or("every catalog SKU".to_owned(), |n| format!("{n} mapped SKUs"));
-                println!(
+                writeln!(out, 
                     "{} {} channel {} {} ({} req/s; {}; {})",
                     text(&s["shop"]),
                     text(&s["platform"]),
@@ -66,7 +69,7 @@ pub(super) async fn run_shop(ctx: &Ctx, cmd: ShopCmd) -> Result<(), CliError> {
                     text(&s["rate_limit"]),
                     parts.join("+"),
                     skus
-                );
+                )?;
             }
             Ok(())
         }
@@ -76,22 +79,22 @@ pub(super) async fn run_shop(ctx: &Ctx, cmd: ShopCmd) -> Result<(), CliError> {
                 return ctx.print_json(&value);
             }
             for s in value["shops"].as_array().cloned().unwrap_or_default() {
-                println!("{} ({}):", text(&s["shop"]), text(&s["platform"]));
-                println!(
+                writeln!(out, "{} ({}):", text(&s["shop"]), text(&s["platform"]))?;
+                writeln!(out, 
                     "  last pull:     {} (orders up to {})",
                     ago(&s["last_pull_at_ms"]),
                     ago(&s["pulled_until_ms"])
-                );
-                println!(
+                )?;
+                writeln!(out, 
                     "  orders:        {} imported, {} revised, {} rejected",
                     text(&s["orders_imported"]),
                     text(&s["orders_revised"]),
                     text(&s["orders_rejected"])
-                );
+                )?;
                 for r in s["rejected"].as_array().cloned().unwrap_or_default().iter().rev().take(5) {
-                    println!("    rejected {}: {}", text(&r["external_id"]), text(&r["error"]));
+                    writeln!(out, "    rejected {}: {}", text(&r["external_id"]), text(&r["error"]))?;
                 }
-                println!(
+                writeln!(out, 
                     "  push:          backlog {}, {} sent, last {}, lag p50 {} ms p99 {} ms max {} ms",
                     text(&s["push_backlog"]),
                     text(&s["pushes"]),
@@ -99,17 +102,17 @@ pub(super) async fn run_shop(ctx: &Ctx, cmd: ShopCmd) -> Result<(), CliError> {
                     text(&s["push_lag_p50_ms"]),
                     text(&s["push_lag_p99_ms"]),
                     text(&s["push_lag_max_ms"])
-                );
-                println!(
+                )?;
+                writeln!(out, 
                     "  confirmations: {} sent, {} waiting",
                     text(&s["confirmations"]),
                     text(&s["confirm_backlog"])
-                );
+                )?;
                 match s["last_error"].as_object() {
                     Some(e) => {
-                        println!("  last error:    {} ({}, {})", text(&e["error"]), text(&e["task"]), ago(&e["at_ms"]))
+                        writeln!(out, "  last error:    {} ({}, {})", text(&e["error"]), text(&e["task"]), ago(&e["at_ms"]))?
                     }
-                    None => println!("  last error:    none"),
+                    None => writeln!(out, "  last error:    none")?,
                 }
             }
             Ok(())
