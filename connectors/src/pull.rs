@@ -53,8 +53,26 @@ impl Shop {
         }
     }
 
+    /// Pull now unless a pass started less than `max_age` ago (the push task calls this before
+    /// it sends: see `push`). A failure is recorded and the push goes on.
+    pub(crate) async fn pull_fresh<H: Host>(&self, host: &H, max_age: Duration) {
+        if !self.settings.pull {
+            return;
+        }
+        let fresh = self.last_pull.lock().is_some_and(|t| t.elapsed() < max_age);
+        if fresh {
+            return;
+        }
+        if let Err(e) = self.pull_once(host).await {
+            self.metrics.pull_errors.get_or_create(&self.label()).inc();
+            self.error("pull", e);
+        }
+    }
+
     /// One pass over `[pulled_until - overlap, now)`.
     async fn pull_once<H: Host>(&self, host: &H) -> Result<(), String> {
+        let _one_at_a_time = self.pull_guard.lock().await;
+        let started = tokio::time::Instant::now();
         let now = OffsetDateTime::now_utc();
         let pulled_until = self.state.lock().pulled_until_ms;
         let start = match pulled_until {
@@ -82,6 +100,7 @@ impl Shop {
             from = to;
         }
         let until = to_ms(now);
+        *self.last_pull.lock() = Some(started);
         {
             let mut state = self.state.lock();
             state.pulled_until_ms = Some(until);

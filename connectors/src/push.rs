@@ -9,6 +9,11 @@
 //! - Failures: transient ones (throttled, timeouts, 5xx, an expired session) are retried after
 //!   an exponential backoff with jitter, unless a newer value arrived (which is sent instead);
 //!   permanent ones (SKU not on the platform) wait for the next change or `oms shop sync`.
+//! - Fresh orders first: before a round of updates the shop's orders are pulled (unless a pull
+//!   started within the push interval), because a full-quantity set computed before omsd has
+//!   imported the platform's latest orders would overwrite the platform's own decrement and sell
+//!   those units again. What remains is the platform's sales between that pull and the update's
+//!   arrival (docs/CHANNELS.md, "Limits").
 //! - Restart: what is owed is computed from omsd's state (every SKU's sellable quantity) against
 //!   the acknowledged values of a clean stop, or in full after a crash (see `state`).
 
@@ -121,6 +126,13 @@ impl Shop {
                         continue;
                     }
                 }
+            }
+            // Pull this shop's orders first (unless a pass just ran): a full-quantity set computed
+            // before omsd has the platform's latest orders would hand their units out again.
+            let now = Instant::now();
+            let due = board.next_ready(|sku| pacing.ready_at(sku, interval).unwrap_or(now)).is_some_and(|t| t <= now);
+            if due {
+                self.pull_fresh(&*host, interval).await;
             }
             self.push_due(&*host, &mut pacing).await;
             let backlog = board.len();

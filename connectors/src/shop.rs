@@ -100,6 +100,10 @@ pub struct Shop {
     pub(crate) confirm_wake: Notify,
     pub(crate) stopping: AtomicBool,
     pub(crate) stop: Notify,
+    /// One pull pass at a time (the pull task's, or one the push task asks for).
+    pub(crate) pull_guard: tokio::sync::Mutex<()>,
+    /// When the last complete pull pass started (it covers orders modified before that).
+    pub(crate) last_pull: Mutex<Option<tokio::time::Instant>>,
     /// Other shops of the same platform exist: confirm only orders carrying this shop's id.
     pub(crate) shares_platform: bool,
 }
@@ -144,6 +148,8 @@ impl Shop {
             confirm_wake: Notify::new(),
             stopping: AtomicBool::new(false),
             stop: Notify::new(),
+            pull_guard: tokio::sync::Mutex::new(()),
+            last_pull: Mutex::new(None),
             shares_platform: false,
         })
     }

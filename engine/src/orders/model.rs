@@ -511,7 +511,7 @@ pub struct Revision {
 impl Revision {
     /// A stable hash of everything the channel said (contents and state): equal fingerprints
     /// mean "seen before, nothing to do". Serialised field by field (no serde, whose output could
-    /// change with a dependency), hashed with the engine's FNV-1a.
+    /// change with a dependency), hashed with the engine's FNV-1a. The shop is left out.
     pub fn fingerprint(order: &NewOrder, state: ChannelState) -> u64 {
         let mut bytes: Vec<u8> = Vec::with_capacity(256);
         let mut text = |t: &str| {
@@ -520,7 +520,8 @@ impl Revision {
         };
         text(order.channel.name());
         text(&order.external_id);
-        text(&order.shop);
+        // Not the shop: a connector files pulled orders under its shop id while a payload file
+        // names the platform's seller; neither is something a revision changes.
         text(&order.buyer);
         let a = &order.address;
         for field in [&a.name, &a.phone, &a.province, &a.city, &a.district, &a.detail, &a.zip, &order.remark] {

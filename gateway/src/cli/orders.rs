@@ -327,7 +327,8 @@ pub(super) async fn run_order(ctx: &Ctx, cmd: OrderCmd) -> Result<(), CliError> 
             }
             for r in rows {
                 let shipment = r["shipment"].as_u64().map(|s| format!(" shipment {s}")).unwrap_or_default();
-                writeln!(out, 
+                writeln!(
+                    out,
                     "order {} ({} {}, {}) #{} {}{}: {}",
                     field(&r, "order"),
                     field(&r, "channel"),

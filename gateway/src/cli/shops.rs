@@ -60,7 +60,8 @@ pub(super) async fn run_shop(ctx: &Ctx, cmd: ShopCmd) -> Result<(), CliError> {
                 let parts: Vec<&str> = ["push", "pull", "confirm"].into_iter().filter(|p| s[*p] == true).collect();
                 let skus =
                     s["mapped_skus"].as_u64().map_or("every catalog SKU".to_owned(), |n| format!("{n} mapped SKUs"));
-                writeln!(out, 
+                writeln!(
+                    out,
                     "{} {} channel {} {} ({} req/s; {}; {})",
                     text(&s["shop"]),
                     text(&s["platform"]),
@@ -80,12 +81,14 @@ pub(super) async fn run_shop(ctx: &Ctx, cmd: ShopCmd) -> Result<(), CliError> {
             }
             for s in value["shops"].as_array().cloned().unwrap_or_default() {
                 writeln!(out, "{} ({}):", text(&s["shop"]), text(&s["platform"]))?;
-                writeln!(out, 
+                writeln!(
+                    out,
                     "  last pull:     {} (orders up to {})",
                     ago(&s["last_pull_at_ms"]),
                     ago(&s["pulled_until_ms"])
                 )?;
-                writeln!(out, 
+                writeln!(
+                    out,
                     "  orders:        {} imported, {} revised, {} rejected",
                     text(&s["orders_imported"]),
                     text(&s["orders_revised"]),
@@ -94,7 +97,8 @@ pub(super) async fn run_shop(ctx: &Ctx, cmd: ShopCmd) -> Result<(), CliError> {
                 for r in s["rejected"].as_array().cloned().unwrap_or_default().iter().rev().take(5) {
                     writeln!(out, "    rejected {}: {}", text(&r["external_id"]), text(&r["error"]))?;
                 }
-                writeln!(out, 
+                writeln!(
+                    out,
                     "  push:          backlog {}, {} sent, last {}, lag p50 {} ms p99 {} ms max {} ms",
                     text(&s["push_backlog"]),
                     text(&s["pushes"]),
@@ -103,15 +107,20 @@ pub(super) async fn run_shop(ctx: &Ctx, cmd: ShopCmd) -> Result<(), CliError> {
                     text(&s["push_lag_p99_ms"]),
                     text(&s["push_lag_max_ms"])
                 )?;
-                writeln!(out, 
+                writeln!(
+                    out,
                     "  confirmations: {} sent, {} waiting",
                     text(&s["confirmations"]),
                     text(&s["confirm_backlog"])
                 )?;
                 match s["last_error"].as_object() {
-                    Some(e) => {
-                        writeln!(out, "  last error:    {} ({}, {})", text(&e["error"]), text(&e["task"]), ago(&e["at_ms"]))?
-                    }
+                    Some(e) => writeln!(
+                        out,
+                        "  last error:    {} ({}, {})",
+                        text(&e["error"]),
+                        text(&e["task"]),
+                        ago(&e["at_ms"])
+                    )?,
                     None => writeln!(out, "  last error:    none")?,
                 }
             }
