@@ -59,9 +59,14 @@ impl Shop {
         if !self.settings.pull {
             return;
         }
-        let fresh = self.last_pull.lock().is_some_and(|t| t.elapsed() < max_age);
-        if fresh {
-            return;
+        {
+            // Counted from the last attempt, so a failing pull (an expired session) is not
+            // repeated before every round of updates.
+            let mut last = self.last_pull.lock();
+            if last.is_some_and(|t| t.elapsed() < max_age) {
+                return;
+            }
+            *last = Some(tokio::time::Instant::now());
         }
         if let Err(e) = self.pull_once(host).await {
             self.metrics.pull_errors.get_or_create(&self.label()).inc();
@@ -100,7 +105,10 @@ impl Shop {
             from = to;
         }
         let until = to_ms(now);
-        *self.last_pull.lock() = Some(started);
+        {
+            let mut last = self.last_pull.lock();
+            *last = Some(last.map_or(started, |t| t.max(started)));
+        }
         {
             let mut state = self.state.lock();
             state.pulled_until_ms = Some(until);

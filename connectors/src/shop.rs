@@ -102,7 +102,8 @@ pub struct Shop {
     pub(crate) stop: Notify,
     /// One pull pass at a time (the pull task's, or one the push task asks for).
     pub(crate) pull_guard: tokio::sync::Mutex<()>,
-    /// When the last complete pull pass started (it covers orders modified before that).
+    /// When the last pull pass started (complete ones) or was last tried before a round of
+    /// stock updates.
     pub(crate) last_pull: Mutex<Option<tokio::time::Instant>>,
     /// Other shops of the same platform exist: confirm only orders carrying this shop's id.
     pub(crate) shares_platform: bool,
