@@ -7,12 +7,13 @@
 # of omsd_shop_push_lag_seconds over the whole run, plus the platform requests by outcome.
 # Usage: benches/channels/push_lag.sh [seconds] [loadtest scenario and flags...]
 #   default: 30 s of `flash-sale --skus 4` then 30 s of `checkout --skus 4 --rate 5000`
+# SKIP_BUILD=1 uses the release binaries already built.
 # Everything shares this machine's cores (load generator, omsd, simulators): numbers are rough.
 set -euo pipefail
 secs=${1:-30}; shift || true
 root=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
-(cd "$root" && cargo build --release -p oms-gateway --bins && cargo build --release -p oms-loadtest \
+[ -n "${SKIP_BUILD:-}" ] || (cd "$root" && cargo build --release -p oms-gateway --bins && cargo build --release -p oms-loadtest \
   && cargo build --release -p oms-connectors --features sim --bin oms-marketsim)
 bin="$CARGO_TARGET_DIR/release"
 work=$(mktemp -d /tmp/oms-pushlag.XXXXXX)
@@ -80,7 +81,7 @@ metrics = open(sys.argv[2]).read()
 for s in status["shops"]:
     shop = s["shop"]
     buckets = [(float(le), float(v)) for le, v in re.findall(
-        r'omsd_shop_push_lag_seconds_bucket\{shop="%s",le="([^"]+)"\} (\S+)' % shop, metrics.replace('+Inf', 'inf'))]
+        r'omsd_shop_push_lag_seconds_bucket\{le="([^"]+)",shop="%s"\} (\S+)' % shop, metrics.replace('+Inf', 'inf'))]
     total = buckets[-1][1] if buckets else 0
     p99 = next((le for le, v in buckets if total and v >= 0.99 * total), None)
     reqs = re.findall(r'omsd_shop_requests_total\{shop="%s",api="([^"]+)",outcome="([^"]+)"\} (\S+)' % shop, metrics)
