@@ -22,6 +22,7 @@ pub mod ids;
 pub mod ledger;
 pub mod orders;
 pub mod partition;
+pub mod replica;
 pub mod reservation;
 pub mod routing;
 pub mod sharded;

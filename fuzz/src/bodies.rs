@@ -3,18 +3,17 @@
 //! takes arbitrary bytes and must never panic, hang or allocate by an untrusted length; where a
 //! decode succeeds it checks a "pair" assertion (re-encode and decode again to the same value).
 //!
-//! Only `oms-gateway`, `oms-engine`, `oms-wal`, `bytes` and `rkyv` are used, so the file compiles
+//! Only `oms-proto`, `oms-engine`, `oms-wal`, `bytes` and `rkyv` are used, so the file compiles
 //! in both crates.
 
 #![allow(dead_code)]
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use oms_engine::codec::{decode_envelope, decode_image, encode_envelope, encode_image};
 use oms_engine::{Limits, Partition};
-use oms_gateway::protocol::{self, FrameDecoder};
+use oms_proto::{decode_request, decode_response, peek_frame, FrameHeader, JsonRequest, Request};
 use oms_wal::record;
 use oms_wal::snapshot::{decode_snapshot, encode_snapshot};
-use rkyv::util::AlignedVec;
 
 /// Frame bound used by the frame target (small, so the fuzzer reaches the limit).
 pub const FUZZ_MAX_FRAME_BYTES: u32 = 4096;
@@ -33,24 +32,29 @@ pub const TARGETS: [(&str, fn(&[u8])); 6] = [
     ("order_intake", order_intake),
 ];
 
-/// The connection's read path: bytes arrive in chunks (size from the first byte), frames are split
-/// off as the server does, every complete frame's payload is decoded as a request. A decode
-/// error ends the "connection" like the server does. The buffer never holds more than one
-/// maximal frame plus one chunk.
+/// Limits of the protocol targets (small frames, so the fuzzer reaches the bounds).
+fn fuzz_limits() -> oms_proto::Limits {
+    oms_proto::Limits { max_frame_bytes: FUZZ_MAX_FRAME_BYTES, max_lines: 64, max_batch: 1024 }
+}
+
+/// The connection's read path (protocol v2): bytes arrive in chunks (size from the first byte),
+/// each complete frame is decoded in place from the read buffer as the server does, then dropped
+/// from it. A framing error ends the "connection" like the server does. The buffer never holds
+/// more than one maximal frame plus one chunk.
 pub fn protocol_frames(data: &[u8]) {
-    let decoder = FrameDecoder { max_frame_bytes: FUZZ_MAX_FRAME_BYTES };
+    let limits = fuzz_limits();
     let step = 1 + usize::from(data.first().copied().unwrap_or(0) % 64);
     let mut buffer = BytesMut::new();
-    let mut scratch = AlignedVec::new();
     for chunk in data.get(1..).unwrap_or_default().chunks(step) {
         buffer.extend_from_slice(chunk);
         loop {
-            match decoder.decode(&mut buffer) {
-                Ok(Some((_header, payload))) => {
-                    assert!(payload.len() + 16 <= FUZZ_MAX_FRAME_BYTES as usize, "frame above the limit accepted");
-                    if let Ok(request) = protocol::decode_request(&payload, &mut scratch) {
-                        round_trip_request(&request, &mut scratch);
+            match peek_frame(&buffer, limits.max_frame_bytes) {
+                Ok(Some(span)) => {
+                    assert!(span.total <= FUZZ_MAX_FRAME_BYTES as usize, "frame above the limit accepted");
+                    if let Ok(request) = decode_request(&span.header, span.payload(&buffer), &limits) {
+                        round_trip_request(&request, span.header.request_id);
                     }
+                    buffer.advance(span.total);
                 }
                 Ok(None) => break,
                 Err(_) => return,
@@ -60,25 +64,42 @@ pub fn protocol_frames(data: &[u8]) {
     }
 }
 
-/// A request or response payload on its own: validate, and if it validates, re-encode and
-/// decode again to the same value.
+/// A request or response payload on its own. The first two bytes pick the opcode (LE), the third
+/// the flags (bit 0: an error body, for the response decoder); the rest is the payload. Whatever
+/// decodes is re-encoded and decoded again to the same value (pair assertion).
 pub fn request_payload(data: &[u8]) {
-    let mut scratch = AlignedVec::new();
-    if let Ok(request) = protocol::decode_request(data, &mut scratch) {
+    let (head, payload) = data.split_at(data.len().min(3));
+    let opcode = u16::from_le_bytes([head.first().copied().unwrap_or(0), head.get(1).copied().unwrap_or(0)]);
+    let flags = u16::from(head.get(2).copied().unwrap_or(0) & 1);
+    let limits = fuzz_limits();
+    let request_header = FrameHeader { opcode, flags: 0, request_id: 7 };
+    if let Ok(request) = decode_request(&request_header, payload, &limits) {
         let _ = request.opcode();
-        round_trip_request(&request, &mut scratch);
+        round_trip_request(&request, 7);
     }
-    if let Ok(response) = protocol::decode_response(data, &mut scratch) {
-        let bytes = protocol::encode(&response).expect("a decoded response re-encodes");
-        let again = protocol::decode_response(&bytes, &mut scratch).expect("a re-encoded response decodes");
+    let response_header = FrameHeader { opcode, flags, request_id: 7 };
+    if let Ok(response) = decode_response(&response_header, payload) {
+        let mut bytes = Vec::new();
+        response.encode(opcode, 7, &mut bytes).expect("a decoded response re-encodes");
+        let span = peek_frame(&bytes, u32::MAX).expect("frame").expect("whole frame");
+        let again = decode_response(&span.header, span.payload(&bytes)).expect("a re-encoded response decodes");
         assert_eq!(again, response);
     }
 }
 
-fn round_trip_request(request: &protocol::Request, scratch: &mut AlignedVec) {
-    let bytes = protocol::encode(request).expect("a decoded request re-encodes");
-    let again = protocol::decode_request(&bytes, scratch).expect("a re-encoded request decodes");
+fn round_trip_request(request: &Request<'_>, request_id: u64) {
+    let mut bytes = Vec::new();
+    request.encode(request_id, &mut bytes).expect("a decoded request re-encodes");
+    let span = peek_frame(&bytes, u32::MAX).expect("frame").expect("whole frame");
+    let limits = oms_proto::Limits { max_frame_bytes: u32::MAX, ..fuzz_limits() };
+    let again = decode_request(&span.header, span.payload(&bytes), &limits).expect("a re-encoded request decodes");
     assert_eq!(&again, request);
+    if let Request::Json { opcode, body } = request {
+        if let Ok(json) = JsonRequest::parse(*opcode, body) {
+            let text = json.body().expect("a parsed body re-serializes");
+            assert_eq!(JsonRequest::parse(*opcode, &text), Ok(json), "a JSON body survives a round trip");
+        }
+    }
 }
 
 /// The log's record decoder over a segment-like buffer, walked like recovery's scan (on a bad
@@ -217,56 +238,82 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     use oms_engine::{
         ChannelId, Command, CustomerId, Envelope, Line, ReservationId, ReserveRequest, SkuId, WarehouseId,
     };
-    use oms_gateway::protocol::{encode_frame, Request, ReserveWire, Response, SkuRef, WireLine};
-
-    let reserve = ReserveWire {
-        lines: vec![
-            WireLine { sku: SkuRef::Code("TSHIRT-RED-XL".into()), qty: 2 },
-            WireLine { sku: SkuRef::Id(3), qty: 1 },
-        ],
-        ttl_ms: 900_000,
-        idempotency_key: "k1".into(),
-        customer: 9,
-        channel: 1,
-        campaign: None,
+    use oms_proto::{
+        Allocation, Batch, Code, ErrorCode, Hello, Line as WireLine, Reserve, Reserved, Response, SkuRef, Subscribe,
+        WireError,
     };
+
+    let lines = [WireLine::code("TSHIRT-RED-XL", 2), WireLine::id(3, 1)];
+    let reserve = Reserve::new(&lines, 900_000).key("k1").customer(9).channel(1);
+    let carts = [reserve, reserve.campaign(Some(7))];
     let requests = vec![
-        Request::Hello {
-            magic: protocol::HELLO_MAGIC,
-            version: protocol::PROTOCOL_VERSION,
-            api_key: "key".into(),
-            client: "fuzz".into(),
-        },
+        Request::Hello(Hello::new("key", "fuzz")),
         Request::Ping,
-        Request::Reserve(reserve.clone()),
-        Request::ReserveBatch(vec![reserve.clone(), reserve]),
+        Request::Reserve(reserve),
+        Request::ReserveBatch(Batch::Slice(&carts)),
         Request::Confirm { id: 1 << 48 | 5 },
-        Request::GetStock { sku: SkuRef::Code("MUG-WHT".into()) },
-        Request::LookupSkus { codes: vec!["A".into(), "B".into()] },
-        Request::Audit,
-        Request::DefineSku { code: "MUG-WHT".into(), low_stock_threshold: 5 },
+        Request::GetStock { sku: SkuRef::Code("MUG-WHT") },
+        Request::GetReservation { id: 1 << 48 | 5 },
+        Request::Subscribe(Subscribe { from_lsn: 3, partition: Some(1), bootstrap: true }),
+        Request::ReplicaAck { partition: 0, durable_lsn: 9 },
+        Request::Json { opcode: oms_proto::Opcode::LookupSkus, body: r#"{"codes":["A","B"]}"# },
+        Request::Json { opcode: oms_proto::Opcode::Audit, body: "{}" },
+        Request::Json { opcode: oms_proto::Opcode::DefineSku, body: r#"{"code":"MUG-WHT","low_stock_threshold":5}"# },
+        Request::Json {
+            opcode: oms_proto::Opcode::StockOp,
+            body: r#"{"op":"set_on_hand","sku":"MUG-WHT","warehouse":"SH","on_hand":"60"}"#,
+        },
     ];
+    let mut refusal = WireError::new(ErrorCode::INSUFFICIENT_STOCK, "insufficient stock for SKU MUG-WHT");
+    refusal.available = Some(1);
+    refusal.sku_id = Some(2);
+    refusal.sku = Some("MUG-WHT".into());
+    let reserved = Reserved {
+        id: 1 << 48 | 5,
+        expires_at_ms: 1_000,
+        promise_ms: None,
+        replayed: false,
+        allocations: vec![Allocation {
+            sku_id: 2,
+            warehouse_id: 1,
+            qty: 1,
+            sku: Code::truncated("MUG-WHT"),
+            warehouse: Code::truncated("SH"),
+        }],
+    };
     let responses = vec![
-        Response::Pong,
-        Response::Done,
-        Response::SkuIds(vec![Some(1), None]),
-        Response::Json("{\"clean\":true}".into()),
+        (oms_proto::Opcode::Ping, Response::Done),
+        (oms_proto::Opcode::Reserve, Response::Reserved(reserved.clone())),
+        (oms_proto::Opcode::Reserve, Response::Error(refusal.clone())),
+        (
+            oms_proto::Opcode::ReserveBatch,
+            Response::Batch(vec![oms_proto::BatchItem::Reserved(reserved), oms_proto::BatchItem::Refused(refusal)]),
+        ),
+        (oms_proto::Opcode::Audit, Response::Json("{\"clean\":true}".into())),
     ];
     let mut out = Vec::new();
     let mut stream = BytesMut::new();
     stream.extend_from_slice(&[7]);
     for (i, r) in requests.iter().enumerate() {
-        let payload = protocol::encode(r).expect("encode");
-        out.push(("request_payload", payload.to_vec()));
-        let mut one = BytesMut::new();
-        one.extend_from_slice(&[(i * 13) as u8]);
-        encode_frame(&mut one, r.opcode() as u16, i as u64, &payload);
-        out.push(("protocol_frames", one.to_vec()));
-        encode_frame(&mut stream, r.opcode() as u16, i as u64, &payload);
+        let mut frame = Vec::new();
+        r.encode(i as u64, &mut frame).expect("encode");
+        let opcode = (r.opcode() as u16).to_le_bytes();
+        let mut payload = vec![opcode[0], opcode[1], 0];
+        payload.extend_from_slice(&frame[16..]);
+        out.push(("request_payload", payload));
+        let mut one = vec![(i * 13) as u8];
+        one.extend_from_slice(&frame);
+        out.push(("protocol_frames", one));
+        stream.extend_from_slice(&frame);
     }
     out.push(("protocol_frames", stream.to_vec()));
-    for r in &responses {
-        out.push(("request_payload", protocol::encode(r).expect("encode").to_vec()));
+    for (opcode, r) in &responses {
+        let mut frame = Vec::new();
+        r.encode(*opcode as u16, 1, &mut frame).expect("encode");
+        let op = (*opcode as u16).to_le_bytes();
+        let mut payload = vec![op[0], op[1], u8::from(matches!(r, Response::Error(_)))];
+        payload.extend_from_slice(&frame[16..]);
+        out.push(("request_payload", payload));
     }
 
     let envelopes = vec![

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use dashmap::DashMap;
 use oms_engine::command::KitComponent;
-use oms_engine::{CampaignId, Partition, SkuId};
+use oms_engine::{CampaignId, Partition, SkuId, WarehouseId};
+use oms_proto::Code;
 
 /// Reservation sequences with this bit set are derived from an idempotency key; counter-allocated
 /// ones stay below it (they start at the clock in ms x 16, which reaches 2^47 in the 23rd century).
@@ -17,6 +18,10 @@ pub const KEYED_SEQUENCE_BIT: u64 = 1 << 47;
 #[derive(Default)]
 pub struct CatalogIndex {
     codes: DashMap<String, SkuId>,
+    /// id -> code, for answers that name SKUs (people read codes, not ids).
+    sku_codes: DashMap<u32, Code>,
+    warehouse_codes: DashMap<u16, Code>,
+    warehouse_ids: DashMap<String, u16>,
     kits: DashMap<SkuId, Vec<KitComponent>>,
     campaigns: DashMap<CampaignId, u32>,
     next_sku: AtomicU32,
@@ -41,8 +46,12 @@ impl CatalogIndex {
     pub fn learn_partition(&self, p: &Partition) {
         p.for_each_sku(|id, code, _| {
             self.codes.insert(code.to_owned(), id);
+            self.sku_codes.insert(id.0, Code::truncated(code));
             self.next_sku.fetch_max(id.0.saturating_add(1), Ordering::Relaxed);
         });
+        for w in p.warehouses() {
+            self.set_warehouse(w.id, &w.code);
+        }
         for (kit, components) in p.kits() {
             self.kits.insert(kit, components.to_vec());
         }
@@ -67,7 +76,23 @@ impl CatalogIndex {
             fresh = true;
             SkuId(self.next_sku.fetch_add(1, Ordering::Relaxed))
         });
+        self.sku_codes.insert(id.0, Code::truncated(code));
         (id, fresh)
+    }
+
+    /// A warehouse was defined (or learnt from a partition or a replicated command).
+    pub fn set_warehouse(&self, id: WarehouseId, code: &str) {
+        if let Some(old) = self.warehouse_codes.insert(id.0, Code::truncated(code)) {
+            if old.as_str() != code {
+                self.warehouse_ids.remove(old.as_str());
+            }
+        }
+        self.warehouse_ids.insert(code.to_owned(), id.0);
+    }
+
+    /// The id of a warehouse code.
+    pub fn warehouse(&self, code: &str) -> Option<WarehouseId> {
+        self.warehouse_ids.get(code).map(|e| WarehouseId(*e))
     }
 
     pub fn sku_count(&self) -> usize {
@@ -116,8 +141,10 @@ impl CatalogIndex {
     pub fn learn(&self, partition: u32, command: &oms_engine::Command) {
         use oms_engine::Command;
         match command {
+            Command::DefineWarehouse { id, code, .. } => self.set_warehouse(*id, code),
             Command::DefineSku { id, code, .. } | Command::DefineKit { id, code, .. } => {
                 self.codes.insert(code.clone(), *id);
+                self.sku_codes.insert(id.0, Code::truncated(code));
                 self.next_sku.fetch_max(id.0.saturating_add(1), Ordering::Relaxed);
                 if let Command::DefineKit { components, .. } = command {
                     self.kits.insert(*id, components.clone());
@@ -136,5 +163,14 @@ impl CatalogIndex {
     /// The next unkeyed sequence: below [`KEYED_SEQUENCE_BIT`], so it never meets a keyed one.
     pub fn next_reservation_sequence(&self) -> u64 {
         self.next_reservation.fetch_add(1, Ordering::Relaxed) & (KEYED_SEQUENCE_BIT - 1)
+    }
+}
+
+impl crate::wire_error::CodeNames for CatalogIndex {
+    fn sku_code(&self, sku: u32) -> Option<Code> {
+        self.sku_codes.get(&sku).map(|e| *e)
+    }
+    fn warehouse_code(&self, warehouse: u16) -> Option<Code> {
+        self.warehouse_codes.get(&warehouse).map(|e| *e)
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
-use crate::protocol::{Role, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_IN_FLIGHT};
+use oms_proto::{Role, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_IN_FLIGHT};
 
 /// omsd: in-memory, write-ahead-logged order and stock-reservation engine.
 ///

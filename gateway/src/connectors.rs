@@ -14,11 +14,13 @@ use oms_connectors::{Connectors, Host, HostError, OrderOutcome, Package, StockBo
 use oms_engine::orders::model::{ExceptionKind, SalesChannel, ShipmentStatus};
 use oms_engine::orders::{intake, OrderCommand, OrderEvent};
 use oms_engine::{ChannelId, Event, Partition, SkuId};
-use serde_json::Value;
+use oms_proto::{ErrorCode, JsonRequest, Response};
+use serde_json::{json, Value};
 
 use crate::orders::{OrderAnswer, OrderQuery, UnconfirmedView};
 use crate::runtime::{Query, QueryAnswer};
 use crate::server::ServerCtx;
+use crate::wire_error::gateway;
 
 /// Rows per unconfirmed-shipment query.
 const UNCONFIRMED_PAGE: u32 = 1_000;
@@ -226,51 +228,29 @@ impl Host for GatewayHost {
     }
 }
 
-/// Open exceptions listed per partition at most.
+/// Default and largest number of open exceptions `order_exceptions` answers.
 const EXCEPTIONS_LIMIT: u32 = 1_000;
 
-/// Answer a `Request::Channels` (ops): the shops' list, status and sync, and the exception desk.
-pub async fn execute(ctx: &Arc<ServerCtx>, json: &str) -> crate::protocol::Response {
-    use crate::protocol::Response;
-    use crate::wire_error::GatewayCode;
-    let bad = |m: String| Response::Error(GatewayCode::BadRequest.error(m));
-    let request: Value = match serde_json::from_str(json) {
-        Ok(v) => v,
-        Err(e) => return bad(format!("channels request is not JSON: {e}")),
-    };
-    let shop = request["shop"].as_str();
-    let answer: Result<Value, Response> = match request["op"].as_str().unwrap_or_default() {
-        "shop_list" => Ok(serde_json::json!({
-            "shops": ctx.connectors.as_ref().map(|c| c.list()).unwrap_or_default(),
-        })),
-        "shop_status" => match &ctx.connectors {
-            None if shop.is_none() => Ok(serde_json::json!({ "shops": [] })),
-            None => Err(bad(format!("unknown shop {:?} (no [[shops]] configured)", shop.unwrap_or_default()))),
-            Some(c) => c.status(shop).map(|s| serde_json::json!({ "shops": s })).map_err(|e| bad(e.to_string())),
+/// Answer a shop or exception-desk request (opcodes 67-71, ops): the shops' list, status and
+/// sync, the open exceptions and their resolution.
+pub async fn execute(ctx: &Arc<ServerCtx>, request: JsonRequest) -> Response {
+    let bad = |m: String| Response::Error(gateway(ErrorCode::BAD_REQUEST, m));
+    let answer: Result<Value, Response> = match request {
+        JsonRequest::ShopList => Ok(json!({ "shops": ctx.connectors.as_ref().map(|c| c.list()).unwrap_or_default() })),
+        JsonRequest::ShopStatus(body) => match (&ctx.connectors, body.shop.as_deref()) {
+            (None, None) => Ok(json!({ "shops": [] })),
+            (None, Some(shop)) => Err(bad(format!("unknown shop {shop:?} (no [[shops]] configured)"))),
+            (Some(c), shop) => c.status(shop).map(|s| json!({ "shops": s })).map_err(|e| bad(e.to_string())),
         },
-        "shop_sync" => match &ctx.connectors {
+        JsonRequest::ShopSync(body) => match &ctx.connectors {
             None => Err(bad("no [[shops]] configured".to_owned())),
-            Some(c) => c.sync(shop).map(|s| serde_json::json!({ "synced": s })).map_err(|e| bad(e.to_string())),
+            Some(c) => c.sync(body.shop.as_deref()).map(|s| json!({ "synced": s })).map_err(|e| bad(e.to_string())),
         },
-        "exceptions" => exceptions(ctx, request["limit"].as_u64().unwrap_or(0)).await,
-        "resolve" => {
-            let (Some(order), Some(index)) = (request["order"].as_u64(), request["index"].as_u64()) else {
-                return bad("resolve needs order and index".to_owned());
-            };
-            let Ok(index) = u32::try_from(index) else { return bad("index too large".to_owned()) };
-            match ctx.order_call(OrderCommand::ResolveException { order, index }).await {
-                Ok(_) => match ctx.order(order).await {
-                    Ok(o) => Ok(serde_json::json!({
-                        "order": o.id, "external_id": o.external_id, "status": o.status,
-                        "exceptions": o.exceptions,
-                    })),
-                    Err(e) => Err(Response::Error(e.wire())),
-                },
-                Err(e) => Err(Response::Error(e.wire())),
-            }
-        }
-        other => Err(bad(format!(
-            "unknown channels op {other:?} (expected shop_list, shop_status, shop_sync, exceptions, resolve)"
+        JsonRequest::OrderExceptions(body) => exceptions(ctx, body.limit).await,
+        JsonRequest::OrderResolve(body) => resolve(ctx, body.id, body.index).await,
+        other => Err(Response::Error(gateway(
+            ErrorCode::INTERNAL,
+            format!("{} is not a shop or exception-desk request", other.opcode().name()),
         ))),
     };
     match answer {
@@ -280,21 +260,25 @@ pub async fn execute(ctx: &Arc<ServerCtx>, json: &str) -> crate::protocol::Respo
 }
 
 /// Open exceptions of every partition, oldest first.
-async fn exceptions(ctx: &Arc<ServerCtx>, limit: u64) -> Result<Value, crate::protocol::Response> {
-    let limit = if limit == 0 { EXCEPTIONS_LIMIT } else { limit.min(u64::from(EXCEPTIONS_LIMIT)) as u32 };
+async fn exceptions(ctx: &Arc<ServerCtx>, limit: u32) -> Result<Value, Response> {
+    let limit = if limit == 0 { EXCEPTIONS_LIMIT } else { limit.min(EXCEPTIONS_LIMIT) };
     let mut rows = Vec::new();
     for p in 0..ctx.workers.partitions() {
         match ctx.order_ask(p, OrderQuery::Exceptions { limit }).await {
             Ok(OrderAnswer::Exceptions(part)) => rows.extend(part),
-            Ok(_) => {
-                return Err(crate::protocol::Response::Error(
-                    crate::wire_error::GatewayCode::Internal.error("unexpected answer".to_owned()),
-                ))
-            }
-            Err(e) => return Err(crate::protocol::Response::Error(e.wire())),
+            Ok(_) => return Err(Response::Error(gateway(ErrorCode::INTERNAL, "unexpected answer from a partition"))),
+            Err(e) => return Err(Response::Error(e.wire(&ctx.index))),
         }
     }
     rows.sort_by_key(|r| (r.raised_at_ms, r.order, r.index));
     rows.truncate(limit as usize);
-    Ok(serde_json::json!({ "exceptions": rows }))
+    Ok(json!({ "exceptions": rows }))
+}
+
+/// Resolve one exception; answer the order's id, status and whole exception list.
+async fn resolve(ctx: &Arc<ServerCtx>, order: u64, index: u32) -> Result<Value, Response> {
+    let wire = |e: crate::orders::OrderError| Response::Error(e.wire(&ctx.index));
+    ctx.order_call(OrderCommand::ResolveException { order, index }).await.map_err(wire)?;
+    let o = ctx.order(order).await.map_err(wire)?;
+    Ok(json!({ "order": o.id, "external_id": o.external_id, "status": o.status, "exceptions": o.exceptions }))
 }

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::protocol::{Request, Response, SkuRef, StockOpWire, WireLine};
+use oms_proto::json::{DefineKit, DefineSku, DefineWarehouse, JsonLine, SkuKey, StockOp, WarehouseKey};
+use oms_proto::{JsonRequest, Response};
+
 use crate::server::ServerCtx;
 
 /// (code, low-stock threshold, on-hand in warehouse 1, on-hand in warehouse 2)
@@ -20,28 +22,28 @@ const SKUS: [(&str, u32, u64, u64); 8] = [
 
 pub async fn load(ctx: &Arc<ServerCtx>) -> Result<(), String> {
     let mut requests = vec![
-        Request::DefineWarehouse { id: 1, code: "SH".into(), region: "east".into(), priority: 0 },
-        Request::DefineWarehouse { id: 2, code: "BJ".into(), region: "north".into(), priority: 1 },
+        JsonRequest::DefineWarehouse(DefineWarehouse { id: 1, code: "SH".into(), region: "east".into(), priority: 0 }),
+        JsonRequest::DefineWarehouse(DefineWarehouse { id: 2, code: "BJ".into(), region: "north".into(), priority: 1 }),
     ];
     for (code, threshold, first, second) in SKUS {
-        requests.push(Request::DefineSku { code: code.into(), low_stock_threshold: threshold });
+        requests.push(JsonRequest::DefineSku(DefineSku { code: code.into(), low_stock_threshold: threshold }));
         for (warehouse, on_hand) in [(1, first), (2, second)] {
             if on_hand > 0 {
-                requests.push(Request::StockOp(StockOpWire::SetOnHand {
-                    sku: SkuRef::Code(code.into()),
-                    warehouse,
+                requests.push(JsonRequest::StockOp(StockOp::SetOnHand {
+                    sku: SkuKey::Code(code.into()),
+                    warehouse: WarehouseKey::Id(warehouse),
                     on_hand,
                 }));
             }
         }
     }
-    requests.push(Request::DefineKit {
+    requests.push(JsonRequest::DefineKit(DefineKit {
         code: "GIFT-BOX".into(),
         components: vec![
-            WireLine { sku: SkuRef::Code("MUG-WHT".into()), qty: 1 },
-            WireLine { sku: SkuRef::Code("SOCKS-3P".into()), qty: 2 },
+            JsonLine { sku: SkuKey::Code("MUG-WHT".into()), qty: 1 },
+            JsonLine { sku: SkuKey::Code("SOCKS-3P".into()), qty: 2 },
         ],
-    });
+    }));
     for request in requests {
         match ctx.clone().execute(request).await {
             Response::Error(e) => return Err(format!("{}: {}", e.name, e.message)),

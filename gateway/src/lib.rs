@@ -1,4 +1,4 @@
-//! oms-gateway: the omsd daemon, its wire protocol, the Rust client and the `oms` CLI.
+//! oms-gateway: the omsd daemon (the server side of wire protocol v2, `oms-proto`).
 //!
 //! It owns sockets, threads, the clock, configuration, access control, metrics and the mapping
 //! from storefront SKU codes to engine ids. It must not decide anything about stock: every
@@ -6,8 +6,6 @@
 
 pub mod admin;
 pub mod catalog_index;
-pub mod cli;
-pub mod client;
 pub mod config;
 pub mod connectors;
 pub mod daemon;
@@ -15,7 +13,6 @@ pub mod demo;
 pub mod metrics;
 pub mod notify;
 pub mod orders;
-pub mod protocol;
 pub mod replication;
 pub mod runtime;
 pub mod server;

@@ -37,11 +37,11 @@ use oms_engine::{
     ReservationId, SkuId, WarehouseId,
 };
 use oms_gateway::metrics::Metrics;
-use oms_gateway::protocol::{Opcode, Response};
 use oms_gateway::runtime::{
     failure_to_wire, recover_partition, reserved_response_of, AnswerShape, Failure, Job, Outbound, PartResult,
     PartitionCore, Query, QueryAnswer, Reply, SnapshotWriter, WorkerConfig,
 };
+use oms_proto::{ErrorCode, Opcode, Response};
 use oms_wal::sim::{CrashMode, SimRng, SimulatedStorage};
 use oms_wal::{Lsn, Retention, Snapshot, WalConfig};
 use tokio::sync::{mpsc, oneshot};
@@ -51,7 +51,7 @@ const CI_SEEDS: u64 = 200;
 /// Scheduler steps per seed.
 const STEPS: usize = 400;
 const WAREHOUSES: [u16; 3] = [1, 2, 3];
-const STORAGE_FAILED: u16 = oms_gateway::wire_error::GatewayCode::StorageFailed as u16;
+const STORAGE_FAILED: ErrorCode = ErrorCode::STORAGE_FAILED;
 
 // ---------------------------------------------------------------- snapshots
 
@@ -504,7 +504,7 @@ impl Sim {
                     code: format!("SKU-{}", sku.0),
                     low_stock_threshold: 3,
                 });
-                self.submit(client, p, e, AnswerShape::SkuDefined(sku.0), Effect::Nothing);
+                self.submit(client, p, e, AnswerShape::Done, Effect::Nothing);
             }
             8..=15 => {
                 let qty = 1 + self.rng.below(20) as u32;
@@ -747,17 +747,19 @@ impl Sim {
                         (Some((r, events)), false) => {
                             let expected = match r {
                                 Ok(_) => match shape {
-                                    AnswerShape::Reserved => reserved_response_of(events),
+                                    AnswerShape::Reserved => reserved_response_of(events, &self.parts[p].reference),
                                     AnswerShape::Done => Response::Done,
-                                    AnswerShape::SkuDefined(id) => Response::SkuDefined { id: *id },
                                 },
-                                Err(err) => Response::Error(failure_to_wire(&Failure::Engine(err.clone()))),
+                                Err(err) => Response::Error(failure_to_wire(
+                                    &Failure::Engine(err.clone()),
+                                    &self.parts[p].reference,
+                                )),
                             };
                             ensure!(got == expected, "{}: answered {got:?}, the reference says {expected:?}", e.what);
                             if let Response::Reserved(w) = &got {
                                 if let Effect::Reserved = e.effect {
                                     let allocations =
-                                        w.allocations.iter().map(|a| (a.sku, a.warehouse, a.qty)).collect();
+                                        w.allocations.iter().map(|a| (a.sku_id, a.warehouse_id, a.qty)).collect();
                                     self.note_reserved(p, ReservationId(w.id), allocations, w.replayed);
                                 }
                             }
@@ -1115,7 +1117,7 @@ impl Sim {
             let p = self.owner(sku);
             let e =
                 self.envelope(Command::DefineSku { id: sku, code: format!("SKU-{}", sku.0), low_stock_threshold: 3 });
-            self.submit(0, p, e, AnswerShape::SkuDefined(sku.0), Effect::Nothing);
+            self.submit(0, p, e, AnswerShape::Done, Effect::Nothing);
             let qty = 5 + self.rng.below(30) as u32;
             let warehouse = WarehouseId(1 + self.rng.below(3) as u16);
             let e = self.envelope(Command::Receive { sku, warehouse, qty });

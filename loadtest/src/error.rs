@@ -30,5 +30,5 @@ pub enum LoadError {
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
     #[error(transparent)]
-    Tls(#[from] oms_gateway::tls::TlsError),
+    Tls(#[from] oms_client::tls::TlsError),
 }

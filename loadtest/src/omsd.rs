@@ -1,19 +1,16 @@
-//! A lean pipelined driver for omsd: one task per connection writes many frames per syscall, reads
-//! and decodes responses in bulk, and keeps at most `window` requests in flight. It depends on
-//! `oms-gateway` only for the protocol types.
+//! A lean pipelined driver for omsd: one task per connection encodes as many frames as the window
+//! allows into one buffer and writes them in one syscall, reads whatever has arrived, decodes
+//! every complete frame, and keeps at most `window` requests in flight. The connection, its
+//! handshake and the codec are `oms-client`'s and `oms-proto`'s; only the loop is this crate's.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use oms_gateway::protocol::{
-    decode_response, encode, encode_frame, FrameDecoder, Request, ReserveWire, Response, SkuRef, StockOpWire, WireLine,
-    HELLO_MAGIC, PROTOCOL_VERSION,
-};
-use oms_gateway::tls::{ClientTls, MaybeTls};
-use rkyv::util::AlignedVec;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use oms_client::tls::ClientTls;
+use oms_client::{ClientError, ConnectOptions, Connection};
+use oms_proto::json::JsonRequest;
+use oms_proto::{Line, Lines, Request, Reserve, Response, SkuRef};
 
 use crate::error::LoadError;
 use crate::ledger::{ack_line, now_unix_ms, Ledger, Rec, RecState, Unsettled};
@@ -24,97 +21,113 @@ use crate::workload::{Op, ReserveOp, SkuRole, Then};
 /// Response frames can be large (a full stock export).
 const MAX_FRAME: u32 = 512 << 20;
 
-/// One TCP connection speaking the omsd protocol.
+/// A request the driver sends, owned (the protocol's `Request` borrows its parts).
+#[derive(Clone, Debug)]
+pub enum Req {
+    /// Lines by SKU id.
+    Reserve {
+        lines: Vec<Line<'static>>,
+        ttl_ms: u64,
+        customer: u64,
+        campaign: Option<u32>,
+    },
+    Confirm(u64),
+    Release(u64),
+    PayBalance(u64),
+    Ship(u64),
+    GetStock(u32),
+    GetReservation(u64),
+    Json(JsonRequest),
+}
+
+impl From<JsonRequest> for Req {
+    fn from(json: JsonRequest) -> Req {
+        Req::Json(json)
+    }
+}
+
+/// One connection speaking the omsd protocol.
 pub struct Wire {
-    // One enum branch per read or write call, each moving up to 256 KiB: nothing next to the
-    // syscall, so the load generator keeps one code path for plain and TLS targets.
-    stream: MaybeTls,
-    rbuf: BytesMut,
-    wbuf: BytesMut,
-    decoder: FrameDecoder,
-    scratch: AlignedVec,
+    connection: Connection,
     next_id: u64,
+}
+
+impl From<ClientError> for LoadError {
+    fn from(e: ClientError) -> LoadError {
+        match e {
+            ClientError::Connect { addr, source } => LoadError::Connect { addr, source },
+            ClientError::ConnectTimeout { addr } => {
+                LoadError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() }
+            }
+            ClientError::Handshake(e) => LoadError::Handshake(format!("{} ({}): {}", e.name, e.code.0, e.message)),
+            ClientError::Closed => LoadError::Closed,
+            ClientError::Io(source) => LoadError::Io { what: "connection".into(), source },
+            other => LoadError::Protocol(other.to_string()),
+        }
+    }
 }
 
 impl Wire {
     /// Connect (over TLS with `tls`) and handshake.
     pub async fn connect(addr: &str, tls: Option<&ClientTls>) -> Result<Wire, LoadError> {
-        let stream = tokio::time::timeout(Duration::from_secs(5), MaybeTls::connect(addr, tls))
-            .await
-            .map_err(|_| LoadError::Connect { addr: addr.to_owned(), source: std::io::ErrorKind::TimedOut.into() })?
-            .map_err(|source| LoadError::Connect { addr: addr.to_owned(), source })?;
-        let mut wire = Wire {
-            stream,
-            rbuf: BytesMut::with_capacity(256 << 10),
-            wbuf: BytesMut::with_capacity(256 << 10),
-            decoder: FrameDecoder { max_frame_bytes: MAX_FRAME },
-            scratch: AlignedVec::new(),
-            next_id: 1,
+        let options = ConnectOptions {
+            api_key: None,
+            client_name: "oms-loadtest".into(),
+            connect_timeout: Duration::from_secs(5),
+            tls: tls.cloned(),
         };
-        let hello = Request::Hello {
-            magic: HELLO_MAGIC,
-            version: PROTOCOL_VERSION,
-            api_key: String::new(),
-            client: "oms-loadtest".into(),
-        };
-        match wire.call(&hello).await? {
-            Response::HelloOk { .. } => Ok(wire),
-            Response::Error(e) => Err(LoadError::Handshake(format!("{} ({}): {}", e.name, e.code, e.message))),
-            other => Err(LoadError::Handshake(format!("unexpected answer {other:?}"))),
-        }
+        let mut connection = Connection::open(addr, &options).await?;
+        connection.set_max_response_bytes(MAX_FRAME);
+        Ok(Wire { connection, next_id: 1 })
     }
 
     /// Queue one request frame (sent by the next `flush`).
-    pub fn push(&mut self, id: u64, request: &Request) -> Result<(), LoadError> {
-        let payload = encode(request).map_err(|e| LoadError::Protocol(e.to_string()))?;
-        encode_frame(&mut self.wbuf, request.opcode() as u16, id, &payload);
+    pub fn push(&mut self, id: u64, request: &Req) -> Result<(), LoadError> {
+        let body;
+        let wire = match request {
+            Req::Reserve { lines, ttl_ms, customer, campaign } => Request::Reserve(Reserve {
+                ttl_ms: *ttl_ms,
+                customer: *customer,
+                channel: 0,
+                campaign: *campaign,
+                idempotency_key: "",
+                lines: Lines::Slice(lines),
+            }),
+            Req::Confirm(id) => Request::Confirm { id: *id },
+            Req::Release(id) => Request::Release { id: *id },
+            Req::PayBalance(id) => Request::PayBalance { id: *id },
+            Req::Ship(id) => Request::Ship { id: *id },
+            Req::GetStock(sku) => Request::GetStock { sku: SkuRef::Id(*sku) },
+            Req::GetReservation(id) => Request::GetReservation { id: *id },
+            Req::Json(json) => {
+                body = json.body().map_err(|e| LoadError::Protocol(e.to_string()))?;
+                Request::Json { opcode: json.opcode(), body: &body }
+            }
+        };
+        self.connection.push(id, &wire)?;
         Ok(())
     }
 
     pub async fn flush(&mut self) -> Result<(), LoadError> {
-        if !self.wbuf.is_empty() {
-            self.stream.write_all(&self.wbuf).await.map_err(|source| LoadError::Io { what: "write".into(), source })?;
-            // TLS may hold records back until flushed; on TCP it is a no-op.
-            self.stream.flush().await.map_err(|source| LoadError::Io { what: "write".into(), source })?;
-            self.wbuf.clear();
-        }
-        Ok(())
+        Ok(self.connection.flush().await?)
     }
 
     /// The next complete response in the read buffer.
     pub fn next_response(&mut self) -> Result<Option<(u64, Response)>, LoadError> {
-        match self.decoder.decode(&mut self.rbuf).map_err(|e| LoadError::Protocol(e.to_string()))? {
-            None => Ok(None),
-            Some((header, payload)) => {
-                let response =
-                    decode_response(&payload, &mut self.scratch).map_err(|e| LoadError::Protocol(e.to_string()))?;
-                Ok(Some((header.request_id, response)))
-            }
-        }
+        Ok(self.connection.try_frame()?.map(|(header, response)| (header.request_id, response)))
     }
 
     async fn read_more(&mut self) -> Result<(), LoadError> {
-        if self.rbuf.capacity() - self.rbuf.len() < 64 << 10 {
-            self.rbuf.reserve(256 << 10);
-        }
-        let n = self
-            .stream
-            .read_buf(&mut self.rbuf)
-            .await
-            .map_err(|source| LoadError::Io { what: "read".into(), source })?;
-        if n == 0 {
-            return Err(LoadError::Closed);
-        }
-        Ok(())
+        Ok(self.connection.read_more().await?)
     }
 
-    pub async fn call(&mut self, request: &Request) -> Result<Response, LoadError> {
+    pub async fn call(&mut self, request: &Req) -> Result<Response, LoadError> {
         let mut out = self.call_many(std::slice::from_ref(request), 1).await?;
         out.pop().ok_or_else(|| LoadError::Protocol("no answer".into()))
     }
 
     /// Send `requests` with at most `window` in flight; answers in request order.
-    pub async fn call_many(&mut self, requests: &[Request], window: usize) -> Result<Vec<Response>, LoadError> {
+    pub async fn call_many(&mut self, requests: &[Req], window: usize) -> Result<Vec<Response>, LoadError> {
         let base = self.next_id;
         self.next_id += requests.len() as u64;
         let mut answers: Vec<Option<Response>> = vec![None; requests.len()];
@@ -138,10 +151,11 @@ impl Wire {
     }
 
     /// A JSON answer (reads and admin queries).
-    pub async fn json(&mut self, request: &Request) -> Result<serde_json::Value, LoadError> {
-        match self.call(request).await? {
+    pub async fn json(&mut self, request: JsonRequest) -> Result<serde_json::Value, LoadError> {
+        let name = request.opcode().name();
+        match self.call(&Req::Json(request)).await? {
             Response::Json(s) => Ok(serde_json::from_str(&s)?),
-            Response::Error(e) => Err(LoadError::Audit(format!("{:?}: {} ({})", request.opcode(), e.name, e.message))),
+            Response::Error(e) => Err(LoadError::Audit(format!("{name}: {} ({})", e.name, e.message))),
             other => Err(LoadError::Protocol(format!("unexpected answer {other:?}"))),
         }
     }
@@ -189,27 +203,27 @@ pub struct ConnOutcome {
 }
 
 /// Map a target-agnostic op onto a wire request.
-fn to_request(ctx: &RunCtx, op: &Op) -> Request {
-    let id = |sku: u32| SkuRef::Id(ctx.sku_ids.get(sku as usize).copied().unwrap_or(u32::MAX));
+fn to_request(ctx: &RunCtx, op: &Op) -> Req {
+    let id = |sku: u32| ctx.sku_ids.get(sku as usize).copied().unwrap_or(u32::MAX);
     match op {
         Op::Reserve(r) => {
             let ttl_ms = match r.expire_at_ms {
                 Some(at) => at.saturating_sub(now_unix_ms()).max(1),
                 None => r.ttl_ms,
             };
-            Request::Reserve(ReserveWire {
-                lines: r.lines.iter().map(|(s, q)| WireLine { sku: id(*s), qty: *q }).collect(),
+            Req::Reserve {
+                lines: r.lines.iter().map(|(s, q)| Line::id(id(*s), *q)).collect(),
                 ttl_ms,
-                idempotency_key: String::new(),
                 customer: r.customer,
-                channel: 0,
                 campaign: r.campaign.and_then(|c| ctx.campaign_ids.get(c as usize).copied()),
-            })
+            }
         }
-        Op::GetStock { sku } => Request::GetStock { sku: id(*sku) },
-        Op::Receive { sku, qty } => {
-            Request::StockOp(StockOpWire::Receive { sku: id(*sku), warehouse: crate::run::WAREHOUSE, qty: *qty })
-        }
+        Op::GetStock { sku } => Req::GetStock(id(*sku)),
+        Op::Receive { sku, qty } => Req::Json(JsonRequest::StockOp(oms_proto::json::StockOp::Receive {
+            sku: oms_proto::json::SkuKey::Id(id(*sku)),
+            warehouse: oms_proto::json::WarehouseKey::Id(crate::run::WAREHOUSE),
+            qty: *qty,
+        })),
     }
 }
 
@@ -248,10 +262,10 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
         while inflight < window {
             let (intended_ns, what, request) = if let Some(f) = now_q.pop_front() {
                 let request = match f.kind {
-                    FollowKind::Confirm => Request::Confirm { id: f.id },
-                    FollowKind::Release => Request::Release { id: f.id },
-                    FollowKind::PayBalance => Request::PayBalance { id: f.id },
-                    FollowKind::Ship => Request::Ship { id: f.id },
+                    FollowKind::Confirm => Req::Confirm(f.id),
+                    FollowKind::Release => Req::Release(f.id),
+                    FollowKind::PayBalance => Req::PayBalance(f.id),
+                    FollowKind::Ship => Req::Ship(f.id),
                 };
                 (now, What::Follow(f), request)
             } else {
@@ -421,7 +435,7 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
                             }
                             Outcome::Accepted
                         }
-                        Response::Error(e) if e.code >= 100 => Outcome::Rejected(intern(&e.name)),
+                        Response::Error(e) if e.code.is_refusal() => Outcome::Rejected(intern(&e.name)),
                         Response::Error(e) => Outcome::Error(intern(&e.name)),
                         _ => Outcome::Error("unexpected_answer"),
                     };
@@ -475,7 +489,7 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
                             }
                             Outcome::Ok
                         }
-                        Response::Error(e) if e.code >= 100 => {
+                        Response::Error(e) if e.code.is_refusal() => {
                             ledger.follow_up_refused += 1;
                             if let Some(u) = ledger.unsettled.get_mut(&f.id) {
                                 u.refused = true;
@@ -492,8 +506,8 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
                 }
                 What::GetStock => {
                     let outcome = match response {
-                        Response::Json(_) => Outcome::Ok,
-                        Response::Error(e) if e.code >= 100 => Outcome::Rejected(intern(&e.name)),
+                        Response::Stock(_) => Outcome::Ok,
+                        Response::Error(e) if e.code.is_refusal() => Outcome::Rejected(intern(&e.name)),
                         Response::Error(e) => Outcome::Error(intern(&e.name)),
                         _ => Outcome::Error("unexpected_answer"),
                     };
@@ -501,13 +515,13 @@ pub async fn run_connection(ctx: Arc<RunCtx>, phase: Phase, mut wire: Wire, mut 
                 }
                 What::Receive { sku, qty } => {
                     let outcome = match response {
-                        Response::Done => {
+                        Response::Json(_) => {
                             if ctx.plan.role(sku) == SkuRole::Catalog {
                                 ctx.skus.add_received(sku, i64::from(qty));
                             }
                             Outcome::Ok
                         }
-                        Response::Error(e) if e.code >= 100 => Outcome::Rejected(intern(&e.name)),
+                        Response::Error(e) if e.code.is_refusal() => Outcome::Rejected(intern(&e.name)),
                         Response::Error(e) => Outcome::Error(intern(&e.name)),
                         _ => Outcome::Error("unexpected_answer"),
                     };

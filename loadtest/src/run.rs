@@ -4,13 +4,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oms_gateway::protocol::{Request, Response, SkuRef, StockOpWire};
+use oms_proto::json::{self as wire_json, JsonRequest, SkuKey, WarehouseKey};
+use oms_proto::Response;
 use serde_json::{json, Value};
 
 use crate::config::{Args, Target};
 use crate::error::LoadError;
 use crate::ledger::{now_unix_ms, AckLog, Ledger, RecState, SkuCounters};
-use crate::omsd::{run_connection, took, Wire};
+use crate::omsd::{run_connection, took, Req, Wire};
 use crate::stats::{spawn_progress_reporter, Progress, Report, Stats};
 use crate::workload::{CampaignKind, Op, OpGen, Plan, Scenario, SkuRole};
 
@@ -110,9 +111,10 @@ async fn setup_omsd(args: &Args, plan: &Plan, wire: &mut Wire) -> Result<(Vec<u3
     if args.no_setup {
         for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
             let codes = chunk.iter().map(|s| plan.sku_code(*s)).collect();
-            match wire.call(&Request::LookupSkus { codes }).await? {
-                Response::SkuIds(found) => {
-                    for (i, f) in found.into_iter().enumerate() {
+            match wire.call(&Req::Json(JsonRequest::LookupSkus(wire_json::LookupSkus { codes }))).await? {
+                Response::Json(text) => {
+                    let found: wire_json::LookupAnswer = serde_json::from_str(&text)?;
+                    for (i, f) in found.ids.into_iter().enumerate() {
                         ids.push(f.ok_or_else(|| {
                             LoadError::Setup(format!(
                                 "SKU {} is not defined: run once without --no-setup",
@@ -125,16 +127,32 @@ async fn setup_omsd(args: &Args, plan: &Plan, wire: &mut Wire) -> Result<(Vec<u3
             }
         }
     } else {
-        let wh = Request::DefineWarehouse { id: WAREHOUSE, code: "LT-W1".into(), region: "load".into(), priority: 1 };
+        let wh = Req::Json(JsonRequest::DefineWarehouse(wire_json::DefineWarehouse {
+            id: WAREHOUSE,
+            code: "LT-W1".into(),
+            region: "load".into(),
+            priority: 1,
+        }));
         if let Response::Error(e) = wire.call(&wh).await? {
             tracing::debug!("DefineWarehouse: {} ({})", e.name, e.message);
         }
         for chunk in (0..n).collect::<Vec<_>>().chunks(50_000) {
-            let requests: Vec<Request> =
-                chunk.iter().map(|s| Request::DefineSku { code: plan.sku_code(*s), low_stock_threshold: 0 }).collect();
+            let requests: Vec<Req> = chunk
+                .iter()
+                .map(|s| {
+                    Req::Json(JsonRequest::DefineSku(wire_json::DefineSku {
+                        code: plan.sku_code(*s),
+                        low_stock_threshold: 0,
+                    }))
+                })
+                .collect();
             for (i, r) in wire.call_many(&requests, 1024).await?.into_iter().enumerate() {
-                match r {
-                    Response::SkuDefined { id } => ids.push(id),
+                let defined = match &r {
+                    Response::Json(text) => serde_json::from_str::<wire_json::DefinedSku>(text).ok(),
+                    _ => None,
+                };
+                match defined {
+                    Some(defined) => ids.push(defined.id),
                     other => {
                         return Err(LoadError::Setup(format!(
                             "DefineSku {} answered {other:?}",
@@ -144,14 +162,14 @@ async fn setup_omsd(args: &Args, plan: &Plan, wire: &mut Wire) -> Result<(Vec<u3
                 }
             }
         }
-        let stock: Vec<Request> = (0..n)
+        let stock: Vec<Req> = (0..n)
             .filter(|s| plan.role(*s) != SkuRole::Presale)
             .map(|s| {
-                Request::StockOp(StockOpWire::SetOnHand {
-                    sku: SkuRef::Id(ids[s as usize]),
-                    warehouse: WAREHOUSE,
+                Req::Json(JsonRequest::StockOp(wire_json::StockOp::SetOnHand {
+                    sku: SkuKey::Id(ids[s as usize]),
+                    warehouse: WarehouseKey::Id(WAREHOUSE),
                     on_hand: plan.initial_on_hand(s),
-                })
+                }))
             })
             .collect();
         let mut refused = 0usize;
@@ -189,18 +207,18 @@ async fn setup_omsd(args: &Args, plan: &Plan, wire: &mut Wire) -> Result<(Vec<u3
         if args.no_setup {
             continue;
         }
-        let sku = SkuRef::Id(ids[c.sku as usize]);
+        let sku = SkuKey::Id(ids[c.sku as usize]);
         let (starts_at_ms, ends_at_ms) = (now.saturating_sub(1_000), now + 24 * 3_600_000);
         let request = match c.kind {
-            CampaignKind::FlashSale => Request::CreateFlashSale {
+            CampaignKind::FlashSale => JsonRequest::CreateFlashSale(wire_json::CreateFlashSale {
                 id,
                 sku,
                 pool_qty: c.units,
                 per_customer_limit: c.per_customer_limit,
                 starts_at_ms,
                 ends_at_ms,
-            },
-            CampaignKind::Presale => Request::CreatePresale {
+            }),
+            CampaignKind::Presale => JsonRequest::CreatePresale(wire_json::CreatePresale {
                 id,
                 sku,
                 quota: c.units,
@@ -208,12 +226,12 @@ async fn setup_omsd(args: &Args, plan: &Plan, wire: &mut Wire) -> Result<(Vec<u3
                 starts_at_ms,
                 ends_at_ms,
                 balance_window_ms: plan.p.balance_window_ms,
-            },
+            }),
         };
-        match wire.call(&request).await? {
-            Response::Done => {}
+        match wire.call(&Req::Json(request)).await? {
+            Response::Json(_) => {}
             Response::Error(e) if e.name == "duplicate_campaign" => {
-                let view = wire.json(&Request::GetCampaign { id }).await?;
+                let view = wire.json(JsonRequest::GetCampaign(wire_json::GetCampaign { id })).await?;
                 let kind = view.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
                 let want = match c.kind {
                     CampaignKind::FlashSale => "flash",
@@ -246,10 +264,10 @@ struct Snapshot {
 }
 
 async fn snapshot(wire: &mut Wire, plan: &Plan, sku_ids: &[u32], campaign_ids: &[u32]) -> Result<Snapshot, LoadError> {
-    let audit = wire.json(&Request::Audit).await?;
+    let audit = wire.json(JsonRequest::Audit).await?;
     let mut available = vec![None; plan.catalog as usize];
     if plan.catalog > 0 {
-        let rows = wire.json(&Request::ExportStock).await?;
+        let rows = wire.json(JsonRequest::ExportStock).await?;
         let by_id: HashMap<u32, usize> =
             sku_ids.iter().take(plan.catalog as usize).enumerate().map(|(i, id)| (*id, i)).collect();
         for row in rows.as_array().map(Vec::as_slice).unwrap_or_default() {
@@ -263,7 +281,7 @@ async fn snapshot(wire: &mut Wire, plan: &Plan, sku_ids: &[u32], campaign_ids: &
     }
     let mut remaining = Vec::new();
     for id in campaign_ids {
-        let v = wire.json(&Request::GetCampaign { id: *id }).await?;
+        let v = wire.json(JsonRequest::GetCampaign(wire_json::GetCampaign { id: *id })).await?;
         remaining.push(v.get("remaining").and_then(Value::as_u64));
     }
     Ok(Snapshot { audit, available, remaining })
@@ -271,7 +289,7 @@ async fn snapshot(wire: &mut Wire, plan: &Plan, sku_ids: &[u32], campaign_ids: &
 
 async fn run_omsd(args: &Args, plan: Arc<Plan>, addr: &str) -> Result<Report, LoadError> {
     let tls = match &args.tls_ca {
-        Some(ca) => Some(oms_gateway::tls::ClientTls::new(Some(ca), args.tls_server_name.as_deref())?),
+        Some(ca) => Some(oms_client::tls::ClientTls::new(Some(ca), args.tls_server_name.as_deref())?),
         None => None,
     };
     let mut control = Wire::connect(addr, tls.as_ref()).await?;
@@ -616,16 +634,14 @@ async fn audit_omsd(
     let n = ledger.recs.len();
     let step = if n <= args.audit_sample.max(1) { 1 } else { n / args.audit_sample.max(1) };
     let sample: Vec<usize> = (0..n).step_by(step.max(1)).take(args.audit_sample.max(1)).collect();
-    let requests: Vec<Request> = sample.iter().map(|i| Request::GetReservation { id: ledger.recs[*i].id }).collect();
+    let requests: Vec<Req> = sample.iter().map(|i| Req::GetReservation(ledger.recs[*i].id)).collect();
     let answers = if requests.is_empty() { Vec::new() } else { wire.call_many(&requests, 256).await? };
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
     let mut wrong = 0u64;
     for (i, answer) in sample.iter().zip(answers) {
         let rec = ledger.recs[*i];
         let status = match answer {
-            Response::Json(s) => {
-                serde_json::from_str::<Value>(&s)?.get("status").and_then(Value::as_str).unwrap_or("?").to_owned()
-            }
+            Response::Reservation(view) => view.status.name().to_owned(),
             Response::Error(e) => format!("error:{}", e.name),
             _ => "?".to_owned(),
         };
@@ -702,15 +718,14 @@ async fn ended_by_server(ledger: &Ledger, wire: &mut Wire) -> Result<HashSet<u64
     let ids: Vec<u64> = ledger.unsettled.keys().copied().collect();
     let mut ended = HashSet::new();
     for chunk in ids.chunks(65_536) {
-        let requests: Vec<Request> = chunk.iter().map(|id| Request::GetReservation { id: *id }).collect();
+        let requests: Vec<Req> = chunk.iter().map(|id| Req::GetReservation(*id)).collect();
         let answers = wire.call_many(&requests, 256).await?;
         let now = now_unix_ms();
         for (id, answer) in chunk.iter().zip(answers) {
             let gone = match answer {
-                Response::Json(s) => matches!(
-                    serde_json::from_str::<Value>(&s)?.get("status").and_then(Value::as_str),
-                    Some("expired" | "balance_missed" | "released")
-                ),
+                Response::Reservation(view) => {
+                    matches!(view.status.name(), "expired" | "balance_missed" | "released")
+                }
                 Response::Error(e) => {
                     e.name == "unknown_reservation"
                         && ledger.unsettled.get(id).is_some_and(|u| u.refused || u.expires_unix_ms < now)

@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use oms_gateway::protocol::{decode_request, encode, encode_frame, FrameDecoder, Request, Response, WireError};
+use bytes::{Buf, BytesMut};
 use oms_loadtest::workload::Scenario;
 use oms_loadtest::Args;
-use rkyv::util::AlignedVec;
+use oms_proto::json::{JsonRequest, LookupAnswer};
+use oms_proto::{decode_request, peek_frame, ErrorCode, Limits, Request, Response, Role, ServerInfo, WireError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -16,45 +16,52 @@ async fn fake_server(listener: TcpListener, stall_at: Duration, stall: Duration)
     loop {
         let Ok((mut sock, _)) = listener.accept().await else { return };
         tokio::spawn(async move {
-            let decoder = FrameDecoder { max_frame_bytes: 1 << 20 };
-            let (mut rbuf, mut wbuf, mut scratch) = (BytesMut::new(), BytesMut::new(), AlignedVec::new());
+            let limits = Limits::default();
+            let (mut rbuf, mut wbuf) = (BytesMut::new(), BytesMut::new());
             let mut first: Option<Instant> = None;
             let mut stalled = false;
             loop {
                 if sock.read_buf(&mut rbuf).await.unwrap_or(0) == 0 {
                     return;
                 }
-                while let Ok(Some((h, payload))) = decoder.decode(&mut rbuf) {
-                    let Ok(request) = decode_request(&payload, &mut scratch) else { return };
+                while let Ok(Some(span)) = peek_frame(&rbuf, limits.max_frame_bytes) {
+                    let h = span.header;
+                    let Ok(request) = decode_request(&h, span.payload(&rbuf), &limits) else { return };
                     let response = match request {
-                        Request::Hello { .. } => Response::HelloOk {
-                            version: 1,
-                            server: "fake".into(),
+                        Request::Hello(_) => Response::HelloOk(ServerInfo {
+                            version: 2,
+                            role: Role::Ops,
                             partitions: 1,
-                            role: "admin".into(),
                             max_frame_bytes: 1 << 20,
                             max_lines: 64,
                             max_in_flight: 4096,
+                            max_batch: 1024,
+                            features: 0,
+                            server: "fake".into(),
+                        }),
+                        Request::Json { opcode, body } => match JsonRequest::parse(opcode, body) {
+                            Ok(JsonRequest::LookupSkus(lookup)) => Response::Json(
+                                serde_json::to_string(&LookupAnswer {
+                                    ids: (0..lookup.codes.len() as u32).map(Some).collect(),
+                                })
+                                .expect("json"),
+                            ),
+                            _ => Response::Json("{}".into()),
                         },
-                        Request::LookupSkus { codes } => Response::SkuIds((0..codes.len() as u32).map(Some).collect()),
                         Request::Reserve(_) => {
                             let t0 = *first.get_or_insert_with(Instant::now);
                             if !stalled && t0.elapsed() >= stall_at {
                                 stalled = true;
                                 tokio::time::sleep(stall).await;
                             }
-                            Response::Error(WireError {
-                                code: 110,
-                                name: "sold_out".into(),
-                                message: "sold out".into(),
-                                available: Some(0),
-                                sku: None,
-                            })
+                            let mut e = WireError::new(ErrorCode::SOLD_OUT, "sold out");
+                            e.available = Some(0);
+                            Response::Error(e)
                         }
                         _ => Response::Done,
                     };
-                    let bytes = encode(&response).expect("encode");
-                    encode_frame(&mut wbuf, 100, h.request_id, &bytes);
+                    response.encode(h.opcode, h.request_id, &mut wbuf).expect("encode");
+                    rbuf.advance(span.total);
                 }
                 if sock.write_all(&wbuf).await.is_err() {
                     return;

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use oms_engine::event::{Event, ReleaseReason};
+use oms_engine::replica::Replica;
 use oms_engine::{Partition, ReservationId, SkuId};
-use oms_gateway::replication::Replica;
 use serde_json::Value;
 use tokio_postgres::Client;
 

@@ -14,8 +14,9 @@ mod schema;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use oms_gateway::protocol::{Response, WireError};
-use oms_gateway::replication::{LogStream, Replica, ReplicaError, StreamError};
+use oms_client::{ClientError, LogStream};
+use oms_engine::replica::{Replica, ReplicaError};
+use oms_proto::{LogRecords, Response, SnapshotChunk, WireError};
 use tokio_postgres::NoTls;
 
 use crate::batch::Batch;
@@ -82,15 +83,15 @@ fn humantime_ms(s: &str) -> Result<Duration, String> {
 #[derive(Debug, thiserror::Error)]
 enum SinkError {
     #[error("omsd: {0}")]
-    Stream(#[from] StreamError),
+    Stream(#[from] ClientError),
     #[error("postgres: {0}")]
     Postgres(#[from] tokio_postgres::Error),
-    #[error("omsd refused the subscription: {} ({}): {}", .0.name, .0.code, .0.message)]
+    #[error("omsd refused the subscription: {} ({}): {}", .0.name, .0.code.0, .0.message)]
     Server(WireError),
     #[error("replica: {0}")]
     Replica(#[from] ReplicaError),
     #[error(transparent)]
-    Tls(#[from] oms_gateway::tls::TlsError),
+    Tls(#[from] oms_client::tls::TlsError),
     #[error(
         "the stored positions belong to {stored} partitions but the server has {server}; \
          pass --partitions-from-server to empty the tables and project again"
@@ -197,13 +198,13 @@ async fn project(args: &Args, stats: &mut Stats, pg: &mut tokio_postgres::Client
     schema::create(pg).await?;
     let name = format!("oms-sink-postgres/{}", env!("CARGO_PKG_VERSION"));
     let tls = if args.tls || args.tls_ca.is_some() {
-        Some(oms_gateway::tls::ClientTls::new(args.tls_ca.as_deref(), args.tls_server_name.as_deref())?)
+        Some(oms_client::tls::ClientTls::new(args.tls_ca.as_deref(), args.tls_server_name.as_deref())?)
     } else {
         None
     };
     let (key, timeout) = (args.api_key.as_deref(), args.connect_timeout);
     let mut stream = LogStream::connect_tls(&args.server, key, &name, timeout, tls.as_ref()).await?;
-    let partitions = stream.info.partitions;
+    let partitions = stream.info().partitions;
     match schema::stored_partitions(pg).await? {
         Some(stored) if stored == partitions.to_string() => {}
         Some(stored) if !args.partitions_from_server => {
@@ -216,7 +217,7 @@ async fn project(args: &Args, stats: &mut Stats, pg: &mut tokio_postgres::Client
     }
     let mut stored = schema::positions(pg, partitions).await?;
     tracing::info!(server = %args.server, partitions, positions = ?stored, "resuming; rebuilding replicas from the log");
-    let mut replica = Replica::new(partitions, stream.info.max_lines as usize);
+    let mut replica = Replica::new(partitions, stream.info().max_lines as usize);
     for p in 0..partitions {
         stream.subscribe(u64::from(p), Some(p), 1, true).await?;
     }
@@ -226,7 +227,7 @@ async fn project(args: &Args, stats: &mut Stats, pg: &mut tokio_postgres::Client
     loop {
         let (_, response) = stream.next().await?;
         match response {
-            Response::Snapshot { partition, lsn, offset, total, data } => {
+            Response::Snapshot(SnapshotChunk { partition, lsn, offset, total, data }) => {
                 let done = replica.on_snapshot(partition, lsn, offset, total, &data)?;
                 let position = stored.get(partition as usize).copied().unwrap_or(0);
                 if done && lsn > position {
@@ -240,7 +241,7 @@ async fn project(args: &Args, stats: &mut Stats, pg: &mut tokio_postgres::Client
                     batch.full_resync(partition, lsn);
                 }
             }
-            Response::LogRecords { partition, records, durable_lsn } => {
+            Response::LogRecords(LogRecords { partition, records, durable_lsn }) => {
                 let position = stored.get(partition as usize).copied().unwrap_or(0);
                 for record in &records {
                     events.clear();

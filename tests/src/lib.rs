@@ -2,7 +2,7 @@
 //!
 //! Finding the binaries: an integration test of this package cannot use `CARGO_BIN_EXE_*` of
 //! another package, so on first use (once per test process) the harness runs
-//! `cargo build -p oms-gateway --bins` with the test binary's profile into the SAME target
+//! `cargo build -p oms-gateway -p oms-cli --bins` with the test binary's profile into the SAME target
 //! directory as the test binary (`current_exe()` is `<target>/<profile>/deps/<test>`), and takes
 //! `<target>/<profile>/{omsd,oms}`. This was checked not to deadlock: `cargo test` releases the
 //! build-directory lock before it runs test binaries (cargo 1.95), and the nested build reuses the
@@ -17,7 +17,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use oms_gateway::client::{Client, ClientOptions};
+use oms_client::{Client, ClientOptions};
 
 /// How long a server gets to become ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -62,7 +62,7 @@ fn locate_or_build() -> Result<Binaries, String> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("no workspace directory")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
     let mut command = Command::new(cargo);
-    command.current_dir(workspace).args(["build", "-p", "oms-gateway", "--bins"]);
+    command.current_dir(workspace).args(["build", "-p", "oms-gateway", "-p", "oms-cli", "--bins"]);
     command.arg("--target-dir").arg(&build_target);
     match profile.as_str() {
         "debug" => {}
@@ -84,7 +84,7 @@ fn locate_or_build() -> Result<Binaries, String> {
     let output = command.output().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !output.status.success() {
         return Err(format!(
-            "cargo build -p oms-gateway --bins failed ({}):\n{}",
+            "cargo build -p oms-gateway -p oms-cli --bins failed ({}):\n{}",
             output.status,
             String::from_utf8_lossy(&output.stderr)
         ));

@@ -40,7 +40,7 @@ fn stock(omsd: &Omsd, sku: &str) -> Value {
 fn warehouse(view: &Value, id: u64) -> Value {
     view["warehouses"]
         .as_array()
-        .and_then(|ws| ws.iter().find(|w| w["warehouse"] == id))
+        .and_then(|ws| ws.iter().find(|w| w["warehouse_id"] == id))
         .cloned()
         .unwrap_or_else(|| panic!("no warehouse {id} in {view}"))
 }
@@ -52,14 +52,15 @@ fn stock_commands() {
     omsd.oms_ok(&["stock", "set", "MUG-WHT", "--warehouse", "1", "--on-hand", "30"]);
     omsd.oms_ok(&["stock", "receive", "MUG-WHT", "--warehouse", "2", "--qty", "7"]);
     let view = stock(&omsd, "MUG-WHT");
-    assert_eq!(view["code"], "MUG-WHT");
+    assert_eq!(view["sku"], "MUG-WHT");
+    assert_eq!(warehouse(&view, 1)["warehouse"], "SH", "warehouses are named by code: {view}");
     assert_eq!(view["on_hand"], 37, "{view}");
     assert_eq!(view["available"], 37, "{view}");
     assert_eq!(warehouse(&view, 1)["on_hand"], 30);
     assert_eq!(warehouse(&view, 2)["on_hand"], 7);
 
     omsd.oms_ok(&["stock", "adjust", "MUG-WHT", "--warehouse", "1", "--delta=-5"]);
-    omsd.oms_ok(&["stock", "transfer", "MUG-WHT", "--from", "1", "--to", "2", "--qty", "3"]);
+    omsd.oms_ok(&["stock", "transfer", "MUG-WHT", "--from", "SH", "--to", "BJ", "--qty", "3"]);
     omsd.oms_ok(&["stock", "bucket", "MUG-WHT", "--warehouse", "2", "--bucket", "damaged", "--qty", "2"]);
     let view = stock(&omsd, "MUG-WHT");
     assert_eq!(warehouse(&view, 1)["on_hand"], 22, "{view}");
@@ -142,7 +143,7 @@ fn reserve_confirm_release_and_idempotency() {
     ]);
     let id = reserved["id"].as_u64().unwrap_or_else(|| panic!("no id in {reserved}"));
     let allocations = reserved["allocations"].as_array().cloned().unwrap_or_default();
-    assert!(allocations.iter().any(|a| a["code"] == "TSHIRT-RED-XL" && a["warehouse"] == 1), "{reserved}");
+    assert!(allocations.iter().any(|a| a["sku"] == "TSHIRT-RED-XL" && a["warehouse"] == "SH"), "{reserved}");
     let view = omsd.oms_json(&["reservation", "get", &id.to_string()]);
     assert_eq!(view["status"], "held", "{view}");
     assert_eq!((view["customer"].as_u64(), view["channel"].as_u64()), (Some(42), Some(1)), "{view}");
@@ -150,7 +151,7 @@ fn reserve_confirm_release_and_idempotency() {
 
     // Human output names the reservation and the warehouse.
     let human = omsd.oms_ok(&["reserve", "--line", "SOCKS-3P:1"]);
-    assert!(human.starts_with("reserved ") && human.contains("warehouse 2"), "{human}");
+    assert!(human.starts_with("reserved ") && human.contains("warehouse BJ"), "{human}");
 
     // Not enough stock: exit 1, reason on stderr, JSON error on stdout with --json.
     let out = omsd.oms(&["--json", "reserve", "--line", "MUG-WHT:1000"]);
@@ -161,6 +162,7 @@ fn reserve_confirm_release_and_idempotency() {
     assert_eq!(refusal["error"]["name"], "insufficient_stock");
     assert_eq!(refusal["error"]["code"], 108);
     assert_eq!(refusal["error"]["available"], 9, "{refusal}");
+    assert_eq!(refusal["error"]["sku"], "MUG-WHT", "refusals name the SKU code: {refusal}");
 
     // Same idempotency key: same reservation, reported as replayed, stock taken once.
     let a = omsd.oms_json(&["reserve", "--line", "SOCKS-3P:3", "--key", "order-1001"]);

@@ -3,28 +3,18 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use oms_gateway::client::{Client, ClientError, ClientOptions};
-use oms_gateway::protocol::{ReserveWire, SkuRef, StockOpWire, WireLine};
+use oms_client::{Cart, Client, ClientError, ClientOptions};
+use oms_proto::SkuRef;
 use oms_tests::Omsd;
 
-fn cart(sku: &str, qty: u32) -> ReserveWire {
-    ReserveWire {
-        lines: vec![WireLine { sku: SkuRef::Code(sku.into()), qty }],
-        ttl_ms: 600_000,
-        idempotency_key: String::new(),
-        customer: 0,
-        channel: 0,
-        campaign: None,
-    }
+fn cart(sku: &str, qty: u32) -> Cart {
+    Cart::new(600_000).line(sku, qty)
 }
 
 async fn seed(client: &Client, sku: &str, on_hand: u64) {
     client.define_warehouse(1, "SH", "east", 0).await.expect("define warehouse");
     client.define_sku(sku, 0).await.expect("define sku");
-    client
-        .stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code(sku.into()), warehouse: 1, on_hand })
-        .await
-        .expect("set on hand");
+    client.set_on_hand(sku, "SH", on_hand).await.expect("set on hand");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,7 +26,7 @@ async fn pipelined_concurrent_reserves() {
     let tasks: Vec<_> = (0..1100)
         .map(|_| {
             let client = client.clone();
-            tokio::spawn(async move { client.reserve(cart("MUG-WHT", 1)).await })
+            tokio::spawn(async move { client.reserve_cart(&cart("MUG-WHT", 1)).await })
         })
         .collect();
     let mut ids = HashSet::new();
@@ -52,7 +42,7 @@ async fn pipelined_concurrent_reserves() {
         }
     }
     assert_eq!((ids.len(), refused), (1000, 100));
-    let stock = client.stock(SkuRef::Code("MUG-WHT".into())).await.expect("stock");
+    let stock = client.stock(SkuRef::Code("MUG-WHT")).await.expect("stock");
     assert_eq!((stock.reserved, stock.available), (1000, 0));
 }
 
@@ -68,17 +58,20 @@ async fn typed_helpers() {
     let ids = client.lookup_skus(vec!["CAP-BLK".into(), "NOPE".into()]).await.expect("lookup");
     assert!(ids[0].is_some() && ids[1].is_none());
     let batch =
-        client.reserve_batch(vec![cart("CAP-BLK", 4), cart("CAP-BLK", 100), cart("CAP-BLK", 6)]).await.expect("batch");
+        client.reserve_carts(&[cart("CAP-BLK", 4), cart("CAP-BLK", 100), cart("CAP-BLK", 6)]).await.expect("batch");
     assert_eq!(batch.len(), 3);
     let first = batch[0].as_ref().expect("first item reserved");
-    assert_eq!(batch[1].as_ref().err().map(|e| e.code), Some(108));
+    assert_eq!(batch[1].as_ref().err().map(|e| e.code.0), Some(108));
+    assert_eq!(batch[1].as_ref().err().and_then(|e| e.sku.as_deref()), Some("CAP-BLK"), "refusals name the SKU code");
+    assert_eq!(first.allocations[0].sku, "CAP-BLK");
+    assert_eq!(first.allocations[0].warehouse, "SH");
     assert!(batch[2].is_ok());
     client.confirm(first.id).await.expect("confirm");
     assert_eq!(client.reservation(first.id).await.expect("view").status, "confirmed");
     let second = batch[2].as_ref().expect("third item reserved");
     client.release(second.id).await.expect("release");
-    match client.reserve(cart("CAP-BLK", 7)).await {
-        Err(ClientError::Refused(e)) => assert_eq!((e.name.as_str(), e.available), ("insufficient_stock", Some(6))),
+    match client.reserve_cart(&cart("CAP-BLK", 7)).await {
+        Err(ClientError::Refused(e)) => assert_eq!((&*e.name, e.available), ("insufficient_stock", Some(6))),
         other => panic!("expected a refusal, got {other:?}"),
     }
     match client.release(second.id).await {
@@ -96,13 +89,13 @@ async fn reconnects_after_server_restart() {
     let mut omsd = Omsd::start(&[]);
     let client = omsd.client().await;
     seed(&client, "SNEAKER-42", 100).await;
-    let before = client.reserve(cart("SNEAKER-42", 1)).await.expect("reserve");
+    let before = client.reserve_cart(&cart("SNEAKER-42", 1)).await.expect("reserve");
 
     // In-flight calls when the server dies end promptly as Ok, Refused or Disconnected, never hang.
     let in_flight: Vec<_> = (0..200)
         .map(|_| {
             let client = client.clone();
-            tokio::spawn(async move { client.reserve(cart("SNEAKER-42", 1)).await })
+            tokio::spawn(async move { client.reserve_cart(&cart("SNEAKER-42", 1)).await })
         })
         .collect();
     omsd.kill();
@@ -124,7 +117,7 @@ async fn reconnects_after_server_restart() {
     client.ping().await.expect("ping after restart reconnects");
     let view = client.reservation(before.id).await.expect("reservation survived");
     assert_eq!(view.status, "held");
-    client.reserve(cart("SNEAKER-42", 1)).await.expect("reserve after reconnect");
+    client.reserve_cart(&cart("SNEAKER-42", 1)).await.expect("reserve after reconnect");
 
     // With reconnect off, a dropped connection stays dropped.
     let fixed = Client::connect(omsd.addr().to_string(), ClientOptions { reconnect: false, ..Omsd::client_options() })

@@ -28,8 +28,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use oms_gateway::client::{Client, ClientError, ClientOptions};
-use oms_gateway::protocol::{ReserveWire, ReservedWire, SkuRef, StockOpWire, WireLine};
+use oms_client::{Client, ClientError, ClientOptions};
+use oms_proto::{Line, Reserve, Reserved, SkuRef};
 use oms_tests::{free_addr, omsd_bin, Omsd};
 
 const SKUS: usize = 8;
@@ -83,15 +83,10 @@ struct Cart {
 }
 
 impl Cart {
-    fn wire(&self) -> ReserveWire {
-        ReserveWire {
-            lines: self.lines.iter().map(|&(sku, qty)| WireLine { sku: SkuRef::Id(sku), qty }).collect(),
-            ttl_ms: 3_600_000,
-            idempotency_key: self.key.clone(),
-            customer: 7,
-            channel: 0,
-            campaign: None,
-        }
+    /// Reserve this cart (lines by SKU id) through `client`.
+    async fn reserve(&self, client: &Client) -> Result<Reserved, ClientError> {
+        let lines: Vec<Line<'_>> = self.lines.iter().map(|&(sku, qty)| Line::id(sku, qty)).collect();
+        client.reserve(&Reserve::new(&lines, 3_600_000).key(&self.key).customer(7)).await
     }
 }
 
@@ -172,7 +167,11 @@ async fn driver(
         } else if roll < 25 {
             let carts: Vec<Cart> =
                 (0..2 + rng.below(4)).map(|j| make_cart(&mut rng, &skus, &format!("{name}-{i}-{j}"))).collect();
-            let result = client.reserve_batch(carts.iter().map(Cart::wire).collect()).await;
+            let lines: Vec<Vec<Line<'_>>> =
+                carts.iter().map(|c| c.lines.iter().map(|&(sku, qty)| Line::id(sku, qty)).collect()).collect();
+            let reserves: Vec<Reserve<'_>> =
+                carts.iter().zip(&lines).map(|(c, l)| Reserve::new(l, 3_600_000).key(&c.key).customer(7)).collect();
+            let result = client.reserve_batch(&reserves).await;
             let mut l = ledger.lock().unwrap();
             match result {
                 Ok(items) => {
@@ -199,7 +198,7 @@ async fn driver(
             }
         } else {
             let cart = make_cart(&mut rng, &skus, &format!("{name}-{i}"));
-            let result = client.reserve(cart.wire()).await;
+            let result = cart.reserve(&client).await;
             let mut l = ledger.lock().unwrap();
             match result {
                 Ok(r) => {
@@ -223,10 +222,10 @@ fn refusal_expected(name: &str) -> bool {
 }
 
 /// An answer covers exactly the cart's lines.
-fn check_answer(r: &ReservedWire, cart: &Cart) {
+fn check_answer(r: &Reserved, cart: &Cart) {
     let mut got: BTreeMap<u32, u32> = BTreeMap::new();
     for a in &r.allocations {
-        *got.entry(a.sku).or_default() += a.qty;
+        *got.entry(a.sku_id).or_default() += a.qty;
     }
     let want: BTreeMap<u32, u32> = cart.lines.iter().copied().collect();
     assert_eq!(got, want, "reservation {} answered with other lines than asked (key {})", r.id, cart.key);
@@ -259,11 +258,8 @@ async fn seed_catalog(client: &Client) -> Vec<u32> {
     for i in 0..SKUS {
         let code = format!("CT-{i}");
         ids.push(client.define_sku(&code, 0).await.expect("define sku"));
-        for (warehouse, on_hand) in [(1, INITIAL_STOCK / 2), (2, INITIAL_STOCK - INITIAL_STOCK / 2)] {
-            client
-                .stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code(code.clone()), warehouse, on_hand })
-                .await
-                .expect("stock");
+        for (warehouse, on_hand) in [("SH", INITIAL_STOCK / 2), ("BJ", INITIAL_STOCK - INITIAL_STOCK / 2)] {
+            client.set_on_hand(&code, warehouse, on_hand).await.expect("stock");
         }
     }
     ids
@@ -306,14 +302,14 @@ async fn verify(client: &Client, ledger: &mut Ledger, skus: &[u32], seed: u64, r
                 &["held"]
             };
             assert!(
-                expected.contains(&view.status.as_str()),
+                expected.contains(&view.status.name()),
                 "{ctx}: reservation {id} is {} (expected {expected:?})",
                 view.status
             );
             if view.status != "released" {
                 let mut got: BTreeMap<u32, u32> = BTreeMap::new();
                 for a in &view.allocations {
-                    *got.entry(a.sku.0).or_default() += a.qty;
+                    *got.entry(a.sku_id).or_default() += a.qty;
                 }
                 let want: BTreeMap<u32, u32> = cart.lines.iter().copied().collect();
                 assert_eq!(
@@ -331,7 +327,7 @@ async fn verify(client: &Client, ledger: &mut Ledger, skus: &[u32], seed: u64, r
                 let ended_parts: Vec<u32> = view
                     .parts
                     .iter()
-                    .filter(|p| matches!(p.status.as_str(), "released" | "expired" | "shipped"))
+                    .filter(|p| matches!(p.status.name(), "released" | "expired" | "shipped"))
                     .map(|p| p.partition)
                     .collect();
                 for (sku, qty) in &cart.lines {
@@ -365,7 +361,7 @@ async fn verify(client: &Client, ledger: &mut Ledger, skus: &[u32], seed: u64, r
     // Unacknowledged reservations: retry each with its idempotency key.
     let unknown = std::mem::take(&mut ledger.unknown);
     for cart in unknown {
-        match client.reserve(cart.wire()).await {
+        match cart.reserve(client).await {
             Ok(r) => {
                 // Whatever the first attempt left behind, the retry's answer must name ONE
                 // reservation that holds every line: present wholly (replayed) or made afresh.
@@ -374,7 +370,7 @@ async fn verify(client: &Client, ledger: &mut Ledger, skus: &[u32], seed: u64, r
                     client.reservation(r.id).await.unwrap_or_else(|e| panic!("{ctx}: retried {} missing: {e}", r.id));
                 let mut got: BTreeMap<u32, u32> = BTreeMap::new();
                 for a in &view.allocations {
-                    *got.entry(a.sku.0).or_default() += a.qty;
+                    *got.entry(a.sku_id).or_default() += a.qty;
                 }
                 let want: BTreeMap<u32, u32> = cart.lines.iter().copied().collect();
                 if got != want && !cart.single_partition && std::env::var_os("CRASH_TORTURE_SKIP_KNOWN_BUG").is_some() {

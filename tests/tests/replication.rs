@@ -3,30 +3,22 @@
 
 use std::time::{Duration, Instant};
 
-use oms_gateway::client::Client;
-use oms_gateway::protocol::{Request, ReserveWire, Response, SkuRef, StockOpWire, WireLine};
-use oms_gateway::replication::{LogStream, Replica};
+use oms_client::{Cart, Client, LogStream};
+use oms_engine::replica::Replica;
+use oms_engine::SkuId;
+use oms_proto::json::{self as wire, JsonRequest, WarehouseKey};
+use oms_proto::{LogRecords, Response, SkuRef, SnapshotChunk};
 use oms_tests::{http_get, Omsd};
 
-fn cart(sku: &str, qty: u32) -> ReserveWire {
-    ReserveWire {
-        lines: vec![WireLine { sku: SkuRef::Code(sku.into()), qty }],
-        ttl_ms: 3_600_000,
-        idempotency_key: String::new(),
-        customer: 7,
-        channel: 0,
-        campaign: None,
-    }
+fn cart(sku: &str, qty: u32) -> Cart {
+    Cart::new(3_600_000).line(sku, qty).customer(7)
 }
 
 async fn seed(client: &Client, skus: &[&str], on_hand: u64) {
     client.define_warehouse(1, "SH", "east", 0).await.expect("define warehouse");
     for sku in skus {
         client.define_sku(sku, 5).await.expect("define sku");
-        client
-            .stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code((*sku).into()), warehouse: 1, on_hand })
-            .await
-            .expect("set on hand");
+        client.set_on_hand(sku, "1", on_hand).await.expect("set on hand");
     }
 }
 
@@ -63,13 +55,13 @@ async fn subscription_streams_every_durable_record_in_order() {
     seed(&client, &["A-1", "B-2", "C-3"], 100).await;
     for i in 0..30 {
         let sku = ["A-1", "B-2", "C-3"][i % 3];
-        client.reserve(cart(sku, 1)).await.expect("reserve");
+        client.reserve_cart(&cart(sku, 1)).await.expect("reserve");
     }
     let durable = durable_lsns(&client).await;
     let mut stream =
         LogStream::connect(&omsd.addr().to_string(), None, "test", Duration::from_secs(5)).await.expect("connect");
     stream.subscribe(1, None, 1, false).await.expect("subscribe");
-    let mut replica = Replica::new(2, stream.info.max_lines as usize);
+    let mut replica = Replica::new(2, stream.info().max_lines as usize);
     let mut caught_up = [false, false];
     let mut events = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -78,7 +70,7 @@ async fn subscription_streams_every_durable_record_in_order() {
         let (id, response) = stream.next().await.expect("frame");
         assert_eq!(id, 1, "frames carry the subscription's request id");
         match response {
-            Response::LogRecords { partition, records, durable_lsn } => {
+            Response::LogRecords(LogRecords { partition, records, durable_lsn }) => {
                 for r in &records {
                     replica
                         .apply(partition, r.lsn, r.record_type, &r.payload, &mut events)
@@ -95,17 +87,17 @@ async fn subscription_streams_every_durable_record_in_order() {
         assert_eq!(replica.next_lsn(p as u32) - 1, *d, "partition {p} fully received");
     }
     for sku in ["A-1", "B-2", "C-3"] {
-        let view = client.stock(SkuRef::Code(sku.into())).await.expect("stock");
-        let p = view.sku.0 % 2;
+        let view = client.stock(SkuRef::Code(sku)).await.expect("stock");
+        let p = view.sku_id % 2;
         let state = replica.partition(p).expect("replica partition");
-        assert_eq!(state.available(view.sku), Some(view.available), "{sku} availability on the replica");
+        assert_eq!(state.available(SkuId(view.sku_id)), Some(view.available), "{sku} availability on the replica");
     }
     // New writes arrive on the open subscription.
-    client.reserve(cart("A-1", 2)).await.expect("reserve");
+    client.reserve_cart(&cart("A-1", 2)).await.expect("reserve");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         assert!(Instant::now() < deadline, "new record not streamed");
-        if let (_, Response::LogRecords { records, .. }) = stream.next().await.expect("frame") {
+        if let (_, Response::LogRecords(LogRecords { records, .. })) = stream.next().await.expect("frame") {
             if !records.is_empty() {
                 break;
             }
@@ -120,7 +112,7 @@ async fn tail_prints_one_json_line_per_command_with_its_events() {
     let omsd = Omsd::start(&["--partitions", "1"]);
     let client = omsd.client().await;
     seed(&client, &["TEE"], 10).await;
-    let reserved = client.reserve(cart("TEE", 3)).await.expect("reserve");
+    let reserved = client.reserve_cart(&cart("TEE", 3)).await.expect("reserve");
     client.confirm(reserved.id).await.expect("confirm");
     let text = omsd.oms_ok(&["log", "tail", "--json"]);
     let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
@@ -151,12 +143,12 @@ async fn bootstrap_sends_a_snapshot_then_the_records_after_it() {
     {
         let client = omsd.client().await;
         seed(&client, &["MUG"], 50).await;
-        client.reserve(cart("MUG", 4)).await.expect("reserve");
+        client.reserve_cart(&cart("MUG", 4)).await.expect("reserve");
     }
     omsd.terminate();
     omsd.restart();
     let client = omsd.client().await;
-    client.reserve(cart("MUG", 5)).await.expect("reserve after restart");
+    client.reserve_cart(&cart("MUG", 5)).await.expect("reserve after restart");
     let durable = durable_lsns(&client).await[0];
     let mut stream =
         LogStream::connect(&omsd.addr().to_string(), None, "test", Duration::from_secs(5)).await.expect("connect");
@@ -166,13 +158,13 @@ async fn bootstrap_sends_a_snapshot_then_the_records_after_it() {
     let mut events = Vec::new();
     loop {
         match stream.next().await.expect("frame").1 {
-            Response::Snapshot { partition, lsn, offset, total, data } => {
+            Response::Snapshot(SnapshotChunk { partition, lsn, offset, total, data }) => {
                 assert!(replica.next_lsn(0) == 1, "snapshot comes first");
                 if replica.on_snapshot(partition, lsn, offset, total, &data).expect("chunk") {
                     snapshot_lsn = Some(lsn);
                 }
             }
-            Response::LogRecords { partition, records, durable_lsn } => {
+            Response::LogRecords(LogRecords { partition, records, durable_lsn }) => {
                 let snap = snapshot_lsn.expect("snapshot before records");
                 assert!(snap >= 4, "the restart wrote a snapshot at the end of the log (got {snap})");
                 for r in &records {
@@ -186,15 +178,15 @@ async fn bootstrap_sends_a_snapshot_then_the_records_after_it() {
             other => panic!("unexpected frame {other:?}"),
         }
     }
-    let view = client.stock(SkuRef::Code("MUG".into())).await.expect("stock");
-    assert_eq!(replica.partition(0).and_then(|p| p.available(view.sku)), Some(view.available));
+    let view = client.stock(SkuRef::Code("MUG")).await.expect("stock");
+    assert_eq!(replica.partition(0).and_then(|p| p.available(SkuId(view.sku_id))), Some(view.available));
     assert_eq!(view.available, 41);
     let mut ahead =
         LogStream::connect(&omsd.addr().to_string(), None, "test", Duration::from_secs(5)).await.expect("connect");
     ahead.subscribe(3, Some(0), durable + 5, false).await.expect("subscribe");
     match ahead.next().await.expect("frame").1 {
         Response::Error(e) => {
-            assert_eq!((e.code, e.name.as_str(), e.available), (17, "lsn_ahead", Some(durable)));
+            assert_eq!((e.code.0, &*e.name, e.available), (17, "lsn_ahead", Some(durable)));
         }
         other => panic!("expected lsn_ahead, got {other:?}"),
     }
@@ -213,17 +205,17 @@ async fn follower_replicates_refuses_writes_and_is_promoted() {
     let mut follower = Omsd::start(&["--partitions", "2", "--follow", &primary_addr]);
     let fclient = follower.client().await;
     for i in 0..40 {
-        pclient.reserve(cart(["A-1", "B-2", "C-3", "D-4"][i % 4], 1)).await.expect("reserve");
+        pclient.reserve_cart(&cart(["A-1", "B-2", "C-3", "D-4"][i % 4], 1)).await.expect("reserve");
     }
     let lsns = wait_converged(&pclient, &fclient).await;
     assert!(lsns.iter().sum::<u64>() >= 49, "{lsns:?}");
     for sku in ["A-1", "B-2", "C-3", "D-4"] {
-        let p = pclient.stock(SkuRef::Code(sku.into())).await.expect("primary stock");
-        let f = fclient.stock(SkuRef::Code(sku.into())).await.expect("follower stock (reads by code work)");
+        let p = pclient.stock(SkuRef::Code(sku)).await.expect("primary stock");
+        let f = fclient.stock(SkuRef::Code(sku)).await.expect("follower stock (reads by code work)");
         assert_eq!((p.available, p.reserved), (f.available, f.reserved), "{sku}");
     }
-    let refused = fclient.reserve(cart("A-1", 1)).await.expect_err("writes are refused on a follower");
-    assert_eq!(refused.wire_error().map(|e| e.code), Some(10), "{refused}");
+    let refused = fclient.reserve_cart(&cart("A-1", 1)).await.expect_err("writes are refused on a follower");
+    assert_eq!(refused.wire_error().map(|e| e.code.0), Some(10), "{refused}");
     let (_, metrics) = http_get(follower.admin_addr(), "/metrics").expect("metrics");
     assert!(metrics.contains("omsd_replication_lag_records{partition=\"0\"} 0"), "{metrics}");
     assert!(metrics.contains("omsd_replication_lag_seconds"), "{metrics}");
@@ -231,12 +223,12 @@ async fn follower_replicates_refuses_writes_and_is_promoted() {
     // Restart the follower while the primary keeps writing: it resumes from its own log.
     follower.terminate();
     for i in 0..10 {
-        pclient.reserve(cart(["A-1", "B-2"][i % 2], 2)).await.expect("reserve");
+        pclient.reserve_cart(&cart(["A-1", "B-2"][i % 2], 2)).await.expect("reserve");
     }
     follower.restart();
     let fclient = follower.client().await;
     let lsns = wait_converged(&pclient, &fclient).await;
-    let before = fclient.stock(SkuRef::Code("A-1".into())).await.expect("stock");
+    let before = fclient.stock(SkuRef::Code("A-1")).await.expect("stock");
 
     // Promote after the primary dies.
     primary.kill();
@@ -246,8 +238,8 @@ async fn follower_replicates_refuses_writes_and_is_promoted() {
         assert_eq!(promoted["partitions"][p]["durable_lsn"].as_u64(), Some(*lsn), "{promoted}");
         assert_eq!(promoted["partitions"][p]["records_not_received"].as_u64(), Some(0), "{promoted}");
     }
-    let reserved = fclient.reserve(cart("A-1", 3)).await.expect("the promoted follower accepts writes");
-    let after = fclient.stock(SkuRef::Code("A-1".into())).await.expect("stock");
+    let reserved = fclient.reserve_cart(&cart("A-1", 3)).await.expect("the promoted follower accepts writes");
+    let after = fclient.stock(SkuRef::Code("A-1")).await.expect("stock");
     assert_eq!(after.available + 3, before.available);
     fclient.confirm(reserved.id).await.expect("confirm");
     let id = fclient.define_sku("E-5", 0).await.expect("define a new sku");
@@ -273,13 +265,17 @@ async fn follower_answers_order_reads_and_refuses_order_writes() {
     let imported = pclient.import_orders("native", payload.into()).await.expect("import");
     let id = imported["results"][0]["order"].as_u64().unwrap_or_else(|| panic!("{imported}"));
     let order = pclient.order(id).await.expect("order");
-    let shipment = order.shipments[0].id;
+    let shipment = order["shipments"][0]["id"].as_u64().unwrap_or_else(|| panic!("{order}"));
     let waves = pclient
-        .order_request(Request::WaveCreate { warehouse: 1, carrier: None, max_shipments: 0 })
+        .json(&JsonRequest::WaveCreate(wire::WaveCreate {
+            warehouse: WarehouseKey::Id(1),
+            carrier: None,
+            max_shipments: 0,
+        }))
         .await
         .expect("wave");
     let wave = waves["waves"][0]["wave"].as_u64().unwrap_or_else(|| panic!("{waves}"));
-    pclient.order_request(Request::ShipmentPack { shipment }).await.expect("pack");
+    pclient.json(&JsonRequest::ShipmentPack(wire::ShipmentBody { shipment })).await.expect("pack");
 
     let follower = Omsd::start(&["--partitions", "2", "--follow", &primary.addr().to_string()]);
     let fclient = follower.client().await;
@@ -289,18 +285,18 @@ async fn follower_answers_order_reads_and_refuses_order_writes() {
         fclient.list_orders(None, 0).await.expect("order list on a follower"),
         pclient.list_orders(None, 0).await.expect("order list")
     );
-    let wave_get = Request::WaveGet { id: wave };
+    let wave_get = JsonRequest::WaveGet(wire::IdBody { id: wave });
     assert_eq!(
-        fclient.order_request(wave_get.clone()).await.expect("wave get on a follower"),
-        pclient.order_request(wave_get).await.expect("wave get")
+        fclient.json(&wave_get).await.expect("wave get on a follower"),
+        pclient.json(&wave_get).await.expect("wave get")
     );
     let label = fclient.waybill(shipment).await.expect("waybill on a follower");
     assert!(label.waybill.starts_with("SF"), "{}", label.waybill);
     let refused = fclient
-        .order_request(Request::OrderCancel { id, reason: "no".into() })
+        .json(&JsonRequest::OrderCancel(wire::OrderReason { id, reason: "no".into() }))
         .await
         .expect_err("order writes are refused on a follower");
-    assert_eq!(refused.wire_error().map(|e| e.code), Some(10), "{refused}");
+    assert_eq!(refused.wire_error().map(|e| e.code.0), Some(10), "{refused}");
 }
 
 /// The value of one metric line (`name{labels} value`) in a /metrics text.
@@ -338,7 +334,7 @@ async fn ack_after_replica_holds_writes_until_a_follower_has_them() {
 
     let mut acknowledged = Vec::new();
     for i in 0..40 {
-        let reserved = pclient.reserve(cart(["A-1", "B-2", "C-3", "D-4"][i % 4], 1)).await.expect("reserve");
+        let reserved = pclient.reserve_cart(&cart(["A-1", "B-2", "C-3", "D-4"][i % 4], 1)).await.expect("reserve");
         acknowledged.push(reserved.id);
     }
     let (_, metrics) = http_get(primary.admin_addr(), "/metrics").expect("metrics");
@@ -356,7 +352,7 @@ async fn ack_after_replica_holds_writes_until_a_follower_has_them() {
         assert_eq!(view.status, "held");
     }
     for sku in ["A-1", "B-2", "C-3", "D-4"] {
-        let view = fclient.stock(SkuRef::Code(sku.into())).await.expect("stock");
+        let view = fclient.stock(SkuRef::Code(sku)).await.expect("stock");
         assert_eq!((view.available, view.reserved), (190, 10), "{sku}");
     }
 }
@@ -372,7 +368,7 @@ async fn ack_after_replica_without_follower_answers_replica_timeout() {
     let refused = client.define_warehouse(1, "SH", "east", 0).await.expect_err("not acknowledged without a follower");
     let elapsed = started.elapsed();
     let error = refused.wire_error().expect("a typed error");
-    assert_eq!((error.code, error.name.as_str()), (18, "replica_timeout"), "{refused}");
+    assert_eq!((error.code.0, &*error.name), (18, "replica_timeout"), "{refused}");
     assert!(elapsed >= Duration::from_millis(650), "answered after {elapsed:?}");
     client.audit().await.expect("reads are not held");
     let (_, metrics) = http_get(omsd.admin_addr(), "/metrics").expect("metrics");
@@ -424,8 +420,8 @@ async fn follower_behind_retention_catches_up_from_the_primary_snapshot() {
     loop {
         // One batch request per round: its reservations share group commits, which keeps the
         // test fast while still filling several segments per partition.
-        let carts = (0..200).map(|i| cart(skus[i % skus.len()], 1 + (i % 3) as u32)).collect();
-        let answers = pclient.reserve_batch(carts).await.expect("reserve batch");
+        let carts: Vec<Cart> = (0..200).map(|i| cart(skus[i % skus.len()], 1 + (i % 3) as u32)).collect();
+        let answers = pclient.reserve_carts(&carts).await.expect("reserve batch");
         for (i, answer) in answers.into_iter().enumerate() {
             let reserved = answer.expect("reserved");
             if i % 10 == 0 {
@@ -447,8 +443,8 @@ async fn follower_behind_retention_catches_up_from_the_primary_snapshot() {
     wait_converged(&pclient, &fclient).await;
     assert_eq!(audit_partitions(&fclient).await, audit_partitions(&pclient).await);
     for sku in skus {
-        let p = pclient.stock(SkuRef::Code(sku.into())).await.expect("primary stock");
-        let f = fclient.stock(SkuRef::Code(sku.into())).await.expect("follower stock");
+        let p = pclient.stock(SkuRef::Code(sku)).await.expect("primary stock");
+        let f = fclient.stock(SkuRef::Code(sku)).await.expect("follower stock");
         assert_eq!((p.available, p.reserved, p.on_hand), (f.available, f.reserved, f.on_hand), "{sku}");
     }
     for id in ids.iter().step_by(37) {
@@ -460,20 +456,20 @@ async fn follower_behind_retention_catches_up_from_the_primary_snapshot() {
 
     // New writes stream on after the installed snapshot; a restart recovers from it.
     for i in 0..30 {
-        pclient.reserve(cart(skus[i % skus.len()], 1)).await.expect("reserve");
+        pclient.reserve_cart(&cart(skus[i % skus.len()], 1)).await.expect("reserve");
     }
     wait_converged(&pclient, &fclient).await;
     follower.terminate();
     for i in 0..10 {
-        pclient.reserve(cart(skus[i % skus.len()], 2)).await.expect("reserve");
+        pclient.reserve_cart(&cart(skus[i % skus.len()], 2)).await.expect("reserve");
     }
     follower.restart();
     let fclient = follower.client().await;
     wait_converged(&pclient, &fclient).await;
     assert_eq!(audit_partitions(&fclient).await, audit_partitions(&pclient).await);
     for sku in skus {
-        let p = pclient.stock(SkuRef::Code(sku.into())).await.expect("primary stock");
-        let f = fclient.stock(SkuRef::Code(sku.into())).await.expect("follower stock");
+        let p = pclient.stock(SkuRef::Code(sku)).await.expect("primary stock");
+        let f = fclient.stock(SkuRef::Code(sku)).await.expect("follower stock");
         assert_eq!((p.available, p.reserved), (f.available, f.reserved), "{sku} after the follower's restart");
     }
 }

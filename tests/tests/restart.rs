@@ -1,27 +1,17 @@
 //! Durability across restarts of the real omsd: a graceful SIGTERM and a SIGKILL.
 
-use oms_gateway::client::Client;
-use oms_gateway::protocol::{ReserveWire, SkuRef, StockOpWire, WireLine};
+use oms_client::{Cart, Client};
+use oms_proto::SkuRef;
 use oms_tests::Omsd;
 
-fn cart(sku: &str, qty: u32, key: &str) -> ReserveWire {
-    ReserveWire {
-        lines: vec![WireLine { sku: SkuRef::Code(sku.into()), qty }],
-        ttl_ms: 3_600_000,
-        idempotency_key: key.into(),
-        customer: 1,
-        channel: 0,
-        campaign: None,
-    }
+fn cart(sku: &str, qty: u32, key: &str) -> Cart {
+    Cart::new(3_600_000).line(sku, qty).key(key).customer(1)
 }
 
 async fn seed(client: &Client, sku: &str, on_hand: u64) {
     client.define_warehouse(1, "SH", "east", 0).await.expect("define warehouse");
     client.define_sku(sku, 0).await.expect("define sku");
-    client
-        .stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code(sku.into()), warehouse: 1, on_hand })
-        .await
-        .expect("set on hand");
+    client.set_on_hand(sku, "1", on_hand).await.expect("set on hand");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,21 +21,21 @@ async fn graceful_restart_keeps_state() {
     let mut omsd = Omsd::start_in(dir.path(), &["--partitions", "4"]);
     let client = omsd.client().await;
     seed(&client, "MUG-WHT", 50).await;
-    let confirmed = client.reserve(cart("MUG-WHT", 3, "")).await.expect("reserve");
+    let confirmed = client.reserve_cart(&cart("MUG-WHT", 3, "")).await.expect("reserve");
     client.confirm(confirmed.id).await.expect("confirm");
-    let held = client.reserve(cart("MUG-WHT", 2, "k-held")).await.expect("reserve");
-    let before = client.stock(SkuRef::Code("MUG-WHT".into())).await.expect("stock");
+    let held = client.reserve_cart(&cart("MUG-WHT", 2, "k-held")).await.expect("reserve");
+    let before = client.stock(SkuRef::Code("MUG-WHT")).await.expect("stock");
     drop(client);
     omsd.terminate();
 
     let omsd = Omsd::start_in(dir.path(), &["--partitions", "4"]);
     let client = omsd.client().await;
-    let after = client.stock(SkuRef::Code("MUG-WHT".into())).await.expect("stock after restart");
+    let after = client.stock(SkuRef::Code("MUG-WHT")).await.expect("stock after restart");
     assert_eq!(after, before, "stock changed across a graceful restart");
     assert_eq!(client.reservation(confirmed.id).await.expect("confirmed reservation").status, "confirmed");
     assert_eq!(client.reservation(held.id).await.expect("held reservation").status, "held");
     // The idempotency key survived: retrying returns the same reservation.
-    let retry = client.reserve(cart("MUG-WHT", 2, "k-held")).await.expect("retry");
+    let retry = client.reserve_cart(&cart("MUG-WHT", 2, "k-held")).await.expect("retry");
     assert_eq!((retry.id, retry.replayed), (held.id, true));
     let audit = client.audit().await.expect("audit");
     assert_eq!(audit["clean"], true, "{audit}");
@@ -62,7 +52,7 @@ async fn sigkill_keeps_every_acknowledged_reservation() {
     let mut tasks = Vec::new();
     for i in 0..300u32 {
         let client = client.clone();
-        tasks.push(tokio::spawn(async move { client.reserve(cart("SOCKS-3P", 1 + i % 3, "")).await }));
+        tasks.push(tokio::spawn(async move { client.reserve_cart(&cart("SOCKS-3P", 1 + i % 3, "")).await }));
     }
     let mut acknowledged = Vec::new();
     for task in tasks {
@@ -72,7 +62,7 @@ async fn sigkill_keeps_every_acknowledged_reservation() {
     let racing: Vec<_> = (0..100)
         .map(|_| {
             let client = client.clone();
-            tokio::spawn(async move { client.reserve(cart("SOCKS-3P", 1, "")).await })
+            tokio::spawn(async move { client.reserve_cart(&cart("SOCKS-3P", 1, "")).await })
         })
         .collect();
     omsd.kill();
@@ -93,7 +83,7 @@ async fn sigkill_keeps_every_acknowledged_reservation() {
         assert_eq!(view.status, "held");
         total += view.allocations.iter().map(|a| u64::from(a.qty)).sum::<u64>();
     }
-    let stock = client.stock(SkuRef::Code("SOCKS-3P".into())).await.expect("stock");
+    let stock = client.stock(SkuRef::Code("SOCKS-3P")).await.expect("stock");
     // Racing reserves acknowledged to nobody may also have survived, so reserved >= acknowledged total.
     assert!(stock.reserved >= total, "reserved {} < acknowledged {total}", stock.reserved);
     assert!(stock.reserved <= total + 100, "reserved {} > acknowledged {total} + 100 racing units", stock.reserved);
@@ -115,7 +105,7 @@ async fn recovery_from_snapshot_plus_log_tail_after_sigkill() {
     seed(&client, "SOCKS-3P", 1_000).await;
     let mut ids = Vec::new();
     for i in 0..150 {
-        let reserved = client.reserve(cart("SOCKS-3P", 2, &format!("snap-{i}"))).await.expect("reserve");
+        let reserved = client.reserve_cart(&cart("SOCKS-3P", 2, &format!("snap-{i}"))).await.expect("reserve");
         ids.push(reserved.id);
     }
     // Give the background snapshot threads a moment, then crash.
@@ -129,7 +119,7 @@ async fn recovery_from_snapshot_plus_log_tail_after_sigkill() {
         let view = client.reservation(*id).await.expect("acknowledged reservation survived");
         assert_eq!(view.status, "held", "reservation {id}");
     }
-    let stock = client.stock(SkuRef::Code("SOCKS-3P".into())).await.expect("stock");
+    let stock = client.stock(SkuRef::Code("SOCKS-3P")).await.expect("stock");
     assert_eq!((stock.on_hand, stock.reserved, stock.available), (1_000, 300, 700));
     let audit = client.audit().await.expect("audit");
     assert_eq!(audit["clean"], true, "{audit}");

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use oms_gateway::client::{Client, ClientError, ClientOptions};
+use oms_client::{Client, ClientError, ClientOptions};
 use oms_tests::{http_get, Omsd};
 
 /// Distinctive keys, so a grep of the log cannot miss them.
@@ -58,7 +58,7 @@ async fn api_keys_never_appear_in_the_log_or_metrics() {
     let ops = Client::connect(addr.clone(), options(OPS_KEY)).await.expect("ops key accepted");
     ops.define_warehouse(1, "SH", "east", 0).await.expect("ops may define");
     let shop = Client::connect(addr.clone(), options(SHOP_KEY)).await.expect("shop key accepted");
-    assert_eq!(shop.server_info().map(|i| i.role), Some("storefront".to_owned()));
+    assert_eq!(shop.server_info().map(|i| i.role), Some(oms_proto::Role::Storefront));
     let forbidden = shop.define_warehouse(2, "BJ", "north", 1).await;
     assert!(matches!(&forbidden, Err(ClientError::Server(e)) if e.name == "forbidden"), "{forbidden:?}");
     shop.ping().await.expect("ping");

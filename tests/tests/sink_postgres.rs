@@ -8,10 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use oms_client::{Cart, Client, LogStream};
+use oms_engine::replica::Replica;
 use oms_engine::Event;
-use oms_gateway::client::Client;
-use oms_gateway::protocol::{ReserveWire, Response, SkuRef, StockOpWire, WireLine};
-use oms_gateway::replication::{LogStream, Replica};
+use oms_proto::json::{SkuKey, StockOp, WarehouseKey};
+use oms_proto::{LogRecords, Response, SkuRef};
 use oms_tests::{free_addr, Omsd};
 
 const SKUS: [&str; 6] = ["SINK-A", "SINK-B", "SINK-C", "SINK-D", "SINK-E", "SINK-F"];
@@ -242,15 +243,8 @@ impl Drop for Sink {
 // ---------------------------------------------------------------------------------------------
 // Workload and checks
 
-fn cart(sku: &str, qty: u32, customer: u64) -> ReserveWire {
-    ReserveWire {
-        lines: vec![WireLine { sku: SkuRef::Code(sku.into()), qty }],
-        ttl_ms: 3_600_000,
-        idempotency_key: String::new(),
-        customer,
-        channel: 1,
-        campaign: None,
-    }
+fn cart(sku: &str, qty: u32, customer: u64) -> Cart {
+    Cart::new(3_600_000).line(sku, qty).customer(customer).channel(1)
 }
 
 /// Reserve `n` single-line carts; confirm every 3rd, release every 5th, ship every 7th confirmed;
@@ -259,7 +253,7 @@ async fn workload(client: &Client, round: u64, n: u64) -> Vec<u64> {
     let mut ids = Vec::new();
     for i in 0..n {
         let sku = SKUS[(i % SKUS.len() as u64) as usize];
-        let reserved = client.reserve(cart(sku, 1 + (i % 3) as u32, round * 1000 + i)).await.expect("reserve");
+        let reserved = client.reserve_cart(&cart(sku, 1 + (i % 3) as u32, round * 1000 + i)).await.expect("reserve");
         ids.push(reserved.id);
         if i % 3 == 0 {
             client.confirm(reserved.id).await.expect("confirm");
@@ -271,11 +265,16 @@ async fn workload(client: &Client, round: u64, n: u64) -> Vec<u64> {
         }
         if i % 50 == 0 {
             client
-                .stock_op(StockOpWire::Adjust { sku: SkuRef::Code(sku.into()), warehouse: 1, delta: 3 })
+                .stock_op(StockOp::Adjust { sku: SkuKey::from(sku), warehouse: WarehouseKey::Id(1), delta: 3 })
                 .await
                 .expect("adjust");
             client
-                .stock_op(StockOpWire::Transfer { sku: SkuRef::Code(sku.into()), from: 1, to: 2, qty: 2 })
+                .stock_op(StockOp::Transfer {
+                    sku: SkuKey::from(sku),
+                    from: WarehouseKey::Id(1),
+                    to: WarehouseKey::Id(2),
+                    qty: 2,
+                })
                 .await
                 .expect("transfer");
         }
@@ -308,8 +307,8 @@ async fn positions(db: &tokio_postgres::Client, partitions: usize) -> Vec<u64> {
 /// Stock movements the engine emitted, recomputed independently from the log: (partition, lsn, seq) -> kind.
 async fn movements_from_log(addr: &str) -> BTreeMap<(u32, u64, u32), String> {
     let mut stream = LogStream::connect(addr, None, "sink-test", Duration::from_secs(5)).await.expect("connect");
-    let partitions = stream.info.partitions;
-    let mut replica = Replica::new(partitions, stream.info.max_lines as usize);
+    let partitions = stream.info().partitions;
+    let mut replica = Replica::new(partitions, stream.info().max_lines as usize);
     stream.subscribe(1, None, 1, true).await.expect("subscribe");
     let mut done = vec![false; partitions as usize];
     let mut out = BTreeMap::new();
@@ -319,7 +318,7 @@ async fn movements_from_log(addr: &str) -> BTreeMap<(u32, u64, u32), String> {
             .await
             .expect("log frame in time")
             .expect("log frame");
-        if let Response::LogRecords { partition, records, durable_lsn } = response {
+        if let Response::LogRecords(LogRecords { partition, records, durable_lsn }) = response {
             for r in &records {
                 events.clear();
                 replica.apply(partition, r.lsn, r.record_type, &r.payload, &mut events).expect("apply");
@@ -355,12 +354,9 @@ async fn sink_projects_exactly_once_across_a_sigkill() {
     client.define_warehouse(2, "BJ", "north", 1).await.expect("warehouse 2");
     for sku in SKUS {
         client.define_sku(sku, 5).await.expect("define sku");
+        client.set_on_hand(sku, "1", 100_000).await.expect("set on hand");
         client
-            .stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code(sku.into()), warehouse: 1, on_hand: 100_000 })
-            .await
-            .expect("set on hand");
-        client
-            .stock_op(StockOpWire::Receive { sku: SkuRef::Code(sku.into()), warehouse: 2, qty: 50 })
+            .stock_op(StockOp::Receive { sku: SkuKey::from(sku), warehouse: WarehouseKey::Id(2), qty: 50 })
             .await
             .expect("receive");
     }
@@ -409,14 +405,14 @@ async fn sink_projects_exactly_once_across_a_sigkill() {
     let mut by_status: BTreeMap<String, i64> = BTreeMap::new();
     for &id in &ids {
         let view = client.reservation(id).await.expect("get reservation");
-        *by_status.entry(view.status.clone()).or_default() += 1;
+        *by_status.entry(view.status.name().to_owned()).or_default() += 1;
         let rows = db
             .query("SELECT status, customer, channel, expires_at_ms FROM reservations WHERE id = $1", &[&(id as i64)])
             .await
             .expect("select reservation");
         assert_eq!(rows.len(), 1, "reservation {id}: one row");
         let status: String = rows[0].get(0);
-        assert_eq!(status, view.status, "reservation {id} status");
+        assert_eq!(status, view.status.name(), "reservation {id} status");
         assert_eq!(rows[0].get::<_, i64>(1) as u64, view.customer, "reservation {id} customer");
         assert_eq!(rows[0].get::<_, i32>(2) as u16, view.channel, "reservation {id} channel");
         assert_eq!(rows[0].get::<_, i64>(3) as u64, view.expires_at_ms, "reservation {id} expiry");
@@ -443,21 +439,21 @@ async fn sink_projects_exactly_once_across_a_sigkill() {
 
     // Stock levels equal GetStock, per warehouse.
     for sku in SKUS {
-        let view = client.stock(SkuRef::Code(sku.into())).await.expect("get stock");
+        let view = client.stock(SkuRef::Code(sku)).await.expect("get stock");
         for w in &view.warehouses {
             let row = db
                 .query_one(
                     "SELECT on_hand, reserved, available FROM stock_levels WHERE code = $1 AND warehouse = $2",
-                    &[&sku, &i32::from(w.warehouse.0)],
+                    &[&sku, &i32::from(w.warehouse_id)],
                 )
                 .await
-                .unwrap_or_else(|e| panic!("stock level of {sku} in {}: {e}", w.warehouse.0));
+                .unwrap_or_else(|e| panic!("stock level of {sku} in {}: {e}", w.warehouse));
             let got: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
             assert_eq!(
                 got,
                 (w.on_hand as i64, w.reserved as i64, w.available as i64),
                 "{sku} in warehouse {}",
-                w.warehouse.0
+                w.warehouse
             );
         }
     }

@@ -7,9 +7,9 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use oms_gateway::client::{Client, ClientError, ClientOptions};
-use oms_gateway::protocol::{ReserveWire, SkuRef, StockOpWire, WireLine};
-use oms_gateway::tls::ClientTls;
+use oms_client::tls::ClientTls;
+use oms_client::{Cart, Client, ClientError, ClientOptions};
+use oms_proto::SkuRef;
 use oms_tests::{http_get, Omsd};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::Value;
@@ -71,24 +71,14 @@ async fn tls_client(omsd: &Omsd, ca: &Path) -> Client {
     }
 }
 
-fn cart(sku: &str, qty: u32) -> ReserveWire {
-    ReserveWire {
-        lines: vec![WireLine { sku: SkuRef::Code(sku.into()), qty }],
-        ttl_ms: 600_000,
-        idempotency_key: String::new(),
-        customer: 1,
-        channel: 0,
-        campaign: None,
-    }
+fn cart(sku: &str, qty: u32) -> Cart {
+    Cart::new(600_000).line(sku, qty).customer(1)
 }
 
 async fn seed(client: &Client, sku: &str, on_hand: u64, threshold: u32) {
     client.define_warehouse(1, "SH", "east", 0).await.expect("warehouse");
     client.define_sku(sku, threshold).await.expect("sku");
-    client
-        .stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code(sku.into()), warehouse: 1, on_hand })
-        .await
-        .expect("on hand");
+    client.set_on_hand(sku, "1", on_hand).await.expect("on hand");
 }
 
 fn refused(omsd: &Omsd, reason: &str) -> u64 {
@@ -119,10 +109,10 @@ async fn tls_client_and_cli_are_served_and_plain_clients_are_refused() {
     let omsd = start_tls(&pki, &[]);
     let client = tls_client(&omsd, &pki.ca).await;
     seed(&client, "TLS-1", 10, 0).await;
-    let reserved = client.reserve(cart("TLS-1", 3)).await.expect("reserve over TLS");
+    let reserved = client.reserve_cart(&cart("TLS-1", 3)).await.expect("reserve over TLS");
     let view = client.reservation(reserved.id).await.expect("read back over TLS");
     assert_eq!(view.status, "held", "{view:?}");
-    let stock = client.stock(SkuRef::Code("TLS-1".into())).await.expect("stock");
+    let stock = client.stock(SkuRef::Code("TLS-1")).await.expect("stock");
     assert_eq!((stock.on_hand, stock.reserved), (10, 3), "{stock:?}");
 
     let plain = Client::connect(omsd.addr().to_string(), Omsd::client_options()).await;
@@ -134,12 +124,12 @@ async fn tls_client_and_cli_are_served_and_plain_clients_are_refused() {
     let ping = omsd.oms_json(&["--tls-ca", &ca, "ping"]);
     assert_eq!(ping["ok"], true, "{ping}");
     let named = omsd.oms_json(&["--tls-ca", &ca, "--tls-server-name", "localhost", "stock", "get", "TLS-1"]);
-    assert_eq!(named["code"], "TLS-1", "{named}");
+    assert_eq!(named["sku"], "TLS-1", "{named}");
     let out = omsd.oms(&["ping"]);
     assert_eq!(out.status.code(), Some(3), "plain oms against TLS: {}", String::from_utf8_lossy(&out.stderr));
 
     // The server stayed up: the first client and a new one are still served.
-    client.reserve(cart("TLS-1", 1)).await.expect("old TLS client still served");
+    client.reserve_cart(&cart("TLS-1", 1)).await.expect("old TLS client still served");
     tls_client(&omsd, &pki.ca).await.ping().await.expect("new TLS client served");
 }
 
@@ -204,7 +194,7 @@ async fn silent_connections_are_dropped_at_the_handshake_deadline() {
     let started = Instant::now();
     let mut served = 0;
     while !silent.is_finished() && started.elapsed() < Duration::from_secs(10) {
-        client.reserve(cart("DL-1", 1)).await.expect("a good client is served meanwhile");
+        client.reserve_cart(&cart("DL-1", 1)).await.expect("a good client is served meanwhile");
         served += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -271,14 +261,14 @@ async fn a_follower_replicates_from_a_tls_primary() {
     let pclient = tls_client(&primary, &pki.ca).await;
     seed(&pclient, "R-1", 100, 0).await;
     for _ in 0..5 {
-        pclient.reserve(cart("R-1", 2)).await.expect("reserve on the primary");
+        pclient.reserve_cart(&cart("R-1", 2)).await.expect("reserve on the primary");
     }
     let ca = pki.ca.display().to_string();
     let follower = Omsd::start(&["--partitions", "1", "--follow", &primary.addr().to_string(), "--follow-tls-ca", &ca]);
     let fclient = follower.client().await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(view) = fclient.stock(SkuRef::Code("R-1".into())).await {
+        if let Ok(view) = fclient.stock(SkuRef::Code("R-1")).await {
             if view.reserved == 10 {
                 break;
             }
@@ -348,7 +338,7 @@ max_attempts = 1
     let omsd = Omsd::start(&["--partitions", "1", "--config", &config]);
     let client = omsd.client().await;
     seed(&client, "HOOK-S", 10, 5).await;
-    client.reserve(cart("HOOK-S", 8)).await.expect("reserve below the threshold");
+    client.reserve_cart(&cart("HOOK-S", 8)).await.expect("reserve below the threshold");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use oms_gateway::protocol::{ReserveWire, SkuRef, StockOpWire, WireLine};
+use oms_client::Cart;
 use oms_tests::{http_get, Omsd};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -107,19 +107,9 @@ retry_initial_ms = 50
     let client = omsd.client().await;
     client.define_warehouse(1, "SH", "east", 0).await.expect("warehouse");
     let sku = client.define_sku("HOOK-1", 5).await.expect("sku");
-    client
-        .stock_op(StockOpWire::SetOnHand { sku: SkuRef::Code("HOOK-1".into()), warehouse: 1, on_hand: 10 })
-        .await
-        .expect("on hand");
-    let cart = ReserveWire {
-        lines: vec![WireLine { sku: SkuRef::Code("HOOK-1".into()), qty: 8 }],
-        ttl_ms: 600_000,
-        idempotency_key: String::new(),
-        customer: 1,
-        channel: 0,
-        campaign: None,
-    };
-    client.reserve(cart).await.expect("reserve below the threshold");
+    client.set_on_hand("HOOK-1", "1", 10).await.expect("on hand");
+    let cart = Cart::new(600_000).line("HOOK-1", 8).customer(1);
+    client.reserve_cart(&cart).await.expect("reserve below the threshold");
 
     // Two hooks want low_stock: each gets a 500 first, then the retry succeeds. The SKU was
     // already low (0 available) when defined, so the reservation's event is not the first.

@@ -160,6 +160,16 @@ impl Partition {
         &self.warehouses
     }
 
+    /// The code of a SKU this partition owns (answers name codes, not ids).
+    pub fn sku_code(&self, sku: SkuId) -> Option<&str> {
+        self.sku(sku).ok().map(|s| s.code.as_str())
+    }
+
+    /// The code of a warehouse (every partition knows every warehouse).
+    pub fn warehouse_code(&self, warehouse: crate::ids::WarehouseId) -> Option<&str> {
+        self.warehouses.iter().find(|w| w.id == warehouse).map(|w| w.code.as_str())
+    }
+
     pub fn kit_components(&self, sku: SkuId) -> Option<&[crate::command::KitComponent]> {
         self.sku(sku).ok().and_then(|s| s.kit.as_deref())
     }

@@ -12,7 +12,6 @@
 //! the stock side out before the server serves (see docs/ORDERS.md).
 
 mod effects;
-pub mod label;
 mod query;
 
 use std::sync::Arc;
@@ -35,10 +34,12 @@ use serde_json::{json, Value};
 pub use effects::{spawn as spawn_effects, OrderHook};
 pub use query::{answer, AllocationView, ExceptionRow, OrderAnswer, OrderQuery, OrderSummary, UnconfirmedView};
 
-use crate::protocol::{Request, Response, WireError, WireLine};
+use oms_proto::json::{JsonLine, JsonRequest};
+use oms_proto::{ErrorCode, Response, WireError};
+
 use crate::runtime::{failure_to_wire, now_ms, Failure, Query, QueryAnswer};
 use crate::server::ServerCtx;
-use crate::wire_error::{from_engine, GatewayCode};
+use crate::wire_error::{from_engine, gateway, CodeNames};
 
 /// How long an order's hold lasts between Reserve and Confirm (they follow each other at once).
 const ORDER_HOLD_TTL_MS: u64 = 60_000;
@@ -72,21 +73,21 @@ impl From<Failure> for OrderError {
 }
 
 impl OrderError {
-    pub fn wire(&self) -> WireError {
+    pub fn wire(&self, names: &dyn CodeNames) -> WireError {
         match self {
-            OrderError::Engine(e) => from_engine(e),
-            OrderError::Unavailable(f) => failure_to_wire(f),
-            OrderError::BadRequest(m) => GatewayCode::BadRequest.error(m.clone()),
+            OrderError::Engine(e) => from_engine(e, names),
+            OrderError::Unavailable(f) => failure_to_wire(f, names),
+            OrderError::BadRequest(m) => gateway(ErrorCode::BAD_REQUEST, m.clone()),
             OrderError::Wire(w) => w.clone(),
-            OrderError::Unexpected => GatewayCode::Internal.error(self.to_string()),
+            OrderError::Unexpected => gateway(ErrorCode::INTERNAL, self.to_string()),
         }
     }
 }
 
-fn json_response(value: Result<Value, OrderError>) -> Response {
+fn json_response(value: Result<Value, OrderError>, names: &dyn CodeNames) -> Response {
     match value {
         Ok(v) => Response::Json(v.to_string()),
-        Err(e) => Response::Error(e.wire()),
+        Err(e) => Response::Error(e.wire(names)),
     }
 }
 
@@ -104,42 +105,42 @@ fn allocated_json(a: &Allocated) -> Value {
 }
 
 /// Answer an order request (called from `ServerCtx::execute`).
-pub async fn execute(ctx: &Arc<ServerCtx>, request: Request) -> Response {
+pub async fn execute(ctx: &Arc<ServerCtx>, request: JsonRequest) -> Response {
     let ctx: &ServerCtx = ctx;
-    match request {
-        Request::OrderImport { channel, payload } => json_response(ctx.import_orders(&channel, &payload).await),
-        Request::OrderGet { id } => json_response(ctx.order_json(id).await),
-        Request::OrderList { status, limit } => json_response(ctx.list_orders(status.as_deref(), limit).await),
-        Request::OrderApprove { id } => json_response(ctx.approve(id).await),
-        Request::OrderReject { id, reason } => {
-            json_response(ctx.order_step(OrderCommand::Reject { order: id, reason }, id).await)
+    let names = &ctx.index;
+    let answer = match request {
+        JsonRequest::OrderImport(b) => ctx.import_orders(&b.channel, &b.payload).await,
+        JsonRequest::OrderGet(b) => ctx.order_json(b.id).await,
+        JsonRequest::OrderList(b) => ctx.list_orders(b.status.as_deref(), b.limit).await,
+        JsonRequest::OrderApprove(b) => ctx.approve(b.id).await,
+        JsonRequest::OrderReject(b) => {
+            ctx.order_step(OrderCommand::Reject { order: b.id, reason: b.reason }, b.id).await
         }
-        Request::OrderCancel { id, reason } => {
-            json_response(ctx.order_step(OrderCommand::Cancel { order: id, reason }, id).await)
+        JsonRequest::OrderCancel(b) => {
+            ctx.order_step(OrderCommand::Cancel { order: b.id, reason: b.reason }, b.id).await
         }
-        Request::OrderAllocate { id } => json_response(ctx.allocate_request(id).await),
-        Request::WaveCreate { warehouse, carrier, max_shipments } => {
-            json_response(ctx.create_waves(WarehouseId(warehouse), carrier, max_shipments).await)
+        JsonRequest::OrderAllocate(b) => ctx.allocate_request(b.id).await,
+        JsonRequest::WaveCreate(b) => match ctx.resolve_warehouse(&b.warehouse) {
+            Ok(warehouse) => ctx.create_waves(warehouse, b.carrier, b.max_shipments).await,
+            Err(e) => Err(OrderError::Wire(e)),
+        },
+        JsonRequest::WaveGet(b) => ctx.wave_json(b.id).await,
+        JsonRequest::ShipmentPack(b) => ctx.shipment_step(OrderCommand::Pack { shipment: b.shipment }).await,
+        JsonRequest::ShipmentShip(b) => ctx.shipment_step(OrderCommand::Ship { shipment: b.shipment }).await,
+        JsonRequest::ShipmentDeliver(b) => ctx.shipment_step(OrderCommand::Deliver { shipment: b.shipment }).await,
+        JsonRequest::TrackAdd(b) => {
+            ctx.shipment_step(OrderCommand::Track { shipment: b.shipment, code: b.code, location: b.location }).await
         }
-        Request::WaveGet { id } => json_response(ctx.wave_json(id).await),
-        Request::ShipmentPack { shipment } => json_response(ctx.shipment_step(OrderCommand::Pack { shipment }).await),
-        Request::ShipmentShip { shipment } => json_response(ctx.shipment_step(OrderCommand::Ship { shipment }).await),
-        Request::ShipmentDeliver { shipment } => {
-            json_response(ctx.shipment_step(OrderCommand::Deliver { shipment }).await)
-        }
-        Request::TrackAdd { shipment, code, location } => {
-            json_response(ctx.shipment_step(OrderCommand::Track { shipment, code, location }).await)
-        }
-        Request::AfterSaleCreate { order, kind, lines, reason } => {
-            json_response(ctx.create_after_sale(order, &kind, &lines, reason).await)
-        }
-        Request::AfterSaleReceive { id, damaged } => json_response(ctx.receive_return(id, damaged).await),
-        Request::RulesReload { toml } => json_response(ctx.reload_rules(&toml).await),
-        Request::Waybill { shipment } => json_response(ctx.waybill(shipment).await),
-        other => {
-            Response::Error(GatewayCode::Internal.error(format!("{} is not an order request", other.opcode().name())))
-        }
-    }
+        JsonRequest::AfterSaleCreate(b) => ctx.create_after_sale(b.order, &b.kind, &b.lines, b.reason).await,
+        JsonRequest::AfterSaleReceive(b) => ctx.receive_return(b.id, b.damaged).await,
+        JsonRequest::RulesReload(b) => ctx.reload_rules(&b.toml).await,
+        JsonRequest::Waybill(b) => ctx.waybill(b.shipment).await,
+        other => Err(OrderError::Wire(gateway(
+            ErrorCode::INTERNAL,
+            format!("{} is not an order request", other.opcode().name()),
+        ))),
+    };
+    json_response(answer, names)
 }
 
 impl ServerCtx {
@@ -273,7 +274,7 @@ impl ServerCtx {
                     results.push(value)
                 }
                 Err(e) => {
-                    let w = e.wire();
+                    let w = e.wire(&self.index);
                     results.push(json!({ "index": i, "ok": false, "order": id, "external_id": external_id, "error": w.message, "code": w.name }));
                 }
             }
@@ -677,7 +678,7 @@ impl ServerCtx {
         &self,
         order: OrderId,
         kind: &str,
-        lines: &[WireLine],
+        lines: &[JsonLine],
         reason: String,
     ) -> Result<Value, OrderError> {
         let kind = AfterSaleKind::parse(kind).ok_or_else(|| {
@@ -685,7 +686,7 @@ impl ServerCtx {
         })?;
         let mut resolved = Vec::with_capacity(lines.len());
         for l in lines {
-            resolved.push(Line { sku: self.resolve(&l.sku).map_err(OrderError::Wire)?, qty: l.qty });
+            resolved.push(Line { sku: self.resolve_key(&l.sku).map_err(OrderError::Wire)?, qty: l.qty });
         }
         let events = self.order_call(OrderCommand::CreateAfterSale { order, kind, lines: resolved, reason }).await?;
         let (id, refund_cents) = events
@@ -774,23 +775,35 @@ impl ServerCtx {
                 json!({ "sku": code, "qty": a.qty })
             })
             .collect();
-        let label = label::Label {
+        let label = oms_proto::json::Label {
             waybill,
             carrier: s.carrier.clone().unwrap_or_default(),
             shipment,
             order: order.id,
             channel: order.channel.name().to_owned(),
             external_id: order.external_id.clone(),
-            warehouse: s.warehouse.0,
+            warehouse: self.index.warehouse_code(s.warehouse.0).map(|c| c.to_string()).unwrap_or_default(),
+            warehouse_id: s.warehouse.0,
             weight_g: s.weight_g,
             cash_on_delivery: order.cash_on_delivery,
             cod_cents: if order.cash_on_delivery { order.paid_cents } else { 0 },
-            to: order.address.clone(),
+            to: oms_proto::json::LabelAddress {
+                name: order.address.name.clone(),
+                phone: order.address.phone.clone(),
+                province: order.address.province.clone(),
+                city: order.address.city.clone(),
+                district: order.address.district.clone(),
+                detail: order.address.detail.clone(),
+                zip: order.address.zip.clone(),
+            },
             items: s
                 .items
                 .iter()
                 .zip(items)
-                .map(|(a, v)| label::LabelItem { sku: v["sku"].as_str().unwrap_or_default().to_owned(), qty: a.qty })
+                .map(|(a, v)| oms_proto::json::LabelItem {
+                    sku: v["sku"].as_str().unwrap_or_default().to_owned(),
+                    qty: a.qty,
+                })
                 .collect(),
         };
         serde_json::to_value(&label).map_err(|e| OrderError::BadRequest(e.to_string()))

@@ -15,14 +15,15 @@ use oms_engine::codec::{decode_envelope, decode_image, RECORD_COMMAND};
 use oms_engine::{Envelope, Limits, Partition};
 use tokio::sync::oneshot;
 
-use super::replica::MAX_IMAGE_BYTES;
-use super::stream::LogStream;
+use oms_client::{ClientError, LogStream};
+use oms_engine::replica::MAX_IMAGE_BYTES;
+use oms_proto::{ErrorCode, LogRecord, LogRecords, Response, SnapshotChunk};
+
 use super::CODE_BEHIND_RETENTION;
 use crate::metrics::Metrics;
-use crate::protocol::{LogRecordWire, Response};
 use crate::runtime::{now_ms, Failure, Job, PartResult, Reply};
 use crate::server::ServerCtx;
-use crate::wire_error::GatewayCode;
+use crate::wire_error::gateway;
 
 /// Why the follower task ended.
 #[derive(Debug, thiserror::Error)]
@@ -79,16 +80,16 @@ async fn follow(ctx: &Arc<ServerCtx>, primary: &str) -> FollowerExit {
 }
 
 /// One connection to the primary. Ok = stop for good; Err = reconnect.
-async fn session(ctx: &Arc<ServerCtx>, primary: &str) -> Result<FollowerExit, super::StreamError> {
+async fn session(ctx: &Arc<ServerCtx>, primary: &str) -> Result<FollowerExit, ClientError> {
     let api_key = ctx.replication.primary_api_key.clone();
     let tls = ctx.replication.primary_tls.as_ref();
     let mut stream =
         LogStream::connect_tls(primary, api_key.as_deref(), "omsd-follower", Duration::from_secs(5), tls).await?;
     let partitions = ctx.workers.partitions();
-    if stream.info.partitions != partitions {
+    if stream.info().partitions != partitions {
         return Ok(FollowerExit::Fatal {
             partition: 0,
-            reason: format!("the primary has {} partitions, this server {partitions}", stream.info.partitions),
+            reason: format!("the primary has {} partitions, this server {partitions}", stream.info().partitions),
         });
     }
     for p in 0..partitions {
@@ -112,7 +113,7 @@ async fn session(ctx: &Arc<ServerCtx>, primary: &str) -> Result<FollowerExit, su
         // would cost one flush per primary batch and fall behind a busy primary (and hold
         // --ack-after-replica answers for as long).
         let mut batch = FrameBatch::new(partitions);
-        while let Response::LogRecords { partition, records, durable_lsn } = frame.1 {
+        while let Response::LogRecords(LogRecords { partition, records, durable_lsn }) = frame.1 {
             if let Err(reason) = batch.submit(ctx, partition, &records, durable_lsn).await {
                 return Ok(FollowerExit::Fatal { partition, reason });
             }
@@ -121,7 +122,7 @@ async fn session(ctx: &Arc<ServerCtx>, primary: &str) -> Result<FollowerExit, su
                 Some(next) => frame = next,
                 None => {
                     // Nothing else received yet: confirm what was submitted.
-                    frame = (0, Response::Pong);
+                    frame = (oms_client::PING_REQUEST_ID, Response::Done);
                     break;
                 }
             }
@@ -139,8 +140,8 @@ async fn session(ctx: &Arc<ServerCtx>, primary: &str) -> Result<FollowerExit, su
         }
         match frame.1 {
             // Not reached: the loop above consumes every record frame.
-            Response::LogRecords { .. } => {}
-            Response::Snapshot { partition, lsn, offset, total, data } => {
+            Response::LogRecords(_) => {}
+            Response::Snapshot(SnapshotChunk { partition, lsn, offset, total, data }) => {
                 let Some(slot) = images.get_mut(partition as usize) else {
                     return Ok(FollowerExit::Fatal {
                         partition,
@@ -156,7 +157,7 @@ async fn session(ctx: &Arc<ServerCtx>, primary: &str) -> Result<FollowerExit, su
                     Err(reason) => return Ok(FollowerExit::Fatal { partition, reason }),
                 }
             }
-            Response::Pong => {}
+            Response::Done => {}
             Response::Error(e) if e.code == CODE_BEHIND_RETENTION => {
                 // The primary no longer has our next record: catch up from its snapshot instead
                 // (the subscription id is the partition number).
@@ -173,7 +174,7 @@ async fn session(ctx: &Arc<ServerCtx>, primary: &str) -> Result<FollowerExit, su
             Response::Error(e) => {
                 return Ok(FollowerExit::Fatal {
                     partition: frame.0 as u32,
-                    reason: format!("{} ({}): {}", e.name, e.code, e.message),
+                    reason: format!("{} ({}): {}", e.name, e.code.0, e.message),
                 })
             }
             other => tracing::warn!(answer = ?other, "unexpected frame from the primary"),
@@ -208,7 +209,7 @@ impl FrameBatch {
         &mut self,
         ctx: &Arc<ServerCtx>,
         partition: u32,
-        records: &[LogRecordWire],
+        records: &[LogRecord],
         primary_durable: u64,
     ) -> Result<(), String> {
         let Some(slot) = self.partitions.get_mut(partition as usize) else {
@@ -225,7 +226,7 @@ impl FrameBatch {
 async fn submit_records(
     ctx: &Arc<ServerCtx>,
     partition: u32,
-    records: &[LogRecordWire],
+    records: &[LogRecord],
     pending: &mut Pending,
 ) -> Result<(), String> {
     for record in records {
@@ -375,7 +376,7 @@ async fn install_snapshot(ctx: &Arc<ServerCtx>, partition: u32, lsn: u64, bytes:
 /// `Promote`: stop following, check every received record is durable here, become writable.
 pub async fn promote(ctx: &Arc<ServerCtx>) -> Response {
     if !ctx.replication.is_following() {
-        return Response::Error(GatewayCode::BadRequest.error("this server is not a follower"));
+        return Response::Error(gateway(ErrorCode::BAD_REQUEST, "this server is not a follower"));
     }
     ctx.replication.stop.store(true, Ordering::Release);
     let task = ctx.replication.task.lock().take();
@@ -383,7 +384,7 @@ pub async fn promote(ctx: &Arc<ServerCtx>) -> Response {
         Some(task) => match tokio::time::timeout(Duration::from_secs(30), task).await {
             Ok(Ok(exit)) => exit.to_string(),
             Ok(Err(_)) => "follower task failed".to_owned(),
-            Err(_) => return Response::Error(GatewayCode::Internal.error("the follower did not stop within 30 s")),
+            Err(_) => return Response::Error(gateway(ErrorCode::INTERNAL, "the follower did not stop within 30 s")),
         },
         None => "not running".to_owned(),
     };
@@ -394,9 +395,10 @@ pub async fn promote(ctx: &Arc<ServerCtx>) -> Response {
         let (applied, primary_seen) = positions.get(p as usize).copied().unwrap_or((0, 0));
         if durable < applied {
             ctx.replication.stop.store(false, Ordering::Release);
-            return Response::Error(GatewayCode::Internal.error(format!(
-                "partition {p}: LSN {applied} was applied but only {durable} is durable; not promoting"
-            )));
+            return Response::Error(gateway(
+                ErrorCode::INTERNAL,
+                format!("partition {p}: LSN {applied} was applied but only {durable} is durable; not promoting"),
+            ));
         }
         partitions.push(serde_json::json!({
             "partition": p,

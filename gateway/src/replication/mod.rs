@@ -9,45 +9,38 @@
 
 pub mod ack;
 pub mod follower;
-pub mod replica;
 pub mod server;
-pub mod stream;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::protocol::{Opcode, WireError};
+use oms_proto::{ErrorCode, Opcode, WireError};
 
 pub use ack::{on_replica_ack, AckBoard};
 pub use follower::{promote, spawn_follower};
-pub use replica::{Replica, ReplicaError};
+pub use oms_client::LogStream;
+pub use oms_engine::replica::{Replica, ReplicaError};
 pub use server::{spawn_subscription, FrameCredit, StreamTx};
-pub use stream::{LogStream, StreamError};
 
 /// Gateway error code: the requested LSN is older than the retained log; `available` carries the
 /// oldest retained LSN. Subscribe again with `bootstrap` to start from a snapshot.
-pub const CODE_BEHIND_RETENTION: u16 = 16;
+pub const CODE_BEHIND_RETENTION: ErrorCode = ErrorCode::BEHIND_RETENTION;
 /// Gateway error code: the requested LSN is beyond the durable log (the subscriber has records
 /// the server does not: a diverged follower); `available` carries the durable LSN.
-pub const CODE_LSN_AHEAD: u16 = 17;
+pub const CODE_LSN_AHEAD: ErrorCode = ErrorCode::LSN_AHEAD;
 
 pub fn behind_retention(requested: u64, oldest: u64) -> WireError {
-    WireError {
-        code: CODE_BEHIND_RETENTION,
-        name: "behind_retention".to_owned(),
-        message: format!("LSN {requested} is no longer retained; the oldest retained LSN is {oldest} (subscribe with bootstrap to start from a snapshot)"),
-        available: Some(oldest),
-        sku: None,
-    }
+    let mut e = WireError::new(CODE_BEHIND_RETENTION, format!("LSN {requested} is no longer retained; the oldest retained LSN is {oldest} (subscribe with bootstrap to start from a snapshot)"));
+    e.available = Some(oldest);
+    e
 }
 
 pub fn lsn_ahead(requested: u64, durable: u64) -> WireError {
-    WireError {
-        code: CODE_LSN_AHEAD,
-        name: "lsn_ahead".to_owned(),
-        message: format!("LSN {requested} is beyond this server's durable log (durable LSN {durable})"),
-        available: Some(durable),
-        sku: None,
-    }
+    let mut e = WireError::new(
+        CODE_LSN_AHEAD,
+        format!("LSN {requested} is beyond this server's durable log (durable LSN {durable})"),
+    );
+    e.available = Some(durable);
+    e
 }
 
 /// Replication role of this server.
@@ -120,6 +113,10 @@ pub fn is_read_only(opcode: Opcode) -> bool {
             | OrderList
             | WaveGet
             | Waybill
+            // The shops' configuration and state, and the exception desk (order books).
+            | ShopList
+            | ShopStatus
+            | OrderExceptions
             | ReplicaAck
     )
 }

@@ -17,10 +17,10 @@ use oms_engine::{Limits, Partition};
 use oms_wal::{LogFollower, SnapshotStore, WalError};
 
 use super::{behind_retention, lsn_ahead};
-use crate::protocol::{LogRecordWire, Opcode, Response};
 use crate::runtime::{ConnTx, Outbound};
 use crate::server::ServerCtx;
-use crate::wire_error::GatewayCode;
+use crate::wire_error::gateway;
+use oms_proto::{ErrorCode, LogRecord, LogRecords, Opcode, Response, SnapshotChunk};
 
 /// Frames of one connection queued but not yet written, above which a subscription waits.
 pub const MAX_UNWRITTEN_FRAMES: u32 = 8;
@@ -73,7 +73,8 @@ impl StreamTx {
         self.tx
             .send(Outbound {
                 request_id: self.request_id,
-                opcode: Opcode::Subscribe,
+                opcode: Opcode::Subscribe as u16,
+                heavy: false,
                 started: Instant::now(),
                 response,
             })
@@ -88,7 +89,7 @@ pub fn spawn_subscription(ctx: Arc<ServerCtx>, partition: Option<u32>, from_lsn:
         Some(p) if p < count => vec![p],
         Some(p) => {
             let error =
-                GatewayCode::BadRequest.error(format!("partition {p} does not exist (this server has {count})"));
+                gateway(ErrorCode::BAD_REQUEST, format!("partition {p} does not exist (this server has {count})"));
             tokio::spawn(async move { out.send(Response::Error(error)).await });
             return;
         }
@@ -113,7 +114,7 @@ fn stopped(ctx: &ServerCtx, out: &StreamTx) -> bool {
 
 async fn stream_partition(ctx: Arc<ServerCtx>, partition: u32, from_lsn: u64, bootstrap: bool, out: StreamTx) {
     let Some((log, dir)) = ctx.workers.log(partition).cloned() else {
-        out.send(Response::Error(GatewayCode::Internal.error("no log for this partition"))).await;
+        out.send(Response::Error(gateway(ErrorCode::INTERNAL, "no log for this partition"))).await;
         return;
     };
     let mut next = from_lsn.max(1);
@@ -133,7 +134,7 @@ async fn stream_partition(ctx: Arc<ServerCtx>, partition: u32, from_lsn: u64, bo
             Ok(lsn) => next = lsn + 1,
             Err(error) => {
                 tracing::warn!(partition, %error, "subscription bootstrap failed");
-                out.send(Response::Error(GatewayCode::Internal.error(format!("cannot bootstrap: {error}")))).await;
+                out.send(Response::Error(gateway(ErrorCode::INTERNAL, format!("cannot bootstrap: {error}")))).await;
                 return;
             }
         }
@@ -151,7 +152,7 @@ async fn stream_partition(ctx: Arc<ServerCtx>, partition: u32, from_lsn: u64, bo
             // Stop taking records once the frame is full (the next read starts after the last taken).
             if bytes < max_bytes && (records.is_empty() || bytes + payload.len() + 32 <= max_bytes) {
                 bytes += payload.len() + 32;
-                records.push(LogRecordWire { lsn, record_type, payload: payload.to_vec() });
+                records.push(LogRecord { lsn, record_type, payload: payload.to_vec() });
             }
         });
         match read {
@@ -162,7 +163,7 @@ async fn stream_partition(ctx: Arc<ServerCtx>, partition: u32, from_lsn: u64, bo
             }
             Err(e) => {
                 tracing::error!(partition, error = %e, "subscription cannot read the log");
-                out.send(Response::Error(GatewayCode::Internal.error(format!("cannot read the log: {e}")))).await;
+                out.send(Response::Error(gateway(ErrorCode::INTERNAL, format!("cannot read the log: {e}")))).await;
                 return;
             }
         }
@@ -170,7 +171,8 @@ async fn stream_partition(ctx: Arc<ServerCtx>, partition: u32, from_lsn: u64, bo
             next = last.lsn + 1;
             idle_announced = false;
             last_sent = Instant::now();
-            if !out.send(Response::LogRecords { partition, records, durable_lsn: log.durable_lsn() }).await {
+            if !out.send(Response::LogRecords(LogRecords { partition, records, durable_lsn: log.durable_lsn() })).await
+            {
                 return;
             }
             continue;
@@ -179,7 +181,13 @@ async fn stream_partition(ctx: Arc<ServerCtx>, partition: u32, from_lsn: u64, bo
         if !idle_announced || last_sent.elapsed() >= HEARTBEAT {
             idle_announced = true;
             last_sent = Instant::now();
-            if !out.send(Response::LogRecords { partition, records: Vec::new(), durable_lsn: log.durable_lsn() }).await
+            if !out
+                .send(Response::LogRecords(LogRecords {
+                    partition,
+                    records: Vec::new(),
+                    durable_lsn: log.durable_lsn(),
+                }))
+                .await
             {
                 return;
             }
@@ -241,7 +249,10 @@ async fn send_snapshot(
     loop {
         let end = (offset + chunk).min(data.len());
         let piece = data.get(offset..end).unwrap_or(&[]).to_vec();
-        if !out.send(Response::Snapshot { partition, lsn, offset: offset as u64, total, data: piece }).await {
+        if !out
+            .send(Response::Snapshot(SnapshotChunk { partition, lsn, offset: offset as u64, total, data: piece }))
+            .await
+        {
             break;
         }
         offset = end;

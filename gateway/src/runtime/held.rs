@@ -72,7 +72,7 @@ impl HeldAnswers {
     }
 
     /// Answer the batches the followers now cover, then those past the timeout.
-    pub(super) fn release(&mut self) {
+    pub(super) fn release(&mut self, names: &dyn crate::wire_error::CodeNames) {
         if self.batches.is_empty() {
             return;
         }
@@ -80,27 +80,27 @@ impl HeldAnswers {
         while self.batches.front().is_some_and(|b| b.lsn <= quorum) {
             if let Some(batch) = self.batches.pop_front() {
                 self.metrics.replica_ack_wait.observe(batch.committed.elapsed().as_secs_f64());
-                self.answer(batch, false);
+                self.answer(batch, false, names);
             }
         }
         let timeout = self.board.timeout();
         while self.batches.front().is_some_and(|b| b.committed.elapsed() >= timeout) {
             if let Some(batch) = self.batches.pop_front() {
-                self.answer(batch, true);
+                self.answer(batch, true, names);
             }
         }
         self.gauge.set(self.count as i64);
     }
 
     /// The thread is stopping: nothing will release what is still held.
-    pub(super) fn expire_all(&mut self) {
+    pub(super) fn expire_all(&mut self, names: &dyn crate::wire_error::CodeNames) {
         while let Some(batch) = self.batches.pop_front() {
-            self.answer(batch, true);
+            self.answer(batch, true, names);
         }
         self.gauge.set(0);
     }
 
-    fn answer(&mut self, batch: HeldBatch, timed_out: bool) {
+    fn answer(&mut self, batch: HeldBatch, timed_out: bool, names: &dyn crate::wire_error::CodeNames) {
         self.count = self.count.saturating_sub(batch.answers.len());
         for (reply, result, events) in batch.answers {
             let result = match result {
@@ -110,7 +110,7 @@ impl HeldAnswers {
                 }
                 other => other,
             };
-            super::worker::deliver(reply, result, &events);
+            super::worker::deliver(reply, result, &events, names);
         }
     }
 }

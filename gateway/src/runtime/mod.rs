@@ -16,7 +16,7 @@ use oms_engine::reservation::ReservationCounters;
 use oms_engine::{CampaignId, EngineError, Envelope, Event, ReservationId, SkuId};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::protocol::{Opcode, Response};
+use oms_proto::{Opcode, Response};
 
 pub use recovery::{reconcile_orders, recover_partition, recover_partitions, RecoveredPartition, RecoveryError};
 pub use worker::{
@@ -27,7 +27,10 @@ pub use worker::{
 #[derive(Debug)]
 pub struct Outbound {
     pub request_id: u64,
-    pub opcode: Opcode,
+    /// The request's opcode, echoed in the response frame (0: a connection-level error).
+    pub opcode: u16,
+    /// The request took one of the connection's heavy slots, which writing it gives back.
+    pub heavy: bool,
     pub started: Instant,
     pub response: Response,
 }
@@ -39,7 +42,6 @@ pub type ConnTx = mpsc::UnboundedSender<Outbound>;
 pub enum AnswerShape {
     Reserved,
     Done,
-    SkuDefined(u32),
 }
 
 /// Why a job produced no engine answer.

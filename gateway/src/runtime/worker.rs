@@ -16,8 +16,8 @@ use rkyv::util::AlignedVec;
 
 use super::{AnswerShape, Failure, Job, Outbound, PartitionAudit, Query, QueryAnswer, RecoveredPartition, Reply};
 use crate::metrics::Metrics;
-use crate::protocol::{ReservedWire, Response, WireAllocation};
-use crate::wire_error::{from_engine, GatewayCode};
+use crate::wire_error::{from_engine, gateway, CodeNames};
+use oms_proto::{Allocation, Code, ErrorCode, Reserved, Response, WireError};
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
@@ -393,14 +393,14 @@ impl PartitionCore {
     /// Answers the held batches the followers now cover, and those past the timeout.
     pub fn release_held(&mut self) {
         if let Some(held) = self.held.as_mut() {
-            held.release();
+            held.release(&self.partition);
         }
     }
 
     /// At shutdown: every held answer is answered `replica_timeout`.
     pub fn expire_held(&mut self) {
         if let Some(held) = self.held.as_mut() {
-            held.expire_all();
+            held.expire_all(&self.partition);
         }
     }
 
@@ -572,7 +572,7 @@ impl PartitionCore {
             // A refusal in a failed batch is not answered either: it may rest on commands of this
             // batch that are lost (the last unit taken by a reserve that never became durable).
             let result = if failed { Err(Failure::Storage) } else { result };
-            deliver(reply, result, &self.events[range]);
+            deliver(reply, result, &self.events[range], &self.partition);
         }
         for (reply, answer) in self.answers.drain(..) {
             let answer = if failed { QueryAnswer::Unavailable(Failure::Storage) } else { answer };
@@ -664,7 +664,7 @@ impl PartitionCore {
     }
 }
 
-pub(super) fn deliver(reply: Reply, result: Result<Outcome, Failure>, events: &[Event]) {
+pub(super) fn deliver(reply: Reply, result: Result<Outcome, Failure>, events: &[Event], names: &dyn CodeNames) {
     match reply {
         Reply::Part(tx) => {
             let _ = tx.send(result.map(|_| events.to_vec()));
@@ -672,48 +672,51 @@ pub(super) fn deliver(reply: Reply, result: Result<Outcome, Failure>, events: &[
         Reply::Conn { tx, request_id, opcode, started, shape } => {
             let response = match result {
                 Ok(_) => match shape {
-                    AnswerShape::Reserved => reserved_response_of(events),
+                    AnswerShape::Reserved => reserved_response_of(events, names),
                     AnswerShape::Done => Response::Done,
-                    AnswerShape::SkuDefined(id) => Response::SkuDefined { id },
                 },
-                Err(failure) => Response::Error(failure_to_wire(&failure)),
+                Err(failure) => Response::Error(failure_to_wire(&failure, names)),
             };
-            let _ = tx.send(Outbound { request_id, opcode, started, response });
+            let _ = tx.send(Outbound { request_id, opcode: opcode as u16, heavy: false, started, response });
         }
     }
 }
 
-pub fn failure_to_wire(failure: &Failure) -> crate::protocol::WireError {
+pub fn failure_to_wire(failure: &Failure, names: &dyn CodeNames) -> WireError {
     match failure {
-        Failure::Engine(e) => from_engine(e),
+        Failure::Engine(e) => from_engine(e, names),
         Failure::Storage => {
-            GatewayCode::StorageFailed.error("the log could not be written; nothing further is acknowledged")
+            gateway(ErrorCode::STORAGE_FAILED, "the log could not be written; nothing further is acknowledged")
         }
-        Failure::ShuttingDown => GatewayCode::ShuttingDown.error("the server is shutting down"),
-        Failure::Busy => GatewayCode::Busy.error("partition queue full; retry with backoff"),
-        Failure::NotReplicated => GatewayCode::ReplicaTimeout.error(
+        Failure::ShuttingDown => gateway(ErrorCode::SHUTTING_DOWN, "the server is shutting down"),
+        Failure::Busy => gateway(ErrorCode::BUSY, "partition queue full; retry with backoff"),
+        Failure::NotReplicated => gateway(
+            ErrorCode::REPLICA_TIMEOUT,
             "committed on this server but not confirmed by the followers in time: it may not survive a failover; \
              retry with the same idempotency key",
         ),
     }
 }
 
-/// The wire answer for a reservation from the events of its part(s).
-pub fn reserved_response_of(events: &[Event]) -> Response {
-    let mut answer: Option<ReservedWire> = None;
+/// The wire answer for a reservation from the events of its part(s), naming SKUs and warehouses
+/// by code.
+pub fn reserved_response_of(events: &[Event], names: &dyn CodeNames) -> Response {
+    let mut answer: Option<Reserved> = None;
     for event in events {
         if let Event::Reserved { id, allocations, expires_at_ms, replayed, promise_ms } = event {
-            let wire = answer.get_or_insert_with(|| ReservedWire {
+            let wire = answer.get_or_insert_with(|| Reserved {
                 id: id.0,
                 allocations: Vec::with_capacity(allocations.len()),
                 expires_at_ms: *expires_at_ms,
                 replayed: *replayed,
                 promise_ms: *promise_ms,
             });
-            wire.allocations.extend(allocations.iter().map(|a| WireAllocation {
-                sku: a.sku.0,
-                warehouse: a.warehouse.0,
+            wire.allocations.extend(allocations.iter().map(|a| Allocation {
+                sku_id: a.sku.0,
+                warehouse_id: a.warehouse.0,
                 qty: a.qty,
+                sku: names.sku_code(a.sku.0).unwrap_or(Code::EMPTY),
+                warehouse: names.warehouse_code(a.warehouse.0).unwrap_or(Code::EMPTY),
             }));
             wire.replayed &= *replayed;
             wire.promise_ms = wire.promise_ms.max(*promise_ms);
@@ -721,7 +724,7 @@ pub fn reserved_response_of(events: &[Event]) -> Response {
     }
     match answer {
         Some(wire) => Response::Reserved(wire),
-        None => Response::Error(GatewayCode::Internal.error("reservation produced no answer")),
+        None => Response::Error(gateway(ErrorCode::INTERNAL, "reservation produced no answer")),
     }
 }
 

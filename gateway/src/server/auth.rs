@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use subtle::ConstantTimeEq;
 
 use crate::config::ApiKeyConfig;
-use crate::protocol::Role;
+use oms_proto::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {

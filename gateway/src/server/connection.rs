@@ -10,20 +10,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
-use rkyv::util::AlignedVec;
+use bytes::{Buf, BytesMut};
+use oms_proto::{decode_request, peek_frame, ErrorCode, FrameError, Limits, Opcode, Request, Response, ServerInfo};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 
 use super::auth::Identity;
+use super::dispatch::is_heavy;
 use super::ServerCtx;
 use crate::metrics::{OpcodeLabel, ReasonLabel, RequestLabels};
-use crate::protocol::{
-    self, encode_frame, FrameDecoder, FrameError, Opcode, Request, Response, HELLO_MAGIC, PROTOCOL_VERSION,
-};
 use crate::runtime::Outbound;
-use crate::wire_error::GatewayCode;
+use crate::wire_error::gateway;
 
 /// Bytes requested from the socket per read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -37,10 +35,6 @@ const WRITE_BATCH: usize = 512;
 /// unwritten at once on one connection: the count cap alone would let 4096 of them pile up in
 /// memory for a client that never reads.
 const HEAVY_IN_FLIGHT: u32 = 4;
-
-fn is_heavy(opcode: Opcode) -> bool {
-    matches!(opcode, Opcode::LookupSkus | Opcode::ExportStock | Opcode::Audit | Opcode::ReserveBatch)
-}
 
 struct InFlight {
     count: AtomicU32,
@@ -134,113 +128,77 @@ async fn serve_stream<R, W>(
     let (tx, rx) = mpsc::unbounded_channel::<Outbound>();
     let in_flight = Arc::new(InFlight { count: AtomicU32::new(0), heavy: AtomicU32::new(0), drained: Notify::new() });
     let writer_task = tokio::spawn(write_loop(writer, rx, in_flight.clone(), ctx.clone()));
-    let decoder = FrameDecoder { max_frame_bytes: ctx.config.max_frame_bytes };
+    let limits = Limits {
+        max_frame_bytes: ctx.config.max_frame_bytes,
+        max_lines: ctx.config.max_lines as u32,
+        max_batch: oms_proto::MAX_BATCH,
+    };
     let max_in_flight = ctx.config.max_in_flight;
     let mut buffer = BytesMut::new();
     let mut chunk = FIRST_READ_CHUNK;
-    let mut scratch = AlignedVec::new();
     let mut identity: Option<Identity> = None;
     // Requests refused without closing the connection: counted per reason, logged once.
     let mut refused_requests: u64 = 0;
 
     let close = 'conn: loop {
         loop {
-            let (header, payload) = match decoder.decode(&mut buffer) {
-                Ok(Some(frame)) => frame,
+            let span = match peek_frame(&buffer, limits.max_frame_bytes) {
+                Ok(Some(span)) => span,
                 Ok(None) => break,
                 Err(e) => {
-                    let (code, reason) = match e {
-                        FrameError::TooLarge { .. } => (GatewayCode::FrameTooLarge, "frame_too_large"),
-                        _ => (GatewayCode::BadFrame, "bad_frame"),
+                    let reason = match e {
+                        FrameError::TooLarge { .. } => "frame_too_large",
+                        _ => "bad_frame",
                     };
                     ctx.metrics.refused.get_or_create(&ReasonLabel { reason }).inc();
-                    send(&tx, 0, Opcode::Response, Response::Error(code.error(e.to_string())), &in_flight);
+                    send(&tx, 0, 0, Response::Error(gateway(e.code(), e.to_string())), &in_flight);
                     break 'conn Close::Frame(e);
                 }
             };
+            let header = span.header;
             let started = Instant::now();
-            let Some(opcode) = Opcode::from_u16(header.opcode) else {
-                let error = GatewayCode::UnknownOpcode.error(format!("unknown opcode {}", header.opcode));
-                send(&tx, header.request_id, Opcode::Response, Response::Error(error), &in_flight);
-                note_refused(&ctx, peer, &mut refused_requests, "unknown_opcode");
-                if identity.is_none() {
-                    break 'conn Close::Handshake("unknown opcode before hello");
+            // Decoded in place: the request borrows `buffer` until the frame is dropped below.
+            let decoded = decode_request(&header, span.payload(&buffer), &limits);
+            let verdict = match decoded {
+                Ok(request) => {
+                    serve_request(
+                        &ctx,
+                        request,
+                        header.request_id,
+                        started,
+                        peer,
+                        &tx,
+                        &in_flight,
+                        &mut identity,
+                        &mut refused_requests,
+                    )
+                    .await
                 }
-                continue;
-            };
-            let request = match protocol::decode_request(&payload, &mut scratch) {
-                Ok(r) if r.opcode() == opcode => r,
-                Ok(_) | Err(_) => {
-                    let error = GatewayCode::BadRequest.error("payload does not match the opcode or does not validate");
-                    send(&tx, header.request_id, opcode, Response::Error(error), &in_flight);
-                    note_refused(&ctx, peer, &mut refused_requests, "bad_request");
+                Err(e) => {
+                    let reason = if e.code() == ErrorCode::UNKNOWN_OPCODE { "unknown_opcode" } else { "bad_request" };
+                    send(
+                        &tx,
+                        header.request_id,
+                        header.opcode,
+                        Response::Error(gateway_or_engine(e.code(), e.to_string())),
+                        &in_flight,
+                    );
+                    note_refused(&ctx, peer, &mut refused_requests, reason);
                     if identity.is_none() {
-                        break 'conn Close::Handshake("malformed hello");
-                    }
-                    continue;
-                }
-            };
-            let Some(who) = identity.as_ref() else {
-                match handshake(&ctx, request, peer) {
-                    Ok((who, response)) => {
-                        tracing::debug!(%peer, client = %who.name, role = who.role.name(), "client authenticated");
-                        identity = Some(who);
-                        send(&tx, header.request_id, opcode, response, &in_flight);
-                        continue;
-                    }
-                    Err((reason, error)) => {
-                        ctx.metrics.refused.get_or_create(&ReasonLabel { reason }).inc();
-                        tracing::warn!(%peer, reason, "handshake refused");
-                        send(&tx, header.request_id, opcode, Response::Error(error), &in_flight);
-                        break 'conn Close::Handshake(reason);
+                        Verdict::Close(Close::Handshake(if reason == "unknown_opcode" {
+                            "unknown opcode before hello"
+                        } else {
+                            "malformed hello"
+                        }))
+                    } else {
+                        Verdict::Continue
                     }
                 }
             };
-            if !who.role.allows(opcode) {
-                ctx.metrics.refused.get_or_create(&ReasonLabel { reason: "forbidden" }).inc();
-                tracing::warn!(%peer, client = %who.name, role = who.role.name(), opcode = opcode.name(), "request refused: role does not allow it");
-                let error =
-                    GatewayCode::Forbidden.error(format!("role {} may not send {}", who.role.name(), opcode.name()));
-                send(&tx, header.request_id, opcode, Response::Error(error), &in_flight);
-                continue;
+            buffer.advance(span.total);
+            if let Verdict::Close(close) = verdict {
+                break 'conn close;
             }
-            if let Request::ReplicaAck { partition, durable_lsn } = request {
-                // A follower's progress report on its subscription connection: never answered (not even while
-                // shutting down: an error frame would stop the follower instead of letting it reconnect).
-                crate::replication::on_replica_ack(&ctx, peer, partition, durable_lsn);
-                continue;
-            }
-            if ctx.shutting_down.load(Ordering::Acquire) {
-                send(
-                    &tx,
-                    header.request_id,
-                    opcode,
-                    Response::Error(GatewayCode::ShuttingDown.error("shutting down")),
-                    &in_flight,
-                );
-                continue;
-            }
-            if let Request::Subscribe { partition, from_lsn, bootstrap } = request {
-                // A long-lived stream of frames with this request id (docs/REPLICATION.md).
-                let stream = crate::replication::StreamTx::new(tx.clone(), header.request_id, in_flight.clone());
-                crate::replication::spawn_subscription(ctx.clone(), partition, from_lsn, bootstrap, stream);
-                continue;
-            }
-            if is_heavy(opcode) {
-                while in_flight.heavy.load(Ordering::Acquire) >= HEAVY_IN_FLIGHT {
-                    let drained = in_flight.drained.notified();
-                    if in_flight.heavy.load(Ordering::Acquire) < HEAVY_IN_FLIGHT {
-                        break;
-                    }
-                    tokio::select! {
-                        _ = drained => {}
-                        _ = tx.closed() => break 'conn Close::PeerClosed,
-                    }
-                }
-                in_flight.heavy.fetch_add(1, Ordering::AcqRel);
-            }
-            in_flight.count.fetch_add(1, Ordering::AcqRel);
-            ctx.dispatch(request, header.request_id, opcode, started, &tx);
         }
 
         // Backpressure: wait for the writer before reading more.
@@ -307,57 +265,143 @@ fn note_refused(ctx: &ServerCtx, peer: SocketAddr, refused_requests: &mut u64, r
     *refused_requests += 1;
 }
 
-fn send(
-    tx: &mpsc::UnboundedSender<Outbound>,
-    request_id: u64,
-    opcode: Opcode,
-    response: Response,
-    in_flight: &InFlight,
-) {
+/// A refusal's wire error: a gateway code, or (for limits the decoder enforces, such as
+/// `too_many_lines`) the engine refusal with the same number.
+fn gateway_or_engine(code: ErrorCode, message: String) -> oms_proto::WireError {
+    oms_proto::WireError::new(code, message)
+}
+
+fn send(tx: &mpsc::UnboundedSender<Outbound>, request_id: u64, opcode: u16, response: Response, in_flight: &InFlight) {
     in_flight.count.fetch_add(1, Ordering::AcqRel);
-    // Immediate refusals never took a heavy slot, so they must not give one back in the writer.
-    let opcode = if is_heavy(opcode) { Opcode::Response } else { opcode };
-    let _ = tx.send(Outbound { request_id, opcode, started: Instant::now(), response });
+    // Immediate refusals never took a heavy slot, so they do not give one back in the writer.
+    let _ = tx.send(Outbound { request_id, opcode, heavy: false, started: Instant::now(), response });
+}
+
+/// What the connection does after a request.
+enum Verdict {
+    Continue,
+    Close(Close),
+}
+
+/// One decoded request: the handshake, access control, the connection-level requests
+/// (subscriptions, replica acks), backpressure for heavy answers, then dispatch.
+#[allow(clippy::too_many_arguments)]
+async fn serve_request(
+    ctx: &Arc<ServerCtx>,
+    request: Request<'_>,
+    request_id: u64,
+    started: Instant,
+    peer: SocketAddr,
+    tx: &mpsc::UnboundedSender<Outbound>,
+    in_flight: &Arc<InFlight>,
+    identity: &mut Option<Identity>,
+    refused_requests: &mut u64,
+) -> Verdict {
+    let opcode = request.opcode();
+    let Some(who) = identity.as_ref() else {
+        return match handshake(ctx, request, peer) {
+            Ok((who, response)) => {
+                tracing::debug!(%peer, client = %who.name, role = who.role.name(), "client authenticated");
+                *identity = Some(who);
+                send(tx, request_id, opcode as u16, response, in_flight);
+                Verdict::Continue
+            }
+            Err((reason, error)) => {
+                ctx.metrics.refused.get_or_create(&ReasonLabel { reason }).inc();
+                tracing::warn!(%peer, reason, "handshake refused");
+                send(tx, request_id, opcode as u16, Response::Error(*error), in_flight);
+                Verdict::Close(Close::Handshake(reason))
+            }
+        };
+    };
+    if !who.role.allows(opcode) {
+        ctx.metrics.refused.get_or_create(&ReasonLabel { reason: "forbidden" }).inc();
+        tracing::warn!(%peer, client = %who.name, role = who.role.name(), opcode = opcode.name(), "request refused: role does not allow it");
+        let error = gateway(ErrorCode::FORBIDDEN, format!("role {} may not send {}", who.role.name(), opcode.name()));
+        send(tx, request_id, opcode as u16, Response::Error(error), in_flight);
+        return Verdict::Continue;
+    }
+    if let Request::ReplicaAck { partition, durable_lsn } = request {
+        // A follower's progress report on its subscription connection: never answered (not even while
+        // shutting down: an error frame would stop the follower instead of letting it reconnect).
+        crate::replication::on_replica_ack(ctx, peer, partition, durable_lsn);
+        return Verdict::Continue;
+    }
+    if ctx.shutting_down.load(Ordering::Acquire) {
+        send(
+            tx,
+            request_id,
+            opcode as u16,
+            Response::Error(gateway(ErrorCode::SHUTTING_DOWN, "shutting down")),
+            in_flight,
+        );
+        return Verdict::Continue;
+    }
+    if let Request::Subscribe(subscribe) = request {
+        // A long-lived stream of frames with this request id (docs/REPLICATION.md).
+        let stream = crate::replication::StreamTx::new(tx.clone(), request_id, in_flight.clone());
+        crate::replication::spawn_subscription(
+            ctx.clone(),
+            subscribe.partition,
+            subscribe.from_lsn,
+            subscribe.bootstrap,
+            stream,
+        );
+        return Verdict::Continue;
+    }
+    let _ = refused_requests;
+    if is_heavy(opcode) {
+        while in_flight.heavy.load(Ordering::Acquire) >= HEAVY_IN_FLIGHT {
+            let drained = in_flight.drained.notified();
+            if in_flight.heavy.load(Ordering::Acquire) < HEAVY_IN_FLIGHT {
+                break;
+            }
+            tokio::select! {
+                _ = drained => {}
+                _ = tx.closed() => return Verdict::Close(Close::PeerClosed),
+            }
+        }
+        in_flight.heavy.fetch_add(1, Ordering::AcqRel);
+    }
+    in_flight.count.fetch_add(1, Ordering::AcqRel);
+    ctx.dispatch(request, request_id, started, tx);
+    Verdict::Continue
 }
 
 fn handshake(
     ctx: &ServerCtx,
-    request: Request,
+    request: Request<'_>,
     peer: SocketAddr,
-) -> Result<(Identity, Response), (&'static str, crate::protocol::WireError)> {
-    let Request::Hello { magic, version, api_key, client } = request else {
-        return Err(("no_hello", GatewayCode::Unauthenticated.error("the first frame must be hello")));
+) -> Result<(Identity, Response), (&'static str, Box<oms_proto::WireError>)> {
+    let Request::Hello(hello) = request else {
+        return Err(("no_hello", Box::new(gateway(ErrorCode::UNAUTHENTICATED, "the first frame must be hello"))));
     };
-    if magic != HELLO_MAGIC {
-        return Err(("bad_magic", GatewayCode::BadFrame.error("bad hello magic")));
+    if let Err((code, message)) = hello.check() {
+        let reason = if code == ErrorCode::BAD_FRAME { "bad_magic" } else { "unsupported_version" };
+        return Err((reason, Box::new(gateway(code, message))));
     }
-    if version != PROTOCOL_VERSION {
-        return Err((
-            "unsupported_version",
-            GatewayCode::UnsupportedVersion
-                .error(format!("protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}")),
-        ));
-    }
-    let who = ctx.auth.authenticate(&api_key, peer).map_err(|e| {
+    let who = ctx.auth.authenticate(hello.api_key, peer).map_err(|e| {
         let reason = match e {
             super::AuthError::InvalidKey => "invalid_key",
             super::AuthError::NotLoopback => "not_loopback",
         };
-        (reason, GatewayCode::Unauthenticated.error(e.to_string()))
+        (reason, Box::new(gateway(ErrorCode::UNAUTHENTICATED, e.to_string())))
     })?;
     let who = Identity {
-        name: if client.is_empty() { who.name } else { format!("{} ({client})", who.name) },
+        name: if hello.client.is_empty() { who.name } else { format!("{} ({})", who.name, hello.client) },
         role: who.role,
     };
-    let response = Response::HelloOk {
-        version: PROTOCOL_VERSION,
-        server: format!("omsd {}", env!("CARGO_PKG_VERSION")),
+    let response = Response::HelloOk(ServerInfo {
+        version: oms_proto::PROTOCOL_VERSION,
+        role: who.role,
         partitions: ctx.workers.partitions(),
-        role: who.role.name().to_owned(),
         max_frame_bytes: ctx.config.max_frame_bytes,
         max_lines: ctx.config.max_lines as u32,
         max_in_flight: ctx.config.max_in_flight,
-    };
+        max_batch: oms_proto::MAX_BATCH,
+        features: 0,
+        server: format!("omsd {}", env!("CARGO_PKG_VERSION")),
+    });
     Ok((who, response))
 }
 
@@ -370,7 +414,6 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     // Allocated on the first answer, not at accept: idle connections are cheap.
     let mut out = BytesMut::new();
     let mut batch = Vec::new();
-    let mut scratch = AlignedVec::new();
     let mut metrics = ResponseMetrics::new(&ctx.metrics);
     loop {
         let count = rx.recv_many(&mut batch, WRITE_BATCH).await;
@@ -378,20 +421,22 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             break;
         }
         out.clear();
-        let heavy = batch.iter().filter(|o| is_heavy(o.opcode)).count() as u32;
+        let heavy = batch.iter().filter(|o| o.heavy).count() as u32;
         for o in batch.drain(..) {
             let outcome = match &o.response {
                 Response::Error(e) => outcome_label(&e.name),
                 _ => "ok",
             };
-            match protocol::encode_into(&o.response, std::mem::take(&mut scratch)) {
-                Ok(bytes) => {
-                    encode_frame(&mut out, Opcode::Response as u16, o.request_id, &bytes);
-                    scratch = bytes;
-                }
-                Err(e) => tracing::error!(error = %e, "cannot encode a response"),
+            if let Err(e) = o.response.encode(o.opcode, o.request_id, &mut out) {
+                // A bug (an answer over a protocol limit): answer `internal` rather than nothing.
+                tracing::error!(error = %e, opcode = o.opcode, "cannot encode a response");
+                let internal =
+                    Response::Error(gateway(ErrorCode::INTERNAL, format!("the answer could not be encoded: {e}")));
+                let _ = internal.encode(o.opcode, o.request_id, &mut out);
             }
-            metrics.record(o.opcode, outcome, o.started.elapsed().as_secs_f64());
+            if let Some(opcode) = Opcode::from_u16(o.opcode) {
+                metrics.record(opcode, outcome, o.started.elapsed().as_secs_f64());
+            }
         }
         // flush: TLS may hold records back until asked; on TCP it is a no-op.
         let written = match writer.write_all(&out).await {

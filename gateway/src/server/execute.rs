@@ -1,5 +1,6 @@
-//! The general request path: translate a wire request into engine commands and queries, send them
-//! to the owning partitions, and coordinate multi-partition answers.
+//! The general request path: translate a request into engine commands and queries, send them to
+//! the owning partitions, and coordinate multi-partition answers. Answers name SKUs and
+//! warehouses by code (`wire_error::CodeNames`, the catalog index).
 
 use std::sync::Arc;
 
@@ -10,37 +11,73 @@ use oms_engine::{
     Bucket, CampaignId, ChannelId, Command, CustomerId, EngineError, Envelope, Line, PurchaseOrderId, ReservationId,
     ReserveRequest, SkuId, WarehouseId,
 };
+use oms_proto::json::{self, JsonRequest, SkuKey, WarehouseKey};
+use oms_proto::{
+    Allocation, BatchItem, Code, ErrorCode, KitComponent as WireKitComponent, ReservationPart, ReservationStatus,
+    ReservationView, Reserve, Response, SkuRef, StockView, WarehouseStock, WireError,
+};
 use tokio::sync::oneshot;
 
 use super::ServerCtx;
-use crate::protocol::{BatchItem, Request, ReserveWire, Response, SkuRef, StockOpWire, WireError, WireLine};
 use crate::runtime::{
     failure_to_wire, now_ms, reserved_response_of, Failure, Job, PartResult, Query, QueryAnswer, Reply,
 };
-use crate::wire_error::{from_engine, GatewayCode};
+use crate::wire_error::{from_engine, gateway, CodeNames};
 
 /// Longest idempotency key accepted, in bytes.
-pub const IDEMPOTENCY_KEY_LIMIT: usize = 128;
-
-fn engine(e: EngineError) -> Response {
-    Response::Error(from_engine(&e))
-}
+pub const IDEMPOTENCY_KEY_LIMIT: usize = oms_proto::IDEMPOTENCY_KEY_LIMIT;
 
 fn unknown_code(code: &str) -> WireError {
-    WireError {
-        code: crate::wire_error::engine_code("unknown_sku"),
-        name: "unknown_sku".to_owned(),
-        message: format!("unknown SKU code {code:?}"),
-        available: None,
-        sku: None,
-    }
+    let mut e = WireError::new(ErrorCode::UNKNOWN_SKU, format!("unknown SKU code {code:?}"));
+    e.sku = Code::new(code).ok().map(|c| c.as_str().into());
+    e
 }
 
+fn unknown_warehouse_code(code: &str) -> WireError {
+    let mut e = WireError::new(
+        ErrorCode::from_name("unknown_warehouse").unwrap_or(ErrorCode::INTERNAL),
+        format!("unknown warehouse code {code:?}"),
+    );
+    e.warehouse = Code::new(code).ok().map(|c| c.as_str().into());
+    e
+}
+
+/// A reservation resolved and routed, ready for its partition(s).
+pub type Built = Result<(ReserveRequest, PartitionSet), WireError>;
+
 impl ServerCtx {
-    pub fn resolve(&self, sku: &SkuRef) -> Result<SkuId, WireError> {
+    /// An engine refusal, naming codes.
+    pub fn engine_error(&self, e: &EngineError) -> WireError {
+        from_engine(e, &self.index)
+    }
+
+    fn engine(&self, e: EngineError) -> Response {
+        Response::Error(self.engine_error(&e))
+    }
+
+    /// A failed job, naming codes.
+    pub fn failure(&self, f: &Failure) -> Response {
+        Response::Error(failure_to_wire(f, &self.index))
+    }
+
+    pub fn resolve(&self, sku: SkuRef<'_>) -> Result<SkuId, WireError> {
         match sku {
-            SkuRef::Id(id) => Ok(SkuId(*id)),
+            SkuRef::Id(id) => Ok(SkuId(id)),
             SkuRef::Code(code) => self.index.sku(code).ok_or_else(|| unknown_code(code)),
+        }
+    }
+
+    pub fn resolve_key(&self, sku: &SkuKey) -> Result<SkuId, WireError> {
+        match sku {
+            SkuKey::Id(id) => Ok(SkuId(*id)),
+            SkuKey::Code(code) => self.index.sku(code).ok_or_else(|| unknown_code(code)),
+        }
+    }
+
+    pub fn resolve_warehouse(&self, warehouse: &WarehouseKey) -> Result<WarehouseId, WireError> {
+        match warehouse {
+            WarehouseKey::Id(id) => Ok(WarehouseId(*id)),
+            WarehouseKey::Code(code) => self.index.warehouse(code).ok_or_else(|| unknown_warehouse_code(code)),
         }
     }
 
@@ -73,23 +110,25 @@ impl ServerCtx {
         Ok(())
     }
 
-    /// Resolve codes, check the limits the gateway owns, expand kits; the engine validates the rest.
-    pub fn build_reserve(&self, wire: &ReserveWire) -> Result<(ReserveRequest, PartitionSet), WireError> {
+    /// Resolve codes, check the limits the gateway owns, expand kits; the engine validates the
+    /// rest. Reads the request where it lies (the decoder's borrowed lines).
+    pub fn build_reserve(&self, wire: &Reserve<'_>) -> Built {
         let max_lines = self.config.max_lines;
         if wire.lines.len() > max_lines {
-            return Err(from_engine(&EngineError::TooManyLines { lines: wire.lines.len(), limit: max_lines }));
+            return Err(self.engine_error(&EngineError::TooManyLines { lines: wire.lines.len(), limit: max_lines }));
         }
         if wire.idempotency_key.len() > IDEMPOTENCY_KEY_LIMIT {
-            return Err(
-                GatewayCode::BadRequest.error(format!("idempotency key longer than {IDEMPOTENCY_KEY_LIMIT} bytes"))
-            );
+            return Err(gateway(
+                ErrorCode::BAD_REQUEST,
+                format!("idempotency key longer than {IDEMPOTENCY_KEY_LIMIT} bytes"),
+            ));
         }
         let mut lines = Vec::with_capacity(wire.lines.len());
         let mut has_kit = false;
-        for WireLine { sku, qty } in &wire.lines {
-            let sku = self.resolve(sku)?;
+        for line in wire.lines.iter() {
+            let sku = self.resolve(line.sku)?;
             has_kit |= self.index.is_kit(sku);
-            lines.push(Line { sku, qty: *qty });
+            lines.push(Line { sku, qty: line.qty });
         }
         if has_kit {
             let kits: Vec<(SkuId, Vec<KitComponent>)> =
@@ -97,9 +136,9 @@ impl ServerCtx {
             lines = routing::expand_kits(&lines, max_lines, |sku| {
                 kits.iter().find(|(k, _)| *k == sku).map(|(_, c)| c.as_slice())
             })
-            .map_err(|e| from_engine(&e))?;
+            .map_err(|e| self.engine_error(&e))?;
         } else {
-            routing::validate_lines(&lines, max_lines).map_err(|e| from_engine(&e))?;
+            routing::validate_lines(&lines, max_lines).map_err(|e| self.engine_error(&e))?;
         }
         let set = routing::partitions_of(&lines, self.workers.partitions());
         let key = if wire.idempotency_key.is_empty() { 0 } else { idempotency_hash(wire.idempotency_key.as_bytes()) };
@@ -133,7 +172,7 @@ impl ServerCtx {
             return None;
         }
         self.metrics.fast_path_rejects.inc();
-        Some(from_engine(&EngineError::SoldOut { campaign }))
+        Some(self.engine_error(&EngineError::SoldOut { campaign }))
     }
 
     /// Refuse from the sold-out board without a partition hop, when that answer is certain enough.
@@ -144,7 +183,7 @@ impl ServerCtx {
         for line in &request.lines {
             if self.board.available(line.sku) == Some(0) {
                 self.metrics.fast_path_rejects.inc();
-                return Some(from_engine(&EngineError::InsufficientStock {
+                return Some(self.engine_error(&EngineError::InsufficientStock {
                     sku: line.sku,
                     requested: u64::from(line.qty),
                     available: 0,
@@ -160,7 +199,7 @@ impl ServerCtx {
         let campaign_partition = match request.campaign {
             Some(c) => match self.index.campaign_partition(c) {
                 Some(p) => Some(p),
-                None => return engine(EngineError::UnknownCampaign { campaign: c }),
+                None => return self.engine(EngineError::UnknownCampaign { campaign: c }),
             },
             None => None,
         };
@@ -183,20 +222,21 @@ impl ServerCtx {
             }
         }
         match refusal {
-            None => reserved_response_of(&events),
+            None => reserved_response_of(&events, &self.index),
             Some(failure) => {
                 for p in succeeded {
                     if let Err(f) = self.call(p, Command::Release { id, cause: ReleaseCause::Compensation }).await {
                         tracing::error!(reservation = id.0, partition = p, failure = ?f, "compensation failed; the part lapses at its TTL");
                     }
                 }
-                Response::Error(failure_to_wire(&failure))
+                self.failure(&failure)
             }
         }
     }
 
-    async fn reserve(&self, wire: &ReserveWire) -> Response {
-        let (request, set) = match self.build_reserve(wire) {
+    /// A built reservation, on whichever path its partitions need.
+    pub async fn reserve_built(&self, built: Built) -> Response {
+        let (request, set) = match built {
             Ok(built) => built,
             Err(e) => return Response::Error(e),
         };
@@ -206,11 +246,26 @@ impl ServerCtx {
         if set.len() == 1 && request.campaign.is_none_or(|c| self.index.campaign_partition(c) == set.iter().next()) {
             let p = set.iter().next().unwrap_or(0);
             return match self.call(p, Command::Reserve(request)).await {
-                Ok(events) => reserved_response_of(&events),
-                Err(f) => Response::Error(failure_to_wire(&f)),
+                Ok(events) => reserved_response_of(&events, &self.index),
+                Err(f) => self.failure(&f),
             };
         }
         self.reserve_coordinated(request).await
+    }
+
+    /// A batch of built reservations, each on its own.
+    pub async fn reserve_batch(&self, batch: Vec<Built>) -> Response {
+        let answers = futures::future::join_all(batch.into_iter().map(|built| self.reserve_built(built))).await;
+        Response::Batch(
+            answers
+                .into_iter()
+                .map(|r| match r {
+                    Response::Reserved(w) => BatchItem::Reserved(w),
+                    Response::Error(e) => BatchItem::Refused(e),
+                    _ => BatchItem::Refused(gateway(ErrorCode::INTERNAL, "unexpected answer")),
+                })
+                .collect(),
+        )
     }
 
     /// Confirm, release, ship or pay: every partition named by the id.
@@ -218,7 +273,7 @@ impl ServerCtx {
         let id = ReservationId(id);
         let parts = routing::reservation_parts(id);
         if parts.is_empty() || parts.iter().any(|p| p >= self.workers.partitions()) {
-            return engine(EngineError::UnknownReservation { id });
+            return self.engine(EngineError::UnknownReservation { id });
         }
         let calls = parts.iter().map(|p| {
             let command = make(id);
@@ -235,7 +290,7 @@ impl ServerCtx {
                 Ok(_) => {}
                 Err(Failure::Engine(EngineError::InvalidReservationState { state, action, .. }))
                     if moved && reached_by(action) == Some(state) => {}
-                Err(f) => return Response::Error(failure_to_wire(&f)),
+                Err(f) => return self.failure(&f),
             }
         }
         Response::Done
@@ -244,54 +299,132 @@ impl ServerCtx {
     fn json<T: serde::Serialize>(value: &T) -> Response {
         match serde_json::to_string(value) {
             Ok(text) => Response::Json(text),
-            Err(e) => Response::Error(GatewayCode::Internal.error(e.to_string())),
+            Err(e) => Response::Error(gateway(ErrorCode::INTERNAL, e.to_string())),
         }
     }
 
-    async fn stock(&self, sku: &SkuRef) -> Response {
-        let sku = match self.resolve(sku) {
-            Ok(s) => s,
-            Err(e) => return Response::Error(e),
-        };
-        let mut view = match self.ask(self.owner(sku), Query::Stock(sku)).await {
+    fn unexpected() -> Response {
+        Response::Error(gateway(ErrorCode::INTERNAL, "unexpected answer"))
+    }
+
+    fn allocation(&self, a: &oms_engine::Allocation) -> Allocation {
+        Allocation {
+            sku_id: a.sku.0,
+            warehouse_id: a.warehouse.0,
+            qty: a.qty,
+            sku: self.index.sku_code(a.sku.0).unwrap_or(Code::EMPTY),
+            warehouse: self.index.warehouse_code(a.warehouse.0).unwrap_or(Code::EMPTY),
+        }
+    }
+
+    pub async fn stock(&self, sku: SkuId) -> Response {
+        let view = match self.ask(self.owner(sku), Query::Stock(sku)).await {
             QueryAnswer::Stock(Some(view)) => view,
-            QueryAnswer::Stock(None) => return engine(EngineError::UnknownSku { sku }),
-            QueryAnswer::Unavailable(f) => return Response::Error(failure_to_wire(&f)),
-            _ => return Response::Error(GatewayCode::Internal.error("unexpected answer")),
+            QueryAnswer::Stock(None) => return self.engine(EngineError::UnknownSku { sku }),
+            QueryAnswer::Unavailable(f) => return self.failure(&f),
+            _ => return Self::unexpected(),
         };
-        if let Some(components) = view.kit.clone() {
-            let mut available = u64::MAX;
+        let mut available = view.available;
+        if let Some(components) = &view.kit {
+            let mut kits = u64::MAX;
             for c in components {
                 match self.ask(self.owner(c.sku), Query::Available(c.sku)).await {
-                    QueryAnswer::Available(a) => available = available.min(a.unwrap_or(0) / u64::from(c.qty.max(1))),
-                    QueryAnswer::Unavailable(f) => return Response::Error(failure_to_wire(&f)),
-                    _ => return Response::Error(GatewayCode::Internal.error("unexpected answer")),
+                    QueryAnswer::Available(a) => kits = kits.min(a.unwrap_or(0) / u64::from(c.qty.max(1))),
+                    QueryAnswer::Unavailable(f) => return self.failure(&f),
+                    _ => return Self::unexpected(),
                 }
             }
-            view.available = if available == u64::MAX { 0 } else { available };
+            available = if kits == u64::MAX { 0 } else { kits };
         }
-        Self::json(&view)
+        Response::Stock(StockView {
+            sku_id: view.sku.0,
+            on_hand: view.on_hand,
+            reserved: view.reserved,
+            pooled: view.pooled,
+            unavailable: view.unavailable,
+            available,
+            incoming: view.incoming,
+            sku: Code::truncated(&view.code),
+            kit: view
+                .kit
+                .iter()
+                .flatten()
+                .map(|c| WireKitComponent {
+                    qty: c.qty,
+                    sku_id: c.sku.0,
+                    sku: self.index.sku_code(c.sku.0).unwrap_or(Code::EMPTY),
+                })
+                .collect(),
+            warehouses: view
+                .warehouses
+                .iter()
+                .map(|w| WarehouseStock {
+                    warehouse_id: w.warehouse.0,
+                    on_hand: w.on_hand,
+                    reserved: w.reserved,
+                    pooled: w.pooled,
+                    safety: w.safety,
+                    damaged: w.damaged,
+                    quality_control: w.quality_control,
+                    available: w.available,
+                    warehouse: self.index.warehouse_code(w.warehouse.0).unwrap_or(Code::EMPTY),
+                })
+                .collect(),
+        })
     }
 
-    async fn reservation(&self, id: u64) -> Response {
+    pub async fn reservation(&self, id: u64) -> Response {
         let id = ReservationId(id);
         let parts = routing::reservation_parts(id);
         if parts.is_empty() || parts.iter().any(|p| p >= self.workers.partitions()) {
-            return engine(EngineError::UnknownReservation { id });
+            return self.engine(EngineError::UnknownReservation { id });
         }
         let mut views = Vec::with_capacity(parts.len() as usize);
         for p in parts.iter() {
             match self.ask(p, Query::Reservation(id)).await {
                 QueryAnswer::Reservation(Some(view)) => views.push((p, view)),
                 QueryAnswer::Reservation(None) => {}
-                QueryAnswer::Unavailable(f) => return Response::Error(failure_to_wire(&f)),
-                _ => return Response::Error(GatewayCode::Internal.error("unexpected answer")),
+                QueryAnswer::Unavailable(f) => return self.failure(&f),
+                _ => return Self::unexpected(),
             }
         }
-        match merge_parts(views) {
-            Some(view) => Self::json(&view),
-            None => engine(EngineError::UnknownReservation { id }),
+        let Some(view) = merge_parts(views) else {
+            return self.engine(EngineError::UnknownReservation { id });
+        };
+        let status = |name: &str| ReservationStatus::from_name(name);
+        let Some(merged_status) = status(&view.status) else {
+            return Response::Error(gateway(
+                ErrorCode::INTERNAL,
+                format!("unknown reservation status {}", view.status),
+            ));
+        };
+        let mut parts = Vec::with_capacity(view.parts.len());
+        for part in &view.parts {
+            let Some(part_status) = status(&part.status) else {
+                return Response::Error(gateway(
+                    ErrorCode::INTERNAL,
+                    format!("unknown reservation status {}", part.status),
+                ));
+            };
+            parts.push(ReservationPart {
+                partition: part.partition,
+                status: part_status,
+                allocations: part.allocations.iter().map(|a| self.allocation(a)).collect(),
+            });
         }
+        Response::Reservation(ReservationView {
+            id: view.id.0,
+            customer: view.customer,
+            created_at_ms: view.created_at_ms,
+            expires_at_ms: view.expires_at_ms,
+            promise_ms: view.promise_ms,
+            campaign: view.campaign.map(|c| c.0),
+            presale_outstanding: view.presale_outstanding,
+            channel: view.channel,
+            status: merged_status,
+            allocations: view.allocations.iter().map(|a| self.allocation(a)).collect(),
+            parts,
+        })
     }
 
     async fn export(&self) -> Response {
@@ -299,15 +432,15 @@ impl ServerCtx {
         for p in 0..self.workers.partitions() {
             match self.ask(p, Query::Export).await {
                 QueryAnswer::Export(part) => rows.extend(part),
-                QueryAnswer::Unavailable(f) => return Response::Error(failure_to_wire(&f)),
-                _ => return Response::Error(GatewayCode::Internal.error("unexpected answer")),
+                QueryAnswer::Unavailable(f) => return self.failure(&f),
+                _ => return Self::unexpected(),
             }
         }
         rows.sort_unstable_by_key(|(sku, _, _)| *sku);
         let available_of = |sku: SkuId, rows: &[(SkuId, String, u64)]| {
             rows.binary_search_by_key(&sku, |(s, _, _)| *s).map_or(0, |i| rows[i].2)
         };
-        let json: Vec<serde_json::Value> = rows
+        let json: Vec<json::ExportRow> = rows
             .iter()
             .map(|(sku, code, available)| {
                 let available = match self.index.kit(*sku) {
@@ -316,7 +449,7 @@ impl ServerCtx {
                     }
                     None => *available,
                 };
-                serde_json::json!({ "sku": sku.0, "code": code, "available": available })
+                json::ExportRow { sku: sku.0, code: code.clone(), available }
             })
             .collect();
         Self::json(&json)
@@ -327,8 +460,8 @@ impl ServerCtx {
         for p in 0..self.workers.partitions() {
             match self.ask(p, Query::Audit).await {
                 QueryAnswer::Audit(audit) => partitions.push(*audit),
-                QueryAnswer::Unavailable(f) => return Response::Error(failure_to_wire(&f)),
-                _ => return Response::Error(GatewayCode::Internal.error("unexpected answer")),
+                QueryAnswer::Unavailable(f) => return self.failure(&f),
+                _ => return Self::unexpected(),
             }
         }
         let clean = partitions.iter().all(|a| a.check.is_clean());
@@ -349,10 +482,33 @@ impl ServerCtx {
         )
     }
 
-    async fn define_kit(&self, code: &str, components: &[WireLine]) -> Response {
+    async fn campaign(&self, id: u32) -> Response {
+        let campaign = CampaignId(id);
+        let Some(p) = self.index.campaign_partition(campaign) else {
+            return self.engine(EngineError::UnknownCampaign { campaign });
+        };
+        match self.ask(p, Query::Campaign(campaign)).await {
+            QueryAnswer::Campaign(Some(view)) => Self::json(&json::CampaignView {
+                id: view.id.0,
+                sku: view.sku.0,
+                sku_code: self.index.sku_code(view.sku.0).map(|c| c.to_string()).unwrap_or_default(),
+                kind: view.kind,
+                remaining: view.remaining,
+                open: view.open,
+                closed: view.closed,
+                per_customer_limit: view.per_customer_limit,
+                starts_at_ms: view.starts_at_ms,
+                ends_at_ms: view.ends_at_ms,
+            }),
+            QueryAnswer::Unavailable(f) => self.failure(&f),
+            _ => self.engine(EngineError::UnknownCampaign { campaign }),
+        }
+    }
+
+    async fn define_kit(&self, code: &str, components: &[json::JsonLine]) -> Response {
         let mut resolved = Vec::with_capacity(components.len());
         for c in components {
-            match self.resolve(&c.sku) {
+            match self.resolve_key(&c.sku) {
                 Ok(sku) => resolved.push(KitComponent { sku, qty: c.qty }),
                 Err(e) => return Response::Error(e),
             }
@@ -362,17 +518,17 @@ impl ServerCtx {
             .filter(|_| !code.is_empty())
             .ok_or(EngineError::InvalidCode { limit: oms_engine::catalog::CODE_LIMIT })
         {
-            return engine(e);
+            return self.engine(e);
         }
         for c in &resolved {
             if self.index.is_kit(c.sku) {
                 let kit = self.index.sku(code).unwrap_or(SkuId(u32::MAX));
-                return engine(EngineError::InvalidKit { kit, reason: "kits of kits are not supported" });
+                return self.engine(EngineError::InvalidKit { kit, reason: "kits of kits are not supported" });
             }
         }
         let (id, _) = self.index.sku_or_allocate(code);
         if let Err(e) = oms_engine::partition::validate_kit(id, &resolved, self.config.max_lines) {
-            return engine(e);
+            return self.engine(e);
         }
         match self
             .call(self.owner(id), Command::DefineKit { id, code: code.to_owned(), components: resolved.clone() })
@@ -380,234 +536,187 @@ impl ServerCtx {
         {
             Ok(_) => {
                 self.index.set_kit(id, resolved);
-                Response::SkuDefined { id: id.0 }
+                Self::json(&json::DefinedSku { id: id.0 })
             }
-            Err(f) => Response::Error(failure_to_wire(&f)),
+            Err(f) => self.failure(&f),
         }
     }
 
     /// The engine command for a stock operation, with its owning partition.
-    pub fn stock_command(&self, op: &StockOpWire) -> Result<(u32, Command), WireError> {
+    pub fn stock_command(&self, op: &json::StockOp) -> Result<(u32, Command), WireError> {
+        use json::StockOp as Op;
+        let sku = self.resolve_key(op.sku())?;
         let command = match op {
-            StockOpWire::SetOnHand { sku, warehouse, on_hand } => {
-                Command::SetOnHand { sku: self.resolve(sku)?, warehouse: WarehouseId(*warehouse), on_hand: *on_hand }
+            Op::SetOnHand { warehouse, on_hand, .. } => {
+                Command::SetOnHand { sku, warehouse: self.resolve_warehouse(warehouse)?, on_hand: *on_hand }
             }
-            StockOpWire::Receive { sku, warehouse, qty } => {
-                Command::Receive { sku: self.resolve(sku)?, warehouse: WarehouseId(*warehouse), qty: *qty }
+            Op::Receive { warehouse, qty, .. } => {
+                Command::Receive { sku, warehouse: self.resolve_warehouse(warehouse)?, qty: *qty }
             }
-            StockOpWire::Adjust { sku, warehouse, delta } => {
-                Command::Adjust { sku: self.resolve(sku)?, warehouse: WarehouseId(*warehouse), delta: *delta }
+            Op::Adjust { warehouse, delta, .. } => {
+                Command::Adjust { sku, warehouse: self.resolve_warehouse(warehouse)?, delta: *delta }
             }
-            StockOpWire::SetBucket { sku, warehouse, bucket, qty } => {
+            Op::SetBucket { warehouse, bucket, qty, .. } => {
                 let bucket = match bucket {
-                    0 => Bucket::Safety,
-                    1 => Bucket::Damaged,
-                    2 => Bucket::QualityControl,
-                    _ => {
-                        return Err(GatewayCode::BadRequest
-                            .error("bucket must be 0 (safety), 1 (damaged) or 2 (quality control)"))
-                    }
+                    json::Bucket::Safety => Bucket::Safety,
+                    json::Bucket::Damaged => Bucket::Damaged,
+                    json::Bucket::QualityControl => Bucket::QualityControl,
                 };
-                Command::SetBucket { sku: self.resolve(sku)?, warehouse: WarehouseId(*warehouse), bucket, qty: *qty }
+                Command::SetBucket { sku, warehouse: self.resolve_warehouse(warehouse)?, bucket, qty: *qty }
             }
-            StockOpWire::Transfer { sku, from, to, qty } => {
-                Command::Transfer { sku: self.resolve(sku)?, from: WarehouseId(*from), to: WarehouseId(*to), qty: *qty }
-            }
-            StockOpWire::ReturnToStock { sku, warehouse, qty, damaged } => Command::ReturnToStock {
-                sku: self.resolve(sku)?,
-                warehouse: WarehouseId(*warehouse),
+            Op::Transfer { from, to, qty, .. } => Command::Transfer {
+                sku,
+                from: self.resolve_warehouse(from)?,
+                to: self.resolve_warehouse(to)?,
+                qty: *qty,
+            },
+            Op::ReturnToStock { warehouse, qty, damaged, .. } => Command::ReturnToStock {
+                sku,
+                warehouse: self.resolve_warehouse(warehouse)?,
                 qty: *qty,
                 damaged: *damaged,
             },
-            StockOpWire::ExpectIncoming { po, sku, warehouse, qty, eta_ms } => Command::ExpectIncoming {
+            Op::ExpectIncoming { po, warehouse, qty, eta_ms, .. } => Command::ExpectIncoming {
                 po: PurchaseOrderId(*po),
-                sku: self.resolve(sku)?,
-                warehouse: WarehouseId(*warehouse),
+                sku,
+                warehouse: self.resolve_warehouse(warehouse)?,
                 qty: *qty,
                 eta_ms: *eta_ms,
             },
-            StockOpWire::RescheduleIncoming { po, sku, eta_ms } => {
-                Command::RescheduleIncoming { po: PurchaseOrderId(*po), sku: self.resolve(sku)?, eta_ms: *eta_ms }
+            Op::RescheduleIncoming { po, eta_ms, .. } => {
+                Command::RescheduleIncoming { po: PurchaseOrderId(*po), sku, eta_ms: *eta_ms }
             }
-            StockOpWire::ReceivePurchaseOrder { po, sku, qty } => {
-                Command::ReceivePurchaseOrder { po: PurchaseOrderId(*po), sku: self.resolve(sku)?, qty: *qty }
+            Op::ReceivePurchaseOrder { po, qty, .. } => {
+                Command::ReceivePurchaseOrder { po: PurchaseOrderId(*po), sku, qty: *qty }
             }
-        };
-        let sku = match &command {
-            Command::SetOnHand { sku, .. }
-            | Command::Receive { sku, .. }
-            | Command::Adjust { sku, .. }
-            | Command::SetBucket { sku, .. }
-            | Command::Transfer { sku, .. }
-            | Command::ReturnToStock { sku, .. }
-            | Command::ExpectIncoming { sku, .. }
-            | Command::RescheduleIncoming { sku, .. }
-            | Command::ReceivePurchaseOrder { sku, .. } => *sku,
-            _ => SkuId(0),
         };
         Ok((self.owner(sku), command))
     }
 
     async fn create_campaign(&self, campaign: CampaignId, partition: u32, command: Command) -> Response {
         if !self.index.claim_campaign(campaign, partition) {
-            return engine(EngineError::DuplicateCampaign { campaign });
+            return self.engine(EngineError::DuplicateCampaign { campaign });
         }
         let answer = self.done(partition, command).await;
-        if !matches!(answer, Response::Done) {
+        if matches!(answer, Response::Error(_)) {
             self.index.unclaim_campaign(campaign);
         }
         answer
     }
 
+    /// One command; `{}` when it succeeded.
     async fn done(&self, partition: u32, command: Command) -> Response {
         match self.call(partition, command).await {
-            Ok(_) => Response::Done,
-            Err(f) => Response::Error(failure_to_wire(&f)),
+            Ok(_) => Self::json(&json::Empty {}),
+            Err(f) => self.failure(&f),
         }
     }
 
-    /// Answer any request (the slow path; hot requests are short-circuited in dispatch).
-    pub async fn execute(self: Arc<Self>, request: Request) -> Response {
+    /// Answer a JSON-bodied request (lookups, reports, administration, orders, promote).
+    pub async fn execute(self: Arc<Self>, request: JsonRequest) -> Response {
         match request {
-            Request::Hello { .. } => Response::Error(GatewayCode::BadRequest.error("already authenticated")),
-            Request::Ping => Response::Pong,
-            Request::Reserve(wire) => self.reserve(&wire).await,
-            Request::ReserveBatch(batch) => {
-                if batch.len() > crate::protocol::MAX_BATCH {
-                    return Response::Error(
-                        GatewayCode::BatchTooLarge
-                            .error(format!("at most {} reservations per batch", crate::protocol::MAX_BATCH)),
-                    );
-                }
-                let answers = futures::future::join_all(batch.iter().map(|wire| self.reserve(wire))).await;
-                Response::Batch(
-                    answers
-                        .into_iter()
-                        .map(|r| match r {
-                            Response::Reserved(w) => BatchItem::Reserved(w),
-                            Response::Error(e) => BatchItem::Error(e),
-                            _ => BatchItem::Error(GatewayCode::Internal.error("unexpected answer")),
-                        })
-                        .collect(),
-                )
-            }
-            Request::Confirm { id } => self.on_parts(id, |id| Command::Confirm { id }).await,
-            Request::Release { id } => {
-                self.on_parts(id, |id| Command::Release { id, cause: ReleaseCause::Cancel }).await
-            }
-            Request::PayBalance { id } => self.on_parts(id, |id| Command::PayBalance { id }).await,
-            Request::Ship { id } => self.on_parts(id, |id| Command::Ship { id }).await,
-            Request::GetStock { sku } => self.stock(&sku).await,
-            Request::GetReservation { id } => self.reservation(id).await,
-            Request::LookupSkus { codes } => {
-                Response::SkuIds(codes.iter().map(|c| self.index.sku(c).map(|s| s.0)).collect())
-            }
-            Request::ExportStock => self.export().await,
-            Request::GetCampaign { id } => {
-                let campaign = CampaignId(id);
-                let Some(p) = self.index.campaign_partition(campaign) else {
-                    return engine(EngineError::UnknownCampaign { campaign });
-                };
-                match self.ask(p, Query::Campaign(campaign)).await {
-                    QueryAnswer::Campaign(Some(view)) => Self::json(&view),
-                    QueryAnswer::Unavailable(f) => Response::Error(failure_to_wire(&f)),
-                    _ => engine(EngineError::UnknownCampaign { campaign }),
+            JsonRequest::LookupSkus(lookup) => Self::json(&json::LookupAnswer {
+                ids: lookup.codes.iter().map(|c| self.index.sku(c).map(|s| s.0)).collect(),
+            }),
+            JsonRequest::ExportStock => self.export().await,
+            JsonRequest::GetCampaign(body) => self.campaign(body.id).await,
+            JsonRequest::Audit => self.audit().await,
+            JsonRequest::Promote => crate::replication::promote(&self).await,
+            JsonRequest::DefineWarehouse(w) => {
+                let id = WarehouseId(w.id);
+                let code = w.code.clone();
+                match self
+                    .call_all(Command::DefineWarehouse { id, code: w.code, region: w.region, priority: w.priority })
+                    .await
+                {
+                    Ok(()) => {
+                        self.index.set_warehouse(id, &code);
+                        Self::json(&json::Empty {})
+                    }
+                    Err(f) => self.failure(&f),
                 }
             }
-            Request::Audit => self.audit().await,
-            Request::Promote => crate::replication::promote(&self).await,
-            Request::Subscribe { .. } | Request::ReplicaAck { .. } => {
-                Response::Error(GatewayCode::Internal.error("subscriptions are served by the connection"))
-            }
-            Request::DefineWarehouse { id, code, region, priority } => {
-                match self.call_all(Command::DefineWarehouse { id: WarehouseId(id), code, region, priority }).await {
-                    Ok(()) => Response::Done,
-                    Err(f) => Response::Error(failure_to_wire(&f)),
+            JsonRequest::DefineSku(d) => {
+                if d.code.is_empty() || d.code.len() > oms_engine::catalog::CODE_LIMIT {
+                    return self.engine(EngineError::InvalidCode { limit: oms_engine::catalog::CODE_LIMIT });
+                }
+                let (id, _) = self.index.sku_or_allocate(&d.code);
+                match self
+                    .call(
+                        self.owner(id),
+                        Command::DefineSku { id, code: d.code, low_stock_threshold: d.low_stock_threshold },
+                    )
+                    .await
+                {
+                    Ok(_) => Self::json(&json::DefinedSku { id: id.0 }),
+                    Err(f) => self.failure(&f),
                 }
             }
-            Request::DefineSku { code, low_stock_threshold } => {
-                if code.is_empty() || code.len() > oms_engine::catalog::CODE_LIMIT {
-                    return engine(EngineError::InvalidCode { limit: oms_engine::catalog::CODE_LIMIT });
-                }
-                let (id, _) = self.index.sku_or_allocate(&code);
-                match self.call(self.owner(id), Command::DefineSku { id, code, low_stock_threshold }).await {
-                    Ok(_) => Response::SkuDefined { id: id.0 },
-                    Err(f) => Response::Error(failure_to_wire(&f)),
-                }
-            }
-            Request::DefineKit { code, components } => self.define_kit(&code, &components).await,
-            Request::StockOp(op) => match self.stock_command(&op) {
+            JsonRequest::DefineKit(k) => self.define_kit(&k.code, &k.components).await,
+            JsonRequest::StockOp(op) => match self.stock_command(&op) {
                 Ok((p, command)) => self.done(p, command).await,
                 Err(e) => Response::Error(e),
             },
-            Request::CreateFlashSale { id, sku, pool_qty, per_customer_limit, starts_at_ms, ends_at_ms } => {
-                let sku = match self.resolve(&sku) {
+            JsonRequest::CreateFlashSale(f) => {
+                let sku = match self.resolve_key(&f.sku) {
                     Ok(s) => s,
                     Err(e) => return Response::Error(e),
                 };
-                let spec =
-                    FlashSaleSpec { id: CampaignId(id), sku, pool_qty, per_customer_limit, starts_at_ms, ends_at_ms };
+                let spec = FlashSaleSpec {
+                    id: CampaignId(f.id),
+                    sku,
+                    pool_qty: f.pool_qty,
+                    per_customer_limit: f.per_customer_limit,
+                    starts_at_ms: f.starts_at_ms,
+                    ends_at_ms: f.ends_at_ms,
+                };
                 let p = self.owner(sku);
-                self.create_campaign(CampaignId(id), p, Command::CreateFlashSale(spec)).await
+                self.create_campaign(CampaignId(f.id), p, Command::CreateFlashSale(spec)).await
             }
-            Request::CreatePresale {
-                id,
-                sku,
-                quota,
-                per_customer_limit,
-                starts_at_ms,
-                ends_at_ms,
-                balance_window_ms,
-            } => {
-                let sku = match self.resolve(&sku) {
+            JsonRequest::CreatePresale(f) => {
+                let sku = match self.resolve_key(&f.sku) {
                     Ok(s) => s,
                     Err(e) => return Response::Error(e),
                 };
                 let spec = PresaleSpec {
-                    id: CampaignId(id),
+                    id: CampaignId(f.id),
                     sku,
-                    quota,
-                    per_customer_limit,
-                    starts_at_ms,
-                    ends_at_ms,
-                    balance_window_ms,
+                    quota: f.quota,
+                    per_customer_limit: f.per_customer_limit,
+                    starts_at_ms: f.starts_at_ms,
+                    ends_at_ms: f.ends_at_ms,
+                    balance_window_ms: f.balance_window_ms,
                 };
                 let p = self.owner(sku);
-                self.create_campaign(CampaignId(id), p, Command::CreatePresale(spec)).await
+                self.create_campaign(CampaignId(f.id), p, Command::CreatePresale(spec)).await
             }
-            Request::SetChannelPolicy { channel, ratio_bp, floor, exceptions } => {
-                let mut resolved = Vec::with_capacity(exceptions.len());
-                for (sku, ratio_bp, cap) in &exceptions {
-                    match self.resolve(sku) {
-                        Ok(sku) => resolved.push(ChannelException { sku, ratio_bp: *ratio_bp, cap: *cap }),
+            JsonRequest::SetChannelPolicy(policy) => {
+                let mut resolved = Vec::with_capacity(policy.exceptions.len());
+                for e in &policy.exceptions {
+                    match self.resolve_key(&e.sku) {
+                        Ok(sku) => resolved.push(ChannelException { sku, ratio_bp: e.ratio_bp, cap: e.cap }),
                         Err(e) => return Response::Error(e),
                     }
                 }
-                let policy = ChannelPolicy { channel: ChannelId(channel), ratio_bp, floor, exceptions: resolved };
+                let policy = ChannelPolicy {
+                    channel: ChannelId(policy.channel),
+                    ratio_bp: policy.ratio_bp,
+                    floor: policy.floor,
+                    exceptions: resolved,
+                };
                 match self.call_all(Command::SetChannelPolicy(policy)).await {
-                    Ok(()) => Response::Done,
-                    Err(f) => Response::Error(failure_to_wire(&f)),
+                    Ok(()) => Self::json(&json::Empty {}),
+                    Err(f) => self.failure(&f),
                 }
             }
             // Orders: the coordinator in crate::orders (docs/ORDERS.md, "Through the server").
-            order @ (Request::OrderImport { .. }
-            | Request::OrderGet { .. }
-            | Request::OrderList { .. }
-            | Request::OrderApprove { .. }
-            | Request::OrderReject { .. }
-            | Request::OrderCancel { .. }
-            | Request::OrderAllocate { .. }
-            | Request::WaveCreate { .. }
-            | Request::WaveGet { .. }
-            | Request::ShipmentPack { .. }
-            | Request::ShipmentShip { .. }
-            | Request::ShipmentDeliver { .. }
-            | Request::TrackAdd { .. }
-            | Request::AfterSaleCreate { .. }
-            | Request::AfterSaleReceive { .. }
-            | Request::RulesReload { .. }
-            | Request::Waybill { .. }) => crate::orders::execute(&self, order).await,
-            Request::Channels { json } => crate::connectors::execute(&self, &json).await,
+            // Marketplace shops and the exception desk (docs/CHANNELS.md).
+            request @ (JsonRequest::ShopList
+            | JsonRequest::ShopStatus(_)
+            | JsonRequest::ShopSync(_)
+            | JsonRequest::OrderExceptions(_)
+            | JsonRequest::OrderResolve(_)) => crate::connectors::execute(&self, request).await,
+            order => crate::orders::execute(&self, order).await,
         }
     }
 }

@@ -1,0 +1,571 @@
+//! Order lifecycle commands: `oms order`, `oms wave`, `oms shipment`, `oms track`,
+//! `oms aftersale`, `oms rules`, `oms waybill` (docs/CLI.md, docs/ORDERS.md).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use super::parse::{self, LineArg};
+use super::{CliError, Ctx};
+use oms_proto::json::{self as wire, JsonLine, JsonRequest, SkuKey};
+
+#[derive(Subcommand, Debug)]
+pub enum OrderCmd {
+    /// Import a channel payload file: one order (a JSON object) or a batch (a JSON array).
+    /// Re-importing an order unchanged changes nothing; a changed one is revised (applied, or
+    /// put on the exception list). Exits 1 if any order was rejected (the others are still
+    /// imported)
+    Import {
+        /// Sales channel of the payload: taobao, jd, douyin or native
+        #[arg(long, value_name = "CHANNEL", value_parser = ["taobao", "tmall", "jd", "douyin", "native"])]
+        channel: String,
+        /// The payload file
+        file: PathBuf,
+    },
+    /// Show an order: status, holds (rule names), lines with allocated amounts, shipments
+    Get {
+        /// Order id (as printed by `oms order import`)
+        id: u64,
+    },
+    /// List orders, oldest first
+    List {
+        /// Only orders in this status (created, on_hold, approved, allocated, picking, packed,
+        /// shipped, delivered, completed, cancelled)
+        #[arg(long, value_name = "STATUS")]
+        status: Option<String>,
+        /// At most this many orders (server maximum 1000)
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        limit: u32,
+    },
+    /// Approve an order on hold; it is then allocated
+    Approve {
+        /// Order id
+        id: u64,
+    },
+    /// Reject an order on hold (it is cancelled)
+    Reject {
+        /// Order id
+        id: u64,
+        /// Why (kept on the order)
+        #[arg(long, default_value = "rejected by operator")]
+        reason: String,
+    },
+    /// Cancel an order before its first shipment leaves; its reserved stock is released
+    Cancel {
+        /// Order id
+        id: u64,
+        /// Why (kept on the order)
+        #[arg(long, default_value = "cancelled by operator")]
+        reason: String,
+    },
+    /// Allocate an approved or parked order (without ID: every order waiting for stock)
+    Allocate {
+        /// Order id
+        id: Option<u64>,
+    },
+    /// The exception desk: open exceptions of every order (changes a marketplace made that could
+    /// not be applied, refund requests, shipments a marketplace would not confirm), oldest first
+    Exceptions {
+        /// At most this many (server maximum 1000)
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        limit: u32,
+    },
+    /// Mark an order's exception as dealt with
+    Resolve {
+        /// Order id
+        id: u64,
+        /// The exception's index (as `oms order exceptions` prints it)
+        index: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WaveCmd {
+    /// Group the allocated shipments of a warehouse into pick waves (one per partition)
+    Create {
+        /// Warehouse code (e.g. SH) or id
+        #[arg(long, value_name = "WH")]
+        warehouse: String,
+        /// Only shipments of this carrier
+        #[arg(long, value_name = "CODE")]
+        carrier: Option<String>,
+        /// At most this many shipments per wave
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        max: u32,
+    },
+    /// Show a wave: its shipments and the pick list in walking order
+    Get {
+        /// Wave id (as printed by `oms wave create`)
+        id: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ShipmentCmd {
+    /// Pack a waved shipment (issues its waybill number)
+    Pack {
+        /// Shipment id
+        id: u64,
+    },
+    /// Hand a packed shipment to the carrier (stock leaves the warehouse)
+    Ship {
+        /// Shipment id
+        id: u64,
+    },
+    /// Record the delivery of a shipped shipment
+    Deliver {
+        /// Shipment id
+        id: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TrackCmd {
+    /// Record a carrier tracking event (the event "delivered" delivers the shipment)
+    Add {
+        /// Shipment id
+        shipment: u64,
+        /// Event code, e.g. picked_up, in_transit, out_for_delivery, delivered
+        #[arg(long, value_name = "CODE")]
+        event: String,
+        /// Where it happened
+        #[arg(long, default_value = "", value_name = "TEXT")]
+        location: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AfterSaleCmd {
+    /// Open a return, exchange or refund on a delivered order
+    Create {
+        /// Order id
+        order: u64,
+        /// return, exchange or refund
+        #[arg(long = "type", value_name = "TYPE", value_parser = ["return", "exchange", "refund"])]
+        kind: String,
+        /// A line as SKU:QTY; repeat for several lines
+        #[arg(long = "line", required = true, value_parser = parse::parse_line, value_name = "SKU:QTY")]
+        lines: Vec<LineArg>,
+        /// Why
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// The goods of a return or exchange came back: sellable ones go back to stock
+    Receive {
+        /// After-sale id (as printed by `oms aftersale create`)
+        id: u64,
+        /// The goods are damaged (they go to the damaged bucket)
+        #[arg(long)]
+        damaged: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCmd {
+    /// Send a rules file (TOML: [audit], [routing], [carriers]) to the server; only the sections
+    /// present are replaced
+    Reload {
+        /// The rules file
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WaybillCmd {
+    /// Render the shipping label of a packed shipment as a PDF (4x6 in, Code 128 barcode)
+    Print {
+        /// Shipment id
+        shipment: u64,
+        /// Write the PDF here (default: waybill-<number>.pdf in the current directory)
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+fn read_file(path: &PathBuf) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))
+}
+
+fn field(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "-".to_owned(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn cents(v: &Value) -> String {
+    let c = v.as_i64().unwrap_or(0);
+    format!("{}{}.{:02}", if c < 0 { "-" } else { "" }, c.abs() / 100, c.abs() % 100)
+}
+
+/// Print the server's JSON as is with --json, else a text rendering.
+fn show(ctx: &Ctx, value: &Value, human: impl FnOnce(&Value) -> String) -> Result<(), CliError> {
+    if ctx.json {
+        ctx.print_json(value)
+    } else {
+        println!("{}", human(value));
+        Ok(())
+    }
+}
+
+fn order_text(o: &Value) -> String {
+    let mut out = format!(
+        "order {} ({} {}): {}\n",
+        field(o, "id"),
+        field(o, "channel"),
+        field(o, "external_id"),
+        field(o, "status")
+    );
+    let holds: Vec<String> =
+        o["holds"].as_array().into_iter().flatten().filter_map(|h| h.as_str().map(str::to_owned)).collect();
+    if !holds.is_empty() {
+        out.push_str(&format!("  holds: {}\n", holds.join(", ")));
+    }
+    if let Some(reason) = o["cancel_reason"].as_str() {
+        out.push_str(&format!("  cancelled: {reason}\n"));
+    }
+    out.push_str(&format!(
+        "  buyer {}  paid {}  shipping {}\n",
+        field(o, "buyer"),
+        cents(&o["paid_cents"]),
+        cents(&o["shipping_cents"])
+    ));
+    out.push_str(&format!("  {:<24} {:>5} {:>10} {:>10}\n", "SKU", "QTY", "ALLOCATED", "AMOUNT"));
+    for l in o["lines"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  {:<24} {:>5} {:>10} {:>10}\n",
+            field(l, "sku_code"),
+            field(l, "qty"),
+            field(l, "allocated_qty"),
+            cents(&l["allocated_cents"])
+        ));
+    }
+    for s in o["shipments"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  shipment {}: {} warehouse {} carrier {} waybill {}\n",
+            field(s, "id"),
+            field(s, "status"),
+            field(s, "warehouse"),
+            field(s, "carrier"),
+            field(s, "waybill")
+        ));
+    }
+    for a in o["after_sales"].as_array().into_iter().flatten() {
+        out.push_str(&format!("  after-sale {}: {} {}\n", field(a, "id"), field(a, "kind"), field(a, "status")));
+    }
+    out.trim_end().to_owned()
+}
+
+pub(super) async fn run_order(ctx: &Ctx, cmd: OrderCmd) -> Result<(), CliError> {
+    let client = ctx.client().await?;
+    match cmd {
+        OrderCmd::Import { channel, file } => {
+            let payload = read_file(&file)?;
+            let value = client.import_orders(&channel, payload).await?;
+            let rejected = value["rejected"].as_u64().unwrap_or(0);
+            if ctx.json {
+                let mut doc = value.clone();
+                doc["ok"] = json!(rejected == 0);
+                ctx.print_json(&doc)?;
+            } else {
+                for r in value["results"].as_array().into_iter().flatten() {
+                    if r["ok"] == true {
+                        let holds: Vec<&str> =
+                            r["holds"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                        let mut line = format!(
+                            "order {} ({}): {}",
+                            field(r, "order"),
+                            field(r, "external_id"),
+                            field(r, "status")
+                        );
+                        if !holds.is_empty() {
+                            line.push_str(&format!(" [holds: {}]", holds.join(", ")));
+                        }
+                        if r["skipped"] == true {
+                            line = format!("order {}: skipped ({})", field(r, "external_id"), field(r, "reason"));
+                        } else if r["unchanged"] == true {
+                            line.push_str(" (already imported, unchanged)");
+                        } else if r["revised"] == true {
+                            let list = |name: &str| -> String {
+                                r[name]
+                                    .as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .filter_map(Value::as_str)
+                                    .collect::<Vec<_>>()
+                                    .join("; ")
+                            };
+                            line.push_str(&format!(
+                                " (revised: changed [{}], exceptions [{}])",
+                                list("changes"),
+                                list("exceptions")
+                            ));
+                        }
+                        println!("{line}");
+                    } else {
+                        println!("rejected #{}: {}", field(r, "index"), field(r, "error"));
+                    }
+                }
+            }
+            if rejected > 0 {
+                return Err(CliError::Problems(format!("{rejected} order(s) rejected")));
+            }
+            Ok(())
+        }
+        OrderCmd::Exceptions { limit } => {
+            let value = client.order_exceptions(limit).await?;
+            if ctx.json {
+                return ctx.print_json(&value);
+            }
+            let mut out = std::io::stdout().lock();
+            let rows = value["exceptions"].as_array().cloned().unwrap_or_default();
+            if rows.is_empty() {
+                writeln!(out, "no open exceptions")?;
+            }
+            for r in rows {
+                let shipment = r["shipment"].as_u64().map(|s| format!(" shipment {s}")).unwrap_or_default();
+                writeln!(
+                    out,
+                    "order {} ({} {}, {}) #{} {}{}: {}",
+                    field(&r, "order"),
+                    field(&r, "channel"),
+                    field(&r, "external_id"),
+                    field(&r, "status"),
+                    field(&r, "index"),
+                    field(&r, "kind"),
+                    shipment,
+                    field(&r, "detail")
+                )?;
+            }
+            Ok(())
+        }
+        OrderCmd::Resolve { id, index } => {
+            let value = client.resolve_exception(id, index).await?;
+            ctx.done(value, || format!("order {id}: exception #{index} resolved"))
+        }
+        OrderCmd::Get { id } => {
+            let value = client.json(&JsonRequest::OrderGet(wire::IdBody { id })).await?;
+            show(ctx, &value, order_text)
+        }
+        OrderCmd::List { status, limit } => {
+            let rows = client.list_orders(status.as_deref(), limit).await?;
+            if ctx.json {
+                return ctx.print_json(&serde_json::to_value(&rows).unwrap_or(Value::Null));
+            }
+            println!("{:<16} {:<8} {:<22} {:<10} {:>10}  HOLDS", "ID", "CHANNEL", "EXTERNAL", "STATUS", "PAID");
+            for r in rows {
+                let holds: Vec<String> = r["holds"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|h| h.as_str().unwrap_or_default().to_owned())
+                    .collect();
+                println!(
+                    "{:<16} {:<8} {:<22} {:<10} {:>10}  {}",
+                    field(&r, "id"),
+                    field(&r, "channel"),
+                    field(&r, "external_id"),
+                    field(&r, "status"),
+                    cents(&r["paid_cents"]),
+                    holds.join(",")
+                );
+            }
+            Ok(())
+        }
+        OrderCmd::Approve { id } => {
+            let value = client.json(&JsonRequest::OrderApprove(wire::IdBody { id })).await?;
+            show(ctx, &value, |v| {
+                format!(
+                    "order {id} approved: {} (allocation: {})",
+                    field(v, "status"),
+                    field(&v["allocation"], "result")
+                )
+            })
+        }
+        OrderCmd::Reject { id, reason } => {
+            let value = client.json(&JsonRequest::OrderReject(wire::OrderReason { id, reason })).await?;
+            show(ctx, &value, |v| format!("order {id} rejected: {}", field(v, "status")))
+        }
+        OrderCmd::Cancel { id, reason } => {
+            let value = client.json(&JsonRequest::OrderCancel(wire::OrderReason { id, reason })).await?;
+            show(ctx, &value, |v| format!("order {id} cancelled: {}", field(v, "status")))
+        }
+        OrderCmd::Allocate { id } => {
+            let value = client.json(&JsonRequest::OrderAllocate(wire::IdBody { id: id.unwrap_or(0) })).await?;
+            show(ctx, &value, |v| {
+                let rows: Vec<String> = v["orders"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| format!("order {}: {}", field(r, "order"), field(&r["allocation"], "result")))
+                    .collect();
+                if rows.is_empty() {
+                    "no order waiting for stock".to_owned()
+                } else {
+                    rows.join("\n")
+                }
+            })
+        }
+    }
+}
+
+pub(super) async fn run_wave(ctx: &Ctx, cmd: WaveCmd) -> Result<(), CliError> {
+    let client = ctx.client().await?;
+    match cmd {
+        WaveCmd::Create { warehouse, carrier, max } => {
+            let value = client
+                .json(&JsonRequest::WaveCreate(wire::WaveCreate {
+                    warehouse: crate::warehouse(&warehouse),
+                    carrier,
+                    max_shipments: max,
+                }))
+                .await?;
+            show(ctx, &value, |v| {
+                v["waves"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|w| {
+                        format!(
+                            "wave {}: {} shipment(s)",
+                            field(w, "wave"),
+                            w["shipments"].as_array().map_or(0, Vec::len)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        WaveCmd::Get { id } => {
+            let value = client.json(&JsonRequest::WaveGet(wire::IdBody { id })).await?;
+            show(ctx, &value, |w| {
+                let mut out = format!(
+                    "wave {} warehouse {} picked {}\n  shipments: {}\n  {:<10} {:>8} {:>5} {:>7}\n",
+                    field(w, "id"),
+                    field(w, "warehouse"),
+                    field(w, "picked"),
+                    w["shipments"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    "BIN",
+                    "SKU",
+                    "QTY",
+                    "PICKED"
+                );
+                for item in w["pick_list"].as_array().into_iter().flatten() {
+                    out.push_str(&format!(
+                        "  {:<10} {:>8} {:>5} {:>7}\n",
+                        field(item, "bin_label"),
+                        field(item, "sku"),
+                        field(item, "qty"),
+                        field(item, "picked")
+                    ));
+                }
+                out.trim_end().to_owned()
+            })
+        }
+    }
+}
+
+pub(super) async fn run_shipment(ctx: &Ctx, cmd: ShipmentCmd) -> Result<(), CliError> {
+    let client = ctx.client().await?;
+    let (request, verb) = match cmd {
+        ShipmentCmd::Pack { id } => (JsonRequest::ShipmentPack(wire::ShipmentBody { shipment: id }), "packed"),
+        ShipmentCmd::Ship { id } => (JsonRequest::ShipmentShip(wire::ShipmentBody { shipment: id }), "shipped"),
+        ShipmentCmd::Deliver { id } => (JsonRequest::ShipmentDeliver(wire::ShipmentBody { shipment: id }), "delivered"),
+    };
+    let value = client.json(&request).await?;
+    show(ctx, &value, |s| {
+        format!(
+            "shipment {} {verb}: carrier {} waybill {} (order {} {})",
+            field(s, "id"),
+            field(s, "carrier"),
+            field(s, "waybill"),
+            field(s, "order"),
+            field(s, "order_status")
+        )
+    })
+}
+
+pub(super) async fn run_track(ctx: &Ctx, cmd: TrackCmd) -> Result<(), CliError> {
+    let TrackCmd::Add { shipment, event, location } = cmd;
+    let client = ctx.client().await?;
+    let value = client.json(&JsonRequest::TrackAdd(wire::TrackAdd { shipment, code: event.clone(), location })).await?;
+    show(ctx, &value, |s| format!("shipment {shipment}: tracked {event} ({})", field(s, "status")))
+}
+
+pub(super) async fn run_after_sale(ctx: &Ctx, cmd: AfterSaleCmd) -> Result<(), CliError> {
+    let client = ctx.client().await?;
+    match cmd {
+        AfterSaleCmd::Create { order, kind, lines, reason } => {
+            let lines = lines.into_iter().map(|l| JsonLine { sku: SkuKey::Code(l.sku), qty: l.qty }).collect();
+            let value = client
+                .json(&JsonRequest::AfterSaleCreate(wire::AfterSaleCreate { order, kind, lines, reason }))
+                .await?;
+            show(ctx, &value, |v| {
+                format!(
+                    "after-sale {} ({}) on order {order}: {} refund {}",
+                    field(v, "after_sale"),
+                    field(v, "kind"),
+                    field(v, "status"),
+                    cents(&v["refund_cents"])
+                )
+            })
+        }
+        AfterSaleCmd::Receive { id, damaged } => {
+            let value = client.json(&JsonRequest::AfterSaleReceive(wire::AfterSaleReceive { id, damaged })).await?;
+            show(ctx, &value, |v| {
+                let returned: Vec<String> = v["returned"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        format!("{} x sku {} to warehouse {}", field(r, "qty"), field(r, "sku"), field(r, "warehouse"))
+                    })
+                    .collect();
+                format!(
+                    "after-sale {id} received: {}; returned {}; refunded {}",
+                    field(v, "status"),
+                    if returned.is_empty() { "nothing".to_owned() } else { returned.join(", ") },
+                    cents(&v["refunded_cents"])
+                )
+            })
+        }
+    }
+}
+
+pub(super) async fn run_rules(ctx: &Ctx, cmd: RulesCmd) -> Result<(), CliError> {
+    let RulesCmd::Reload { file } = cmd;
+    let text = read_file(&file)?;
+    let client = ctx.client().await?;
+    let value = client.reload_rules(text).await?;
+    ctx.done(value.clone(), || {
+        let sections: Vec<String> =
+            value["reloaded"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect();
+        format!(
+            "rules reloaded from {}: {}",
+            file.display(),
+            if sections.is_empty() { "nothing".to_owned() } else { sections.join(", ") }
+        )
+    })
+}
+
+pub(super) async fn run_waybill(ctx: &Ctx, cmd: WaybillCmd) -> Result<(), CliError> {
+    let WaybillCmd::Print { shipment, out } = cmd;
+    let client = ctx.client().await?;
+    let label = client.waybill(shipment).await?;
+    let pdf = crate::label::render_pdf(&label).map_err(|e| CliError::Problems(e.to_string()))?;
+    let path = out.unwrap_or_else(|| PathBuf::from(format!("waybill-{}.pdf", label.waybill)));
+    std::fs::write(&path, &pdf)?;
+    ctx.done(
+        json!({ "shipment": shipment, "waybill": label.waybill, "carrier": label.carrier, "file": path.display().to_string(), "bytes": pdf.len() }),
+        || format!("waybill {} ({}) written to {}", label.waybill, label.carrier, path.display()),
+    )
+}
