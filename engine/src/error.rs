@@ -65,6 +65,10 @@ pub enum EngineError {
     DuplicateReservation { id: ReservationId },
     #[error("code must be 1..={limit} bytes")]
     InvalidCode { limit: usize },
+    #[error(
+        "code has an invisible or control character U+{codepoint:04X} at byte {index}; codes must be printable text"
+    )]
+    InvalidCodeCharacter { index: usize, codepoint: u32 },
     #[error("on-hand of SKU {sku} in warehouse {warehouse} would exceed {max}")]
     QuantityOverflow { sku: SkuId, warehouse: WarehouseId, max: u64 },
     // ----- orders (crate::orders) -----
@@ -108,6 +112,8 @@ pub enum EngineError {
     InvalidRules { reason: String },
     #[error("SKU id {sku} is not below the limit of {limit}")]
     SkuIdOutOfRange { sku: SkuId, limit: u32 },
+    #[error("idempotency key {key:?} was already used for a different request (reservation {id}); a new request needs a new key")]
+    IdempotencyKeyReused { key: String, id: ReservationId },
 }
 
 impl EngineError {
@@ -142,7 +148,7 @@ impl EngineError {
             EngineError::SameWarehouse => "same_warehouse",
             EngineError::UnknownPurchaseOrder { .. } => "unknown_purchase_order",
             EngineError::DuplicateReservation { .. } => "duplicate_reservation",
-            EngineError::InvalidCode { .. } => "invalid_code",
+            EngineError::InvalidCode { .. } | EngineError::InvalidCodeCharacter { .. } => "invalid_code",
             EngineError::QuantityOverflow { .. } => "quantity_overflow",
             EngineError::UnknownOrder { .. } => "unknown_order",
             EngineError::IllegalTransition { .. } => "illegal_transition",
@@ -164,13 +170,14 @@ impl EngineError {
             EngineError::WaybillRangeExhausted { .. } => "waybill_range_exhausted",
             EngineError::InvalidRules { .. } => "invalid_rules",
             EngineError::SkuIdOutOfRange { .. } => "sku_id_out_of_range",
+            EngineError::IdempotencyKeyReused { .. } => "idempotency_key_reused",
         }
     }
 }
 
 /// Every [`EngineError::code`], in the order the wire protocol numbers them (code 100 + index):
 /// never reorder or remove, only append.
-pub const ERROR_CODES: [&str; 50] = [
+pub const ERROR_CODES: [&str; 51] = [
     "unknown_sku",
     "unknown_warehouse",
     "unknown_reservation",
@@ -221,6 +228,7 @@ pub const ERROR_CODES: [&str; 50] = [
     "waybill_range_exhausted",
     "invalid_rules",
     "sku_id_out_of_range",
+    "idempotency_key_reused",
 ];
 
 #[cfg(test)]

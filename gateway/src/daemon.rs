@@ -50,8 +50,10 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         Some(f) => Some(crate::tls::ClientTls::new(f.ca.as_deref(), f.server_name.as_deref())?),
         None => None,
     };
-    let auth = Authenticator::new(config.api_keys.clone());
-    if auth.open() {
+    let auth = Authenticator::new(config.api_keys.clone(), config.allow_unauthenticated_remote);
+    if auth.open() && config.allow_unauthenticated_remote {
+        tracing::warn!(listen = %config.listen, "*** no api_keys configured and --allow-unauthenticated-remote: ANY client that reaches this address gets full (ops) access ***");
+    } else if auth.open() {
         tracing::warn!("no api_keys configured: accepting loopback clients only, with full (ops) access");
     }
     let limits = Limits { max_lines: config.max_lines, ..Limits::default() };
@@ -155,6 +157,7 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         )
         .with_tls(follow_tls),
         connectors: connectors.clone(),
+        keys_in_flight: Default::default(),
     });
     {
         let _entered = runtime.enter();

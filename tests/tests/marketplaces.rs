@@ -354,7 +354,7 @@ async fn a_failed_shipment_confirmation_is_raised_and_later_succeeds() {
     // first three confirmations: after two failed attempts the parcel is on the exception list;
     // the retries go on with backoff, the fourth is accepted with JD's company code for SF (467)
     // and the waybill, and the exception is resolved. A second order split over two parcels
-    // confirms once, with both waybills joined.
+    // confirms once, after the last parcel left, with both waybills joined.
     let dir = tempfile::tempdir().expect("dir");
     let jd = simulator(Platform::Jd, 50.0).await;
     let omsd = start(dir.path(), &shop_toml(dir.path(), "jd1", &jd, "confirm_attempts = 2"));
@@ -394,5 +394,47 @@ async fn a_failed_shipment_confirmation_is_raised_and_later_succeeds() {
     let refused =
         jd.received().iter().filter(|r| r.method == "jingdong.pop.order.shipment" && r.outcome != "ok").count();
     assert_eq!(refused, 3);
+
+    // B: 70 mugs, more than either warehouse holds (59 left in warehouse 1 after A, 40 in
+    // warehouse 2): two parcels. JD takes one shipment call per order once every parcel left, so
+    // nothing is sent while one parcel waits, then one call carries both waybills joined by `|`.
+    let b = jd.buy("MUG-WHT", 70, "bob").expect("bought");
+    eventually("the split order allocated", || {
+        orders(&omsd).iter().any(|o| o["external_id"] == b && o["status"] == "allocated")
+    })
+    .await;
+    let order = order_by_external(&omsd, &b);
+    let parcels: Vec<(String, String)> = order["shipments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| (s["id"].to_string(), s["warehouse"].to_string()))
+        .collect();
+    assert_eq!(parcels.len(), 2, "{order}");
+    let mut waybills = Vec::new();
+    for (shipment, warehouse) in &parcels {
+        omsd.oms_json(&["wave", "create", "--warehouse", warehouse.trim_matches('"')]);
+        let packed = omsd.oms_json(&["shipment", "pack", shipment]);
+        waybills.push(packed["waybill"].as_str().expect("waybill").to_owned());
+    }
+    omsd.oms_ok(&["shipment", "ship", &parcels[0].0]);
+    // Five confirmation rounds (200 ms each) with one parcel still in the warehouse.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!jd.confirmations().iter().any(|c| c.external_id == b), "confirmed before the last parcel left");
+    omsd.oms_ok(&["shipment", "ship", &parcels[1].0]);
+    eventually("JD accepted the split order", || jd.confirmations().iter().any(|c| c.external_id == b)).await;
+    let sent: Vec<_> = jd.confirmations().into_iter().filter(|c| c.external_id == b).collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let mut joined: Vec<&str> = sent[0].waybill.split('|').collect();
+    joined.sort_unstable();
+    waybills.sort();
+    assert_eq!(joined, waybills, "{sent:?}");
+    assert_eq!(sent[0].company, "467");
+    eventually("both parcels marked confirmed", || {
+        order_by_external(&omsd, &b)["shipments"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|p| p["channel_confirmed_at_ms"].is_u64()))
+    })
+    .await;
     jd.stop();
 }

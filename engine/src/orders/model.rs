@@ -537,7 +537,7 @@ impl Revision {
         bytes.push(u8::from(order.cash_on_delivery));
         bytes.extend_from_slice(&order.shipping_cents.to_le_bytes());
         bytes.extend_from_slice(&order.paid_cents.to_le_bytes());
-        crate::ids::idempotency_hash(&bytes)
+        crate::ids::stable_hash(&bytes)
     }
 }
 
