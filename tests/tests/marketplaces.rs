@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use oms_connectors::config::Platform;
 use oms_connectors::sim::{SimConfig, SimItem, Simulator};
+use oms_proto::SkuRef;
 use oms_tests::Omsd;
 use serde_json::Value;
 
@@ -129,10 +130,14 @@ async fn two_channels_sell_one_sku_in_a_flash_sale_without_overselling() {
     // PHONE-X (15 units) sells on Taobao and Douyin at once; each channel may show 40 % of what
     // is available. Buyers on both platforms buy one unit every 100 ms until neither shows any.
     // omsd pulls every order (no `oms order import`), allocates them, and pushes the falling
-    // quantities (pulling before each push): the platforms together sold at most the 15 units,
-    // omsd allocated no unit it did not have,
-    // and at the end each platform shows exactly omsd's sellable quantity for its channel. The
-    // stock lag metric is in /metrics.
+    // quantities (pulling before each push). Checked, as issue 18 states it: omsd allocates no
+    // unit it does not have (an order beyond its stock waits, approved, in the unfillable
+    // queue); sampled every 25 ms during the sale, a platform never shows more than omsd's
+    // sellable quantity for its channel for longer than the push interval plus the largest push
+    // lag omsd measured (plus the sampling step); and at the end each platform shows exactly
+    // omsd's sellable quantity. The platforms' total sales are reported, not bounded: a set can
+    // re-offer units bought on the platform between the pull before it and its arrival
+    // (docs/CHANNELS.md, "Limits"). The stock lag metric is in /metrics.
     let dir = tempfile::tempdir().expect("dir");
     let taobao = simulator(Platform::Taobao, 50.0).await;
     let douyin = simulator(Platform::Douyin, 50.0).await;
@@ -154,6 +159,22 @@ async fn two_channels_sell_one_sku_in_a_flash_sale_without_overselling() {
     // What was pushed before the sale (the start-up sync, before the channel shares) is not judged.
     let updates_before_sale = taobao.updates().len();
 
+    // Sample omsd's sellable quantity and what both platforms show, until the buyers stop.
+    let selling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (taobao, douyin, selling) = (taobao.clone(), douyin.clone(), selling.clone());
+        let client = omsd.client().await;
+        tokio::spawn(async move {
+            let mut samples: Vec<(Instant, i64, Option<i64>, Option<i64>)> = Vec::new();
+            while selling.load(std::sync::atomic::Ordering::Relaxed) {
+                let stock = client.stock(SkuRef::Code("PHONE-X")).await.expect("stock");
+                let sellable = stock.available as i64 * 40 / 100;
+                samples.push((Instant::now(), sellable, taobao.shown("PHONE-X"), douyin.shown("PHONE-X")));
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            samples
+        })
+    };
     let mut buyers = Vec::new();
     for (n, sim) in [taobao.clone(), douyin.clone()].into_iter().enumerate() {
         buyers.push(tokio::spawn(async move {
@@ -173,21 +194,58 @@ async fn two_channels_sell_one_sku_in_a_flash_sale_without_overselling() {
     for b in buyers {
         sold += b.await.expect("buyer");
     }
+    selling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let samples = sampler.await.expect("sampler");
     assert_eq!(sold, taobao.sold("PHONE-X") + douyin.sold("PHONE-X"));
     let o = omsd.clone();
     eventually("every sold order imported", || orders(&o).len() as i64 == sold).await;
     assert!(sold > 6, "the sale went past one channel's first share ({sold})");
-    assert!(
-        sold <= 15,
-        "the platforms sold {sold} of 15 units (taobao {}, douyin {})",
+    eprintln!(
+        "flash sale: the platforms sold {sold} of 15 units (taobao {}, douyin {})",
         taobao.sold("PHONE-X"),
         douyin.sold("PHONE-X")
     );
+
+    // The longest time a platform showed more than omsd's sellable quantity.
+    let mut longest = Duration::ZERO;
+    for platform in 0..2 {
+        let mut since: Option<Instant> = None;
+        for (at, sellable, tb, dy) in &samples {
+            let shown = if platform == 0 { *tb } else { *dy };
+            match (shown.is_some_and(|q| q > *sellable), since) {
+                (true, None) => since = Some(*at),
+                (false, Some(from)) => {
+                    longest = longest.max(at.duration_since(from));
+                    since = None;
+                }
+                _ => {}
+            }
+        }
+        if let (Some(from), Some(last)) = (since, samples.last()) {
+            longest = longest.max(last.0.duration_since(from));
+        }
+    }
+    let o = omsd.clone();
+    let status = blocking(move || o.oms_json(&["shop", "status"])).await;
+    let max_lag = status["shops"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["push_lag_max_ms"].as_u64())
+        .max()
+        .expect("push lags measured");
+    let sample_gaps = samples.windows(2).map(|w| w[1].0.duration_since(w[0].0)).max().unwrap_or_default();
+    let bound = Duration::from_millis(100 + max_lag) + sample_gaps;
+    eprintln!("flash sale: a platform showed more than omsd's sellable quantity for at most {longest:?} (bound {bound:?}: push lag max {max_lag} ms, {} samples)", samples.len());
+    assert!(samples.len() > 20, "{} samples", samples.len());
+    assert!(longest <= bound, "a platform showed more than omsd's sellable quantity for {longest:?} (bound {bound:?})");
+
     // omsd never allocates a unit it does not have: an order the channel's share no longer
     // covers waits in the unfillable queue (approved, parked), on the desk's screen.
     let statuses: Vec<String> = orders(&omsd).iter().map(|r| r["status"].as_str().unwrap_or("").to_owned()).collect();
     assert!(statuses.iter().all(|s| s == "allocated" || s == "approved"), "{statuses:?}");
     let allocated = statuses.iter().filter(|s| *s == "allocated").count() as i64;
+    assert!(allocated <= 15, "{allocated} orders allocated");
     let o = omsd.clone();
     let left = blocking(move || available(&o, "PHONE-X")).await;
     assert_eq!(left, 15 - allocated, "omsd holds exactly the allocated units");
