@@ -916,6 +916,7 @@ mod tests {
             notifier: None,
             orders: None,
             replica_ack: None,
+            connectors: None,
         };
         let mut core = PartitionCore::new(
             Partition::new(0, 1, Limits::default()),
