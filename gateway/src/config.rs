@@ -196,6 +196,9 @@ pub struct FileConfig {
     /// `[[webhooks]]`: see `notify::WebhookConfig`.
     #[serde(default)]
     pub webhooks: Vec<crate::notify::WebhookConfig>,
+    /// `[[shops]]`: marketplace shops (`oms_connectors::ShopConfig`, docs/CHANNELS.md).
+    #[serde(default)]
+    pub shops: Vec<oms_connectors::ShopConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -257,6 +260,8 @@ pub struct Config {
     pub replica_ack_timeout: Duration,
     /// Webhooks for committed events (`notify/`).
     pub webhooks: Vec<crate::notify::WebhookConfig>,
+    /// Marketplace shops, resolved (secrets read, mapping files loaded).
+    pub shops: Vec<oms_connectors::ShopSettings>,
     /// TLS on the storefront port: (certificate chain, key) PEM paths; loaded at start.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Bound on TLS handshake + Hello for a new connection.
@@ -302,6 +307,8 @@ pub enum ConfigError {
     UnauthenticatedRemote { flag: &'static str, listen: SocketAddr },
     #[error(transparent)]
     Webhook(#[from] crate::notify::WebhookError),
+    #[error(transparent)]
+    Shop(#[from] oms_connectors::ShopConfigError),
 }
 
 impl Config {
@@ -362,6 +369,10 @@ impl Config {
             }
             (None, None) => Duration::from_secs(3600),
         };
+        // Relative paths in [[shops]] (secret files, mapping files) are read from the config
+        // file's directory.
+        let base = args.config.as_deref().and_then(std::path::Path::parent);
+        let shops = oms_connectors::resolve_shops(&file.shops, base)?;
         let partitions = args.partitions.or(file.partitions).unwrap_or(2);
         let max = oms_engine::routing::MAX_PARTITIONS;
         if !(1..=max).contains(&partitions) {
@@ -413,6 +424,7 @@ impl Config {
             ack_after_replica: args.ack_after_replica || file.ack_after_replica.unwrap_or(false),
             replica_ack_timeout,
             webhooks: file.webhooks,
+            shops,
             tls,
             handshake_timeout,
             follow_tls,

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod catalog_index;
 pub mod config;
+pub mod connectors;
 pub mod console;
 pub mod daemon;
 pub mod demo;

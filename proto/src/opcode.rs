@@ -87,6 +87,11 @@ opcodes! {
     AfterSaleReceive = 64, "after_sale_receive", Json;
     RulesReload = 65, "rules_reload", Json;
     Waybill = 66, "waybill", Json;
+    ShopList = 67, "shop_list", Json;
+    ShopStatus = 68, "shop_status", Json;
+    ShopSync = 69, "shop_sync", Json;
+    OrderExceptions = 70, "order_exceptions", Json;
+    OrderResolve = 71, "order_resolve", Json;
 }
 
 impl std::fmt::Display for Opcode {
@@ -108,6 +113,6 @@ mod tests {
         }
         assert_eq!(Opcode::from_u16(0), None);
         assert_eq!(Opcode::from_u16(100), None);
-        assert_eq!(Opcode::ALL.len(), 41);
+        assert_eq!(Opcode::ALL.len(), 46);
     }
 }

@@ -45,6 +45,11 @@ export const OPCODES: ReadonlyMap<number, readonly [string, string]> = new Map([
   [64, ["after_sale_receive", "json"]],
   [65, ["rules_reload", "json"]],
   [66, ["waybill", "json"]],
+  [67, ["shop_list", "json"]],
+  [68, ["shop_status", "json"]],
+  [69, ["shop_sync", "json"]],
+  [70, ["order_exceptions", "json"]],
+  [71, ["order_resolve", "json"]],
 ]);
 
 /** reservation status number -> name */

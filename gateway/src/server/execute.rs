@@ -827,6 +827,12 @@ impl ServerCtx {
                 }
             }
             // Orders: the coordinator in crate::orders (docs/ORDERS.md, "Through the server").
+            // Marketplace shops and the exception desk (docs/CHANNELS.md).
+            request @ (JsonRequest::ShopList
+            | JsonRequest::ShopStatus(_)
+            | JsonRequest::ShopSync(_)
+            | JsonRequest::OrderExceptions(_)
+            | JsonRequest::OrderResolve(_)) => crate::connectors::execute(&self, request).await,
             order => crate::orders::execute(&self, order).await,
         }
     }

@@ -37,6 +37,8 @@ pub struct ServerCtx {
     pub open_connections: AtomicUsize,
     /// Follower / primary role (docs/REPLICATION.md).
     pub replication: crate::replication::ReplicationState,
+    /// Marketplace shops (`[[shops]]`), if any are configured.
+    pub connectors: Option<Arc<oms_connectors::Connectors>>,
     /// Idempotency keys whose multi-partition reservation is being coordinated right now.
     pub keys_in_flight: execute::KeysInFlight,
 }
