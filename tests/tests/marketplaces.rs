@@ -427,7 +427,8 @@ async fn a_failed_shipment_confirmation_is_raised_and_later_succeeds() {
     })
     .await;
     let order = order_by_external(&omsd, &a);
-    let shipment = order["shipments"][0]["id"].to_string();
+    let shipment_id = order["shipments"][0]["id"].clone();
+    let shipment = shipment_id.to_string();
     omsd.oms_json(&["wave", "create", "--warehouse", "1"]);
     let packed = omsd.oms_json(&["shipment", "pack", &shipment]);
     let waybill = packed["waybill"].as_str().expect("waybill").to_owned();
@@ -435,9 +436,11 @@ async fn a_failed_shipment_confirmation_is_raised_and_later_succeeds() {
 
     eventually("the refused confirmation is on the desk", || {
         let desk = omsd.oms_json(&["order", "exceptions"]);
-        desk["exceptions"].as_array().into_iter().flatten().any(|e| {
-            e["kind"] == "shipment_confirmation" && e["external_id"] == a && e["shipment"].to_string() == shipment
-        })
+        desk["exceptions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["kind"] == "shipment_confirmation" && e["external_id"] == a && e["shipment"] == shipment_id)
     })
     .await;
     eventually("JD accepted the confirmation", || jd.confirmations().iter().any(|c| c.external_id == a)).await;

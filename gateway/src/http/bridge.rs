@@ -44,7 +44,7 @@ impl FromRequestParts<Arc<ServerCtx>> for Caller {
                 refused(ctx, reason);
                 // Counted in omsd_refused_total; logged at debug so a scan cannot flood the log.
                 tracing::debug!(%peer, reason, "HTTP request refused: not authenticated");
-                Err(problem)
+                Err(*problem)
             }
         }
     }
@@ -57,8 +57,9 @@ pub fn authenticate(
     auth: &crate::server::Authenticator,
     authorization: Option<&axum::http::HeaderValue>,
     peer: SocketAddr,
-) -> Result<Identity, (&'static str, Problem)> {
-    let unauthenticated = |message: String| Problem::new(gateway(ErrorCode::UNAUTHENTICATED, message));
+) -> Result<Identity, (&'static str, Box<Problem>)> {
+    // Boxed: the refusal is the cold path and keeps the `Ok` result small.
+    let unauthenticated = |message: String| Box::new(Problem::new(gateway(ErrorCode::UNAUTHENTICATED, message)));
     let key = match authorization {
         None => "",
         Some(value) => bearer(value.as_bytes()).ok_or_else(|| {

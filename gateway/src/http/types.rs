@@ -62,14 +62,8 @@ impl ToSchema for U64 {
 }
 
 /// A sales channel: `own`, `taobao`, `jd`, `douyin`, or a configured channel's number.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Channel(pub u16);
-
-impl Default for Channel {
-    fn default() -> Self {
-        Channel(0)
-    }
-}
 
 /// Channel names and their numbers on the binary protocol (docs/PROTOCOL.md section 5.2).
 pub const CHANNELS: [(&str, u16); 4] = [("own", 0), ("taobao", 1), ("jd", 2), ("douyin", 3)];
