@@ -120,6 +120,12 @@ impl IntoResponse for Problem {
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
+            // The rest of an oversized body is never read, so the server drops the connection
+            // after answering; saying so keeps a client from pooling it and sending its next
+            // request into a closed socket (seen as `IncompleteMessage` by hyper clients).
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             _ => {}
         }
         response
