@@ -10,6 +10,25 @@ use crate::stock::{Incoming, StockCell};
 
 /// Longest SKU, warehouse or region code accepted, in bytes.
 pub const CODE_LIMIT: usize = 64;
+/// Longest display name of a SKU or warehouse, in bytes (85 Chinese characters).
+pub const NAME_LIMIT: usize = 256;
+
+/// Display names of SKUs (this partition's) and warehouses (all of them): what people read next
+/// to the codes. Kept apart from [`SkuState`] and [`Warehouse`] so their image layout stays.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Names {
+    pub skus: std::collections::BTreeMap<SkuId, String>,
+    pub warehouses: std::collections::BTreeMap<WarehouseId, String>,
+}
+
+/// A display name: at most [`NAME_LIMIT`] bytes, no control characters (names end up in
+/// terminals, labels and robot messages). Empty is allowed (it removes the name).
+pub fn check_name(name: &str) -> Result<(), crate::EngineError> {
+    if name.len() > NAME_LIMIT || name.chars().any(char::is_control) {
+        return Err(crate::EngineError::InvalidName { limit: NAME_LIMIT });
+    }
+    Ok(())
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Warehouse {
