@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use oms_engine::codec::{decode_envelope, RECORD_COMMAND};
+use oms_engine::codec::{decode_envelope, decode_image, RECORD_COMMAND};
 use oms_wal::inspect;
 use serde_json::{json, Value};
 
@@ -111,12 +111,15 @@ pub fn dump(
     Ok(problems)
 }
 
-/// Verify every partition's log. Returns the number of problems found.
+/// Verify every partition's log and snapshots (checksums and image decoding), and that the log
+/// reaches back to the oldest usable snapshot. Returns the number of problems found.
 pub fn verify(data_dir: &Path, as_json: bool, out: &mut impl Write) -> Result<usize, WalCliError> {
     let mut problems = 0;
     let mut reports = Vec::new();
     for (partition, dir) in partition_dirs(data_dir)? {
-        let report = inspect::verify(&dir).map_err(|source| WalCliError::Wal { partition, source })?;
+        let image_loads = |payload: &[u8]| decode_image(payload).map(drop).map_err(|e| e.to_string());
+        let report =
+            inspect::verify_with(&dir, image_loads).map_err(|source| WalCliError::Wal { partition, source })?;
         problems += report.problems.len();
         if !as_json {
             let range = match (report.first_lsn, report.last_lsn) {
@@ -124,13 +127,18 @@ pub fn verify(data_dir: &Path, as_json: bool, out: &mut impl Write) -> Result<us
                 _ => "empty".to_owned(),
             };
             let status = if report.problems.is_empty() { "ok" } else { "PROBLEMS" };
+            let usable: Vec<String> = report.snapshots.iter().filter(|s| s.usable).map(|s| s.lsn.to_string()).collect();
+            let snapshots = if usable.is_empty() { "none".to_owned() } else { usable.join(", ") };
             writeln!(
                 out,
-                "p{partition}: {status}: {} segments, {} records, {} bytes, {range}",
+                "p{partition}: {status}: {} segments, {} records, {} bytes, {range}; usable snapshots at lsn {snapshots}",
                 report.segments, report.records, report.bytes
             )?;
             for p in &report.problems {
                 writeln!(out, "  {} at {}+{} (lsn {}): {}", p.kind, p.segment, p.offset, p.lsn, p.detail)?;
+            }
+            for note in &report.notes {
+                writeln!(out, "  note: {note}")?;
             }
         }
         let mut value = serde_json::to_value(&report).unwrap_or_else(|e| json!({ "error": e.to_string() }));

@@ -21,14 +21,20 @@ pub struct Names {
     pub warehouses: std::collections::BTreeMap<WarehouseId, String>,
 }
 
-/// A display name: at most [`NAME_LIMIT`] bytes, no control characters (names end up in
-/// terminals, labels and robot messages). Empty is allowed (it removes the name).
+/// A display name: at most [`NAME_LIMIT`] bytes, none of the control or invisible characters
+/// codes refuse (names end up in terminals, labels and robot messages). Empty is allowed (it
+/// removes the name).
 pub fn check_name(name: &str) -> Result<(), crate::EngineError> {
-    if name.len() > NAME_LIMIT || name.chars().any(char::is_control) {
+    if name.len() > NAME_LIMIT || check_printable(name).is_err() {
         return Err(crate::EngineError::InvalidName { limit: NAME_LIMIT });
     }
     Ok(())
 }
+
+/// The most units one stock cell may hold on hand (and in any bucket): 2^40, about 1.1 trillion.
+/// Bounded so that a SKU's totals over every warehouse (at most 2^16 of them) stay exact in a u64
+/// instead of saturating; a command past it is refused `quantity_overflow`.
+pub const QUANTITY_LIMIT: u64 = 1 << 40;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Warehouse {
@@ -116,9 +122,27 @@ impl SkuState {
     }
 }
 
-pub(crate) fn check_code(code: &str) -> Result<(), crate::EngineError> {
+/// A SKU, warehouse or region code: 1..=[`CODE_LIMIT`] bytes of printable text. People read
+/// codes in every message, label and view, so a code must not hide or reorder what it shows:
+/// control characters (NUL, newlines, escapes), format characters (bidi overrides, zero-width
+/// spaces, soft hyphens), line and paragraph separators, private-use, surrogate and unassigned
+/// code points are refused (Unicode general categories C*, Zl, Zp).
+pub fn check_code(code: &str) -> Result<(), crate::EngineError> {
     if code.is_empty() || code.len() > CODE_LIMIT {
         return Err(crate::EngineError::InvalidCode { limit: CODE_LIMIT });
+    }
+    check_printable(code)
+}
+
+/// Refuses the characters [`check_code`] does not allow (any length).
+pub fn check_printable(text: &str) -> Result<(), crate::EngineError> {
+    use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
+    for (index, c) in text.char_indices() {
+        let hidden = c.general_category_group() == GeneralCategoryGroup::Other
+            || matches!(c.general_category(), GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator);
+        if hidden {
+            return Err(crate::EngineError::InvalidCodeCharacter { index, codepoint: u32::from(c) });
+        }
     }
     Ok(())
 }

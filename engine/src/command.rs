@@ -73,6 +73,28 @@ impl PartInfo {
     pub const SINGLE: PartInfo = PartInfo { parts: 1 };
 }
 
+/// A caller's idempotency key as the engine keeps it: the scope it was sent in (the name of the
+/// API key that sent it, so one shop can neither replay nor block another's keys) and the key
+/// itself. Compared byte for byte: two keys are the same only if both fields are equal.
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+pub struct IdempotencyKey {
+    pub scope: String,
+    pub key: String,
+}
+
 /// A request to hold stock for a checkout: all lines or none.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct ReserveRequest {
@@ -80,8 +102,13 @@ pub struct ReserveRequest {
     pub lines: Vec<Line>,
     /// How long the hold lasts unless confirmed.
     pub ttl_ms: u64,
-    /// [`crate::ids::idempotency_hash`] of the caller's key, 0 for none.
-    pub idempotency_key: u64,
+    /// What identifies the request that makes this reservation: for a keyed storefront request,
+    /// [`crate::routing::request_fingerprint`] of the whole request before it is split; for an
+    /// order's allocation, [`crate::orders::allocation_key`]; 0 otherwise. A part sent again for
+    /// an id that exists replays it only if this matches (a completed retry), never otherwise.
+    /// (In place of the hashed key of earlier versions: a `u64` here keeps their log records
+    /// decodable.)
+    pub fingerprint: u64,
     pub customer: CustomerId,
     pub channel: ChannelId,
     /// Reserve from a flash-sale pool or a presale instead of general stock.
@@ -89,10 +116,15 @@ pub struct ReserveRequest {
     pub part: PartInfo,
     /// Warehouses to try first, in this order (e.g. nearest to the buyer); the others follow in
     /// priority order. `None`: priority order, and most stock first when a line must split.
-    /// Only the first [`PREFERRED_WAREHOUSES_LIMIT`] entries count. Last field, so records
-    /// written before it existed still decode (as `None`).
+    /// Only the first [`PREFERRED_WAREHOUSES_LIMIT`] entries count. Appended after the original
+    /// fields, so records written before it existed still decode (as `None`).
     #[serde(default)]
     pub prefer_warehouses: Option<Vec<WarehouseId>>,
+    /// The caller's idempotency key, if any. Its home partition ([`crate::routing::key_home`])
+    /// remembers which reservation it made and with which request (see [`Command::ClaimKey`]).
+    /// Last field, so records written before it existed decode (as `None`).
+    #[serde(default)]
+    pub idempotency_key: Option<Box<IdempotencyKey>>,
 }
 
 /// Entries of `ReserveRequest::prefer_warehouses` that are looked at.
@@ -106,8 +138,8 @@ pub const PREFERRED_WAREHOUSES_LIMIT: usize = 64;
 pub enum ReleaseCause {
     /// The buyer or the storefront cancelled.
     Cancel,
-    /// Another partition of a multi-partition reservation refused, so this part is undone.
-    /// The idempotency key is forgotten, so a retry starts afresh.
+    /// Another partition of a multi-partition reservation refused, so this part is undone. The
+    /// coordinator also sends [`Command::ForgetKey`] to the key's home, so a retry starts afresh.
     Compensation,
 }
 
@@ -247,6 +279,23 @@ pub enum Command {
         qty: u32,
     },
     Reserve(ReserveRequest),
+    /// At the home partition of `key` when none of the reservation's lines live there: remember
+    /// that `key` made reservation `id` with the request `fingerprint` (until the hold's deadline
+    /// `now + ttl_ms`, and then while the bounded memory of keys allows). A key already claimed
+    /// with the same fingerprint answers its first reservation's id (`KeyClaimed { replayed }`);
+    /// with another fingerprint it is refused `IdempotencyKeyReused`.
+    ClaimKey {
+        key: IdempotencyKey,
+        fingerprint: u64,
+        id: ReservationId,
+        ttl_ms: u64,
+    },
+    /// Undo a claim (the coordinator compensating a reservation it could not complete): forgets
+    /// `key` if it still names `id`, so a retry starts afresh.
+    ForgetKey {
+        key: IdempotencyKey,
+        id: ReservationId,
+    },
     /// Payment received: the hold no longer expires and waits for shipment.
     Confirm {
         id: ReservationId,
@@ -300,6 +349,8 @@ impl Command {
             Command::RescheduleIncoming { .. } => "reschedule_incoming",
             Command::ReceivePurchaseOrder { .. } => "receive_purchase_order",
             Command::Reserve(_) => "reserve",
+            Command::ClaimKey { .. } => "claim_key",
+            Command::ForgetKey { .. } => "forget_key",
             Command::Confirm { .. } => "confirm",
             Command::Release { .. } => "release",
             Command::Ship { .. } => "ship",

@@ -65,6 +65,10 @@ pub enum EngineError {
     DuplicateReservation { id: ReservationId },
     #[error("code must be 1..={limit} bytes")]
     InvalidCode { limit: usize },
+    #[error(
+        "code has an invisible or control character U+{codepoint:04X} at byte {index}; codes must be printable text"
+    )]
+    InvalidCodeCharacter { index: usize, codepoint: u32 },
     #[error("on-hand of SKU {sku} in warehouse {warehouse} would exceed {max}")]
     QuantityOverflow { sku: SkuId, warehouse: WarehouseId, max: u64 },
     // ----- orders (crate::orders) -----
@@ -110,8 +114,10 @@ pub enum EngineError {
     SkuIdOutOfRange { sku: SkuId, limit: u32 },
     #[error("shipment {shipment} cannot be packed: wave {wave} is not fully picked ({unscanned} units not scanned); scan the rest or have a supervisor override")]
     NotPicked { shipment: u64, wave: u64, unscanned: u32 },
-    #[error("a name must be at most {limit} bytes without control characters")]
+    #[error("a name must be at most {limit} bytes without control or invisible characters")]
     InvalidName { limit: usize },
+    #[error("idempotency key {key:?} was already used for a different request (reservation {id}); a new request needs a new key")]
+    IdempotencyKeyReused { key: String, id: ReservationId },
 }
 
 impl EngineError {
@@ -146,7 +152,7 @@ impl EngineError {
             EngineError::SameWarehouse => "same_warehouse",
             EngineError::UnknownPurchaseOrder { .. } => "unknown_purchase_order",
             EngineError::DuplicateReservation { .. } => "duplicate_reservation",
-            EngineError::InvalidCode { .. } => "invalid_code",
+            EngineError::InvalidCode { .. } | EngineError::InvalidCodeCharacter { .. } => "invalid_code",
             EngineError::QuantityOverflow { .. } => "quantity_overflow",
             EngineError::UnknownOrder { .. } => "unknown_order",
             EngineError::IllegalTransition { .. } => "illegal_transition",
@@ -168,6 +174,7 @@ impl EngineError {
             EngineError::WaybillRangeExhausted { .. } => "waybill_range_exhausted",
             EngineError::InvalidRules { .. } => "invalid_rules",
             EngineError::SkuIdOutOfRange { .. } => "sku_id_out_of_range",
+            EngineError::IdempotencyKeyReused { .. } => "idempotency_key_reused",
             EngineError::NotPicked { .. } => "not_picked",
             EngineError::InvalidName { .. } => "invalid_name",
         }
@@ -227,6 +234,7 @@ impl EngineError {
             | EngineError::SameWarehouse
             | EngineError::DuplicateReservation { .. }
             | EngineError::InvalidCode { .. }
+            | EngineError::InvalidCodeCharacter { .. }
             | EngineError::UnknownOrder { .. }
             | EngineError::IllegalTransition { .. }
             | EngineError::ShipmentTransition { .. }
@@ -242,6 +250,7 @@ impl EngineError {
             | EngineError::WaybillRangeExhausted { .. }
             | EngineError::InvalidRules { .. }
             | EngineError::NotPicked { .. }
+            | EngineError::IdempotencyKeyReused { .. }
             | EngineError::InvalidName { .. } => Mentions::default(),
         }
     }
@@ -249,7 +258,7 @@ impl EngineError {
 
 /// Every [`EngineError::code`], in the order the wire protocol numbers them (code 100 + index):
 /// never reorder or remove, only append.
-pub const ERROR_CODES: [&str; 52] = [
+pub const ERROR_CODES: [&str; 53] = [
     "unknown_sku",
     "unknown_warehouse",
     "unknown_reservation",
@@ -300,6 +309,7 @@ pub const ERROR_CODES: [&str; 52] = [
     "waybill_range_exhausted",
     "invalid_rules",
     "sku_id_out_of_range",
+    "idempotency_key_reused",
     "not_picked",
     "invalid_name",
 ];

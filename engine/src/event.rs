@@ -89,6 +89,12 @@ pub enum Event {
         /// For presale deposits: when the stock is promised to be available.
         promise_ms: Option<TimeMs>,
     },
+    /// The home partition of an idempotency key answered [`crate::Command::ClaimKey`]: `id` is
+    /// the reservation the key stands for (`replayed`: it was claimed before, by the same request).
+    KeyClaimed {
+        id: ReservationId,
+        replayed: bool,
+    },
     Confirmed {
         id: ReservationId,
     },

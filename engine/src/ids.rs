@@ -77,12 +77,10 @@ pub(crate) fn local_index(sku: SkuId, partitions: u32) -> usize {
     (sku.0 / partitions.max(1)) as usize
 }
 
-/// A stable 64-bit hash (FNV-1a followed by a finalizer) of an idempotency key.
-///
-/// Keys are hashed at the edge so the log carries 8 bytes instead of the caller's string; 0 means
-/// "no key", so a key that hashes to 0 is nudged to 1. Two different keys colliding has a
-/// probability of about n^2 / 2^65 for n live keys, which we accept and document.
-pub fn idempotency_hash(key: &[u8]) -> u64 {
+/// A stable 64-bit hash (FNV-1a followed by a finalizer), never 0. Not keyed: anyone can compute
+/// it, so it only ever picks a partition or summarizes a request, never stands for an identity
+/// (idempotency keys are compared as keys, see `command::IdempotencyKey`).
+pub fn stable_hash(key: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in key {
         hash ^= u64::from(*byte);
@@ -115,9 +113,9 @@ mod tests {
     }
 
     #[test]
-    fn idempotency_hash_is_stable_and_never_zero() {
-        assert_eq!(idempotency_hash(b"order-1"), idempotency_hash(b"order-1"));
-        assert_ne!(idempotency_hash(b"order-1"), idempotency_hash(b"order-2"));
-        assert_ne!(idempotency_hash(b""), 0);
+    fn stable_hash_is_stable_and_never_zero() {
+        assert_eq!(stable_hash(b"order-1"), stable_hash(b"order-1"));
+        assert_ne!(stable_hash(b"order-1"), stable_hash(b"order-2"));
+        assert_ne!(stable_hash(b""), 0);
     }
 }

@@ -19,6 +19,7 @@ pub mod fastpath;
 #[cfg(all(test, loom))]
 mod fastpath_loom;
 pub mod ids;
+pub mod keys;
 pub mod ledger;
 pub mod orders;
 pub mod partition;

@@ -131,7 +131,10 @@ pub struct Reservation {
     pub hold_ms: u32,
     /// When the hold lapses (checkout TTL, or a presale balance deadline).
     pub expires_at_ms: TimeMs,
-    pub idempotency_key: u64,
+    /// `ReserveRequest::fingerprint` of the request that made it (0 for none): a part sent again
+    /// under this id replays it only if the fingerprint matches; order allocations carry their
+    /// `allocation_key` here.
+    pub fingerprint: u64,
     /// Units held in stock cells.
     pub allocations: Allocations,
     /// Presale only: units still waiting for a purchase order, and when they are promised.
@@ -264,8 +267,8 @@ pub struct ReservationBook {
     /// state expires. Entries are removed lazily (a confirmed or released reservation leaves a
     /// stale id behind until its bucket is swept), which keeps an entry at 8 bytes.
     pub expiry: BTreeMap<u64, Vec<ReservationId>>,
-    /// Idempotency key -> reservation, for live and recently ended reservations.
-    pub keys: FxHashMap<u64, ReservationId>,
+    /// The idempotency keys this partition is home to (`routing::key_home`).
+    pub claims: crate::keys::KeyClaims,
     pub ended: FxHashMap<ReservationId, Ended>,
     /// Ended reservations in the order they ended, so the oldest is forgotten first.
     pub ended_order: VecDeque<ReservationId>,
@@ -284,9 +287,6 @@ impl ReservationBook {
         debug_assert!(!self.live.contains_key(&reservation.id));
         if reservation.state.expires() {
             self.schedule(reservation.expires_at_ms, reservation.id);
-        }
-        if reservation.idempotency_key != 0 {
-            self.keys.insert(reservation.idempotency_key, reservation.id);
         }
         self.live.insert(reservation);
     }
@@ -315,10 +315,8 @@ impl ReservationBook {
     pub fn record_ended(&mut self, reservation: Reservation, ending: Ending, at_ms: TimeMs, limit: usize) {
         let id = reservation.id;
         if ending == Ending::Released(ReleaseReason::Compensation) {
-            // A compensated part never answered the caller, so its key must not answer a retry.
-            if reservation.idempotency_key != 0 {
-                self.keys.remove(&reservation.idempotency_key);
-            }
+            // A compensated part never answered the caller: a retry may make it again under the
+            // same id, so it is not remembered as ended.
             return;
         }
         self.ended.insert(id, Ended { reservation, ending, at_ms });
@@ -327,11 +325,7 @@ impl ReservationBook {
             let Some(oldest) = self.ended_order.pop_front() else {
                 break;
             };
-            if let Some(gone) = self.ended.remove(&oldest) {
-                if gone.reservation.idempotency_key != 0 {
-                    self.keys.remove(&gone.reservation.idempotency_key);
-                }
-            }
+            self.ended.remove(&oldest);
         }
     }
 
@@ -394,7 +388,7 @@ mod tests {
             state: HoldState::Held,
             hold_ms: 10,
             expires_at_ms: 10,
-            idempotency_key: 0,
+            fingerprint: 0,
             allocations: Allocations::None,
             presale: None,
         };

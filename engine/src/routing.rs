@@ -5,9 +5,9 @@
 //! Reservation id layout: `[ partition mask: 16 bits | sequence: 48 bits ]`. The mask lets confirm,
 //! release and ship reach exactly the partitions that hold a part, with no directory to keep.
 
-use crate::command::{KitComponent, Line, PartInfo, ReserveRequest};
+use crate::command::{IdempotencyKey, KitComponent, Line, PartInfo, ReserveRequest};
 use crate::error::EngineError;
-use crate::ids::{partition_of, ReservationId, SkuId};
+use crate::ids::{partition_of, stable_hash, ReservationId, SkuId};
 
 /// The most partitions a deployment may run (one bit each in a reservation id).
 pub const MAX_PARTITIONS: u32 = 16;
@@ -52,6 +52,46 @@ pub fn reservation_parts(id: ReservationId) -> PartitionSet {
 
 pub fn reservation_sequence(id: ReservationId) -> u64 {
     id.0 & SEQUENCE_MASK
+}
+
+/// The partition that remembers an idempotency key (whatever partitions the request's lines live
+/// in), so a key reused for a different cart is caught wherever that cart's lines live.
+pub fn key_home(key: &IdempotencyKey, partitions: u32) -> u32 {
+    let mut bytes = Vec::with_capacity(key.scope.len() + key.key.len() + 4);
+    bytes.extend_from_slice(&(key.scope.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(key.scope.as_bytes());
+    bytes.extend_from_slice(key.key.as_bytes());
+    (stable_hash(&bytes) % u64::from(partitions.max(1))) as u32
+}
+
+/// What makes two keyed requests "the same request": the kit-expanded lines (in SKU order), TTL,
+/// customer, channel, campaign and preferred warehouses, hashed (never 0). Computed once for the
+/// whole request, before it is split, and carried by every part. A collision can only make one
+/// caller's own two requests under one key look alike (it then gets the first one's answer).
+pub fn request_fingerprint(request: &ReserveRequest) -> u64 {
+    let mut lines: Vec<Line> = request.lines.clone();
+    lines.sort_unstable_by_key(|l| l.sku);
+    let mut bytes = Vec::with_capacity(64 + 8 * lines.len());
+    bytes.extend_from_slice(b"oms-request");
+    for line in &lines {
+        bytes.extend_from_slice(&line.sku.0.to_le_bytes());
+        bytes.extend_from_slice(&line.qty.to_le_bytes());
+    }
+    bytes.push(0xff);
+    bytes.extend_from_slice(&request.ttl_ms.to_le_bytes());
+    bytes.extend_from_slice(&request.customer.0.to_le_bytes());
+    bytes.extend_from_slice(&request.channel.0.to_le_bytes());
+    match request.campaign {
+        Some(c) => {
+            bytes.push(1);
+            bytes.extend_from_slice(&c.0.to_le_bytes());
+        }
+        None => bytes.push(0),
+    }
+    for w in request.prefer_warehouses.iter().flatten() {
+        bytes.extend_from_slice(&w.0.to_le_bytes());
+    }
+    stable_hash(&bytes)
 }
 
 /// Lines must be present, bounded, positive and name each SKU once.
@@ -172,12 +212,43 @@ mod tests {
     }
 
     #[test]
+    fn fingerprints_tell_requests_apart_and_ignore_line_order() {
+        // Checks that the fingerprint is the same for the same cart in another line order, and
+        // differs when a quantity, the customer or the TTL differs; and that a key's home depends
+        // on its scope too.
+        let request = |lines: Vec<Line>, customer: u64, ttl_ms: u64| ReserveRequest {
+            id: ReservationId(1),
+            lines,
+            ttl_ms,
+            idempotency_key: None,
+            fingerprint: 0,
+            customer: crate::ids::CustomerId(customer),
+            channel: crate::ids::ChannelId(0),
+            campaign: None,
+            part: PartInfo::SINGLE,
+            prefer_warehouses: None,
+        };
+        let (a, b) = (Line { sku: SkuId(1), qty: 2 }, Line { sku: SkuId(2), qty: 1 });
+        let base = request_fingerprint(&request(vec![a, b], 7, 1000));
+        assert_eq!(base, request_fingerprint(&request(vec![b, a], 7, 1000)));
+        assert_ne!(base, request_fingerprint(&request(vec![a, Line { sku: SkuId(2), qty: 5 }], 7, 1000)));
+        assert_ne!(base, request_fingerprint(&request(vec![a, b], 8, 1000)));
+        assert_ne!(base, request_fingerprint(&request(vec![a, b], 7, 2000)));
+        assert_ne!(base, 0);
+        let homes: std::collections::HashSet<u32> = (0..64)
+            .map(|i| key_home(&IdempotencyKey { scope: format!("shop-{i}"), key: "order-1".into() }, 16))
+            .collect();
+        assert!(homes.len() > 4, "the scope takes part in the home: {homes:?}");
+    }
+
+    #[test]
     fn split_sends_the_campaign_to_its_owner_only() {
         let request = ReserveRequest {
             id: ReservationId(1),
             lines: vec![Line { sku: SkuId(0), qty: 1 }, Line { sku: SkuId(1), qty: 1 }, Line { sku: SkuId(2), qty: 1 }],
             ttl_ms: 1000,
-            idempotency_key: 0,
+            idempotency_key: None,
+            fingerprint: 0,
             customer: crate::ids::CustomerId(1),
             channel: crate::ids::ChannelId(0),
             campaign: Some(crate::ids::CampaignId(5)),

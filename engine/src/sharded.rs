@@ -8,6 +8,13 @@
 //! 3. if any part is refused, release the parts that succeeded with `ReleaseCause::Compensation`
 //!    and answer the refusal. The caller is answered only after every part has decided.
 //!
+//! With an idempotency key, its home partition (`routing::key_home`) decides first: its part (or,
+//! when no line lives there, a `ClaimKey`) names the reservation the key stands for. A key seen
+//! before with the same request continues under the first reservation's id (parts that exist
+//! replay, parts a crash lost are made); with another request it is refused
+//! `IdempotencyKeyReused` before anything else happens. Compensation undoes only the parts this
+//! attempt made, and forgets the key (`ForgetKey`) if this attempt claimed it.
+//!
 //! Visible effects: between steps 2 and 3 a doomed part holds units, so a concurrent request may
 //! be refused for stock that is about to come back (a false "insufficient", never an oversell).
 //! If the process dies between 2 and 3, the orphaned part was never acknowledged and lapses at
@@ -136,6 +143,10 @@ impl ShardedEngine {
                 self.apply_to(self.owner(*id), envelope, out).map(drop)
             }
             Command::Reserve(request) => self.reserve(now_ms, request, out),
+            Command::ClaimKey { key, .. } | Command::ForgetKey { key, .. } => {
+                let home = routing::key_home(key, self.partition_count());
+                self.apply_to(home as usize, envelope, out).map(drop)
+            }
             Command::Confirm { id }
             | Command::Release { id, .. }
             | Command::Ship { id }
@@ -214,15 +225,83 @@ impl ShardedEngine {
                 return Err(EngineError::CampaignSkuMismatch { campaign, expected, found: lines[0].sku });
             }
         }
-        let whole = ReserveRequest { id, lines, ..request.clone() };
-        let parts = routing::split_reserve(&whole, self.partition_count(), campaign_partition);
-        let mut done = Vec::with_capacity(parts.len());
+        let mut whole = ReserveRequest { id, lines, ..request.clone() };
+        if whole.idempotency_key.is_some() {
+            // What makes a retry "the same request" (the gateway computes it the same way).
+            whole.fingerprint = routing::request_fingerprint(&whole);
+        }
+        let mut parts = routing::split_reserve(&whole, self.partition_count(), campaign_partition);
+        let Some(key) = whole.idempotency_key.as_deref().cloned() else {
+            return self.reserve_parts(now_ms, id, &parts, out).map(drop);
+        };
+        // The key's home decides first which reservation the key stands for.
+        let home = routing::key_home(&key, self.partition_count());
+        let mark = out.len();
+        // (the reservation the key stands for, this attempt made the home part, ... claimed the key)
+        let (first, home_made, claimed_now) = match parts.iter().position(|(p, _)| *p == home) {
+            Some(i) => {
+                let (p, part) = parts.remove(i);
+                let envelope = Envelope { now_ms, command: Command::Reserve(part) };
+                let outcome = self.apply_to(p as usize, &envelope, out)?;
+                let first = out[mark..]
+                    .iter()
+                    .find_map(|e| if let Event::Reserved { id, .. } = e { Some(*id) } else { None })
+                    .unwrap_or(id);
+                let made = outcome == Outcome::Changed;
+                (first, made, made && first == id)
+            }
+            None => {
+                let claim =
+                    Command::ClaimKey { key: key.clone(), fingerprint: whole.fingerprint, id, ttl_ms: whole.ttl_ms };
+                self.apply_to(home as usize, &Envelope { now_ms, command: claim }, out)?;
+                let claimed = out[mark..].iter().find_map(|e| match e {
+                    Event::KeyClaimed { id, replayed } => Some((*id, !*replayed)),
+                    _ => None,
+                });
+                let (first, claimed_now) = claimed.unwrap_or((id, false));
+                (first, false, claimed_now)
+            }
+        };
+        let parts: Vec<(u32, ReserveRequest)> =
+            parts.into_iter().map(|(p, part)| (p, ReserveRequest { id: first, ..part })).collect();
+        match self.reserve_parts(now_ms, first, &parts, out) {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                if home_made {
+                    let undo =
+                        Envelope { now_ms, command: Command::Release { id: first, cause: ReleaseCause::Compensation } };
+                    let undone = self.apply_to(home as usize, &undo, out);
+                    debug_assert!(undone.is_ok(), "compensation failed: {undone:?}");
+                }
+                if claimed_now {
+                    // This attempt claimed the key: forget it, so a retry starts afresh.
+                    let forget = Envelope { now_ms, command: Command::ForgetKey { key, id: first } };
+                    let forgotten = self.apply_to(home as usize, &forget, out);
+                    debug_assert!(forgotten.is_ok(), "forget failed: {forgotten:?}");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Reserve `parts` (all under reservation `id`) one after the other; if one is refused,
+    /// release with `Compensation` those this call made (not those it only replayed) and answer
+    /// the refusal. Answers the partitions whose part this call made.
+    fn reserve_parts(
+        &mut self,
+        now_ms: u64,
+        id: crate::ids::ReservationId,
+        parts: &[(u32, ReserveRequest)],
+        out: &mut Vec<Event>,
+    ) -> Result<Vec<u32>, EngineError> {
+        let mut made = Vec::with_capacity(parts.len());
         for (p, part) in parts {
-            let envelope = Envelope { now_ms, command: Command::Reserve(part) };
-            match self.apply_to(p as usize, &envelope, out) {
-                Ok(_) => done.push(p),
+            let envelope = Envelope { now_ms, command: Command::Reserve(part.clone()) };
+            match self.apply_to(*p as usize, &envelope, out) {
+                Ok(Outcome::Changed) => made.push(*p),
+                Ok(Outcome::Unchanged) => {}
                 Err(error) => {
-                    for p in done {
+                    for p in made {
                         let undo =
                             Envelope { now_ms, command: Command::Release { id, cause: ReleaseCause::Compensation } };
                         // Releasing a live part cannot fail.
@@ -233,7 +312,7 @@ impl ShardedEngine {
                 }
             }
         }
-        Ok(())
+        Ok(made)
     }
 
     pub fn stock(&self, sku: SkuId) -> Option<SkuStockView> {

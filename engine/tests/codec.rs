@@ -35,7 +35,7 @@ fn rich_sim() -> Sim {
     sim.reserve_with(r).unwrap();
     let mut r = sim.request(&[(0, 2), (1, 1)]);
     r.campaign = Some(CampaignId(1));
-    r.idempotency_key = 5;
+    r.idempotency_key = key("five");
     sim.reserve_with(r).unwrap();
     let (a, _) = sim.reserve(&[(6, 2)]).unwrap();
     sim.ok(Command::Confirm { id: a });
@@ -61,6 +61,65 @@ fn images_round_trip_and_restore() {
         assert!(restored.check().is_clean());
     }
     sim.assert_replay();
+}
+
+#[test]
+fn images_written_before_claims_still_load() {
+    // A snapshot image as written before the image held idempotency claims (the same fields
+    // without `claims`, and no tag) still decodes, with no claims: a data directory from before
+    // issue 12 starts from its snapshots. A tagged image carries its claims.
+    let sim = rich_sim();
+    for p in sim.engine.partitions() {
+        let image = p.image();
+        let old = oms_engine::partition::PartitionImageV1 {
+            index: image.index,
+            partitions: image.partitions,
+            now_ms: image.now_ms,
+            warehouses: image.warehouses.clone(),
+            skus: image.skus.clone(),
+            live: image.live.clone(),
+            ended: image.ended.clone(),
+            counters: image.counters,
+            campaigns: image.campaigns.clone(),
+            channels: image.channels.clone(),
+            ledger_opening: image.ledger_opening.clone(),
+            ledger_entries: image.ledger_entries.clone(),
+            ledger_total_entries: image.ledger_total_entries,
+            orders: image.orders.clone(),
+        };
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&old).unwrap();
+        let decoded = decode_image(&bytes).unwrap();
+        let bare =
+            oms_engine::partition::PartitionImage { claims: Vec::new(), desk: Default::default(), ..image.clone() };
+        assert_eq!(decoded, bare);
+        // The layout with claims but before the desk's state (tag OMSIMG02) keeps its claims.
+        let v2 = oms_engine::partition::PartitionImageV2 {
+            index: old.index,
+            partitions: old.partitions,
+            now_ms: old.now_ms,
+            warehouses: old.warehouses,
+            skus: old.skus,
+            live: old.live,
+            ended: old.ended,
+            counters: old.counters,
+            campaigns: old.campaigns,
+            channels: old.channels,
+            ledger_opening: old.ledger_opening,
+            ledger_entries: old.ledger_entries,
+            ledger_total_entries: old.ledger_total_entries,
+            orders: old.orders,
+            claims: image.claims.clone(),
+        };
+        let mut bytes = oms_engine::codec::IMAGE_TAG_V2.to_vec();
+        bytes.extend_from_slice(&rkyv::to_bytes::<rkyv::rancor::Error>(&v2).unwrap());
+        let decoded = decode_image(&bytes).unwrap();
+        assert_eq!(decoded, oms_engine::partition::PartitionImage { desk: Default::default(), ..image.clone() });
+        assert!(encode_image(&image).unwrap().starts_with(oms_engine::codec::IMAGE_TAG));
+    }
+    assert!(
+        sim.engine.partitions().iter().any(|p| !p.image().claims.is_empty()),
+        "the rich scenario has a keyed reservation, so some image holds a claim"
+    );
 }
 
 #[test]
@@ -97,7 +156,13 @@ fn arb_command() -> impl Strategy<Value = Command> {
                 id: ReservationId(id),
                 lines: lines.into_iter().map(|(s, q)| Line { sku: SkuId(s), qty: q }).collect(),
                 ttl_ms: key / 3,
-                idempotency_key: key,
+                idempotency_key: (key % 2 == 0).then(|| {
+                    Box::new(oms_engine::command::IdempotencyKey {
+                        scope: format!("s{}", key % 7),
+                        key: key.to_string(),
+                    })
+                }),
+                fingerprint: key,
                 customer: CustomerId(key ^ 1),
                 channel: ChannelId(key as u16),
                 campaign: campaign.map(CampaignId),
@@ -244,7 +309,8 @@ fn reserve_records_written_before_the_warehouse_preference_still_decode() {
             id: ReservationId((3 << 48) | 77),
             lines: vec![Line { sku: SkuId(5), qty: 2 }, Line { sku: SkuId(8), qty: 1 }],
             ttl_ms: 60_000,
-            idempotency_key: 0xfeed,
+            idempotency_key: None,
+            fingerprint: 0xfeed,
             customer: CustomerId(42),
             channel: ChannelId(3),
             campaign: Some(CampaignId(9)),

@@ -26,7 +26,8 @@ fn check(stock: [u32; 3], lines: &[(u32, u32)], ok: bool, compensated: bool) {
     let mut sim = setup(stock);
     let before: Vec<_> = (0..3).map(|s| sim.totals(s)).collect();
     let mut req = sim.request(lines);
-    req.idempotency_key = 42;
+    // Homed in partition 0, so partition 0 (the key's home) still decides first.
+    req.idempotency_key = key_homed_at(0, 2);
     let result = sim.reserve_with(req);
     let was_compensated =
         sim.events.iter().any(|e| matches!(e, Event::Released { reason: ReleaseReason::Compensation, .. }));
@@ -62,7 +63,7 @@ fn retry_after_compensation_reserves_afresh() {
     // 0; once stock arrives, the same request (same key) reserves for real (replayed=false).
     let mut sim = setup([5, 0, 0]);
     let mut req = sim.request(&[(0, 2), (1, 1)]);
-    req.idempotency_key = ids::idempotency_hash(b"cart-9");
+    req.idempotency_key = key("cart-9");
     assert_eq!(sim.reserve_with(req.clone()).unwrap_err().code(), "insufficient_stock");
     assert_eq!(sim.totals(0), (5, 0, 5));
     sim.receive(1, 1, 1);
@@ -121,6 +122,123 @@ fn multi_part_lifecycle_reaches_every_part() {
     );
     assert_eq!((sim.totals(0), sim.totals(1)), ((4, 0, 4), (4, 0, 4)));
     assert_eq!(sim.run(Command::Confirm { id: c }).unwrap_err().code(), "reservation_expired");
+    sim.assert_clean();
+    sim.assert_replay();
+}
+
+/// The id the engine gives a request whose lines live in `parts` (what `ShardedEngine` fills in).
+fn id_over(seq: u64, parts: &[u32]) -> ReservationId {
+    let mut set = routing::PartitionSet::default();
+    for p in parts {
+        set.insert(*p);
+    }
+    routing::reservation_id(seq, set)
+}
+
+#[test]
+fn a_key_reused_for_a_cart_in_other_partitions_is_refused() {
+    // Issue 12: the same key with a different cart whose lines live in another partition used to
+    // create a second live reservation. The key's home remembers it whatever partitions the lines
+    // are in: the second cart is refused idempotency_key_reused and nothing changes, in both
+    // directions (home among the lines or not); the same cart again replays.
+    for home in [0u32, 1] {
+        let mut sim = setup([5, 5, 5]);
+        let key = key_homed_at(home, 2);
+        let mut first = sim.request(&[(0, 1)]);
+        first.idempotency_key = key.clone();
+        let (id, _) = sim.reserve_with(first.clone()).unwrap();
+        let before = sim.images();
+        let journal = sim.engine.journal().len();
+        let mut other = sim.request(&[(1, 3)]);
+        other.idempotency_key = key.clone();
+        let err = sim.reserve_with(other).unwrap_err();
+        assert_eq!(err, EngineError::IdempotencyKeyReused { key: key.as_ref().unwrap().key.clone(), id });
+        assert_eq!(sim.images(), before, "home {home}: a refused reuse changed state");
+        assert_eq!(sim.engine.journal().len(), journal);
+        // The same cart, sent again under a new id (a retry), replays the first reservation.
+        let mut retry = sim.request(&[(0, 1)]);
+        retry.idempotency_key = key;
+        assert_eq!(sim.reserve_with(retry).unwrap().0, id);
+        assert_eq!(sim.totals(0), (5, 1, 4));
+        assert_eq!(sim.totals(1), (5, 0, 5));
+        sim.assert_clean();
+        sim.assert_replay();
+    }
+}
+
+#[test]
+fn a_retry_completes_a_reservation_a_crash_cut_between_parts() {
+    // A two-partition keyed reservation whose first attempt reached only the key's home (the
+    // process died before the other part): the retry, under a new id as the gateway sends it,
+    // names the FIRST reservation and completes it, so one id holds every line (it used to
+    // answer an id holding only part of the lines).
+    let mut sim = setup([5, 5, 5]);
+    let key = key_homed_at(0, 2);
+    let mut whole = sim.request(&[(0, 2), (1, 1)]);
+    whole.id = id_over(whole.id.0, &[0, 1]);
+    whole.idempotency_key = key.clone();
+    whole.fingerprint = routing::request_fingerprint(&whole);
+    let (first_part, _) = routing::split_reserve(&whole, 2, None).remove(0);
+    assert_eq!(first_part, 0);
+    let part0 = routing::split_reserve(&whole, 2, None).remove(0).1;
+    sim.engine.apply_in(0, &Envelope { now_ms: sim.now, command: Command::Reserve(part0) }, &mut Vec::new()).unwrap();
+    assert_eq!((sim.totals(0).1, sim.totals(1).1), (2, 0), "only the home part was made");
+    let mut retry = sim.request(&[(0, 2), (1, 1)]);
+    retry.idempotency_key = key;
+    let events = sim.ok(Command::Reserve(retry));
+    let (id, allocations) = reserved_of(&events);
+    assert_eq!(id, whole.id, "the retry names the first reservation");
+    assert_eq!(allocations.iter().map(|a| (a.sku.0, a.qty)).collect::<Vec<_>>(), vec![(0, 2), (1, 1)]);
+    assert_eq!((sim.totals(0).1, sim.totals(1).1), (2, 1));
+    for p in sim.engine.partitions() {
+        assert!(p.is_live(id), "partition {} holds its part of {id}", p.index());
+    }
+    sim.ok(Command::Confirm { id });
+    sim.assert_clean();
+    sim.assert_replay();
+}
+
+#[test]
+fn a_claim_made_before_a_crash_continues_under_its_reservation() {
+    // The key's home holds no line (it only claims the key). An attempt that claims the key and
+    // is refused forgets the claim again, so a retry starts afresh. An attempt that claimed the
+    // key and died before any part: retries continue under the claimed id (refused while there is
+    // no stock, keeping the claim; then made under it), and later retries replay it.
+    let mut sim = setup([5, 0, 5]);
+    let fresh_key = key_homed_at(0, 2);
+    let mut refused = sim.request(&[(1, 1)]);
+    refused.idempotency_key = fresh_key.clone();
+    assert_eq!(sim.reserve_with(refused).unwrap_err().code(), "insufficient_stock");
+    let journal = sim.engine.journal();
+    assert!(matches!(journal[journal.len() - 2].1.command, Command::ClaimKey { .. }), "{journal:?}");
+    assert!(matches!(journal[journal.len() - 1].1.command, Command::ForgetKey { .. }), "{journal:?}");
+
+    let key = named_key_homed_at("crashed", 0, 2);
+    let mut whole = sim.request(&[(1, 1)]);
+    whole.id = id_over(whole.id.0, &[1]);
+    whole.idempotency_key = key.clone();
+    whole.fingerprint = routing::request_fingerprint(&whole);
+    let claim = Command::ClaimKey {
+        key: *key.clone().unwrap(),
+        fingerprint: whole.fingerprint,
+        id: whole.id,
+        ttl_ms: whole.ttl_ms,
+    };
+    sim.engine.apply_in(0, &Envelope { now_ms: sim.now, command: claim }, &mut Vec::new()).unwrap();
+    let mut retry = sim.request(&[(1, 1)]);
+    retry.idempotency_key = key.clone();
+    let journal = sim.engine.journal().len();
+    assert_eq!(sim.reserve_with(retry.clone()).unwrap_err().code(), "insufficient_stock");
+    assert_eq!(sim.engine.journal().len(), journal, "a claim made before is kept");
+    sim.receive(1, 1, 3);
+    let (id, _) = sim.reserve_with(retry).unwrap();
+    assert_eq!(id, whole.id, "the retry continues under the claimed reservation");
+    let mut again = sim.request(&[(1, 1)]);
+    again.idempotency_key = key;
+    let events = sim.ok(Command::Reserve(again));
+    assert!(events.iter().any(|e| matches!(e, Event::KeyClaimed { replayed: true, .. })), "{events:?}");
+    assert_eq!(reserved_of(&events).0, id);
+    assert_eq!(sim.totals(1), (3, 1, 2));
     sim.assert_clean();
     sim.assert_replay();
 }

@@ -31,7 +31,7 @@ fn setup() -> Partition {
     }
     run(1_000, Command::Receive { sku: SkuId(0), warehouse: WarehouseId(1), qty: 10 });
     run(1_000, Command::Receive { sku: SkuId(2), warehouse: WarehouseId(1), qty: 10 });
-    run(1_000, Command::SetOnHand { sku: SkuId(6), warehouse: WarehouseId(2), on_hand: u64::MAX });
+    run(1_000, Command::SetOnHand { sku: SkuId(6), warehouse: WarehouseId(2), on_hand: catalog::QUANTITY_LIMIT });
     run(
         1_000,
         Command::DefineKit { id: SkuId(4), code: "K".into(), components: vec![KitComponent { sku: SkuId(0), qty: 1 }] },
@@ -60,6 +60,8 @@ fn setup() -> Partition {
     run(1_000, Command::Reserve(campaign(reserve(4, &[(6, 1)]), 8, 1)));
     run(NOW, Command::Tick { budget: 100 });
     run(NOW, Command::Reserve(reserve(5, &[(0, 1)])));
+    let claim = Command::ClaimKey { key: *key_homed_at(0, 2).unwrap(), fingerprint: 11, id: pid(6, 1), ttl_ms: 60_000 };
+    run(NOW, claim);
     assert!(p.check().is_clean());
     p
 }
@@ -161,12 +163,57 @@ fn every_error_is_reachable_typed_and_changes_nothing() {
             "invalid_code",
         ),
         check(b, Command::Receive { sku: s(6), warehouse: w(2), qty: 1 }, "quantity_overflow"),
+        check(
+            b,
+            Command::SetOnHand { sku: s(0), warehouse: w(1), on_hand: catalog::QUANTITY_LIMIT + 1 },
+            "quantity_overflow",
+        ),
+        check(b, Command::SetOnHand { sku: s(0), warehouse: w(1), on_hand: u64::MAX }, "quantity_overflow"),
+        check(
+            b,
+            Command::SetBucket { sku: s(0), warehouse: w(1), bucket: Bucket::Safety, qty: u64::MAX },
+            "quantity_overflow",
+        ),
+        // Codes people read must not hide what they show: NUL, a bidi override, a zero-width
+        // space, a newline (SKU, warehouse and region codes).
+        check(b, Command::DefineSku { id: s(20), code: "MUG\0WHT".into(), low_stock_threshold: 0 }, "invalid_code"),
+        check(
+            b,
+            Command::DefineSku { id: s(20), code: "MUG-\u{202E}TWH".into(), low_stock_threshold: 0 },
+            "invalid_code",
+        ),
+        check(b, Command::DefineKit { id: s(20), code: "KIT\u{200B}".into(), components: vec![] }, "invalid_code"),
+        check(
+            b,
+            Command::DefineWarehouse { id: w(3), code: "SH\nBJ".into(), region: "eu".into(), priority: 0 },
+            "invalid_code",
+        ),
+        check(
+            b,
+            Command::DefineWarehouse { id: w(3), code: "SH2".into(), region: "e\u{2066}u".into(), priority: 0 },
+            "invalid_code",
+        ),
         check(b, Command::ReturnToStock { sku: s(6), warehouse: w(2), qty: 1, damaged: true }, "quantity_overflow"),
         check(b, Command::PayBalance { id: pid(5, 0) }, "invalid_reservation_state"),
         // Display names end up in terminals and labels: no control characters, bounded length.
         check(b, Command::NameSku { sku: s(0), name: "Mug\u{1b}[2J".into() }, "invalid_name"),
         check(b, Command::NameWarehouse { warehouse: w(1), name: "x".repeat(257) }, "invalid_name"),
         check(b, Command::Confirm { id: pid(4, 0) }, "invalid_reservation_state"),
+        // The key claimed in setup, now with another request (fingerprint), as a claim and as a
+        // reservation whose lines live in the key's home.
+        check(
+            b,
+            Command::ClaimKey { key: *key_homed_at(0, 2).unwrap(), fingerprint: 12, id: pid(7, 1), ttl_ms: 60_000 },
+            "idempotency_key_reused",
+        ),
+        check(
+            b,
+            Command::Reserve(with(reserve(7, &[(0, 1)]), |r| {
+                r.idempotency_key = key_homed_at(0, 2);
+                r.fingerprint = 13;
+            })),
+            "idempotency_key_reused",
+        ),
         check(
             b,
             Command::DefineSku { id: s(u32::MAX - 1), code: "HUGE".into(), low_stock_threshold: 0 },

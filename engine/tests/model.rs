@@ -204,7 +204,7 @@ struct Model {
     cells: BTreeMap<(u32, u16), MCell>,
     live: BTreeMap<ReservationId, MRes>,
     ended: BTreeMap<ReservationId, MEnding>,
-    keys: BTreeMap<u64, ReservationId>,
+    keys: BTreeMap<oms_engine::command::IdempotencyKey, ReservationId>,
     flash: Option<MFlash>,
     presale: MPresale,
     ratio_bp: u32,
@@ -461,18 +461,35 @@ impl Run {
         let (expected, result, events) = self.apply(op)?;
         prop_assert_eq!(result.is_ok(), expected, "op {:?}: engine {:?}", op, result);
         if result.is_err() {
-            // A refusal journals nothing, except reserve parts undone by compensation (in pairs).
+            // A refusal journals nothing, except what compensation undoes: every reserve part
+            // made is released (Compensation) in its partition, every key claimed is forgotten.
             let added = &self.engine.journal()[journal_before..];
             if is_reserve {
-                prop_assert!(added.len() % 2 == 0, "{:?}", added);
-                for pair in added.chunks(2) {
-                    prop_assert!(matches!(pair[0].1.command, Command::Reserve(_)));
-                    prop_assert!(
-                        matches!(pair[1].1.command, Command::Release { cause: ReleaseCause::Compensation, .. }),
-                        "{:?}",
-                        pair
-                    );
+                let mut open: Vec<(u32, &'static str)> = Vec::new();
+                for (p, envelope) in added {
+                    match &envelope.command {
+                        Command::Reserve(_) => open.push((*p, "part")),
+                        Command::ClaimKey { .. } => open.push((*p, "claim")),
+                        Command::Release { cause: ReleaseCause::Compensation, .. } => {
+                            let i = open.iter().position(|o| *o == (*p, "part"));
+                            prop_assert!(i.is_some(), "compensation without a part: {:?}", added);
+                            open.remove(i.unwrap_or(0));
+                        }
+                        Command::ForgetKey { .. } => {
+                            // Of a ClaimKey, or of the claim a home part made with its reserve.
+                            match open.iter().position(|o| *o == (*p, "claim")) {
+                                Some(i) => drop(open.remove(i)),
+                                None => prop_assert!(
+                                    added.iter().any(|(q, e)| q == p && matches!(e.command, Command::Reserve(_))),
+                                    "forget without a claim: {:?}",
+                                    added
+                                ),
+                            }
+                        }
+                        other => prop_assert!(false, "a refused reserve journaled {:?}", other),
+                    }
                 }
+                prop_assert!(open.is_empty(), "not undone: {:?} in {:?}", open, added);
             } else {
                 prop_assert!(added.is_empty() && events.is_empty(), "refused {:?} journaled or emitted", op);
             }
@@ -514,7 +531,13 @@ impl Run {
                     id: ReservationId(self.seq),
                     lines,
                     ttl_ms: ttl,
-                    idempotency_key: if keyed { 10_000 + self.seq } else { 0 },
+                    idempotency_key: keyed.then(|| {
+                        Box::new(oms_engine::command::IdempotencyKey {
+                            scope: "model".into(),
+                            key: format!("k{}", 10_000 + self.seq),
+                        })
+                    }),
+                    fingerprint: 0,
                     customer: CustomerId(customer),
                     channel: ChannelId(channel),
                     campaign,
@@ -785,12 +808,15 @@ impl Run {
         let m = &self.model;
         let now = m.now;
         // A known key answers the first result and changes nothing.
-        if request.idempotency_key != 0 {
-            if let Some(&first) = m.keys.get(&request.idempotency_key) {
+        if let Some(key) = request.idempotency_key.as_deref() {
+            if let Some(&first) = m.keys.get(key) {
                 let (r, e) = self.send(Command::Reserve(request));
+                // (Its home, if it holds none of the lines, says the key is known: KeyClaimed.)
                 prop_assert!(
-                    !e.is_empty()
-                        && e.iter().all(|ev| matches!(ev, Event::Reserved { id, replayed: true, .. } if *id == first)),
+                    e.iter().any(|ev| matches!(ev, Event::Reserved { .. }))
+                        && e.iter().all(|ev| matches!(ev,
+                            Event::Reserved { id, replayed: true, .. } | Event::KeyClaimed { id, replayed: true }
+                                if *id == first)),
                     "{:?}",
                     e
                 );
@@ -865,7 +891,7 @@ impl Run {
             }
         }
         let ttl = request.ttl_ms;
-        let key = request.idempotency_key;
+        let key = request.idempotency_key.clone();
         self.targets.push(id);
         let (r, events) = self.send(Command::Reserve(request));
         if !ok || r.is_err() {
@@ -954,8 +980,8 @@ impl Run {
             }
             MCampaign::None => {}
         }
-        if key != 0 {
-            model.keys.insert(key, id);
+        if let Some(key) = key {
+            model.keys.insert(*key, id);
         }
         model.live.insert(
             id,

@@ -1044,7 +1044,8 @@ fn reconciliation_carries_out_stock_effects_a_crash_skipped() {
         id: ReservationId(9_999),
         lines: vec![Line { sku: SkuId(3), qty: 4 }],
         ttl_ms: 60_000,
-        idempotency_key: oms_engine::orders::allocation_key(orphaned, ReservationId(9_999)),
+        idempotency_key: None,
+        fingerprint: oms_engine::orders::allocation_key(orphaned, ReservationId(9_999)),
         customer: CustomerId(orphaned),
         channel: oms_engine::orders::desk::channel_id(SalesChannel::Native),
         campaign: None,
@@ -1061,7 +1062,7 @@ fn reconciliation_carries_out_stock_effects_a_crash_skipped() {
     // one whose customer id happens to equal the order id (same channel, no allocation key).
     request.id = ReservationId(10_000);
     request.customer = CustomerId(7);
-    request.idempotency_key = 0;
+    request.fingerprint = 0;
     w.ok(Command::Reserve(request.clone()));
     request.id = ReservationId(10_001);
     request.customer = CustomerId(orphaned);

@@ -129,8 +129,11 @@ fn ship_needs_confirm_and_confirm_after_expiry_is_refused() {
 
 #[test]
 fn idempotent_retry_returns_first_answer_and_changes_nothing() {
-    // On a bare Partition: the retry (even with a different id and lines) answers Reserved{replayed}
-    // with the first allocations, returns Outcome::Unchanged, and leaves the image identical.
+    // On a bare Partition (the key's home): a retry of the same request under a new id answers
+    // Reserved{replayed} with the first id and allocations, returns Outcome::Unchanged and leaves
+    // the image identical; the same key with other lines is refused idempotency_key_reused and
+    // changes nothing; the retry is still answered after the reservation ended; the same key
+    // text in another scope (another API key) is another key.
     let mut p = Partition::new(0, 1, limits());
     let mut out = Vec::new();
     for command in [
@@ -142,7 +145,8 @@ fn idempotent_retry_returns_first_answer_and_changes_nothing() {
     }
     let mut req = request(1, &[(0, 2)]);
     req.id = pid(1, 0);
-    req.idempotency_key = ids::idempotency_hash(b"order-1");
+    req.idempotency_key = key("order-1");
+    req.fingerprint = oms_engine::routing::request_fingerprint(&req);
     let (outcome, first) = apply_checked(&mut p, 20, Command::Reserve(req.clone())).unwrap();
     assert_eq!(outcome, Outcome::Changed);
     let Some(Event::Reserved { allocations, expires_at_ms, replayed: false, .. }) =
@@ -153,11 +157,27 @@ fn idempotent_retry_returns_first_answer_and_changes_nothing() {
     let before = p.image();
     let mut retry = req.clone();
     retry.id = pid(2, 0);
-    retry.lines[0].qty = 1;
     let mut out = Vec::new();
-    let outcome = p.apply(&Envelope { now_ms: 30, command: Command::Reserve(retry) }, &mut out).unwrap();
+    let outcome = p.apply(&Envelope { now_ms: 30, command: Command::Reserve(retry.clone()) }, &mut out).unwrap();
     assert_eq!(outcome, Outcome::Unchanged);
-    assert_eq!(out, vec![Event::Reserved { id: req.id, allocations, expires_at_ms, replayed: true, promise_ms: None }]);
+    assert_eq!(
+        out,
+        vec![Event::Reserved {
+            id: req.id,
+            allocations: allocations.clone(),
+            expires_at_ms,
+            replayed: true,
+            promise_ms: None
+        }]
+    );
+    assert_eq!(p.image(), before);
+    // Same key, another cart: refused with its own code, nothing changes.
+    let mut other = retry.clone();
+    other.lines[0].qty = 1;
+    other.fingerprint = oms_engine::routing::request_fingerprint(&other);
+    let err = p.apply(&Envelope { now_ms: 31, command: Command::Reserve(other.clone()) }, &mut Vec::new()).unwrap_err();
+    assert_eq!(err, EngineError::IdempotencyKeyReused { key: "order-1".into(), id: req.id });
+    assert_eq!(err.code(), "idempotency_key_reused");
     assert_eq!(p.image(), before);
     // Still answered after the reservation ended.
     p.apply(
@@ -167,10 +187,17 @@ fn idempotent_retry_returns_first_answer_and_changes_nothing() {
     .unwrap();
     let before = p.image();
     let mut out = Vec::new();
-    let outcome = p.apply(&Envelope { now_ms: 50, command: Command::Reserve(req.clone()) }, &mut out).unwrap();
+    let outcome = p.apply(&Envelope { now_ms: 50, command: Command::Reserve(retry) }, &mut out).unwrap();
     assert_eq!(outcome, Outcome::Unchanged);
     assert!(matches!(out.as_slice(), [Event::Reserved { replayed: true, .. }]), "{out:?}");
     assert_eq!(p.image(), before);
+    // The same key text sent by another shop is a different key: a new reservation.
+    other.idempotency_key =
+        Some(Box::new(command::IdempotencyKey { scope: "other-shop".into(), key: "order-1".into() }));
+    other.id = pid(3, 0);
+    let (outcome, events) = apply_checked(&mut p, 60, Command::Reserve(other)).unwrap();
+    assert_eq!(outcome, Outcome::Changed);
+    assert!(events.iter().any(|e| matches!(e, Event::Reserved { replayed: false, .. })), "{events:?}");
 }
 
 #[test]
@@ -182,7 +209,7 @@ fn idempotent_retry_through_the_sharded_engine_is_not_journaled() {
     sim.receive(0, 1, 5);
     sim.receive(1, 1, 5);
     let mut req = sim.request(&[(0, 1), (1, 1)]);
-    req.idempotency_key = 77;
+    req.idempotency_key = key("seventy-seven");
     let (id, _) = sim.reserve_with(req.clone()).unwrap();
     let journal_len = sim.engine.journal().len();
     let events = sim.ok(Command::Reserve(req));

@@ -97,9 +97,37 @@ fn stock_operations_table() {
     check(bucket(1, Bucket::QualityControl, 8), Err("below_committed"));
     check(bucket(1, Bucket::Safety, 4), Ok([(1, 10, 3, 4, 0, 0, 3), empty2]));
     check(bucket(1, Bucket::Safety, 50), Ok([(1, 10, 3, 50, 0, 0, 0), empty2]));
-    // Extreme quantities are refused or saturate, never overflow.
-    check(bucket(1, Bucket::Safety, u64::MAX), Ok([(1, 10, 3, u64::MAX, 0, 0, 0), empty2]));
-    check(bucket(1, Bucket::Damaged, u64::MAX), Err("below_committed"));
+    // Quantities are bounded (QUANTITY_LIMIT = 2^40): at the bound they are taken, past it
+    // refused quantity_overflow; nothing saturates.
+    let limit = catalog::QUANTITY_LIMIT;
+    check(bucket(1, Bucket::Safety, limit), Ok([(1, 10, 3, limit, 0, 0, 0), empty2]));
+    check(bucket(1, Bucket::Safety, limit + 1), Err("quantity_overflow"));
+    check(bucket(1, Bucket::Safety, u64::MAX), Err("quantity_overflow"));
+    check(bucket(1, Bucket::Damaged, u64::MAX), Err("quantity_overflow"));
+    check(set_on_hand(1, limit), Ok([(1, limit, 3, 0, 0, 0, limit - 3), empty2]));
+    check(set_on_hand(1, limit + 1), Err("quantity_overflow"));
+    check(set_on_hand(2, u64::MAX), Err("quantity_overflow"));
+    check(adjust(1, i64::MAX), Err("quantity_overflow"));
+}
+
+#[test]
+fn totals_over_warehouses_never_saturate() {
+    // Issue 12: on_hand = 2^64-1 was accepted and a SKU's totals over warehouses saturated. With
+    // every cell at the bound in two warehouses, the totals are the exact sum.
+    let mut sim = Sim::new(1);
+    sim.warehouse(2, 2);
+    sim.sku(0, 0);
+    let limit = catalog::QUANTITY_LIMIT;
+    for w in [1, 2] {
+        sim.ok(Command::SetOnHand { sku: SkuId(0), warehouse: WarehouseId(w), on_hand: limit });
+    }
+    assert_eq!(sim.totals(0), (2 * limit, 0, 2 * limit));
+    assert_eq!(
+        sim.run(Command::Receive { sku: SkuId(0), warehouse: WarehouseId(1), qty: 1 }).unwrap_err(),
+        EngineError::QuantityOverflow { sku: SkuId(0), warehouse: WarehouseId(1), max: limit }
+    );
+    sim.assert_clean();
+    sim.assert_replay();
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Admin HTTP: /metrics (Prometheus text), /health (process and log writable), /ready (recovered
-//! and accepting).
+//! Admin HTTP: /metrics (Prometheus text), /health (process and log writable: `storage: ok`, or
+//! `storage: failed` with the reason), /ready (recovered and accepting).
 
 use std::sync::Arc;
 
@@ -35,12 +35,20 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
 }
 
+/// 200 `ok` / `storage: ok` while the logs can be written; 503 with `storage: failed` and the
+/// first failure's reason once one could not (writes are then refused until a restart, reads are
+/// still served from memory).
 async fn health(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
     match state.ctx.get() {
         Some(ctx) if ctx.workers.storage_failed() => {
-            (StatusCode::SERVICE_UNAVAILABLE, "storage failed: writes stopped\n")
+            let reason = ctx.workers.storage_failure().unwrap_or_else(|| "unknown".to_owned());
+            let body = format!(
+                "storage: failed\nreason: {reason}\nwrites: refused (storage_failed) until omsd is restarted\n\
+                 reads: served from memory\n"
+            );
+            (StatusCode::SERVICE_UNAVAILABLE, body)
         }
-        _ => (StatusCode::OK, "ok\n"),
+        _ => (StatusCode::OK, "ok\nstorage: ok\n".to_owned()),
     }
 }
 

@@ -11,8 +11,10 @@ use oms_engine::command::KitComponent;
 use oms_engine::{CampaignId, Partition, SkuId, WarehouseId};
 use oms_proto::Code;
 
-/// Reservation sequences with this bit set are derived from an idempotency key; counter-allocated
-/// ones stay below it (they start at the clock in ms x 16, which reaches 2^47 in the 23rd century).
+/// Reservation sequences with this bit set were derived from an idempotency key by earlier
+/// versions (a data directory may still hold some); counter-allocated ones stay below it (they
+/// start at the clock in ms x 16, which reaches 2^47 in the 23rd century). Every reservation is
+/// now counter-allocated, keyed or not: a key never determines an id.
 pub const KEYED_SEQUENCE_BIT: u64 = 1 << 47;
 
 #[derive(Default)]

@@ -51,7 +51,7 @@ pub struct OmsdArgs {
     /// Capacity of each partition's command queue; a full queue answers BUSY [default: 65536].
     #[arg(long, env = "OMSD_QUEUE_CAPACITY")]
     pub queue_capacity: Option<usize>,
-    /// Log segment size in bytes [default: 67108864].
+    /// Log segment size in bytes, a multiple of 4096 [default: 67108864].
     #[arg(long, env = "OMSD_SEGMENT_BYTES")]
     pub segment_bytes: Option<u64>,
     /// Write a snapshot after this many logged commands per partition [default: 1000000].
@@ -66,6 +66,11 @@ pub struct OmsdArgs {
     /// records after the damage; use only after reading `oms wal verify`).
     #[arg(long)]
     pub truncate_corrupt_log: bool,
+    /// With no api_keys configured, accept clients from any address (with full ops access)
+    /// instead of loopback only. Without it, a --listen address that is not loopback is refused
+    /// at start unless api_keys are configured. For a trusted private network only.
+    #[arg(long, env = "OMSD_ALLOW_UNAUTHENTICATED_REMOTE")]
+    pub allow_unauthenticated_remote: bool,
     /// Follow this primary (host:port): replicate its log into this server's own log and serve
     /// reads only (writes are answered read_only) until `oms admin promote`.
     #[arg(long, env = "OMSD_FOLLOW", value_name = "PRIMARY_ADDR")]
@@ -132,6 +137,7 @@ pub struct FileConfig {
     pub batch_limit: Option<usize>,
     #[serde(default)]
     pub api_keys: Vec<ApiKeyConfig>,
+    pub allow_unauthenticated_remote: Option<bool>,
     pub follow: Option<String>,
     pub follow_api_key: Option<String>,
     pub tls_cert: Option<PathBuf>,
@@ -151,11 +157,18 @@ pub struct FileConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyConfig {
-    /// Who the key belongs to (logged instead of the key).
+    /// Who the key belongs to (logged instead of the key). It is also the scope of the
+    /// idempotency keys sent with the key: two entries with the same name (a key being rotated)
+    /// share them.
     pub name: String,
+    /// At least [`API_KEY_MIN_BYTES`] bytes; each key listed once.
     pub key: String,
     pub role: Role,
 }
+
+/// Shortest API key accepted at start, in bytes (16 bytes: 128 bits when random; e.g. the 32 hex
+/// digits of `openssl rand -hex 16`).
+pub const API_KEY_MIN_BYTES: usize = 16;
 
 /// The resolved configuration the daemon runs with.
 #[derive(Clone, Debug)]
@@ -182,6 +195,8 @@ pub struct Config {
     pub batch_limit: usize,
     pub truncate_corrupt_log: bool,
     pub api_keys: Vec<ApiKeyConfig>,
+    /// No API keys and clients from any address (explicit opt-in).
+    pub allow_unauthenticated_remote: bool,
     /// Primary to follow (replication), if any.
     pub follow: Option<String>,
     pub follow_api_key: Option<String>,
@@ -229,6 +244,10 @@ pub enum ConfigError {
     Partitions { got: u32, max: u32 },
     #[error("{0}")]
     Invalid(&'static str),
+    #[error("invalid api_keys: {0}")]
+    ApiKey(String),
+    #[error("--listen {listen} is not a loopback address and no api_keys are configured, so anyone who can reach it would have full (ops) access: configure [[api_keys]], listen on 127.0.0.1, or pass --allow-unauthenticated-remote (OMSD_ALLOW_UNAUTHENTICATED_REMOTE, allow_unauthenticated_remote in the config file) for a trusted private network")]
+    UnauthenticatedRemote { listen: SocketAddr },
     #[error(transparent)]
     Webhook(#[from] crate::notify::WebhookError),
 }
@@ -321,6 +340,8 @@ impl Config {
             batch_limit: file.batch_limit.unwrap_or(4096).max(1),
             truncate_corrupt_log: args.truncate_corrupt_log,
             api_keys: file.api_keys,
+            allow_unauthenticated_remote: args.allow_unauthenticated_remote
+                || file.allow_unauthenticated_remote.unwrap_or(false),
             follow: args.follow.clone().or(file.follow),
             follow_api_key: args.follow_api_key.clone().or(file.follow_api_key),
             replicas: args.replicas.or(file.replicas).unwrap_or(0),
@@ -343,6 +364,39 @@ impl Config {
         if config.max_frame_bytes < 4096 {
             return Err(ConfigError::Invalid("max_frame_bytes must be at least 4096"));
         }
+        check_api_keys(&config.api_keys)?;
+        if config.api_keys.is_empty() && !config.listen.ip().is_loopback() && !config.allow_unauthenticated_remote {
+            return Err(ConfigError::UnauthenticatedRemote { listen: config.listen });
+        }
         Ok(config)
     }
+}
+
+/// Every key long enough and listed once, every entry named. Messages name the entry (its
+/// position and name), never the key.
+fn check_api_keys(keys: &[ApiKeyConfig]) -> Result<(), ConfigError> {
+    for (i, entry) in keys.iter().enumerate() {
+        let n = i + 1;
+        if entry.name.trim().is_empty() {
+            return Err(ConfigError::ApiKey(format!(
+                "entry {n} has an empty name (the name is what logs show and scopes its idempotency keys)"
+            )));
+        }
+        if entry.key.len() < API_KEY_MIN_BYTES {
+            return Err(ConfigError::ApiKey(format!(
+                "entry {n} ({:?}) has a key of {} bytes; keys must be at least {API_KEY_MIN_BYTES} bytes (e.g. `openssl rand -hex 16`)",
+                entry.name,
+                entry.key.len()
+            )));
+        }
+        if let Some((j, first)) = keys[..i].iter().enumerate().find(|(_, e)| e.key == entry.key) {
+            return Err(ConfigError::ApiKey(format!(
+                "entries {} ({:?}) and {n} ({:?}) hold the same key; list each key once (only the first entry's role could ever apply)",
+                j + 1,
+                first.name,
+                entry.name
+            )));
+        }
+    }
+    Ok(())
 }

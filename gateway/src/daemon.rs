@@ -48,8 +48,10 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         Some(f) => Some(crate::tls::ClientTls::new(f.ca.as_deref(), f.server_name.as_deref())?),
         None => None,
     };
-    let auth = Authenticator::new(config.api_keys.clone());
-    if auth.open() {
+    let auth = Authenticator::new(config.api_keys.clone(), config.allow_unauthenticated_remote);
+    if auth.open() && config.allow_unauthenticated_remote {
+        tracing::warn!(listen = %config.listen, "*** no api_keys configured and --allow-unauthenticated-remote: ANY client that reaches this address gets full (ops) access ***");
+    } else if auth.open() {
         tracing::warn!("no api_keys configured: accepting loopback clients only, with full (ops) access");
     }
     let limits = Limits { max_lines: config.max_lines, ..Limits::default() };
@@ -141,6 +143,7 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
             acks,
         )
         .with_tls(follow_tls),
+        keys_in_flight: Default::default(),
     });
     {
         let _entered = runtime.enter();

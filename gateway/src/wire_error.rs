@@ -133,6 +133,13 @@ mod tests {
         assert_eq!(engine_code("insufficient_stock"), ErrorCode(108));
         assert_eq!(engine_code("sold_out"), ErrorCode(110));
         assert_eq!(engine_code("unknown_order"), ErrorCode(130));
+        // Issue 12: a key reused for another request has its own code, after sku_id_out_of_range.
+        assert_eq!(engine_code("sku_id_out_of_range"), ErrorCode(149));
+        let e = from_engine(
+            &EngineError::IdempotencyKeyReused { key: "k".into(), id: oms_engine::ReservationId(1) },
+            &NoNames,
+        );
+        assert_eq!((e.code, e.name.as_ref()), (ErrorCode(150), "idempotency_key_reused"));
     }
 
     #[test]

@@ -13,10 +13,10 @@
 //!   reserves afresh. (Multi-partition carts are excluded from this check by design: a part that
 //!   succeeded before the crash may hold its units until its TTL, see ARCHITECTURE.md.)
 //!
-//! Known bug this test exposes (docs/RELIABILITY.md): the idempotent retry of a multi-partition
-//! reservation whose first attempt was partly durable answers an id that holds only part of the
-//! lines. `CRASH_TORTURE_SKIP_KNOWN_BUG=1` counts those instead of failing, so long runs can still
-//! check everything else.
+//! A bug this test found (docs/RELIABILITY.md, findings 2 and 12, fixed): the idempotent retry of
+//! a multi-partition reservation whose first attempt was partly durable answered an id that held
+//! only part of the lines. `CRASH_TORTURE_SKIP_KNOWN_BUG=1` counts those instead of failing, for
+//! bisecting old builds.
 //!
 //! Seeds: `CRASH_TORTURE_SEEDS` (count, default 5) starting at `CRASH_TORTURE_SEED` (default
 //! 1); `loadtest/scripts/crash_torture.sh` runs many by hand. A failure names its seed.

@@ -31,6 +31,11 @@ pub enum WalError {
     /// already durable: acknowledged data is lost. Needs `RecoveryMode::TruncateMidLog`.
     #[error("mid-log corruption in {segment} at offset {offset} (first bad lsn {lsn}); refusing to truncate acknowledged records (operator flag: TruncateMidLog)")]
     MidLogCorruption { segment: String, offset: u64, lsn: Lsn },
+    /// The log's structure proves that records it held are gone: a segment file shorter than it
+    /// was created or without its header, or a sealed newest segment whose successor is missing.
+    /// No crash produces these shapes (see `docs/WAL.md`). Needs `RecoveryMode::TruncateMidLog`.
+    #[error("lost log records in {segment} at offset {offset} (first missing lsn {lsn}): {reason}; refusing to continue without them (operator flag: TruncateMidLog)")]
+    LostRecords { segment: String, offset: u64, lsn: Lsn, reason: String },
     /// The log does not contain the records needed to continue from the requested start.
     #[error("log gap: need lsn {expected}, oldest available is {found}")]
     MissingRecords { expected: Lsn, found: Lsn },
@@ -68,6 +73,7 @@ impl WalError {
             WalError::Corrupt { .. }
                 | WalError::BadSegmentHeader { .. }
                 | WalError::MidLogCorruption { .. }
+                | WalError::LostRecords { .. }
                 | WalError::MissingRecords { .. }
                 | WalError::BadSnapshot { .. }
         )

@@ -24,6 +24,7 @@ pub mod inspect;
 pub mod reader;
 pub mod record;
 pub mod recovery;
+mod scan;
 pub mod segment;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
@@ -149,11 +150,11 @@ impl WalConfig {
         }
     }
 
-    /// Largest payload that fits both the limit and one segment.
+    /// Largest payload that fits both the limit and one segment (with room for the seal).
     pub fn effective_max_record(&self) -> u32 {
         let room = self
             .segment_bytes
-            .saturating_sub((segment::SEGMENT_HEADER_LEN + record::HEADER_LEN + record::ALIGN) as u64);
+            .saturating_sub((segment::SEGMENT_HEADER_LEN + 2 * record::HEADER_LEN + record::ALIGN) as u64);
         (self.max_record_bytes as u64).min(room).min(u32::MAX as u64) as u32
     }
 
@@ -163,6 +164,12 @@ impl WalConfig {
         }
         if self.segment_bytes > (1 << 40) {
             return Err(WalError::Config("segment_bytes must be at most 1 TiB".into()));
+        }
+        if !self.segment_bytes.is_multiple_of(segment::SEGMENT_PAGE) {
+            return Err(WalError::Config(format!(
+                "segment_bytes must be a multiple of {} (the segment header records it in pages)",
+                segment::SEGMENT_PAGE
+            )));
         }
         if self.start_lsn == 0 {
             return Err(WalError::Config("start_lsn must be >= 1".into()));

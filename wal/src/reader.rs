@@ -134,7 +134,7 @@ impl LogFollower {
         let mut next = lsn;
         let mut delivered = 0usize;
         let mut buf = Vec::new();
-        for seg in &segs {
+        for (idx, seg) in segs.iter().enumerate() {
             if next > durable || delivered >= max_records {
                 break;
             }
@@ -145,9 +145,15 @@ impl LogFollower {
             };
             while next <= durable && delivered < max_records {
                 let r = match record::decode(bytes.get(off..).unwrap_or(&[]), expected, max) {
-                    Ok(r) => r,
-                    // End of this segment's records; continue in the next one.
-                    Err(RecordError::ZeroHeader) => break,
+                    Ok(r) if !r.is_seal() => r,
+                    // End of this segment's records (zeros or its seal); continue in the next one.
+                    Ok(_) | Err(RecordError::ZeroHeader) => break,
+                    Err(source) if idx + 1 < segs.len() && segs[idx + 1].first_lsn == expected => {
+                        // Junk after the last record of a segment whose successor continues at
+                        // the next LSN (a torn seal): nothing is missing.
+                        let _ = source;
+                        break;
+                    }
                     Err(source) => {
                         return Err(WalError::Corrupt { segment: seg.name.clone(), offset: off as u64, source })
                     }

@@ -8,7 +8,7 @@
 //! byte  4..8   crc          u32  CRC32C over bytes 8..24 of the header, then the payload
 //! byte  8..16  lsn          u64  log sequence number (dense, starts at 1; never 0)
 //! byte 16      record_type  u8   opaque to the log (the engine's command kind)
-//! byte 17      flags        u8   reserved for future use, written as 0
+//! byte 17      flags        u8   0 for a record; FLAG_SEAL for the seal (below)
 //! byte 18..20  reserved     u16  written as 0
 //! byte 20..24  ack_gap      u32  lsn - durable_lsn at the time of append (>= 1,
 //!                                saturating); lets recovery tell a torn tail
@@ -19,10 +19,19 @@
 //! An all-zero header is never valid (LSN 0 does not exist), so pre-allocated
 //! zero space decodes as [`RecordError::ZeroHeader`]: the normal end of a log.
 //!
+//! The **seal** is a header-only record (len 0, flags [`FLAG_SEAL`]) carrying
+//! the LSN the *next* segment starts with. It is written after the next
+//! segment exists, so it proves that a successor segment was created: a log
+//! whose last segment is sealed has lost its newest segment. A seal is not a
+//! log record: readers stop at it and continue in the next segment.
+//!
 //! Decoding never panics, never allocates, and never trusts the length field
 //! beyond `max_record_bytes` and the bytes actually present.
 
 use crate::Lsn;
+
+/// `flags` bit of the seal written at the end of a segment once its successor exists.
+pub const FLAG_SEAL: u8 = 0x01;
 
 /// Size of the fixed record header in bytes.
 pub const HEADER_LEN: usize = 24;
@@ -68,6 +77,11 @@ pub struct RecordRef<'a> {
 }
 
 impl RecordRef<'_> {
+    /// The seal ending a segment (its `lsn` is the next segment's first LSN), not a record.
+    pub fn is_seal(&self) -> bool {
+        self.flags & FLAG_SEAL != 0
+    }
+
     /// The durable LSN the writer had published when this record was appended.
     pub fn durable_base(&self) -> Lsn {
         self.lsn.saturating_sub(self.ack_gap as u64)
@@ -114,6 +128,16 @@ pub fn encode_into(out: &mut Vec<u8>, lsn: Lsn, record_type: u8, ack_gap: u32, p
     out.extend_from_slice(payload);
     let pad = align_up(payload.len()) - payload.len();
     out.extend_from_slice(&[0u8; ALIGN][..pad]);
+}
+
+/// Appends the seal of a segment whose successor starts at `next_lsn`. Every record before it is
+/// durable when it is written (`ack_gap` 1).
+pub fn encode_seal(out: &mut Vec<u8>, next_lsn: Lsn) {
+    let start = out.len();
+    encode_into(out, next_lsn, 0, 1, &[]);
+    out[start + 17] = FLAG_SEAL;
+    let crc = crc32c::crc32c(&out[start + 8..start + HEADER_LEN]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Decodes the record at the start of `buf` whatever its LSN.
@@ -195,6 +219,21 @@ mod tests {
                 (7, 3, &payload[..], out.len(), 5)
             );
         }
+    }
+
+    // Checks that a seal decodes as a header-only record flagged as the seal, carrying the next
+    // segment's first LSN, and that an ordinary record is not a seal.
+    #[test]
+    fn seal_round_trip() {
+        let mut out = Vec::new();
+        encode_seal(&mut out, 41);
+        assert_eq!(out.len(), HEADER_LEN);
+        let r = decode(&out, 41, 100).unwrap();
+        assert!(r.is_seal());
+        assert_eq!((r.payload.len(), r.durable_base()), (0, 40));
+        let mut plain = Vec::new();
+        encode_into(&mut plain, 41, 0, 1, &[]);
+        assert!(!decode(&plain, 41, 100).unwrap().is_seal());
     }
 
     // Checks the typed errors: zero header, truncation, crc, too large, wrong lsn.

@@ -1,25 +1,19 @@
 //! Crash recovery: validate the log from the start LSN, cut a torn tail, refuse
-//! mid-log corruption, and hand the surviving records to the caller for replay.
+//! damage to records that were (or may have been) acknowledged, and hand the
+//! surviving records to the caller for replay.
 //!
-//! ## Tail damage versus mid-log corruption
-//! Scanning stops at the first record that does not decode as the expected LSN
-//! (torn, bad CRC, too large, wrong LSN, or a zero header not followed by the
-//! next segment). Recovery then searches everything after that point (rest of
-//! the segment at every 8-byte offset, and all later segments) for
-//! checksum-valid records with a higher LSN. Each record carries `ack_gap`, from
-//! which recovery knows the durable LSN at the time the record was appended
-//! (`durable_base`). If some later record was appended *after* the damaged
-//! LSN had been made durable (`durable_base >= damaged lsn`), acknowledged data
-//! was destroyed: that is mid-log corruption and recovery refuses (unless
-//! [`RecoveryMode::TruncateMidLog`]). Otherwise every later byte belongs to
-//! writes that were never acknowledged (a torn group commit, possibly with
-//! sectors persisted out of order): it is tail damage and is cut: the rest of
-//! the segment is zeroed and flushed, later segments are deleted, and the cut
-//! is logged with `tracing::warn!`.
+//! What counts as a torn tail and what as damage is decided by [`crate::scan`]
+//! (shared with `oms wal verify`). Recovery acts on the verdict: a torn tail is
+//! cut (the rest of the newest segment zeroed and flushed, logged with
+//! `tracing::warn!`); anything else is refused with
+//! [`WalError::MidLogCorruption`] or [`WalError::LostRecords`] unless the
+//! operator passes [`RecoveryMode::TruncateMidLog`], which cuts the log at the
+//! damage (or grows a cut segment back to its length) and logs an error.
 
 use crate::reader::{segment_view, SegEntry};
-use crate::record::{self, RecordError, ALIGN, HEADER_LEN};
-use crate::segment::{decode_header, parse_segment_name, SEGMENT_HEADER_LEN};
+use crate::record;
+use crate::scan::{scan, Finding, SegView};
+use crate::segment::{parse_segment_name, CREATING_SUFFIX, SEGMENT_HEADER_LEN};
 use crate::storage::{SegmentFile, SegmentReader, Storage};
 use crate::{Lsn, RecoveryMode, WalError};
 use std::sync::Arc;
@@ -90,17 +84,20 @@ impl Recovery {
         }
         let idx = self.segs.partition_point(|s| s.first_lsn <= from_lsn).saturating_sub(1);
         let mut buf = Vec::new();
+        let mut continues_at: Option<Lsn> = None;
         for seg in &self.segs[idx..] {
+            if let Some(expected) = continues_at.filter(|l| *l != seg.first_lsn) {
+                return Err(WalError::MissingRecords { expected, found: seg.first_lsn }.into());
+            }
             let bytes = segment_view(&*seg.reader, &mut buf)?;
             let mut off = SEGMENT_HEADER_LEN;
             let mut expected = seg.first_lsn;
             while expected <= self.last_lsn {
+                // Recovery validated every record up to `last_lsn`; what stops reading inside a
+                // segment (zeros, its seal, junk after its last record) only ends that segment.
                 let r = match record::decode(bytes.get(off..).unwrap_or(&[]), expected, self.max_record_bytes) {
-                    Ok(r) => r,
-                    Err(RecordError::ZeroHeader) => break,
-                    Err(source) => {
-                        return Err(WalError::Corrupt { segment: seg.name.clone(), offset: off as u64, source }.into())
-                    }
+                    Ok(r) if !r.is_seal() => r,
+                    Ok(_) | Err(_) => break,
                 };
                 if r.lsn >= from_lsn {
                     f(r.lsn, r.record_type, r.payload)?;
@@ -112,6 +109,7 @@ impl Recovery {
             if expected > self.last_lsn {
                 break;
             }
+            continues_at = Some(expected);
         }
         Ok(n)
     }
@@ -132,35 +130,9 @@ struct Opened {
     reader: Arc<dyn SegmentReader>,
 }
 
-pub(crate) fn is_zero(b: &[u8]) -> bool {
-    let mut chunks = b.chunks_exact(64);
-    let whole = chunks.by_ref().all(|c| c.iter().fold(0u8, |a, &x| a | x) == 0);
-    whole && chunks.remainder().iter().all(|&x| x == 0)
-}
-
 /// Index one past the last non-zero byte of `b` (0 if all zero).
 fn nonzero_end(b: &[u8]) -> usize {
     b.iter().rposition(|&x| x != 0).map_or(0, |i| i + 1)
-}
-
-/// Searches `bytes[from..]` at every aligned offset for a checksum-valid record
-/// with LSN > `lsn` whose writer already had `lsn` durable.
-pub(crate) fn acked_after(bytes: &[u8], from: usize, lsn: Lsn, max: u32) -> Option<Lsn> {
-    let mut off = from & !(ALIGN - 1);
-    while off + HEADER_LEN <= bytes.len() {
-        let h = &bytes[off..off + HEADER_LEN];
-        // Cheap filters before computing a CRC.
-        let cand_lsn = u64::from_le_bytes(h[8..16].try_into().unwrap_or_default());
-        if cand_lsn > lsn {
-            if let Ok(r) = record::decode_any(&bytes[off..], max) {
-                if r.durable_base() >= lsn {
-                    return Some(r.lsn);
-                }
-            }
-        }
-        off += ALIGN;
-    }
-    None
 }
 
 pub(crate) fn recover(
@@ -171,14 +143,24 @@ pub(crate) fn recover(
 ) -> Result<(Recovered, Recovery), WalError> {
     let now = Instant::now();
     let mut names: Vec<(Lsn, String)> = Vec::new();
+    let mut leftovers = Vec::new();
     for n in storage.list().map_err(WalError::io("list segments"))? {
         match parse_segment_name(&n) {
             Some(l) => names.push((l, n)),
+            // A segment whose creation a crash interrupted: it never held a record.
+            None if n.ends_with(&format!(".seg{CREATING_SUFFIX}")) => leftovers.push(n),
             None if n.ends_with(".seg") => {
                 tracing::warn!(file = %n, "ignoring misnamed segment file")
             }
             None => {}
         }
+    }
+    for n in &leftovers {
+        tracing::info!(file = %n, "removing a segment whose creation was interrupted");
+        storage.remove(n).map_err(WalError::io("remove interrupted segment"))?;
+    }
+    if !leftovers.is_empty() {
+        storage.sync_dir().map_err(WalError::io("sync dir"))?;
     }
     names.sort();
     let mut recovery = Recovery {
@@ -215,89 +197,77 @@ pub(crate) fn recover(
     }
     recovery.segments = opened.len();
 
-    let mut buf = Vec::new();
-    let mut expected = opened[0].first_lsn;
-    let mut end_off = SEGMENT_HEADER_LEN;
-    // (segment index, offset, reason) of the first damage.
-    let mut damage: Option<(usize, usize, String)> = None;
-    'segs: for i in 0..opened.len() {
-        let bytes = segment_view(&*opened[i].reader, &mut buf)?;
-        match decode_header(bytes) {
-            Ok(f) if f == opened[i].first_lsn && f == expected => {}
-            Ok(f) => {
-                let r =
-                    format!("segment header first_lsn {f}, expected {expected} (name says {})", opened[i].first_lsn);
-                damage = Some((i, 0, r));
-                break;
-            }
-            Err(r) => {
-                damage = Some((i, 0, r));
-                break;
-            }
-        }
-        let mut off = SEGMENT_HEADER_LEN;
-        loop {
-            match record::decode(bytes.get(off..).unwrap_or(&[]), expected, max) {
-                Ok(r) => {
-                    if r.lsn >= start_lsn {
-                        recovery.records += 1;
-                        recovery.bytes += r.payload.len() as u64;
-                    }
-                    expected += 1;
-                    off += r.total_len;
-                }
-                Err(RecordError::ZeroHeader) if is_zero(&bytes[off.min(bytes.len())..]) => {
-                    end_off = off;
-                    if i + 1 == opened.len() {
-                        break 'segs;
-                    }
-                    // Normal roll: the next segment must start at `expected`
-                    // (its header is checked at the top of the loop).
-                    continue 'segs;
-                }
-                Err(e) => {
-                    damage = Some((i, off, e.to_string()));
-                    break 'segs;
-                }
-            }
+    // Segments read through a mapping are scanned in place; others are copied once.
+    let mut copies: Vec<Option<Vec<u8>>> = Vec::with_capacity(opened.len());
+    for o in &opened {
+        if o.reader.as_slice().is_some() {
+            copies.push(None);
+        } else {
+            let mut buf = Vec::new();
+            segment_view(&*o.reader, &mut buf)?;
+            copies.push(Some(buf));
         }
     }
-    let last_lsn = expected - 1;
+    let views: Vec<SegView<'_>> = opened
+        .iter()
+        .zip(&copies)
+        .map(|(o, copy)| SegView {
+            name: &o.name,
+            first_lsn: o.first_lsn,
+            bytes: copy.as_deref().unwrap_or_else(|| o.reader.as_slice().unwrap_or(&[])),
+        })
+        .collect();
+    let verdict = scan(&views, max, |r| {
+        if r.lsn >= start_lsn {
+            recovery.records += 1;
+            recovery.bytes += r.payload.len() as u64;
+        }
+    });
+    for note in &verdict.notes {
+        tracing::warn!(note = %note, "wal: junk after a segment's last record (nothing is missing)");
+    }
+    let last_lsn = verdict.last_lsn;
+    // The log continues after its last readable record, unless that segment is sealed (then in a
+    // new segment named for the next LSN).
+    let end = verdict.end;
 
-    let mut tail_idx = opened.len() - 1;
-    if let Some((i, off, reason)) = damage {
-        // Classify: is any later record one that was written after `expected` was durable?
-        let mut acked = None;
-        for (j, seg) in opened.iter().enumerate().skip(i) {
-            let bytes = segment_view(&*seg.reader, &mut buf)?;
-            let from = if j == i { off } else { 0 };
-            if let Some(l) = acked_after(bytes, from, expected, max) {
-                acked = Some(l);
-                break;
-            }
+    if let Some(d) = verdict.damage {
+        let seg_name = opened[d.segment].name.clone();
+        let refused = d.finding != Finding::TornTail && mode == RecoveryMode::Strict;
+        if refused {
+            tracing::error!(segment = %seg_name, offset = d.offset, lsn = d.lsn, reason = %d.reason,
+                "wal: acknowledged records are damaged or missing; refusing to start (operator override: TruncateMidLog)");
+            return Err(match d.finding {
+                Finding::Lost => {
+                    WalError::LostRecords { segment: seg_name, offset: d.offset as u64, lsn: d.lsn, reason: d.reason }
+                }
+                _ => WalError::MidLogCorruption { segment: seg_name, offset: d.offset as u64, lsn: d.lsn },
+            });
         }
-        let seg_name = opened[i].name.clone();
-        if let Some(later) = acked {
-            if mode == RecoveryMode::Strict {
-                tracing::error!(segment = %seg_name, offset = off, lsn = expected, later_lsn = later, %reason,
-                    "wal: mid-log corruption; refusing to start (operator flag TruncateMidLog cuts here)");
-                return Err(WalError::MidLogCorruption { segment: seg_name, offset: off as u64, lsn: expected });
-            }
-        }
-        // Cut: zero the rest of segment i (or drop it if its header is bad), delete later segments.
+        drop(views);
         let mut cut_bytes = 0u64;
         let mut removed = Vec::new();
-        let drop_from = if off < SEGMENT_HEADER_LEN { i } else { i + 1 };
-        if off >= SEGMENT_HEADER_LEN {
+        let mut buf = Vec::new();
+        // Everything from the damage on goes: the rest of the damaged segment is zeroed (or the
+        // segment dropped when its header is what is damaged) and later segments are deleted.
+        let drop_from = if d.offset < SEGMENT_HEADER_LEN { d.segment } else { d.segment + 1 };
+        if d.offset >= SEGMENT_HEADER_LEN {
             let end = {
-                let bytes = segment_view(&*opened[i].reader, &mut buf)?;
-                off + nonzero_end(bytes.get(off..).unwrap_or(&[]))
+                let bytes = segment_view(&*opened[d.segment].reader, &mut buf)?;
+                d.offset + nonzero_end(bytes.get(d.offset..).unwrap_or(&[]))
             };
-            if end > off {
-                cut_bytes += (end - off) as u64;
-                zero_range(&mut *opened[i].file, off as u64, end as u64)?;
+            if end > d.offset {
+                cut_bytes += (end - d.offset) as u64;
+                zero_range(&mut *opened[d.segment].file, d.offset as u64, end as u64)?;
             }
-            end_off = off;
+            if let Some(len) = d.short_of {
+                // Grow the cut segment back to its length so it can be written again.
+                storage.extend(&seg_name, len).map_err(WalError::io("extend cut segment"))?;
+                let file = storage.open_segment(&seg_name).map_err(WalError::io("open segment"))?;
+                let reader = file.reader().map_err(WalError::io("map segment"))?;
+                opened[d.segment].file = file;
+                opened[d.segment].reader = reader;
+            }
         }
         for seg in &opened[drop_from..] {
             let bytes = segment_view(&*seg.reader, &mut buf)?;
@@ -310,17 +280,17 @@ pub(crate) fn recover(
         }
         let cut = CutInfo {
             segment: seg_name,
-            offset: off as u64,
+            offset: d.offset as u64,
             bytes: cut_bytes,
             last_good_lsn: last_lsn,
-            reason,
+            reason: d.reason,
             removed_segments: removed,
-            mid_log: acked.is_some(),
+            mid_log: d.finding != Finding::TornTail,
         };
         if cut.mid_log {
             tracing::error!(segment = %cut.segment, offset = cut.offset, bytes = cut.bytes, last_good_lsn = cut.last_good_lsn,
                 reason = %cut.reason, removed = ?cut.removed_segments,
-                "wal: TRUNCATING MID-LOG CORRUPTION by operator request: acknowledged records after lsn {} are lost", last_lsn);
+                "wal: TRUNCATING DAMAGED LOG by operator request: acknowledged records after lsn {} are lost", last_lsn);
         } else {
             tracing::warn!(segment = %cut.segment, offset = cut.offset, bytes = cut.bytes, last_good_lsn = cut.last_good_lsn,
                 reason = %cut.reason, removed = ?cut.removed_segments, "wal: cut torn tail");
@@ -332,16 +302,19 @@ pub(crate) fn recover(
             recovery.segs = kept.clone();
             return Ok((Recovered { segs: kept, tail: None, next_lsn: last_lsn + 1 }, recovery));
         }
-        tail_idx = opened.len() - 1;
     }
 
     recovery.last_lsn = last_lsn.max(start_lsn - 1);
+    // Writing continues in the segment holding the last readable record, after it, unless that
+    // segment is sealed: then in a new segment named for the next LSN, as its seal says.
+    let tail_idx = end.filter(|e| !e.sealed && e.segment + 1 == opened.len()).map(|e| (e.segment, e.offset));
+    debug_assert!(tail_idx.is_none_or(|(_, offset)| offset >= SEGMENT_HEADER_LEN));
     let mut tail = None;
     for (j, o) in opened.into_iter().enumerate() {
         let bytes = o.reader.len();
         kept.push(SegEntry { first_lsn: o.first_lsn, name: o.name, reader: o.reader, bytes, created_at: now });
-        if j == tail_idx {
-            tail = Some((o.file, end_off as u64));
+        if let Some((_, offset)) = tail_idx.filter(|(segment, _)| *segment == j) {
+            tail = Some((o.file, offset as u64));
         }
     }
     recovery.segs = kept.clone();

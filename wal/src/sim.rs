@@ -190,6 +190,19 @@ impl SimulatedStorage {
         self.st.lock().visible.get(name).map(|f| f.lock().written.clone())
     }
 
+    /// Cuts a file to `len` bytes in both images (an operator's `truncate -s`).
+    pub fn truncate(&self, name: &str, len: u64) -> bool {
+        let st = self.st.lock();
+        let Some(f) = st.visible.get(name) else {
+            return false;
+        };
+        let mut d = f.lock();
+        d.written.truncate(len as usize);
+        d.durable.truncate(len as usize);
+        d.dirty.retain(|&s| s * SECTOR < len);
+        true
+    }
+
     /// Overwrites bytes in both the visible and the durable image (bit rot).
     pub fn corrupt(&self, name: &str, off: u64, bytes: &[u8]) -> bool {
         let st = self.st.lock();
@@ -257,6 +270,29 @@ impl Storage for SimulatedStorage {
         let mut st = self.st.lock();
         st.op()?;
         st.visible.remove(name).map(|_| ()).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut st = self.st.lock();
+        st.op()?;
+        if st.visible.contains_key(to) {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        let f = st.visible.remove(from).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        st.visible.insert(to.to_string(), f);
+        Ok(())
+    }
+
+    fn extend(&self, name: &str, len: u64) -> io::Result<()> {
+        let mut st = self.st.lock();
+        st.op()?;
+        let f = st.visible.get(name).cloned().ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let mut d = f.lock();
+        if (d.written.len() as u64) < len {
+            d.written.resize(len as usize, 0);
+            d.durable.resize(len as usize, 0);
+        }
+        Ok(())
     }
 
     fn sync_dir(&self) -> io::Result<()> {

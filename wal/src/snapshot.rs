@@ -1,5 +1,8 @@
 //! Snapshot files: `snapshots/snap-{lsn:020}.bin`, written atomically
-//! (temp file, fsync, rename, directory fsync). The newest two are kept.
+//! (temp file, fsync, rename, directory fsync). The newest two are kept, and the
+//! log keeps every record after the older of them ([`SnapshotStore::oldest`]),
+//! so a damaged or deleted newest snapshot falls back to the older one plus the
+//! log instead of leaving the directory unstartable.
 //!
 //! ```text
 //! byte  0..8   magic        b"OMSSNAP1"
@@ -42,7 +45,7 @@ fn snap_name(lsn: Lsn) -> String {
     format!("snap-{lsn:020}.bin")
 }
 
-fn parse_snap_name(n: &str) -> Option<Lsn> {
+pub(crate) fn parse_snap_name(n: &str) -> Option<Lsn> {
     let d = n.strip_prefix("snap-")?.strip_suffix(".bin")?;
     if d.len() != 20 || !d.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -161,6 +164,24 @@ impl SnapshotStore {
             }
             Err(reason) => Err(WalError::BadSnapshot { path: path.display().to_string(), reason }),
         }
+    }
+
+    /// The oldest snapshot file kept (valid or not): the log must keep every record after it.
+    pub fn oldest(&self) -> Result<Option<Lsn>, WalError> {
+        Ok(self.list()?.first().copied())
+    }
+
+    /// Deletes every snapshot older than `lsn` (a follower that installed its primary's snapshot
+    /// at `lsn` and restarted its log after it: the older ones can no longer be completed by it).
+    pub fn forget_before(&self, lsn: Lsn) -> Result<usize, WalError> {
+        let old: Vec<Lsn> = self.list()?.into_iter().filter(|l| *l < lsn).collect();
+        for l in &old {
+            fs::remove_file(self.path_for(*l)).map_err(WalError::io("remove old snapshot"))?;
+        }
+        if !old.is_empty() {
+            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(WalError::io("fsync snapshot dir"))?;
+        }
+        Ok(old.len())
     }
 
     /// The newest snapshot whose checksums verify; corrupt ones are skipped

@@ -21,6 +21,11 @@ pub trait Storage: Send + Sync {
     fn open_segment(&self, name: &str) -> io::Result<Box<dyn SegmentFile>>;
     /// Unlinks a file (durable after [`Storage::sync_dir`]).
     fn remove(&self, name: &str) -> io::Result<()>;
+    /// Renames a file, replacing nothing (durable after [`Storage::sync_dir`]).
+    fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Grows a file that lost its end back to `len` bytes with zeros, durably (the operator's
+    /// override repairing a cut segment; never used otherwise).
+    fn extend(&self, name: &str, len: u64) -> io::Result<()>;
     /// Makes creations and removals durable.
     fn sync_dir(&self) -> io::Result<()>;
     /// Which flush mechanism is in use (for logs and benches).
@@ -243,6 +248,22 @@ impl Storage for FsStorage {
 
     fn remove(&self, name: &str) -> io::Result<()> {
         std::fs::remove_file(self.dir.join(name))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let to = self.dir.join(to);
+        if to.exists() {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        std::fs::rename(self.dir.join(from), to)
+    }
+
+    fn extend(&self, name: &str, len: u64) -> io::Result<()> {
+        let file = OpenOptions::new().write(true).open(self.dir.join(name))?;
+        if file.metadata()?.len() < len {
+            file.set_len(len)?;
+        }
+        file.sync_all()
     }
 
     fn sync_dir(&self) -> io::Result<()> {

@@ -1,9 +1,9 @@
 //! The single-writer log: append, group commit, rotation, retention.
 
 use crate::reader::{LogFollower, SegEntry, Shared};
-use crate::record::{encode_into, encoded_len};
+use crate::record::{encode_into, encode_seal, encoded_len, HEADER_LEN};
 use crate::recovery::{recover, Recovery};
-use crate::segment::{encode_header, segment_name, SEGMENT_HEADER_LEN};
+use crate::segment::{creating_name, encode_header, segment_name, SEGMENT_HEADER_LEN};
 use crate::storage::{FsStorage, SegmentFile, Storage};
 use crate::{Durability, Lsn, Retention, WalConfig, WalError};
 use std::sync::Arc;
@@ -118,7 +118,8 @@ impl Wal {
             return Err(WalError::RecordTooLarge { len: payload.len() as u64, max: self.max_record as u64 });
         }
         let need = encoded_len(payload.len()) as u64;
-        if self.write_off + self.pending.len() as u64 + need > self.active_len {
+        // The last HEADER_LEN bytes of a segment stay free for its seal.
+        if self.write_off + self.pending.len() as u64 + need + HEADER_LEN as u64 > self.active_len {
             self.roll()?;
         }
         let lsn = self.next_lsn;
@@ -312,34 +313,59 @@ impl Wal {
         Ok(self.durable)
     }
 
-    /// Seals the active segment (flushing it, whatever the policy: a later
-    /// segment must never hold durable records while an earlier one does not)
-    /// and starts a new one at `next_lsn`.
+    /// Ends the active segment and starts a new one at `next_lsn`:
+    /// 1. flush the active segment, whatever the policy (a later segment must never hold durable
+    ///    records while an earlier one does not);
+    /// 2. create the successor complete and durable (see [`Wal::new_segment`]);
+    /// 3. write and flush the seal after the last record of the old segment, naming the
+    ///    successor's first LSN. From then on a log ending in that segment has lost its successor.
+    ///
+    /// A crash between 2 and 3 leaves an unsealed segment followed by an empty one, which recovery
+    /// accepts: nothing was written to the successor before the seal.
     fn roll(&mut self) -> Result<(), WalError> {
         // Records appended so far are all in the active segment's budget.
         self.write_pending()?;
         self.flush()?;
-        self.new_segment()
+        let seal_at = self.write_off;
+        let old = self.active.take();
+        self.new_segment()?;
+        if let Some(mut old) = old {
+            debug_assert!(seal_at + HEADER_LEN as u64 <= old.len(), "append keeps room for the seal");
+            let mut seal = Vec::with_capacity(HEADER_LEN);
+            encode_seal(&mut seal, self.next_lsn);
+            let r = old.write_at(seal_at, &seal);
+            r.map_err(self.poison("write segment seal"))?;
+            let r = old.sync_range(seal_at, HEADER_LEN as u64);
+            r.map_err(self.poison("sync segment seal"))?;
+        }
+        Ok(())
     }
 
+    /// Creates the segment starting at `next_lsn` and makes it the active one. It is built under a
+    /// temporary name (pre-allocated, header with its length written and flushed) and renamed only
+    /// then, with the directory synced: a file under a segment name is always complete, so
+    /// recovery can read a short or headerless segment as damage instead of an interrupted creation.
     fn new_segment(&mut self) -> Result<(), WalError> {
         let name = segment_name(self.next_lsn);
+        let creating = creating_name(self.next_lsn);
         let len = self.cfg.segment_bytes;
-        let mut file = match self.storage.create_segment(&name, len) {
+        let mut file = match self.storage.create_segment(&creating, len) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                // Left over from a crash before its header became durable: recovery
-                // removed it from the log; start it afresh.
-                self.storage.remove(&name).map_err(self.poison("remove stale segment"))?;
-                let r = self.storage.create_segment(&name, len);
+                // Left over from a failed attempt in this process (recovery removes the ones a
+                // crash leaves).
+                self.storage.remove(&creating).map_err(self.poison("remove stale segment"))?;
+                let r = self.storage.create_segment(&creating, len);
                 r.map_err(self.poison("create segment"))?
             }
             Err(e) => return Err(self.poison("create segment")(e)),
         };
-        let r = file.write_at(0, &encode_header(self.next_lsn));
+        let r = file.write_at(0, &encode_header(self.next_lsn, len));
         r.map_err(self.poison("write segment header"))?;
         let r = file.sync_range(0, SEGMENT_HEADER_LEN as u64);
         r.map_err(self.poison("sync segment header"))?;
+        let r = self.storage.rename(&creating, &name);
+        r.map_err(self.poison("rename new segment"))?;
         let r = self.storage.sync_dir();
         r.map_err(self.poison("sync dir"))?;
         let reader = file.reader();

@@ -113,7 +113,7 @@ fn eio_on_flush_poisons() {
 #[test]
 fn crash_during_recovery_is_idempotent() {
     let mut tested = 0;
-    for seed in 0..60u64 {
+    for seed in 0..150u64 {
         let base = SimulatedStorage::new();
         base.fail_at_op(21 + 2 * (seed * 7 % 60));
         workload_with(&base, seed, big_payload);

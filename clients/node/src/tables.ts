@@ -67,7 +67,7 @@ export const ROLES: ReadonlyMap<number, string> = new Map([
   [3, "reader"],
 ]);
 
-/** 1 bad_frame: framing broken, bad Hello magic, or no Hello first; connection closed */
+/** 1 bad_frame: framing broken, or a bad Hello magic; connection closed */
 export class BadFrame extends ServerError {
   static override readonly CODE = 1;
   static override readonly NAME = "bad_frame";
@@ -79,7 +79,7 @@ export class UnsupportedVersion extends ServerError {
   static override readonly NAME = "unsupported_version";
 }
 
-/** 3 unauthenticated: handshake refused; connection closed */
+/** 3 unauthenticated: handshake refused (unknown key, non-loopback without keys, or a first frame that is not Hello); connection closed */
 export class Unauthenticated extends ServerError {
   static override readonly CODE = 3;
   static override readonly NAME = "unauthenticated";
@@ -343,13 +343,13 @@ export class DuplicateReservation extends Refused {
   static override readonly NAME = "duplicate_reservation";
 }
 
-/** 128 invalid_code: a SKU or warehouse code empty, longer than 64 bytes, or with characters codes may not hold */
+/** 128 invalid_code: a code empty, longer than 64 bytes, or holding a control or invisible character (Unicode categories C* (NUL, escapes, bidi overrides and isolates, zero-width characters, BOM, private use, unassigned), Zl, Zp; the message names it as U+XXXX): SKU, kit, warehouse and region codes */
 export class InvalidCode extends Refused {
   static override readonly CODE = 128;
   static override readonly NAME = "invalid_code";
 }
 
-/** 129 quantity_overflow: a quantity would exceed its bound */
+/** 129 quantity_overflow: a stock cell's on-hand (or a bucket) would exceed 2^40 units (`catalog::QUANTITY_LIMIT`), so a SKU's totals over all warehouses stay exact */
 export class QuantityOverflow extends Refused {
   static override readonly CODE = 129;
   static override readonly NAME = "quantity_overflow";
@@ -469,13 +469,13 @@ export class InvalidRules extends Refused {
   static override readonly NAME = "invalid_rules";
 }
 
-/** 149 sku_id_out_of_range: SKU ids must be below 2^24 */
+/** 149 sku_id_out_of_range: SKU ids must be below 2^24 (`oms_engine::SKU_ID_LIMIT`): the dense per-partition SKU table is sized by them */
 export class SkuIdOutOfRange extends Refused {
   static override readonly CODE = 149;
   static override readonly NAME = "sku_id_out_of_range";
 }
 
-/** 150 idempotency_key_reused: the idempotency key was used before for a different request (payment-API convention: same key + same request replays, same key + different request is refused) */
+/** 150 idempotency_key_reused: the idempotency key was used before (by this API key) for a different request (payment-API convention: same key + same request replays, same key + different request is refused; see 5.2); the message names the key and the first reservation. A new request needs a new key */
 export class IdempotencyKeyReused extends Refused {
   static override readonly CODE = 150;
   static override readonly NAME = "idempotency_key_reused";

@@ -102,24 +102,86 @@ test("refusals are typed and carry codes and facts", async () => {
   await client.close();
 });
 
-test("an idempotency key replays the first reservation", async () => {
-  // The same key and cart answers the first reservation again and holds nothing twice.
+/** How many partitions hold a part of a reservation: the id's top 16 bits are its partition set
+ * (docs/ARCHITECTURE.md). Only used to check a test's premise. */
+function partitionsOf(id) {
+  return [...(BigInt(id) >> 48n).toString(2)].filter((bit) => bit === "1").length;
+}
+
+test("an idempotency key replays the same cart and refuses another", async () => {
+  // The same key and cart answers the first reservation again and holds nothing twice; the same
+  // key with another cart is refused IdempotencyKeyReused and holds nothing, whether the other
+  // cart's lines live in the first one's partition or in the other. The demo runs two partitions
+  // with SKU ids in definition order: CAP-BLK and TSHIRT-BLU-M share one, MUG-WHT is in the other.
   await withServer(["--demo"], async (own) => {
     const client = new Client(own.address);
+    const skus = ["CAP-BLK", "TSHIRT-BLU-M", "MUG-WHT"];
+    const available = async () => Promise.all(skus.map(async (sku) => (await client.stock(sku)).available));
+    const before = await available();
     const first = await client.reserve([{ sku: "CAP-BLK", qty: 2 }], { idempotencyKey: "order-77" });
     const again = await client.reserve([{ sku: "CAP-BLK", qty: 2 }], { idempotencyKey: "order-77" });
     assert.deepEqual([again.id, again.replayed, first.replayed], [first.id, true, false]);
-    assert.equal((await client.stock("CAP-BLK")).available, 38);
-
-    // The same key with another cart must be refused (IdempotencyKeyReused). omsd does not do
-    // it yet (issue 13 item 4): this part fails the day it does, to be made an ordinary check.
-    let refused = false;
-    try {
-      await client.reserve([{ sku: "CAP-BLK", qty: 3 }], { idempotencyKey: "order-77" });
-    } catch (e) {
-      refused = e instanceof IdempotencyKeyReused;
+    assert.equal(partitionsOf(first.id), 1);
+    const others = [
+      [{ sku: "CAP-BLK", qty: 3 }],
+      [{ sku: "TSHIRT-BLU-M", qty: 1 }],
+      [{ sku: "MUG-WHT", qty: 1 }],
+      [
+        { sku: "CAP-BLK", qty: 2 },
+        { sku: "MUG-WHT", qty: 1 },
+      ],
+    ];
+    for (const cart of others) {
+      await assert.rejects(
+        client.reserve(cart, { idempotencyKey: "order-77" }),
+        (e) => e instanceof IdempotencyKeyReused && e.code === 150 && e.message.includes("order-77"),
+        JSON.stringify(cart),
+      );
     }
-    assert.equal(refused, false, "omsd now refuses a reused key: make this an ordinary assertion");
+    assert.deepEqual(await available(), [before[0] - 2, before[1], before[2]]);
+    await client.close();
+  });
+});
+
+test("an idempotency key of a multi-partition cart replays it and refuses another", async () => {
+  // A cart whose lines live in both partitions: the same key and cart (lines in another order)
+  // replays the one reservation; the same key with another quantity, or with a cart in one of its
+  // partitions only (also as a batch item), is refused IdempotencyKeyReused and holds nothing more.
+  await withServer(["--demo"], async (own) => {
+    const client = new Client(own.address);
+    const skus = ["CAP-BLK", "MUG-WHT"];
+    const available = async () => Promise.all(skus.map(async (sku) => (await client.stock(sku)).available));
+    const before = await available();
+    const first = await client.reserve(
+      [
+        { sku: "MUG-WHT", qty: 1 },
+        { sku: "CAP-BLK", qty: 1 },
+      ],
+      { idempotencyKey: "order-78" },
+    );
+    assert.equal(partitionsOf(first.id), 2, "the premise: the cart spans both partitions");
+    const again = await client.reserve(
+      [
+        { sku: "CAP-BLK", qty: 1 },
+        { sku: "MUG-WHT", qty: 1 },
+      ],
+      { idempotencyKey: "order-78" },
+    );
+    assert.deepEqual([again.id, again.replayed], [first.id, true]);
+    const others = [
+      [
+        { sku: "MUG-WHT", qty: 2 },
+        { sku: "CAP-BLK", qty: 1 },
+      ],
+      [{ sku: "MUG-WHT", qty: 1 }],
+      [{ sku: "CAP-BLK", qty: 1 }],
+    ];
+    for (const cart of others) {
+      await assert.rejects(client.reserve(cart, { idempotencyKey: "order-78" }), IdempotencyKeyReused, JSON.stringify(cart));
+    }
+    const [item] = await client.reserveBatch([{ lines: [{ sku: "CAP-BLK", qty: 5 }], idempotencyKey: "order-78" }]);
+    assert.ok(item instanceof IdempotencyKeyReused, String(item));
+    assert.deepEqual(await available(), before.map((n) => n - 1));
     await client.close();
   });
 });

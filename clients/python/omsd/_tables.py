@@ -72,7 +72,7 @@ ROLES = {
 
 
 class BadFrame(ServerError):
-    """1 bad_frame: framing broken, bad Hello magic, or no Hello first; connection closed"""
+    """1 bad_frame: framing broken, or a bad Hello magic; connection closed"""
 
     CODE = 1
     NAME = 'bad_frame'
@@ -86,7 +86,7 @@ class UnsupportedVersion(ServerError):
 
 
 class Unauthenticated(ServerError):
-    """3 unauthenticated: handshake refused; connection closed"""
+    """3 unauthenticated: handshake refused (unknown key, non-loopback without keys, or a first frame that is not Hello); connection closed"""
 
     CODE = 3
     NAME = 'unauthenticated'
@@ -394,14 +394,14 @@ class DuplicateReservation(Refused):
 
 
 class InvalidCode(Refused):
-    """128 invalid_code: a SKU or warehouse code empty, longer than 64 bytes, or with characters codes may not hold"""
+    """128 invalid_code: a code empty, longer than 64 bytes, or holding a control or invisible character (Unicode categories C* (NUL, escapes, bidi overrides and isolates, zero-width characters, BOM, private use, unassigned), Zl, Zp; the message names it as U+XXXX): SKU, kit, warehouse and region codes"""
 
     CODE = 128
     NAME = 'invalid_code'
 
 
 class QuantityOverflow(Refused):
-    """129 quantity_overflow: a quantity would exceed its bound"""
+    """129 quantity_overflow: a stock cell's on-hand (or a bucket) would exceed 2^40 units (`catalog::QUANTITY_LIMIT`), so a SKU's totals over all warehouses stay exact"""
 
     CODE = 129
     NAME = 'quantity_overflow'
@@ -541,14 +541,14 @@ class InvalidRules(Refused):
 
 
 class SkuIdOutOfRange(Refused):
-    """149 sku_id_out_of_range: SKU ids must be below 2^24"""
+    """149 sku_id_out_of_range: SKU ids must be below 2^24 (`oms_engine::SKU_ID_LIMIT`): the dense per-partition SKU table is sized by them"""
 
     CODE = 149
     NAME = 'sku_id_out_of_range'
 
 
 class IdempotencyKeyReused(Refused):
-    """150 idempotency_key_reused: the idempotency key was used before for a different request (payment-API convention: same key + same request replays, same key + different request is refused)"""
+    """150 idempotency_key_reused: the idempotency key was used before (by this API key) for a different request (payment-API convention: same key + same request replays, same key + different request is refused; see 5.2); the message names the key and the first reservation. A new request needs a new key"""
 
     CODE = 150
     NAME = 'idempotency_key_reused'

@@ -76,21 +76,48 @@ def test_unknown_sku_and_unknown_reservation(demo: Omsd) -> None:
             client.confirm(123456789)
 
 
-# Strict: once the engine refuses a reused key (issue 13 item 4), this xfail turns into a failure
-# that says to drop the marker.
-@pytest.mark.xfail(strict=True, reason="omsd still replays a reused key for another cart (issue 13 item 4)")
+def partitions_of(reservation_id: int) -> int:
+    """How many partitions hold a part of a reservation: the id's top 16 bits are its partition
+    set (docs/ARCHITECTURE.md). Only used to check a test's premise."""
+    return bin(reservation_id >> 48).count("1")
+
+
 def test_idempotency_key_replays_and_refuses_another_cart(demo: Omsd) -> None:
     # The same key and cart answers the first reservation again (replayed, nothing held twice);
-    # the same key with another cart raises IdempotencyKeyReused.
+    # the same key with another cart raises IdempotencyKeyReused and holds nothing, whether the
+    # other cart's lines live in the first one's partition or in the other. The demo runs two
+    # partitions with SKU ids in definition order: CAP-BLK and TSHIRT-BLU-M share a partition,
+    # MUG-WHT is in the other.
     with omsd.Client(demo.address) as client:
-        before = client.stock("CAP-BLK").available
+        before = {sku: client.stock(sku).available for sku in ("CAP-BLK", "TSHIRT-BLU-M", "MUG-WHT")}
         first = client.reserve([("CAP-BLK", 2)], idempotency_key="order-77")
         again = client.reserve([("CAP-BLK", 2)], idempotency_key="order-77")
         assert (again.id, again.replayed, first.replayed) == (first.id, True, False)
-        assert client.stock("CAP-BLK").available == before - 2
-        with pytest.raises(omsd.IdempotencyKeyReused):
-            client.reserve([("CAP-BLK", 3)], idempotency_key="order-77")
-        assert client.stock("CAP-BLK").available == before - 2
+        assert partitions_of(first.id) == 1
+        for cart in ([("CAP-BLK", 3)], [("TSHIRT-BLU-M", 1)], [("MUG-WHT", 1)], [("CAP-BLK", 2), ("MUG-WHT", 1)]):
+            with pytest.raises(omsd.IdempotencyKeyReused) as refused:
+                client.reserve(cart, idempotency_key="order-77")
+            assert refused.value.code == 150 and "order-77" in str(refused.value), cart
+        after = {sku: client.stock(sku).available for sku in before}
+        assert after == {**before, "CAP-BLK": before["CAP-BLK"] - 2}
+
+
+def test_idempotency_key_of_a_multi_partition_cart(demo: Omsd) -> None:
+    # A cart whose lines live in both partitions: the same key and cart (lines in another order)
+    # replays the one reservation; the same key with another quantity, or with a cart in one of
+    # its partitions only, raises IdempotencyKeyReused and holds nothing more.
+    with omsd.Client(demo.address) as client:
+        before = {sku: client.stock(sku).available for sku in ("CAP-BLK", "MUG-WHT")}
+        first = client.reserve([("MUG-WHT", 1), ("CAP-BLK", 1)], idempotency_key="order-78")
+        assert partitions_of(first.id) == 2, "the premise: the cart spans both partitions"
+        again = client.reserve([("CAP-BLK", 1), ("MUG-WHT", 1)], idempotency_key="order-78")
+        assert (again.id, again.replayed) == (first.id, True)
+        for cart in ([("MUG-WHT", 2), ("CAP-BLK", 1)], [("MUG-WHT", 1)], [("CAP-BLK", 1)]):
+            with pytest.raises(omsd.IdempotencyKeyReused):
+                client.reserve(cart, idempotency_key="order-78")
+        results = client.reserve_batch([omsd.Cart([("CAP-BLK", 5)], idempotency_key="order-78")])
+        assert isinstance(results[0], omsd.IdempotencyKeyReused)
+        assert {sku: client.stock(sku).available for sku in before} == {sku: n - 1 for sku, n in before.items()}
 
 
 def test_kit_line_is_answered_with_its_components(demo: Omsd) -> None:

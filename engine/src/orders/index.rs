@@ -49,7 +49,7 @@ pub const BUCKET_MS: u64 = 15 * 60_000;
 
 /// Stable FNV-1a hash of a text filter value (the engine must not depend on a hasher's seed).
 pub fn text_hash(text: &str) -> u64 {
-    crate::ids::idempotency_hash(text.as_bytes())
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// The rule part of a hold entry: audit holds are the rule's name; operator holds are

@@ -253,8 +253,8 @@ impl OrderCommand {
     }
 }
 
-/// The idempotency key an order's allocation reservation carries: a hash of the order id and the
-/// reservation's sequence. It marks the reservation as the order's (start-up reconciliation
+/// The tag an order's allocation reservation carries (in `ReserveRequest::fingerprint`): a hash
+/// of the order id and the reservation's sequence. It marks the reservation as the order's (start-up reconciliation
 /// releases an allocation hold whose `RecordAllocation` was lost by a crash, and must never take
 /// a storefront reservation whose customer id merely equals an order id), and being unique per
 /// reservation it never makes one allocation replay another.
@@ -263,7 +263,7 @@ pub fn allocation_key(order: u64, reservation: ReservationId) -> u64 {
     bytes[..14].copy_from_slice(b"oms-allocation");
     bytes[14..22].copy_from_slice(&order.to_le_bytes());
     bytes[22..].copy_from_slice(&crate::routing::reservation_sequence(reservation).to_le_bytes());
-    crate::ids::idempotency_hash(&bytes)
+    crate::ids::stable_hash(&bytes)
 }
 
 /// The partition that owns an order (or wave) id.
@@ -279,7 +279,7 @@ pub fn order_id_for(channel: SalesChannel, external_id: &str) -> OrderId {
     key.extend_from_slice(channel.name().as_bytes());
     key.push(0);
     key.extend_from_slice(external_id.as_bytes());
-    (crate::ids::idempotency_hash(&key) & ((1 << 47) - 1)).max(1)
+    (crate::ids::stable_hash(&key) & ((1 << 47) - 1)).max(1)
 }
 
 #[derive(

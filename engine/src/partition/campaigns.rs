@@ -158,7 +158,7 @@ impl Partition {
             state: HoldState::DepositHeld,
             hold_ms: u32::try_from(balance_window_ms).unwrap_or(u32::MAX),
             expires_at_ms,
-            idempotency_key: req.idempotency_key,
+            fingerprint: req.fingerprint,
             allocations: Allocations::None,
             presale: Some(Box::new(PresaleHold { qty: line.qty, outstanding: line.qty, promise_ms: None })),
         });

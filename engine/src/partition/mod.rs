@@ -21,8 +21,8 @@ use crate::ledger::Ledger;
 use crate::reservation::ReservationBook;
 
 pub use query::{
-    CampaignView, ConsistencyReport, ImageError, PartitionImage, ReservationPart, ReservationView, SkuStockView,
-    WarehouseStockView,
+    CampaignView, ConsistencyReport, ImageError, PartitionImage, PartitionImageV1, PartitionImageV2, ReservationPart,
+    ReservationView, SkuStockView, WarehouseStockView,
 };
 pub use stock_ops::validate_kit;
 
@@ -131,7 +131,10 @@ impl Partition {
             Ok(Outcome::Changed) => self.now_ms = now,
             // The only thing an unchanged command may say is the replayed answer to a retry.
             Ok(Outcome::Unchanged) => debug_assert!(
-                out[mark..].iter().all(|e| matches!(e, Event::Reserved { replayed: true, .. })),
+                out[mark..].iter().all(|e| matches!(
+                    e,
+                    Event::Reserved { replayed: true, .. } | Event::KeyClaimed { replayed: true, .. }
+                )),
                 "an unchanged command emitted events"
             ),
             Err(_) => out.truncate(mark),
@@ -174,6 +177,10 @@ impl Partition {
             Command::RescheduleIncoming { po, sku, eta_ms } => self.reschedule_incoming(*po, *sku, *eta_ms, out),
             Command::ReceivePurchaseOrder { po, sku, qty } => self.receive_purchase_order(*po, *sku, *qty, out),
             Command::Reserve(request) => self.reserve(now, request, out),
+            Command::ClaimKey { key, fingerprint, id, ttl_ms } => {
+                self.claim_key(now, key, *fingerprint, *id, *ttl_ms, out)
+            }
+            Command::ForgetKey { key, id } => Ok(self.forget_key(key, *id)),
             Command::Confirm { id } => self.confirm(now, *id, out),
             Command::Release { id, cause } => self.release(now, *id, *cause, out),
             Command::Ship { id } => self.ship(now, *id, out),
@@ -236,10 +243,16 @@ impl Partition {
             .map_err(|_| EngineError::UnknownWarehouse { warehouse: id })
     }
 
-    /// Refuse a command that would push a cell's on-hand past u64::MAX (call after `stocked_sku`).
+    /// Refuse a command that would push a cell's on-hand past [`crate::catalog::QUANTITY_LIMIT`]
+    /// (call after `stocked_sku`).
     fn room_for(&self, sku: SkuId, warehouse: WarehouseId, qty: u64) -> Result<(), EngineError> {
         let on_hand = self.sku(sku)?.cell(warehouse).map_or(0, |c| c.on_hand);
-        on_hand.checked_add(qty).map(drop).ok_or(EngineError::QuantityOverflow { sku, warehouse, max: u64::MAX })
+        let max = crate::catalog::QUANTITY_LIMIT;
+        on_hand.checked_add(qty).filter(|q| *q <= max).map(drop).ok_or(EngineError::QuantityOverflow {
+            sku,
+            warehouse,
+            max,
+        })
     }
 
     fn warehouse_priority(&self, id: WarehouseId) -> u16 {

@@ -117,6 +117,8 @@ pub struct PartitionImage {
     pub ledger_total_entries: u64,
     /// Orders, waves and order rules (see [`crate::orders::OrderBookImage`]).
     pub orders: crate::orders::OrderBookImage,
+    /// The idempotency keys this partition is home to, in eviction order.
+    pub claims: Vec<crate::keys::ClaimImage>,
     /// State added for the order desk (issue 15): display names, SKU volumes, pick overrides.
     pub desk: DeskImage,
 }
@@ -127,6 +129,92 @@ pub struct DeskImage {
     pub sku_names: Vec<(SkuId, String)>,
     pub warehouse_names: Vec<(WarehouseId, String)>,
     pub book: crate::orders::DeskBookImage,
+}
+
+/// The image as written before it held idempotency claims (snapshots without a tag): loads with
+/// no claims and no desk state.
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct PartitionImageV1 {
+    pub index: u32,
+    pub partitions: u32,
+    pub now_ms: TimeMs,
+    pub warehouses: Vec<Warehouse>,
+    pub skus: Vec<SkuState>,
+    pub live: Vec<Reservation>,
+    pub ended: Vec<Ended>,
+    pub counters: ReservationCounters,
+    pub campaigns: Vec<CampaignImage>,
+    pub channels: Vec<ChannelPolicy>,
+    pub ledger_opening: Vec<(SkuId, WarehouseId, Balance)>,
+    pub ledger_entries: Vec<Movement>,
+    pub ledger_total_entries: u64,
+    pub orders: crate::orders::OrderBookImage,
+}
+
+/// The image as written with idempotency claims but before the desk state (tag
+/// `codec::IMAGE_TAG_V2`): loads with no names, volumes or pick overrides.
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct PartitionImageV2 {
+    pub index: u32,
+    pub partitions: u32,
+    pub now_ms: TimeMs,
+    pub warehouses: Vec<Warehouse>,
+    pub skus: Vec<SkuState>,
+    pub live: Vec<Reservation>,
+    pub ended: Vec<Ended>,
+    pub counters: ReservationCounters,
+    pub campaigns: Vec<CampaignImage>,
+    pub channels: Vec<ChannelPolicy>,
+    pub ledger_opening: Vec<(SkuId, WarehouseId, Balance)>,
+    pub ledger_entries: Vec<Movement>,
+    pub ledger_total_entries: u64,
+    pub orders: crate::orders::OrderBookImage,
+    pub claims: Vec<crate::keys::ClaimImage>,
+}
+
+impl From<PartitionImageV1> for PartitionImage {
+    fn from(v1: PartitionImageV1) -> Self {
+        PartitionImage::from(PartitionImageV2 {
+            index: v1.index,
+            partitions: v1.partitions,
+            now_ms: v1.now_ms,
+            warehouses: v1.warehouses,
+            skus: v1.skus,
+            live: v1.live,
+            ended: v1.ended,
+            counters: v1.counters,
+            campaigns: v1.campaigns,
+            channels: v1.channels,
+            ledger_opening: v1.ledger_opening,
+            ledger_entries: v1.ledger_entries,
+            ledger_total_entries: v1.ledger_total_entries,
+            orders: v1.orders,
+            claims: Vec::new(),
+        })
+    }
+}
+
+impl From<PartitionImageV2> for PartitionImage {
+    fn from(v1: PartitionImageV2) -> Self {
+        PartitionImage {
+            index: v1.index,
+            partitions: v1.partitions,
+            now_ms: v1.now_ms,
+            warehouses: v1.warehouses,
+            skus: v1.skus,
+            live: v1.live,
+            ended: v1.ended,
+            counters: v1.counters,
+            campaigns: v1.campaigns,
+            channels: v1.channels,
+            ledger_opening: v1.ledger_opening,
+            ledger_entries: v1.ledger_entries,
+            ledger_total_entries: v1.ledger_total_entries,
+            orders: v1.orders,
+            claims: v1.claims,
+            desk: DeskImage::default(),
+        }
+    }
 }
 
 fn view_cell(warehouse: WarehouseId, c: &StockCell) -> WarehouseStockView {
@@ -157,13 +245,13 @@ impl Partition {
         self.book.live.contains_key(&id)
     }
 
-    /// Every live reservation part: (id, customer, channel), in no particular order.
-    /// Every live reservation with its customer, channel and idempotency key.
+    /// Every live reservation part with its customer, channel and fingerprint (an order
+    /// allocation's `allocation_key`), in no particular order.
     pub fn live_reservation_owners(
         &self,
     ) -> impl Iterator<Item = (crate::ids::ReservationId, crate::ids::CustomerId, crate::ids::ChannelId, u64)> + '_
     {
-        self.book.live.values().map(|r| (r.id, r.customer, r.channel, r.idempotency_key))
+        self.book.live.values().map(|r| (r.id, r.customer, r.channel, r.fingerprint))
     }
 
     pub fn counters(&self) -> ReservationCounters {
@@ -371,6 +459,7 @@ impl Partition {
             ledger_entries: self.ledger.entries.clone(),
             ledger_total_entries: self.ledger.total_entries,
             orders: self.orders.image(),
+            claims: self.book.claims.image(),
             desk: DeskImage {
                 sku_names: self.names.skus.iter().map(|(k, v)| (*k, v.clone())).collect(),
                 warehouse_names: self.names.warehouses.iter().map(|(k, v)| (*k, v.clone())).collect(),
@@ -409,12 +498,10 @@ impl Partition {
             book.insert(r);
         }
         for e in image.ended {
-            if e.reservation.idempotency_key != 0 {
-                book.keys.insert(e.reservation.idempotency_key, e.reservation.id);
-            }
             book.ended_order.push_back(e.reservation.id);
             book.ended.insert(e.reservation.id, e);
         }
+        book.claims = crate::keys::KeyClaims::from_image(image.claims);
         book.counters = image.counters;
         partition.book = book;
         partition.campaigns = image.campaigns.into_iter().map(|c| (c.id, c.into())).collect();

@@ -16,11 +16,109 @@ impl Partition {
         req: &ReserveRequest,
         out: &mut Vec<Event>,
     ) -> Result<Outcome, EngineError> {
-        if req.idempotency_key != 0 {
-            if let Some(&id) = self.book.keys.get(&req.idempotency_key) {
-                out.push(self.replayed_answer(id));
+        // At the key's home, a key claimed before stands for its first reservation: the same
+        // request continues under that reservation's id (replaying it, or completing it if this
+        // part was undone), a different request is refused.
+        let mut resolved = None;
+        let mut claim_here = None;
+        if let Some(key) =
+            req.idempotency_key.as_deref().filter(|k| routing::key_home(k, self.partitions) == self.index)
+        {
+            match self.book.claims.get(key) {
+                Some(claim) if claim.fingerprint != req.fingerprint => {
+                    return Err(EngineError::IdempotencyKeyReused { key: key.key.clone(), id: claim.id });
+                }
+                Some(claim) if claim.id != req.id => resolved = Some(claim.id),
+                Some(_) => {}
+                None => claim_here = Some(key),
+            }
+        }
+        if let Some(first) = resolved {
+            let again = ReserveRequest { id: first, ..req.clone() };
+            return self.reserve_part(now, &again, out);
+        }
+        let outcome = self.reserve_part(now, req, out)?;
+        if let (Some(key), Outcome::Changed) = (claim_here, outcome) {
+            self.claim(key.clone(), req.id, req.fingerprint, now.saturating_add(req.ttl_ms), now);
+        }
+        Ok(outcome)
+    }
+
+    /// Remember that `key` made reservation `id` (see `keys::KeyClaims`).
+    pub(super) fn claim(
+        &mut self,
+        key: crate::command::IdempotencyKey,
+        id: ReservationId,
+        fingerprint: u64,
+        remember_until_ms: TimeMs,
+        now: TimeMs,
+    ) {
+        let claim = crate::keys::Claim { id, fingerprint, remember_until_ms };
+        let limit = self.limits.ended_retention;
+        self.book.claims.insert(key, claim, now, limit);
+    }
+
+    /// [`crate::Command::ClaimKey`]: the key's home holds none of the reservation's lines.
+    pub(super) fn claim_key(
+        &mut self,
+        now: TimeMs,
+        key: &crate::command::IdempotencyKey,
+        fingerprint: u64,
+        id: ReservationId,
+        ttl_ms: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
+        if routing::key_home(key, self.partitions) != self.index {
+            return Err(EngineError::WrongPartition {
+                sku: SkuId(0),
+                owner: routing::key_home(key, self.partitions),
+                this: self.index,
+            });
+        }
+        if ttl_ms == 0 || ttl_ms > self.limits.max_ttl_ms {
+            return Err(EngineError::InvalidTtl { max_ms: self.limits.max_ttl_ms });
+        }
+        match self.book.claims.get(key) {
+            Some(claim) if claim.fingerprint != fingerprint => {
+                Err(EngineError::IdempotencyKeyReused { key: key.key.clone(), id: claim.id })
+            }
+            Some(claim) => {
+                out.push(Event::KeyClaimed { id: claim.id, replayed: true });
+                Ok(Outcome::Unchanged)
+            }
+            None => {
+                self.claim(key.clone(), id, fingerprint, now.saturating_add(ttl_ms), now);
+                out.push(Event::KeyClaimed { id, replayed: false });
+                Ok(Outcome::Changed)
+            }
+        }
+    }
+
+    /// [`crate::Command::ForgetKey`].
+    pub(super) fn forget_key(&mut self, key: &crate::command::IdempotencyKey, id: ReservationId) -> Outcome {
+        if self.book.claims.forget(key, id) {
+            Outcome::Changed
+        } else {
+            Outcome::Unchanged
+        }
+    }
+
+    /// Reserve this partition's part under `req.id`. A part that already exists under that id
+    /// replays if it was made by the same request (a retry completing a reservation), and is
+    /// refused as a duplicate id otherwise.
+    fn reserve_part(
+        &mut self,
+        now: TimeMs,
+        req: &ReserveRequest,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
+        let existing = self.book.live.get(&req.id).or_else(|| self.book.ended.get(&req.id).map(|e| &e.reservation));
+        if let Some(existing) = existing {
+            if req.fingerprint != 0 && existing.fingerprint == req.fingerprint {
+                out.push(self.replayed_answer(req.id));
                 return Ok(Outcome::Unchanged);
             }
+            return Err(EngineError::DuplicateReservation { id: req.id });
         }
         routing::validate_lines(&req.lines, self.limits.max_lines)?;
         if req.ttl_ms == 0 || req.ttl_ms > self.limits.max_ttl_ms {
@@ -30,9 +128,6 @@ impl Partition {
             // The id names the partitions that hold its parts; a part elsewhere could never be
             // confirmed or released.
             return Err(EngineError::WrongPartition { sku: req.lines[0].sku, owner: self.index, this: self.index });
-        }
-        if self.book.live.contains_key(&req.id) || self.book.ended.contains_key(&req.id) {
-            return Err(EngineError::DuplicateReservation { id: req.id });
         }
         for line in &req.lines {
             self.stocked_sku(line.sku, "reserve")?;
@@ -97,7 +192,7 @@ impl Partition {
             state: HoldState::Held,
             hold_ms: u32::try_from(req.ttl_ms).unwrap_or(u32::MAX),
             expires_at_ms,
-            idempotency_key: req.idempotency_key,
+            fingerprint: req.fingerprint,
             allocations: Allocations::from_slice(&plan),
             presale: None,
         });
@@ -260,7 +355,8 @@ impl Partition {
         Ok(())
     }
 
-    /// The first answer for a known idempotency key, reconstructed without changing anything.
+    /// The first answer of a reservation made before (a retry), reconstructed without changing
+    /// anything.
     fn replayed_answer(&self, id: ReservationId) -> Event {
         let reservation = self.book.live.get(&id).or_else(|| self.book.ended.get(&id).map(|e| &e.reservation));
         match reservation {

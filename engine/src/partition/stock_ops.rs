@@ -2,7 +2,7 @@
 //! unavailable buckets and channel policies.
 
 use super::{Outcome, Partition};
-use crate::catalog::{check_code, SkuState, Warehouse};
+use crate::catalog::{check_code, SkuState, Warehouse, QUANTITY_LIMIT};
 use crate::channel::FULL_RATIO_BP;
 use crate::command::{Bucket, ChannelPolicy, KitComponent};
 use crate::error::EngineError;
@@ -22,6 +22,7 @@ impl Partition {
         if region.len() > crate::catalog::CODE_LIMIT {
             return Err(EngineError::InvalidCode { limit: crate::catalog::CODE_LIMIT });
         }
+        crate::catalog::check_printable(region)?;
         let warehouse = Warehouse { id, code: code.to_owned(), region: region.to_owned(), priority };
         match self.warehouses.binary_search_by_key(&id, |w| w.id) {
             Ok(i) if self.warehouses[i] == warehouse => return Ok(Outcome::Unchanged),
@@ -151,6 +152,9 @@ impl Partition {
     ) -> Result<Outcome, EngineError> {
         self.warehouse(warehouse)?;
         let state = self.stocked_sku(sku, "set on-hand")?;
+        if on_hand > QUANTITY_LIMIT {
+            return Err(EngineError::QuantityOverflow { sku, warehouse, max: QUANTITY_LIMIT });
+        }
         let cell = state.cell(warehouse).copied().unwrap_or_default();
         if on_hand < cell.committed() {
             return Err(EngineError::BelowCommitted {
@@ -209,8 +213,10 @@ impl Partition {
         if target < i128::from(cell.committed()) {
             return Err(EngineError::BelowCommitted { sku, warehouse, committed: cell.committed(), requested: target });
         }
-        let on_hand =
-            u64::try_from(target).map_err(|_| EngineError::QuantityOverflow { sku, warehouse, max: u64::MAX })?;
+        let on_hand = u64::try_from(target)
+            .ok()
+            .filter(|q| *q <= QUANTITY_LIMIT)
+            .ok_or(EngineError::QuantityOverflow { sku, warehouse, max: QUANTITY_LIMIT })?;
         self.sku_mut(sku).cell_mut(warehouse).on_hand = on_hand;
         let (kind, qty) = if delta > 0 {
             (MovementKind::AdjustedUp, delta.unsigned_abs())
@@ -232,6 +238,9 @@ impl Partition {
     ) -> Result<Outcome, EngineError> {
         self.warehouse(warehouse)?;
         let state = self.stocked_sku(sku, "set a bucket")?;
+        if qty > QUANTITY_LIMIT {
+            return Err(EngineError::QuantityOverflow { sku, warehouse, max: QUANTITY_LIMIT });
+        }
         let mut cell = state.cell(warehouse).copied().unwrap_or_default();
         let previous = cell.buckets[bucket.index()];
         if previous == qty {

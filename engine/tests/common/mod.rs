@@ -180,12 +180,35 @@ pub fn assert_replay(engine: &ShardedEngine) {
     }
 }
 
+/// An idempotency key in the scope every test uses.
+pub fn key(k: &str) -> Option<Box<oms_engine::command::IdempotencyKey>> {
+    Some(Box::new(oms_engine::command::IdempotencyKey { scope: "test-shop".into(), key: k.into() }))
+}
+
+/// A key (in the tests' scope) whose home is `partition` of `partitions`.
+pub fn key_homed_at(partition: u32, partitions: u32) -> Option<Box<oms_engine::command::IdempotencyKey>> {
+    named_key_homed_at("cart", partition, partitions)
+}
+
+/// A key named `prefix-N` whose home is `partition` of `partitions`.
+pub fn named_key_homed_at(
+    prefix: &str,
+    partition: u32,
+    partitions: u32,
+) -> Option<Box<oms_engine::command::IdempotencyKey>> {
+    (0..)
+        .map(|i| key(&format!("{prefix}-{i}")))
+        .find(|k| k.as_deref().is_some_and(|k| routing::key_home(k, partitions) == partition))
+        .flatten()
+}
+
 pub fn request(seq: u64, lines: &[(u32, u32)]) -> ReserveRequest {
     ReserveRequest {
         id: ReservationId(seq),
         lines: lines.iter().map(|&(sku, qty)| Line { sku: SkuId(sku), qty }).collect(),
         ttl_ms: TTL,
-        idempotency_key: 0,
+        idempotency_key: None,
+        fingerprint: 0,
         customer: CustomerId(1),
         channel: ChannelId(0),
         campaign: None,

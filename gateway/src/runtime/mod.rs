@@ -20,7 +20,8 @@ use oms_proto::{Opcode, Response};
 
 pub use recovery::{reconcile_orders, recover_partition, recover_partitions, RecoveredPartition, RecoveryError};
 pub use worker::{
-    failure_to_wire, now_ms, reserved_response_of, spawn_workers, PartitionCore, SnapshotWriter, WorkerConfig, Workers,
+    failure_to_wire, now_ms, reserved_response_of, spawn_workers, PartitionCore, SnapshotWriter, StorageHealth,
+    WorkerConfig, Workers,
 };
 
 /// A response on its way to a connection's writer.

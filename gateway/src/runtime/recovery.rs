@@ -10,7 +10,7 @@ use oms_wal::{FsStorage, Lsn, RecoveryMode, Snapshot, SnapshotStore, Storage, Wa
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecoveryError {
-    #[error("partition {partition}: log: {source}")]
+    #[error("partition {partition}: log: {source}{}", override_hint(.source))]
     Wal { partition: u32, source: WalError },
     #[error("partition {partition}: snapshot at LSN {lsn} does not decode: {reason}")]
     Snapshot { partition: u32, lsn: Lsn, reason: String },
@@ -26,6 +26,17 @@ pub enum RecoveryError {
     PartitionCount { dir: PathBuf, found: u32, configured: u32 },
     #[error("data directory {dir}: {source}")]
     Io { dir: PathBuf, source: std::io::Error },
+}
+
+/// What the operator can do about a log that recovery refuses.
+fn override_hint(source: &WalError) -> &'static str {
+    match source {
+        WalError::MidLogCorruption { .. } | WalError::LostRecords { .. } => {
+            ". Read `oms wal verify --data-dir DIR`; --truncate-corrupt-log starts anyway, cutting the log at the \
+             damage (the records after it are lost)"
+        }
+        _ => "",
+    }
 }
 
 pub struct RecoveredPartition {
@@ -98,14 +109,34 @@ fn recover_one(
     let wal_err = |source| RecoveryError::Wal { partition: index, source };
     let dir = partition_dir(data_dir, index);
     create_private_dir(&dir).map_err(|source| RecoveryError::Io { dir: dir.clone(), source })?;
-    let snapshot = SnapshotStore::open(&dir).and_then(|s| s.latest_valid()).map_err(wal_err)?;
+    let snapshots = SnapshotStore::open(&dir).map_err(wal_err)?;
     let mut config = base.clone();
     config.dir = dir.clone();
     if truncate_corrupt_log {
         config.recovery_mode = RecoveryMode::TruncateMidLog;
     }
-    let storage = FsStorage::open(&dir, config.write_mode).map_err(|source| RecoveryError::Io { dir, source })?;
-    recover_partition(index, partitions, limits, snapshot.as_ref(), config, Arc::new(storage))
+    let storage: Arc<dyn Storage> =
+        Arc::new(FsStorage::open(&dir, config.write_mode).map_err(|source| RecoveryError::Io { dir, source })?);
+    // Newest snapshot first; one that fails its checksums or whose image does not load is skipped
+    // for the next older one, whose log suffix retention keeps (`SnapshotStore::oldest`). Loaded
+    // one at a time: a snapshot can be as large as the state.
+    for lsn in snapshots.list().map_err(wal_err)?.into_iter().rev() {
+        let snapshot = match snapshots.load(lsn) {
+            Ok(snapshot) => snapshot,
+            Err(e @ WalError::BadSnapshot { .. }) => {
+                tracing::warn!(partition = index, error = %e, "skipping a damaged snapshot for an older one");
+                continue;
+            }
+            Err(e) => return Err(wal_err(e)),
+        };
+        match recover_partition(index, partitions, limits, Some(&snapshot), config.clone(), storage.clone()) {
+            Err(e @ RecoveryError::Snapshot { .. }) => {
+                tracing::warn!(partition = index, error = %e, "skipping a snapshot that does not load for an older one");
+            }
+            done => return done,
+        }
+    }
+    recover_partition(index, partitions, limits, None, config, storage)
 }
 
 /// One partition from its newest valid snapshot (if any) and the log on `storage` after it. The

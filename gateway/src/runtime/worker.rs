@@ -36,12 +36,42 @@ pub struct WorkerConfig {
     pub replica_ack: Option<Arc<crate::replication::AckBoard>>,
 }
 
+/// Whether the process's logs can still be written, shared by every partition thread: the first
+/// write or flush that fails stops all acknowledgements (writes are answered `storage_failed`
+/// until a restart), while reads are still answered from memory. Keeps the first failure's reason
+/// for `/health`.
+#[derive(Debug, Default)]
+pub struct StorageHealth {
+    failed: AtomicBool,
+    reason: parking_lot::Mutex<Option<String>>,
+}
+
+impl StorageHealth {
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Records a failure; answers whether it was the first.
+    pub fn fail(&self, reason: String) -> bool {
+        let mut first = self.reason.lock();
+        if first.is_none() {
+            *first = Some(reason);
+        }
+        !self.failed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Why the storage failed (the first failure), if it did.
+    pub fn reason(&self) -> Option<String> {
+        self.reason.lock().clone()
+    }
+}
+
 /// Handles to every partition thread.
 pub struct Workers {
     senders: Vec<Sender<Job>>,
     threads: parking_lot::Mutex<Vec<JoinHandle<()>>>,
     stop: Arc<AtomicBool>,
-    poisoned: Arc<AtomicBool>,
+    storage: Arc<StorageHealth>,
     /// Per partition: a log follower and the log directory (snapshots), for log subscriptions.
     logs: Vec<(oms_wal::LogFollower, std::path::PathBuf)>,
     /// Set while this server follows a primary: partition threads apply no ticks of their own.
@@ -78,7 +108,12 @@ impl Workers {
     }
 
     pub fn storage_failed(&self) -> bool {
-        self.poisoned.load(Ordering::Acquire)
+        self.storage.failed()
+    }
+
+    /// Why the storage failed (the first failure), if it did.
+    pub fn storage_failure(&self) -> Option<String> {
+        self.storage.reason()
     }
 
     /// Stop after draining what is queued; each worker flushes and writes a final snapshot.
@@ -104,7 +139,7 @@ pub fn spawn_workers(
     metrics: Arc<Metrics>,
 ) -> std::io::Result<Workers> {
     let stop = Arc::new(AtomicBool::new(false));
-    let poisoned = Arc::new(AtomicBool::new(false));
+    let storage = Arc::new(StorageHealth::default());
     let following = Arc::new(AtomicBool::new(false));
     let mut logs = Vec::new();
     let mut senders = Vec::new();
@@ -121,7 +156,7 @@ pub fn spawn_workers(
             board.clone(),
             metrics.clone(),
             config.clone(),
-            poisoned.clone(),
+            storage.clone(),
             following.clone(),
         );
         let worker = Worker { core, rx, stop: stop.clone(), last_tick: Instant::now() };
@@ -129,7 +164,7 @@ pub fn spawn_workers(
         senders.push(tx);
         threads.push(thread);
     }
-    Ok(Workers { senders, threads: parking_lot::Mutex::new(threads), stop, poisoned, logs, following })
+    Ok(Workers { senders, threads: parking_lot::Mutex::new(threads), stop, storage, logs, following })
 }
 
 /// Seed the board with every SKU's availability and every campaign's state.
@@ -154,6 +189,12 @@ pub trait SnapshotWriter: Send {
     fn wait(&mut self) -> Option<Result<Lsn, String>>;
     /// Writes an encoded image synchronously (a follower installing its primary's snapshot).
     fn write_encoded(&mut self, lsn: Lsn, bytes: &[u8]) -> Result<(), String>;
+    /// The oldest snapshot kept (a fallback if a newer one is damaged): the log keeps every
+    /// record after it. `None` when there is none.
+    fn oldest_kept(&self) -> Option<Lsn>;
+    /// Drops the snapshots older than `lsn`: after a follower installed its primary's snapshot at
+    /// `lsn` and restarted its log there, they can no longer be completed from the log.
+    fn forget_before(&mut self, lsn: Lsn);
     /// Writes synchronously (the final snapshot at shutdown).
     fn write_now(&mut self, lsn: Lsn, image: &PartitionImage) -> Result<(), String> {
         let bytes = encode_image(image).map_err(|e| e.to_string())?;
@@ -199,6 +240,23 @@ impl SnapshotWriter for ThreadSnapshots {
 
     fn write_encoded(&mut self, lsn: Lsn, bytes: &[u8]) -> Result<(), String> {
         self.store.write(lsn, bytes).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn oldest_kept(&self) -> Option<Lsn> {
+        match self.store.oldest() {
+            Ok(oldest) => oldest,
+            Err(e) => {
+                // Unknown: keep all of the log rather than risk the fallback's records.
+                tracing::warn!(error = %e, "cannot list snapshots; keeping the log");
+                Some(0)
+            }
+        }
+    }
+
+    fn forget_before(&mut self, lsn: Lsn) {
+        if let Err(e) = self.store.forget_before(lsn) {
+            tracing::warn!(error = %e, "cannot delete snapshots older than an installed one");
+        }
     }
 }
 
@@ -261,7 +319,7 @@ pub struct PartitionCore {
     board: Arc<SoldOutBoard>,
     metrics: Arc<Metrics>,
     config: WorkerConfig,
-    poisoned: Arc<AtomicBool>,
+    poisoned: Arc<StorageHealth>,
     following: Arc<AtomicBool>,
     encode_buffer: AlignedVec,
     /// Events of the current batch; each pending reply owns a range of it.
@@ -282,8 +340,8 @@ pub struct PartitionCore {
 }
 
 impl PartitionCore {
-    /// `poisoned` is shared by every partition of a process: one failed log stops all
-    /// acknowledgements, as `/ready` reports one state for the server.
+    /// `storage` is shared by every partition of a process: one failed log stops all
+    /// acknowledgements, as `/ready` and `/health` report one state for the server.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         partition: Partition,
@@ -292,7 +350,7 @@ impl PartitionCore {
         board: Arc<SoldOutBoard>,
         metrics: Arc<Metrics>,
         config: WorkerConfig,
-        poisoned: Arc<AtomicBool>,
+        poisoned: Arc<StorageHealth>,
         following: Arc<AtomicBool>,
     ) -> PartitionCore {
         publish_all(&partition, &board);
@@ -330,7 +388,7 @@ impl PartitionCore {
     }
 
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Ordering::Acquire)
+        self.poisoned.failed()
     }
 
     pub fn is_following(&self) -> bool {
@@ -415,6 +473,7 @@ impl PartitionCore {
             self.poison(&e);
             return Err(format!("cannot restart the log after the snapshot: {e}"));
         }
+        self.snapshots.forget_before(lsn);
         self.partition = partition;
         publish_all(&self.partition, &self.board);
         self.since_snapshot = 0;
@@ -424,7 +483,7 @@ impl PartitionCore {
     }
 
     fn apply(&mut self, envelope: Envelope, reply: Option<Reply>) {
-        if self.poisoned.load(Ordering::Acquire) {
+        if self.poisoned.failed() {
             if let Some(reply) = reply {
                 self.pending.push((reply, Err(Failure::Storage), 0..0));
             }
@@ -455,7 +514,7 @@ impl PartitionCore {
             Err(e) => {
                 // The state already changed in memory but cannot be logged: stop acknowledging.
                 tracing::error!(partition = self.partition.index(), error = %e, "cannot encode a command");
-                self.poisoned.store(true, Ordering::Release);
+                self.poison(&format!("cannot encode a command: {e}"));
             }
         }
     }
@@ -482,7 +541,7 @@ impl PartitionCore {
     }
 
     fn poison(&mut self, error: &dyn std::fmt::Display) {
-        if !self.poisoned.swap(true, Ordering::AcqRel) {
+        if self.poisoned.fail(format!("partition {}: {error}", self.partition.index())) {
             tracing::error!(partition = self.partition.index(), %error, "log write failed: no further writes or acknowledgements");
         }
         self.metrics.storage_failed.set(1);
@@ -519,7 +578,7 @@ impl PartitionCore {
             return false;
         }
         self.metrics.batch_size.get_or_create(&self.label).observe((self.pending.len() + self.answers.len()) as f64);
-        if self.appended && !self.poisoned.load(Ordering::Acquire) {
+        if self.appended && !self.poisoned.failed() {
             let started = Instant::now();
             match self.wal.commit() {
                 Ok(lsn) => {
@@ -530,7 +589,7 @@ impl PartitionCore {
             self.metrics.flush_latency.get_or_create(&self.label).observe(started.elapsed().as_secs_f64());
         }
         self.appended = false;
-        let failed = self.poisoned.load(Ordering::Acquire);
+        let failed = self.poisoned.failed();
         if !self.notify_pending.is_empty() {
             // After the commit, never blocking: the notifier only queues (dropping its oldest).
             match self.config.notifier.as_ref() {
@@ -559,8 +618,10 @@ impl PartitionCore {
             let result = if failed { Err(Failure::Storage) } else { result };
             deliver(reply, result, &self.events[range], &self.partition);
         }
+        // Reads are answered from memory even after the log failed: what they show includes the
+        // commands of a failed batch (answered storage_failed: they may or may not survive a
+        // restart), never anything acknowledged that is not there.
         for (reply, answer) in self.answers.drain(..) {
-            let answer = if failed { QueryAnswer::Unavailable(Failure::Storage) } else { answer };
             let _ = reply.send(answer);
         }
         self.events.clear();
@@ -596,22 +657,26 @@ impl PartitionCore {
         }
     }
 
-    /// Between batches: take a finished snapshot write (then delete log segments it covers), and
-    /// start a new one every `snapshot_every` logged commands.
+    /// Between batches: take a finished snapshot write (then delete the log segments that every
+    /// kept snapshot covers), and start a new one every `snapshot_every` logged commands.
     pub fn maybe_snapshot(&mut self) {
         if self.snapshots.in_flight() {
             match self.snapshots.poll() {
                 None => return,
                 Some(Ok(lsn)) => {
                     self.metrics.snapshots.get_or_create(&self.label).inc();
-                    if let Err(e) = self.wal.truncate_before(lsn, self.config.retention) {
+                    // Keep the log after the OLDEST kept snapshot, not just the new one: if the
+                    // new one is damaged or deleted, recovery falls back to the older one and
+                    // needs every record after it.
+                    let covered = self.snapshots.oldest_kept().map_or(0, |oldest| oldest.min(lsn));
+                    if let Err(e) = self.wal.truncate_before(covered, self.config.retention) {
                         tracing::warn!(partition = self.partition.index(), error = %e, "could not delete old segments");
                     }
                 }
                 Some(Err(e)) => tracing::error!(partition = self.partition.index(), error = %e, "snapshot failed"),
             }
         }
-        if self.since_snapshot < self.config.snapshot_every || self.poisoned.load(Ordering::Acquire) {
+        if self.since_snapshot < self.config.snapshot_every || self.poisoned.failed() {
             return;
         }
         // The image reflects every appended record, so the log must hold all of them durably
@@ -632,7 +697,7 @@ impl PartitionCore {
     /// At shutdown, after the last batch: flush, and snapshot if anything was logged since the last.
     pub fn final_snapshot(&mut self) {
         let _ = self.snapshots.wait();
-        if self.poisoned.load(Ordering::Acquire) {
+        if self.poisoned.failed() {
             return;
         }
         if let Err(e) = self.wal.sync() {
@@ -736,6 +801,10 @@ mod tests {
         fn write_encoded(&mut self, _: Lsn, _: &[u8]) -> Result<(), String> {
             Ok(())
         }
+        fn oldest_kept(&self) -> Option<Lsn> {
+            None
+        }
+        fn forget_before(&mut self, _: Lsn) {}
     }
 
     fn job(command: Command) -> (Job, tokio::sync::oneshot::Receiver<super::super::PartResult>) {
@@ -748,7 +817,8 @@ mod tests {
             id: oms_engine::routing::reservation_id(id, oms_engine::routing::PartitionSet(1)),
             lines: vec![Line { sku: SkuId(0), qty: 1 }],
             ttl_ms: 60_000,
-            idempotency_key: 0,
+            fingerprint: 0,
+            idempotency_key: None,
             customer: CustomerId(1),
             channel: ChannelId(0),
             campaign: None,
@@ -782,7 +852,7 @@ mod tests {
             Arc::new(SoldOutBoard::new()),
             Arc::new(Metrics::new()),
             config,
-            Arc::new(AtomicBool::new(false)),
+            Arc::new(StorageHealth::default()),
             Arc::new(AtomicBool::new(false)),
         );
         let setup = [
@@ -810,5 +880,64 @@ mod tests {
         assert!(core.is_poisoned());
         assert_eq!(first_rx.try_recv().unwrap(), Err(Failure::Storage));
         assert_eq!(second_rx.try_recv().unwrap(), Err(Failure::Storage));
+    }
+
+    // Checks issue 12's "after a disk-full error reads are refused too": once the log failed,
+    // writes are answered storage_failed and change nothing, while reads are still answered from
+    // memory, and the failure's reason is kept for /health.
+    #[test]
+    fn after_a_storage_failure_reads_are_served_and_writes_refused() {
+        let storage = SimulatedStorage::new();
+        let (wal, _) = Wal::open_with_storage(WalConfig::new("/sim"), Arc::new(storage.clone())).unwrap();
+        let health = Arc::new(StorageHealth::default());
+        let config = WorkerConfig {
+            queue_capacity: 16,
+            batch_limit: 16,
+            tick_interval: Duration::from_millis(100),
+            expiry_budget_per_tick: 16,
+            snapshot_every: 1_000,
+            retention: Retention::default(),
+            notifier: None,
+            orders: None,
+            replica_ack: None,
+        };
+        let mut core = PartitionCore::new(
+            Partition::new(0, 1, Limits::default()),
+            wal,
+            Box::new(NoSnapshots),
+            Arc::new(SoldOutBoard::new()),
+            Arc::new(Metrics::new()),
+            config,
+            health.clone(),
+            Arc::new(AtomicBool::new(false)),
+        );
+        for command in [
+            Command::DefineWarehouse { id: WarehouseId(1), code: "W1".into(), region: "r".into(), priority: 0 },
+            Command::DefineSku { id: SkuId(0), code: "S0".into(), low_stock_threshold: 0 },
+            Command::Receive { sku: SkuId(0), warehouse: WarehouseId(1), qty: 3 },
+        ] {
+            core.handle(job(command).0);
+        }
+        core.finish_batch();
+        let (reserve_job, mut reserve_rx) = job(reserve(1));
+        core.handle(reserve_job);
+        storage.fail_next_sync();
+        core.finish_batch();
+        assert!(health.failed());
+        assert!(health.reason().is_some_and(|r| r.contains("partition 0")), "{:?}", health.reason());
+        assert_eq!(reserve_rx.try_recv().unwrap(), Err(Failure::Storage));
+        // A later write is refused without touching the state; a read is answered.
+        let before = core.partition().image();
+        let (write, mut write_rx) = job(Command::Receive { sku: SkuId(0), warehouse: WarehouseId(1), qty: 1 });
+        let (tx, mut read_rx) = tokio::sync::oneshot::channel();
+        core.handle(write);
+        core.handle(Job::Query { query: Query::Stock(SkuId(0)), reply: tx });
+        core.finish_batch();
+        assert_eq!(write_rx.try_recv().unwrap(), Err(Failure::Storage));
+        assert_eq!(core.partition().image(), before);
+        match read_rx.try_recv().unwrap() {
+            QueryAnswer::Stock(Some(view)) => assert_eq!(view.on_hand, 3),
+            other => panic!("a read after the storage failure was not served: {other:?}"),
+        }
     }
 }

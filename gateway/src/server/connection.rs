@@ -364,7 +364,7 @@ async fn serve_request(
         in_flight.heavy.fetch_add(1, Ordering::AcqRel);
     }
     in_flight.count.fetch_add(1, Ordering::AcqRel);
-    ctx.dispatch(request, request_id, started, tx);
+    ctx.dispatch(request, request_id, started, tx, &who.scope);
     Verdict::Continue
 }
 
@@ -390,6 +390,7 @@ fn handshake(
     let who = Identity {
         name: if hello.client.is_empty() { who.name } else { format!("{} ({})", who.name, hello.client) },
         role: who.role,
+        scope: who.scope,
     };
     let response = Response::HelloOk(ServerInfo {
         version: oms_proto::PROTOCOL_VERSION,

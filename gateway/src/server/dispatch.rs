@@ -24,7 +24,16 @@ pub fn is_heavy(opcode: Opcode) -> bool {
 }
 
 impl ServerCtx {
-    pub fn dispatch(self: &Arc<Self>, request: Request<'_>, request_id: u64, started: Instant, tx: &ConnTx) {
+    /// `scope`: the name of the API key the connection authenticated with (the scope of its
+    /// idempotency keys).
+    pub fn dispatch(
+        self: &Arc<Self>,
+        request: Request<'_>,
+        request_id: u64,
+        started: Instant,
+        tx: &ConnTx,
+        scope: &str,
+    ) {
         let opcode = request.opcode();
         let heavy = is_heavy(opcode);
         let answer = |response: Response| {
@@ -51,21 +60,14 @@ impl ServerCtx {
                 if let Some(e) = wire.campaign.and_then(|c| self.sold_out_campaign(oms_engine::CampaignId(c))) {
                     return answer(Response::Error(e));
                 }
-                let (reserve, set) = match self.build_reserve(&wire) {
+                let (reserve, set) = match self.build_reserve(&wire, scope) {
                     Ok(built) => built,
                     Err(e) => return answer(Response::Error(e)),
                 };
                 if let Some(e) = self.fast_reject(&reserve) {
                     return answer(Response::Error(e));
                 }
-                let mut parts = set.iter();
-                let single = match (parts.next(), parts.next()) {
-                    (Some(p), None) if reserve.campaign.is_none_or(|c| self.index.campaign_partition(c) == Some(p)) => {
-                        Some(p)
-                    }
-                    _ => None,
-                };
-                match single {
+                match self.single_partition(&reserve, set) {
                     Some(partition) => self.submit_direct(
                         partition,
                         Command::Reserve(reserve),
@@ -83,7 +85,7 @@ impl ServerCtx {
             }
             Request::ReserveBatch(batch) => {
                 // Resolved here (the carts borrow the read buffer), reserved by a task.
-                let built: Vec<_> = batch.iter().map(|reserve| self.build_reserve(&reserve)).collect();
+                let built: Vec<_> = batch.iter().map(|reserve| self.build_reserve(&reserve, scope)).collect();
                 let ctx = self.clone();
                 spawn(Box::pin(async move { ctx.reserve_batch(built).await }));
             }

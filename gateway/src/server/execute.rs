@@ -4,8 +4,11 @@
 
 use std::sync::Arc;
 
-use oms_engine::command::{ChannelException, ChannelPolicy, FlashSaleSpec, KitComponent, PresaleSpec, ReleaseCause};
-use oms_engine::ids::{idempotency_hash, partition_of};
+use oms_engine::command::{
+    ChannelException, ChannelPolicy, FlashSaleSpec, IdempotencyKey, KitComponent, PresaleSpec, ReleaseCause,
+};
+use oms_engine::event::Event;
+use oms_engine::ids::partition_of;
 use oms_engine::routing::{self, PartitionSet};
 use oms_engine::{
     Bucket, CampaignId, ChannelId, Command, CustomerId, EngineError, Envelope, Line, PurchaseOrderId, ReservationId,
@@ -111,8 +114,9 @@ impl ServerCtx {
     }
 
     /// Resolve codes, check the limits the gateway owns, expand kits; the engine validates the
-    /// rest. Reads the request where it lies (the decoder's borrowed lines).
-    pub fn build_reserve(&self, wire: &Reserve<'_>) -> Built {
+    /// rest. Reads the request where it lies (the decoder's borrowed lines). `scope` is the name
+    /// of the API key the request came with: its idempotency key is that client's, never another's.
+    pub fn build_reserve(&self, wire: &Reserve<'_>, scope: &str) -> Built {
         let max_lines = self.config.max_lines;
         if wire.lines.len() > max_lines {
             return Err(self.engine_error(&EngineError::TooManyLines { lines: wire.lines.len(), limit: max_lines }));
@@ -141,29 +145,42 @@ impl ServerCtx {
             routing::validate_lines(&lines, max_lines).map_err(|e| self.engine_error(&e))?;
         }
         let set = routing::partitions_of(&lines, self.workers.partitions());
-        let key = if wire.idempotency_key.is_empty() { 0 } else { idempotency_hash(wire.idempotency_key.as_bytes()) };
-        // A keyed reservation's id is a function of its key, so a retry (after a crash that kept
-        // only some parts of a multi-partition reservation) uses the same id in every partition:
-        // the surviving parts replay, the missing ones are reserved under that id, and the answer
-        // names one reservation holding every line.
-        let sequence = if key == 0 {
-            self.index.next_reservation_sequence()
-        } else {
-            crate::catalog_index::KEYED_SEQUENCE_BIT | (key & (crate::catalog_index::KEYED_SEQUENCE_BIT - 1))
-        };
-        let id = routing::reservation_id(sequence, set);
-        let request = ReserveRequest {
+        // Keyed or not, the id comes from the counter: a key never determines an id. The key's
+        // home partition remembers the key (compared as a key) and the reservation it made, so a
+        // retry is answered with the first reservation wherever its parts are.
+        let id = routing::reservation_id(self.index.next_reservation_sequence(), set);
+        let idempotency_key = (!wire.idempotency_key.is_empty())
+            .then(|| Box::new(IdempotencyKey { scope: scope.to_owned(), key: wire.idempotency_key.to_owned() }));
+        let mut request = ReserveRequest {
             id,
             lines,
             ttl_ms: wire.ttl_ms,
-            idempotency_key: key,
+            fingerprint: 0,
             customer: CustomerId(wire.customer),
             channel: ChannelId(wire.channel),
             campaign: wire.campaign.map(CampaignId),
             part: oms_engine::command::PartInfo::SINGLE,
             prefer_warehouses: None,
+            idempotency_key,
         };
+        if request.idempotency_key.is_some() {
+            request.fingerprint = routing::request_fingerprint(&request);
+        }
         Ok((request, set))
+    }
+
+    /// Whether a reservation over `set` is decided by one partition alone, so it can go straight
+    /// into that partition's queue: its lines, its campaign and its idempotency key's home are all
+    /// there.
+    pub fn single_partition(&self, request: &ReserveRequest, set: PartitionSet) -> Option<u32> {
+        let p = set.iter().next().filter(|_| set.len() == 1)?;
+        if request.campaign.is_some_and(|c| self.index.campaign_partition(c) != Some(p)) {
+            return None;
+        }
+        if request.idempotency_key.as_deref().is_some_and(|k| routing::key_home(k, self.workers.partitions()) != p) {
+            return None;
+        }
+        Some(p)
     }
 
     /// The fast-path refusal for a reservation against a sold-out campaign, if it is sold out.
@@ -194,8 +211,16 @@ impl ServerCtx {
     }
 
     /// Reserve across partitions: every part in parallel, then compensate if any part refused.
+    ///
+    /// With an idempotency key, the key's home partition (`routing::key_home`) decides which
+    /// reservation the key stands for: its part (or, when none of the lines live there, a
+    /// `ClaimKey` sent in parallel with the parts). A key seen before with the same request
+    /// answers its first reservation: the parts this attempt made under the new id are undone and
+    /// the request is sent again under the first id (parts that exist replay; parts a crash lost
+    /// are made). A key seen with another request is refused `idempotency_key_reused`. One
+    /// coordinated attempt per key at a time (a concurrent one is answered `busy`), so two
+    /// attempts never undo each other's parts.
     pub async fn reserve_coordinated(&self, request: ReserveRequest) -> Response {
-        let partitions = self.workers.partitions();
         let campaign_partition = match request.campaign {
             Some(c) => match self.index.campaign_partition(c) {
                 Some(p) => Some(p),
@@ -203,34 +228,124 @@ impl ServerCtx {
             },
             None => None,
         };
+        let Some(key) = request.idempotency_key.as_deref().cloned() else {
+            return self.reserve_parts(&request, campaign_partition, None, false).await.answer(self);
+        };
+        let Some(_in_flight) = self.keys_in_flight.enter(&key) else {
+            return Response::Error(gateway(
+                ErrorCode::BUSY,
+                "a request with this idempotency key is still being processed; retry with backoff",
+            ));
+        };
+        match self.reserve_parts(&request, campaign_partition, Some(&key), false).await {
+            Attempt::Existing(first) => {
+                let again = ReserveRequest { id: first, ..request };
+                match self.reserve_parts(&again, campaign_partition, Some(&key), true).await {
+                    Attempt::Existing(other) => Response::Error(gateway(
+                        ErrorCode::INTERNAL,
+                        format!("idempotency key moved from reservation {} to {} during a retry", first.0, other.0),
+                    )),
+                    attempt => attempt.answer(self),
+                }
+            }
+            attempt => attempt.answer(self),
+        }
+    }
+
+    /// One attempt: every part of `request` (and the key's claim) in parallel; undo what this
+    /// attempt made if it is refused, or if the key stands for another reservation. `retrying`:
+    /// `request.id` is the key's earlier reservation, whose claim this attempt must keep.
+    async fn reserve_parts(
+        &self,
+        request: &ReserveRequest,
+        campaign_partition: Option<u32>,
+        key: Option<&IdempotencyKey>,
+        retrying: bool,
+    ) -> Attempt {
+        let partitions = self.workers.partitions();
         let id = request.id;
-        let parts = routing::split_reserve(&request, partitions, campaign_partition);
+        let parts = routing::split_reserve(request, partitions, campaign_partition);
+        let home = key.map(|k| routing::key_home(k, partitions));
+        let claim = match (key, home) {
+            (Some(k), Some(h)) if !parts.iter().any(|(p, _)| *p == h) => Some((
+                h,
+                Command::ClaimKey { key: k.clone(), fingerprint: request.fingerprint, id, ttl_ms: request.ttl_ms },
+            )),
+            _ => None,
+        };
         let calls = parts.into_iter().map(|(p, part)| async move { (p, self.call(p, Command::Reserve(part)).await) });
-        let results = futures::future::join_all(calls).await;
+        let claiming = async {
+            match claim {
+                Some((h, command)) => Some(self.call(h, command).await),
+                None => None,
+            }
+        };
+        let (results, claimed) = futures::future::join(futures::future::join_all(calls), claiming).await;
+
         let mut events = Vec::new();
-        let mut refusal = None;
-        let mut succeeded = Vec::new();
+        // Partitions whose part this attempt made (not replayed): what compensation undoes.
+        let mut made = Vec::new();
+        let mut refusal: Option<Failure> = None;
+        // The reservation the key stands for, when it is not `id`.
+        let mut first = None;
+        let mut claimed_now = false;
+        let refuse = |failure: Failure, refusal: &mut Option<Failure>| {
+            // The key's refusal says the most: the request itself is wrong, not the stock.
+            let reused = matches!(failure, Failure::Engine(EngineError::IdempotencyKeyReused { .. }));
+            if reused || refusal.is_none() {
+                *refusal = Some(failure);
+            }
+        };
         for (p, result) in results {
             match result {
-                Ok(e) => {
-                    events.extend(e);
-                    succeeded.push(p);
+                Ok(part_events) => {
+                    for event in &part_events {
+                        if let Event::Reserved { id: got, replayed, .. } = event {
+                            let at_home = Some(p) == home;
+                            if at_home && *got != id {
+                                first = Some(*got);
+                            } else if !replayed {
+                                made.push(p);
+                                claimed_now |= at_home && !retrying;
+                            }
+                        }
+                    }
+                    events.extend(part_events);
                 }
-                Err(failure) => {
-                    refusal.get_or_insert(failure);
-                }
+                Err(failure) => refuse(failure, &mut refusal),
             }
         }
-        match refusal {
-            None => reserved_response_of(&events, &self.index),
-            Some(failure) => {
-                for p in succeeded {
-                    if let Err(f) = self.call(p, Command::Release { id, cause: ReleaseCause::Compensation }).await {
-                        tracing::error!(reservation = id.0, partition = p, failure = ?f, "compensation failed; the part lapses at its TTL");
+        match claimed {
+            Some(Ok(claim_events)) => {
+                for event in claim_events {
+                    if let Event::KeyClaimed { id: got, replayed } = event {
+                        if got != id {
+                            first = Some(got);
+                        } else {
+                            claimed_now |= !replayed && !retrying;
+                        }
                     }
                 }
-                self.failure(&failure)
             }
+            Some(Err(failure)) => refuse(failure, &mut refusal),
+            None => {}
+        }
+        if first.is_none() && refusal.is_none() {
+            return Attempt::Done(events);
+        }
+        for p in made {
+            if let Err(f) = self.call(p, Command::Release { id, cause: ReleaseCause::Compensation }).await {
+                tracing::error!(reservation = id.0, partition = p, failure = ?f, "compensation failed; the part lapses at its TTL");
+            }
+        }
+        if let (true, Some(key), Some(h)) = (claimed_now, key, home) {
+            if let Err(f) = self.call(h, Command::ForgetKey { key: key.clone(), id }).await {
+                tracing::error!(reservation = id.0, partition = h, failure = ?f, "could not forget an idempotency key; a retry continues under the undone reservation");
+            }
+        }
+        match first {
+            Some(first) => Attempt::Existing(first),
+            None => Attempt::Refused(refusal.unwrap_or(Failure::ShuttingDown)),
         }
     }
 
@@ -243,8 +358,7 @@ impl ServerCtx {
         if let Some(e) = self.fast_reject(&request) {
             return Response::Error(e);
         }
-        if set.len() == 1 && request.campaign.is_none_or(|c| self.index.campaign_partition(c) == set.iter().next()) {
-            let p = set.iter().next().unwrap_or(0);
+        if let Some(p) = self.single_partition(&request, set) {
             return match self.call(p, Command::Reserve(request)).await {
                 Ok(events) => reserved_response_of(&events, &self.index),
                 Err(f) => self.failure(&f),
@@ -513,11 +627,8 @@ impl ServerCtx {
                 Err(e) => return Response::Error(e),
             }
         }
-        if let Err(e) = oms_engine::catalog::CODE_LIMIT
-            .checked_sub(code.len())
-            .filter(|_| !code.is_empty())
-            .ok_or(EngineError::InvalidCode { limit: oms_engine::catalog::CODE_LIMIT })
-        {
+        // Checked before the code is interned (the engine checks it again).
+        if let Err(e) = oms_engine::catalog::check_code(code) {
             return self.engine(e);
         }
         for c in &resolved {
@@ -637,8 +748,9 @@ impl ServerCtx {
                 }
             }
             JsonRequest::DefineSku(d) => {
-                if d.code.is_empty() || d.code.len() > oms_engine::catalog::CODE_LIMIT {
-                    return self.engine(EngineError::InvalidCode { limit: oms_engine::catalog::CODE_LIMIT });
+                // Checked before the code is interned (the engine checks it again).
+                if let Err(e) = oms_engine::catalog::check_code(&d.code) {
+                    return self.engine(e);
                 }
                 let (id, _) = self.index.sku_or_allocate(&d.code);
                 match self
@@ -712,6 +824,51 @@ impl ServerCtx {
             // Orders: the coordinator in crate::orders (docs/ORDERS.md, "Through the server").
             order => crate::orders::execute(&self, order).await,
         }
+    }
+}
+
+/// How one attempt of a coordinated reservation ended.
+enum Attempt {
+    /// Every part answered: their events.
+    Done(Vec<Event>),
+    Refused(Failure),
+    /// The idempotency key stands for this earlier reservation (same request): what this attempt
+    /// made was undone; send the request again under this id.
+    Existing(ReservationId),
+}
+
+impl Attempt {
+    fn answer(self, ctx: &ServerCtx) -> Response {
+        match self {
+            Attempt::Done(events) => reserved_response_of(&events, &ctx.index),
+            Attempt::Refused(failure) => ctx.failure(&failure),
+            Attempt::Existing(id) => Response::Error(gateway(
+                ErrorCode::INTERNAL,
+                format!("reservation {} stands for this key; not retried", id.0),
+            )),
+        }
+    }
+}
+
+/// Keyed reservations being coordinated right now (their keys).
+#[derive(Default)]
+pub struct KeysInFlight(dashmap::DashSet<IdempotencyKey>);
+
+impl KeysInFlight {
+    /// Marks `key` in flight until the guard drops; `None` when it already is.
+    pub fn enter(&self, key: &IdempotencyKey) -> Option<KeyInFlight<'_>> {
+        self.0.insert(key.clone()).then(|| KeyInFlight { set: self, key: key.clone() })
+    }
+}
+
+pub struct KeyInFlight<'a> {
+    set: &'a KeysInFlight,
+    key: IdempotencyKey,
+}
+
+impl Drop for KeyInFlight<'_> {
+    fn drop(&mut self) {
+        self.set.0.remove(&self.key);
     }
 }
 

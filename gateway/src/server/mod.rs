@@ -33,6 +33,8 @@ pub struct ServerCtx {
     pub open_connections: AtomicUsize,
     /// Follower / primary role (docs/REPLICATION.md).
     pub replication: crate::replication::ReplicationState,
+    /// Idempotency keys whose multi-partition reservation is being coordinated right now.
+    pub keys_in_flight: execute::KeysInFlight,
 }
 
 impl ServerCtx {
