@@ -87,6 +87,11 @@ opcodes! {
     AfterSaleReceive = 64, "after_sale_receive", Json;
     RulesReload = 65, "rules_reload", Json;
     Waybill = 66, "waybill", Json;
+    OrderPage = 67, "order_page", Json;
+    OrderHold = 68, "order_hold", Json;
+    OrderUnhold = 69, "order_unhold", Json;
+    WaveScan = 70, "wave_scan", Json;
+    WaveOverride = 71, "wave_override", Json;
 }
 
 impl std::fmt::Display for Opcode {
@@ -108,6 +113,6 @@ mod tests {
         }
         assert_eq!(Opcode::from_u16(0), None);
         assert_eq!(Opcode::from_u16(100), None);
-        assert_eq!(Opcode::ALL.len(), 41);
+        assert_eq!(Opcode::ALL.len(), 46);
     }
 }

@@ -48,6 +48,11 @@ OPCODES = {
     64: ('after_sale_receive', 'json'),
     65: ('rules_reload', 'json'),
     66: ('waybill', 'json'),
+    67: ('order_page', 'json'),
+    68: ('order_hold', 'json'),
+    69: ('order_unhold', 'json'),
+    70: ('wave_scan', 'json'),
+    71: ('wave_override', 'json'),
 }
 
 #: reservation status number -> name
@@ -554,6 +559,20 @@ class IdempotencyKeyReused(Refused):
     NAME = 'idempotency_key_reused'
 
 
+class NotPicked(Refused):
+    """151 not_picked: a waved shipment cannot be packed before its wave's pick list is scanned complete (`wave_scan`) or a supervisor released it (`wave_override`)"""
+
+    CODE = 151
+    NAME = 'not_picked'
+
+
+class InvalidName(Refused):
+    """152 invalid_name: a display name longer than 256 bytes or with control or invisible characters"""
+
+    CODE = 152
+    NAME = 'invalid_name'
+
+
 #: error code -> exception class
 ERROR_CLASSES = {
     1: BadFrame,
@@ -625,6 +644,8 @@ ERROR_CLASSES = {
     148: InvalidRules,
     149: SkuIdOutOfRange,
     150: IdempotencyKeyReused,
+    151: NotPicked,
+    152: InvalidName,
 }
 
 __all__ = [
@@ -697,4 +718,6 @@ __all__ = [
     'InvalidRules',
     'SkuIdOutOfRange',
     'IdempotencyKeyReused',
+    'NotPicked',
+    'InvalidName',
 ]
