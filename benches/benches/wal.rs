@@ -69,7 +69,7 @@ fn limits() {
 
     // Raw sequential write: 512 MiB in 1 MiB pwrites, one fdatasync at the end.
     let path = d.path().join("raw.bin");
-    let f = OpenOptions::new().create(true).read(true).write(true).open(&path).unwrap();
+    let f = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
     let buf = vec![0x5Au8; 1 << 20];
     let total = 512u64 << 20;
     let t = Instant::now();

@@ -101,54 +101,90 @@ impl CatalogError {
 /// Parse a file by extension (`.json` or `.csv`, case-insensitive).
 pub fn read_catalog(path: &Path) -> Result<CatalogFile, CatalogError> {
     let display = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read { path: display.clone(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| CatalogError::Read { path: display.clone(), source })?;
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     match ext.as_deref() {
-        Some("json") => serde_json::from_str(&text).map_err(|source| CatalogError::Json { path: display, source }),
-        Some("csv") => parse_csv(&display, &text),
+        Some("json") => serde_json::from_slice(&bytes).map_err(|source| CatalogError::Json { path: display, source }),
+        Some("csv") => parse_csv(&display, &decode_text(&display, &bytes)?),
         _ => Err(CatalogError::Format { path: display }),
     }
 }
 
-/// CSV: header `sku,warehouse,on_hand[,low_stock_threshold]`, one row per SKU x warehouse.
-/// Warehouses referenced by the CSV are auto-defined (code `WH<id>`) when the server does not
-/// know them.
+/// The text of a spreadsheet export: UTF-8 (a byte-order mark is dropped), or, when the bytes are
+/// not UTF-8, GBK/GB 18030 (what Excel on a Chinese Windows saves as "CSV").
+pub fn decode_text(path: &str, bytes: &[u8]) -> Result<String, CatalogError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Ok(text.to_owned());
+    }
+    let (text, had_errors) = encoding_rs::GB18030.decode_without_bom_handling(bytes);
+    if had_errors {
+        return Err(CatalogError::Csv {
+            path: path.to_owned(),
+            line: 1,
+            message: "the file is neither UTF-8 nor GBK text".into(),
+        });
+    }
+    Ok(text.into_owned())
+}
+
+/// CSV (RFC 4180 through the csv crate: quoted fields, commas and quotes inside quotes): header
+/// `sku,warehouse,on_hand[,low_stock_threshold]`, one row per SKU x warehouse; blank lines and
+/// lines starting with `#` are skipped. Warehouses referenced by the CSV are auto-defined (code
+/// `WH<id>`) when the server does not know them.
 pub fn parse_csv(path: &str, text: &str) -> Result<CatalogFile, CatalogError> {
-    let err = |line: usize, message: String| CatalogError::Csv { path: path.to_owned(), line, message };
-    let mut rows = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-    let (header_line, header) = rows.next().ok_or_else(|| err(1, "empty file (expected a header)".into()))?;
-    let columns: Vec<String> = header.split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
+    let err = |line: u64, message: String| CatalogError::Csv { path: path.to_owned(), line: line as usize, message };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .from_reader(text.as_bytes());
+    let mut rows = reader.records();
+    let line_of = |e: &csv::Error| e.position().map_or(1, csv::Position::line);
+    let header = match rows.next() {
+        Some(Ok(header)) => header,
+        Some(Err(e)) => return Err(err(line_of(&e), e.to_string())),
+        None => return Err(err(1, "empty file (expected a header)".into())),
+    };
+    let header_line = header.position().map_or(1, csv::Position::line);
+    let columns: Vec<String> = header.iter().map(str::to_ascii_lowercase).collect();
     let has_threshold = match columns.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["sku", "warehouse", "on_hand"] => false,
         ["sku", "warehouse", "on_hand", "low_stock_threshold"] => true,
         _ => {
+            let got = header.iter().collect::<Vec<_>>().join(",");
             return Err(err(
-                header_line + 1,
-                format!("header must be sku,warehouse,on_hand[,low_stock_threshold], got {header:?}"),
-            ))
+                header_line,
+                format!("header must be sku,warehouse,on_hand[,low_stock_threshold], got {got:?}"),
+            ));
         }
     };
     let mut catalog = CatalogFile::default();
     let mut seen_skus = BTreeSet::new();
-    for (index, row) in rows {
-        let line = index + 1;
-        let fields: Vec<&str> = row.split(',').map(str::trim).collect();
-        if fields.len() != columns.len() {
-            return Err(err(line, format!("expected {} fields, got {}", columns.len(), fields.len())));
+    for row in rows {
+        let row = row.map_err(|e| err(line_of(&e), e.to_string()))?;
+        let line = row.position().map_or(0, csv::Position::line);
+        if row.iter().all(str::is_empty) {
+            continue;
         }
-        let sku = fields[0];
+        if row.len() != columns.len() {
+            return Err(err(line, format!("expected {} fields, got {}", columns.len(), row.len())));
+        }
+        let field = |i: usize| row.get(i).unwrap_or_default();
+        let sku = field(0);
         if sku.is_empty() {
             return Err(err(line, "empty sku".into()));
         }
-        let warehouse: u16 = fields[1]
+        let warehouse: u16 = field(1)
             .parse()
-            .map_err(|_| err(line, format!("warehouse must be a number 0-65535, got {:?}", fields[1])))?;
+            .map_err(|_| err(line, format!("warehouse must be a number 0-65535, got {:?}", field(1))))?;
         let on_hand: u64 =
-            fields[2].parse().map_err(|_| err(line, format!("on_hand must be a whole number, got {:?}", fields[2])))?;
+            field(2).parse().map_err(|_| err(line, format!("on_hand must be a whole number, got {:?}", field(2))))?;
         if has_threshold {
-            let threshold: u32 = fields[3]
+            let threshold: u32 = field(3)
                 .parse()
-                .map_err(|_| err(line, format!("low_stock_threshold must be a whole number, got {:?}", fields[3])))?;
+                .map_err(|_| err(line, format!("low_stock_threshold must be a whole number, got {:?}", field(3))))?;
             if seen_skus.insert(sku.to_owned()) {
                 catalog.skus.push(SkuDef { code: sku.to_owned(), low_stock_threshold: threshold });
             }
@@ -263,6 +299,22 @@ mod tests {
         let e = parse_csv("x.csv", "sku,warehouse,on_hand\nA,1\n").unwrap_err().to_string();
         assert!(e.contains("x.csv:2"), "{e}");
         assert!(parse_csv("x.csv", "").is_err());
+    }
+
+    #[test]
+    fn spreadsheet_exports_with_quotes_bom_and_gbk_load() {
+        // A quoted code with a comma and a doubled quote, a UTF-8 BOM before the header, and the
+        // same file saved as GBK all give the same rows.
+        let text = "\u{FEFF}sku,warehouse,on_hand\n\"MUG, \"\"WHITE\"\"\",1,10\n茶叶-龙井,2,5\n";
+        let utf8 = decode_text("x.csv", text.as_bytes()).unwrap();
+        let c = parse_csv("x.csv", &utf8).unwrap();
+        assert_eq!(c.stock[0], StockDef { sku: "MUG, \"WHITE\"".into(), warehouse: 1, on_hand: 10 });
+        assert_eq!(c.stock[1].sku, "茶叶-龙井");
+        let (gbk, _, unmappable) = encoding_rs::GBK.encode(text.trim_start_matches('\u{FEFF}'));
+        assert!(!unmappable);
+        assert!(std::str::from_utf8(&gbk).is_err(), "really not UTF-8");
+        assert_eq!(parse_csv("x.csv", &decode_text("x.csv", &gbk).unwrap()).unwrap(), c);
+        assert!(decode_text("x.csv", &[0xFF, 0xFF, 0xFF]).is_err(), "neither encoding");
     }
 
     #[test]

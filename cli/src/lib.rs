@@ -434,6 +434,8 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     Tls(#[from] oms_client::tls::TlsError),
+    #[error(transparent)]
+    Label(#[from] crate::label::LabelError),
 }
 
 impl CliError {
@@ -446,6 +448,7 @@ impl CliError {
         match (self, client) {
             (_, Some(e)) if e.is_connection() => EXIT_CONNECTION,
             (CliError::Usage(_) | CliError::Tls(_), _) => EXIT_USAGE,
+            (CliError::Label(crate::label::LabelError::Size(_) | crate::label::LabelError::Dpi(_)), _) => EXIT_USAGE,
             _ => EXIT_REFUSED,
         }
     }

@@ -220,14 +220,45 @@ pub enum RulesCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum WaybillCmd {
-    /// Render the shipping label of a packed shipment as a PDF (4x6 in, Code 128 barcode)
+    /// Render the shipping label of a packed shipment: PDF (font embedded), PNG or ZPL for thermal
+    /// printers; 76x130 mm or 100x180 mm; Code 128 barcode; the phone masked (138****5678)
     Print {
         /// Shipment id
         shipment: u64,
-        /// Write the PDF here (default: waybill-<number>.pdf in the current directory)
+        /// Output format
+        #[arg(long, value_enum, default_value = "pdf")]
+        format: LabelFormat,
+        /// Label size in millimetres: 76x130 (the common e-waybill), 100x180, or WIDTHxHEIGHT
+        #[arg(long, default_value = "76x130", value_name = "WxH")]
+        size: String,
+        /// Dots per inch for png and zpl (thermal printers: 203 or 300)
+        #[arg(long, default_value_t = 203, value_name = "DPI")]
+        dpi: u32,
+        /// Print the recipient's whole phone number (own-fleet deliveries); the platforms require
+        /// it masked on parcels they carry. Needs a role that may read it (ops)
+        #[arg(long)]
+        full_phone: bool,
+        /// Write here (default: waybill-<number>.<format> in the current directory; `-` for stdout)
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabelFormat {
+    Pdf,
+    Png,
+    Zpl,
+}
+
+impl LabelFormat {
+    fn extension(self) -> &'static str {
+        match self {
+            LabelFormat::Pdf => "pdf",
+            LabelFormat::Png => "png",
+            LabelFormat::Zpl => "zpl",
+        }
+    }
 }
 
 fn read_file(path: &PathBuf) -> Result<String, CliError> {
@@ -629,14 +660,41 @@ pub(super) async fn run_rules(ctx: &Ctx, cmd: RulesCmd) -> Result<(), CliError> 
 }
 
 pub(super) async fn run_waybill(ctx: &Ctx, cmd: WaybillCmd) -> Result<(), CliError> {
-    let WaybillCmd::Print { shipment, out } = cmd;
+    use crate::label;
+    let WaybillCmd::Print { shipment, format, size, dpi, full_phone, out } = cmd;
+    let options = label::LabelOptions { size: size.parse()?, full_phone, dpi };
+    options.check()?;
     let client = ctx.client().await?;
+    let role = client.server_info().map(|i| i.role);
+    if full_phone && role != Some(oms_proto::Role::Ops) {
+        let role = role.map_or("unknown", oms_proto::Role::name);
+        return Err(CliError::Usage(format!(
+            "--full-phone needs the ops role (this key has {role}): the platforms require a masked phone"
+        )));
+    }
     let label = client.waybill(shipment).await?;
-    let pdf = crate::label::render_pdf(&label).map_err(|e| CliError::Problems(e.to_string()))?;
-    let path = out.unwrap_or_else(|| PathBuf::from(format!("waybill-{}.pdf", label.waybill)));
-    std::fs::write(&path, &pdf)?;
+    let bytes = match format {
+        LabelFormat::Pdf => label::render_pdf(&label, &options)?,
+        LabelFormat::Png => label::render_png(&label, &options)?,
+        LabelFormat::Zpl => label::render_zpl(&label, &options)?.into_bytes(),
+    };
+    let path = out.unwrap_or_else(|| PathBuf::from(format!("waybill-{}.{}", label.waybill, format.extension())));
+    if path.as_os_str() == "-" {
+        use std::io::Write as _;
+        std::io::stdout().write_all(&bytes)?;
+        return Ok(());
+    }
+    std::fs::write(&path, &bytes)?;
     ctx.done(
-        json!({ "shipment": shipment, "waybill": label.waybill, "carrier": label.carrier, "file": path.display().to_string(), "bytes": pdf.len() }),
+        json!({
+            "shipment": shipment,
+            "waybill": label.waybill,
+            "carrier": label.carrier,
+            "format": format.extension(),
+            "size_mm": [options.size.width_mm, options.size.height_mm],
+            "file": path.display().to_string(),
+            "bytes": bytes.len(),
+        }),
         || format!("waybill {} ({}) written to {}", label.waybill, label.carrier, path.display()),
     )
 }

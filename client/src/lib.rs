@@ -7,10 +7,13 @@
 //! - [`Connection`]: one connection with its handshake, for sequential drivers (the load
 //!   generator). It is the only Hello implementation; `Client` and `LogStream` are built on it.
 //! - TLS behind the `tls` cargo feature ([`tls::ClientTls`]).
+//! - [`backoff::Backoff`]: the retry delays (exponential, jittered) of every loop that reconnects
+//!   or redelivers: omsd's followers and webhooks, the PostgreSQL sink.
 //!
 //! It depends on `oms-proto` and tokio (and rustls with `tls`), never on the server: no engine,
 //! no log, no HTTP stack. `client/tests/dependencies.rs` checks that with `cargo tree`.
 
+pub mod backoff;
 mod client;
 mod connection;
 mod error;

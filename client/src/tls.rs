@@ -103,6 +103,12 @@ impl ClientTls {
         Ok(ClientTls { config: Arc::new(config), server_name })
     }
 
+    /// The rustls configuration (trusted roots, ring provider), for HTTP clients built on it
+    /// (omsd's webhooks).
+    pub fn rustls_config(&self) -> Arc<rustls::ClientConfig> {
+        self.config.clone()
+    }
+
     /// The name checked against the server's certificate: the configured one, else the host part
     /// of `addr` (`host:port`, `[v6]:port` or a bare host).
     pub fn server_name_for(&self, addr: &str) -> io::Result<ServerName<'static>> {

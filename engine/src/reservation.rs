@@ -38,17 +38,12 @@ impl HoldState {
 }
 
 /// The allocations of a reservation; one line (the common case at checkout) is stored inline.
-#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum Allocations {
+    #[default]
     None,
     One(Allocation),
     Many(Box<[Allocation]>),
-}
-
-impl Default for Allocations {
-    fn default() -> Self {
-        Allocations::None
-    }
 }
 
 impl std::ops::Deref for Allocations {

@@ -82,7 +82,9 @@ fn invalid_kits_are_refused() {
     sim.sku(1, 0);
     sim.receive(1, 1, 1);
     sim.kit(10, &[(0, 1)]).unwrap();
-    let cases: &[(u32, &[(u32, u32)], &str)] = &[
+    // (kit id, components as (sku, qty), expected error code)
+    type Case<'a> = (u32, &'a [(u32, u32)], &'a str);
+    let cases: &[Case] = &[
         (11, &[], "invalid_kit"),
         (11, &[(11, 1)], "invalid_kit"),
         (11, &[(0, 1), (0, 2)], "invalid_kit"),

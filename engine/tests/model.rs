@@ -367,6 +367,9 @@ fn expand(lines: &[Line]) -> Vec<(u32, u32)> {
     out
 }
 
+/// What one step returns: (model says ok, engine result, events).
+type Applied = (bool, Result<(), EngineError>, Vec<Event>);
+
 impl Run {
     fn new() -> Self {
         let engine = ShardedEngine::new(PARTS, Limits::default()).with_journal();
@@ -437,7 +440,7 @@ impl Run {
     /// Mostly a live reservation matching `pred`, else as `target`.
     fn target_where(&self, i: usize, pred: impl Fn(&MRes) -> bool) -> ReservationId {
         let matching: Vec<_> = self.model.live.iter().filter(|(_, r)| pred(r)).map(|(id, _)| *id).collect();
-        if i % 5 != 0 && !matching.is_empty() {
+        if !i.is_multiple_of(5) && !matching.is_empty() {
             return matching[(i / 5) % matching.len()];
         }
         self.target(i)
@@ -445,10 +448,10 @@ impl Run {
 
     /// Mostly a live reservation; sometimes any id ever aimed at (ended, refused) or an unknown one.
     fn target(&self, i: usize) -> ReservationId {
-        if i % 5 != 0 && !self.model.live.is_empty() {
+        if !i.is_multiple_of(5) && !self.model.live.is_empty() {
             return *self.model.live.keys().nth((i / 5) % self.model.live.len()).unwrap();
         }
-        if self.targets.is_empty() || i % 7 == 0 {
+        if self.targets.is_empty() || i.is_multiple_of(7) {
             ReservationId(routing::reservation_id(999, PartitionSet(1)).0)
         } else {
             self.targets[i % self.targets.len()]
@@ -498,7 +501,7 @@ impl Run {
     }
 
     /// Predict, run, and (on success) update the model. Returns (model says ok, engine result, events).
-    fn apply(&mut self, op: &Op) -> Result<(bool, Result<(), EngineError>, Vec<Event>), TestCaseError> {
+    fn apply(&mut self, op: &Op) -> Result<Applied, TestCaseError> {
         let m = &self.model;
         let now = m.now;
         let sku_of = |i: usize| SKU_CHOICES[i];
@@ -519,7 +522,7 @@ impl Run {
                     }
                     2 => {
                         lines.truncate(1);
-                        if self.seq % 4 != 0 {
+                        if !self.seq.is_multiple_of(4) {
                             lines[0].sku = SkuId(PRESALE_SKU);
                         }
                         Some(PRESALE)
@@ -801,10 +804,7 @@ impl Run {
         })
     }
 
-    fn reserve(
-        &mut self,
-        request: ReserveRequest,
-    ) -> Result<(bool, Result<(), EngineError>, Vec<Event>), TestCaseError> {
+    fn reserve(&mut self, request: ReserveRequest) -> Result<Applied, TestCaseError> {
         let m = &self.model;
         let now = m.now;
         // A known key answers the first result and changes nothing.

@@ -22,8 +22,11 @@ pub const FUZZ_SKU_ID_LIMIT: u32 = 1 << 20;
 /// Record bound used by the log target.
 pub const FUZZ_MAX_RECORD_BYTES: u32 = 1 << 16;
 
+/// A fuzz target's name and body.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Every target, by name, for the CI test and the corpus writer.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [Target; 6] = [
     ("protocol_frames", protocol_frames),
     ("request_payload", request_payload),
     ("wal_record", wal_record),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -26,13 +26,27 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
+/// OpenMetrics when the scraper asks for it (Prometheus does), the classic text format otherwise
+/// (curl, promtool, older scrapers).
+async fn metrics(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> impl IntoResponse {
     if let Some(ctx) = state.ctx.get() {
         for p in 0..ctx.workers.partitions() {
             state.metrics.queue_depth.get_or_create(&Metrics::partition(p)).set(ctx.workers.queue_depth(p) as i64);
         }
     }
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
+    } else {
+        (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            crate::metrics::to_prometheus_text(&state.metrics.render()),
+        )
+    }
 }
 
 /// 200 `ok` / `storage: ok` while the logs can be written; 503 with `storage: failed` and the

@@ -111,6 +111,35 @@ pub struct OmsdArgs {
     /// [default: 5s].
     #[arg(long, env = "OMSD_REPLICA_ACK_TIMEOUT", value_parser = humantime::parse_duration)]
     pub replica_ack_timeout: Option<Duration>,
+    /// Log lines on stderr: text for people, json (one object per line) for log pipelines
+    /// [default: text]. The level filter is OMSD_LOG (e.g. info, omsd=debug).
+    #[arg(long, env = "OMSD_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl OmsdArgs {
+    /// The log format from the flag, the environment or the config file (read before anything
+    /// else so the first log line already has the right format). A file that cannot be read is
+    /// reported by `Config::resolve` right after.
+    pub fn log_format(&self) -> LogFormat {
+        if let Some(format) = self.log_format {
+            return format;
+        }
+        self.config
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .and_then(|text| toml::from_str::<FileConfig>(&text).ok())
+            .and_then(|file| file.log_format)
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -149,6 +178,7 @@ pub struct FileConfig {
     pub replicas: Option<u32>,
     pub ack_after_replica: Option<bool>,
     pub replica_ack_timeout: Option<String>,
+    pub log_format: Option<LogFormat>,
     /// `[[webhooks]]`: see `notify::WebhookConfig`.
     #[serde(default)]
     pub webhooks: Vec<crate::notify::WebhookConfig>,

@@ -80,7 +80,8 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
     );
     let board = Arc::new(SoldOutBoard::new());
     let metrics = Arc::new(Metrics::new());
-    let notifier = crate::notify::Notifier::new(&config.webhooks, metrics.clone()).map_err(ConfigError::from)?;
+    let notifier =
+        crate::notify::Notifier::new(&config.webhooks, &config.data_dir, metrics.clone()).map_err(ConfigError::from)?;
     let (order_hook, order_effects) = crate::orders::OrderHook::new();
     let acks = Arc::new(crate::replication::AckBoard::new(
         config.partitions,
@@ -124,7 +125,7 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         .build()
         .map_err(DaemonError::Threads)?;
     if let Some(notifier) = &notifier {
-        notifier.start(runtime.handle());
+        notifier.start(runtime.handle()).map_err(DaemonError::Threads)?;
     }
     let ctx = Arc::new(ServerCtx {
         config: config.clone(),
@@ -152,6 +153,10 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
     let served = runtime.block_on(serve(ctx.clone(), metrics, tls));
     // Partition threads drain their queues, flush and write a final snapshot.
     ctx.workers.shutdown();
+    // The partition threads have stopped: spool the last events so they are sent after a restart.
+    if let Some(notifier) = &notifier {
+        notifier.flush(Duration::from_secs(2));
+    }
     runtime.shutdown_timeout(Duration::from_secs(2));
     tracing::info!("omsd stopped");
     served
@@ -185,6 +190,10 @@ async fn serve(
     let local = listener.local_addr().unwrap_or(config.listen);
     let transport = if tls.is_some() { "tls" } else { "tcp" };
     tracing::info!(listen = %local, transport, admin = %config.admin_listen, fsync = ?config.durability, "omsd ready on {local}");
+    // systemd (Type=notify): `systemctl start` returns now. Does nothing outside systemd.
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "could not tell systemd omsd is ready");
+    }
 
     let connection_limit = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
     let signal = shutdown_signal();
@@ -224,6 +233,7 @@ async fn serve(
         }
     }
     tracing::info!("shutdown requested: no new connections; draining in-flight requests");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     drop(listener);
     ctx.ready.store(false, Ordering::Release);
     ctx.shutting_down.store(true, Ordering::Release);

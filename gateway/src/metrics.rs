@@ -1,5 +1,11 @@
 //! Prometheus metrics for /metrics. Hot counters are plain families; latency histograms are
 //! observed once per response by the connection writer and once per batch by partition threads.
+//! Every metric has HELP text; `omsd_build_info` names the version; the `process_*` family (CPU,
+//! memory, open files, threads, start time) is read from /proc on each scrape.
+//!
+//! prometheus-client writes OpenMetrics, where a counter's family is named without `_total`;
+//! scrapers that ask for the classic text format (and `promtool check metrics`) get it through
+//! [`to_prometheus_text`].
 
 use std::sync::atomic::AtomicU64;
 
@@ -39,6 +45,16 @@ pub struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabel {
+    pub webhook: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
@@ -65,6 +81,8 @@ pub struct Metrics {
     pub subscriptions: Gauge,
     /// Webhook deliveries by outcome (delivered, retried, failed, dropped).
     pub webhook_deliveries: Family<OutcomeLabel, Counter>,
+    /// Events spooled for each webhook and not yet delivered.
+    pub webhook_pending: Family<WebhookLabel, Gauge>,
     /// Primary: the LSN each connected follower reported durable in its own log, per partition.
     pub replica_acked_lsn: Family<FollowerLabel, Gauge<u64, AtomicU64>>,
     /// Primary: the highest LSN that `--replicas N` followers hold durably, per partition.
@@ -85,7 +103,12 @@ fn latency_histogram() -> Histogram {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("omsd");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(ProcessCollector));
+        let registry = root.sub_registry_with_prefix("omsd");
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
+        registry.register("build_info", "Always 1; the version of this omsd in its labels", build_info);
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<OpcodeLabel, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
         let queue_depth = Family::<PartitionLabel, Gauge>::default();
@@ -106,6 +129,12 @@ impl Metrics {
         let replication_lag_seconds = Family::<PartitionLabel, Gauge<f64, AtomicU64>>::default();
         let subscriptions = Gauge::default();
         let webhook_deliveries = Family::<OutcomeLabel, Counter>::default();
+        let webhook_pending = Family::<WebhookLabel, Gauge>::default();
+        registry.register(
+            "webhook_pending",
+            "Events in each webhook's disk queue not yet delivered",
+            webhook_pending.clone(),
+        );
         let replica_acked_lsn = Family::<FollowerLabel, Gauge<u64, AtomicU64>>::default();
         let replica_quorum_lsn = Family::<PartitionLabel, Gauge<u64, AtomicU64>>::default();
         let replica_held_answers = Family::<PartitionLabel, Gauge>::default();
@@ -147,7 +176,11 @@ impl Metrics {
             replication_lag_seconds.clone(),
         );
         registry.register("subscriptions", "Open log subscriptions", subscriptions.clone());
-        registry.register("webhook_deliveries", "Webhook deliveries by outcome", webhook_deliveries.clone());
+        registry.register(
+            "webhook_deliveries",
+            "Webhook events by outcome: delivered, retried, failed (gave up), dropped (queue or spool full), expired (older than the retention)",
+            webhook_deliveries.clone(),
+        );
         registry.register("requests", "Requests by opcode and outcome", requests.clone());
         registry.register(
             "request_latency_seconds",
@@ -191,12 +224,13 @@ impl Metrics {
             replication_lag_seconds,
             subscriptions,
             webhook_deliveries,
+            webhook_pending,
             replica_acked_lsn,
             replica_quorum_lsn,
             replica_held_answers,
             replica_ack_wait,
             replica_timeouts,
-            registry,
+            registry: root,
         }
     }
 
@@ -204,6 +238,7 @@ impl Metrics {
         PartitionLabel { partition: index.to_string() }
     }
 
+    /// The metrics in OpenMetrics text.
     pub fn render(&self) -> String {
         let mut text = String::new();
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
@@ -213,8 +248,125 @@ impl Metrics {
     }
 }
 
+/// OpenMetrics text to the Prometheus text format 0.0.4: a counter family is renamed to its
+/// samples' `_total` name, `# UNIT` and `# EOF` lines go, `info` becomes a gauge, `unknown`
+/// becomes `untyped`. Samples are unchanged.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut counters: Vec<&str> = Vec::new();
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            if let Some(name) = rest.strip_suffix(" counter") {
+                counters.push(name);
+            }
+        }
+    }
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "].into_iter().find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let tail = match tail {
+                    "info" => "gauge",
+                    "unknown" => "untyped",
+                    other => other,
+                };
+                let suffix = if counters.contains(&name) && !name.ends_with("_total") { "_total" } else { "" };
+                out.push_str(&format!("{prefix}{name}{suffix} {tail}\n"));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// The standard `process_*` metrics of this process, read from /proc at scrape time. A value
+/// that cannot be read is left out of that scrape.
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl prometheus_client::collector::Collector for ProcessCollector {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let Ok(me) = procfs::process::Process::myself() else { return Ok(()) };
+        let mut gauge = |name: &str, help: &str, value: f64| -> Result<(), std::fmt::Error> {
+            let metric = ConstGauge::new(value);
+            metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+        };
+        let stat = me.stat().ok();
+        if let Some(stat) = &stat {
+            let page = procfs::page_size() as f64;
+            gauge("process_resident_memory_bytes", "Resident memory size in bytes", stat.rss as f64 * page)?;
+            gauge("process_virtual_memory_bytes", "Virtual memory size in bytes", stat.vsize as f64)?;
+            gauge("process_threads", "Number of OS threads in the process", stat.num_threads as f64)?;
+            if let Ok(boot) = procfs::boot_time_secs() {
+                let start = boot as f64 + stat.starttime as f64 / procfs::ticks_per_second() as f64;
+                gauge(
+                    "process_start_time_seconds",
+                    "Start time of the process since the Unix epoch in seconds",
+                    start,
+                )?;
+            }
+        }
+        if let Ok(fds) = me.fd_count() {
+            gauge("process_open_fds", "Number of open file descriptors", fds as f64)?;
+        }
+        if let Ok(limits) = me.limits() {
+            if let procfs::process::LimitValue::Value(max) = limits.max_open_files.soft_limit {
+                gauge("process_max_fds", "Maximum number of open file descriptors", max as f64)?;
+            }
+        }
+        if let Some(stat) = stat {
+            let cpu = (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64;
+            let metric = ConstCounter::new(cpu);
+            metric.encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                None,
+                metric.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_names_counters_with_total_and_keeps_samples() {
+        // Converts a registry with a counter, a gauge and the process collector, and checks the
+        // counter's HELP/TYPE lines carry its samples' name, no OpenMetrics-only line remains,
+        // and every sample line is kept.
+        let metrics = Metrics::new();
+        metrics.fast_path_rejects.inc();
+        metrics.refused.get_or_create(&ReasonLabel { reason: "busy" }).inc();
+        let open = metrics.render();
+        let classic = to_prometheus_text(&open);
+        assert!(classic.contains("# TYPE omsd_fast_path_rejects_total counter\n"), "{classic}");
+        assert!(classic.contains("# HELP omsd_fast_path_rejects_total "));
+        assert!(classic.contains("omsd_fast_path_rejects_total 1\n"));
+        assert!(classic.contains("omsd_refused_total{reason=\"busy\"} 1\n"));
+        assert!(classic.contains("# TYPE process_cpu_seconds_total counter\n"));
+        assert!(classic.contains("omsd_build_info{version=\""));
+        assert!(classic.contains("\nprocess_open_fds "), "{classic}");
+        assert!(!classic.contains("# EOF"));
+        let samples = |t: &str| t.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(samples(&open), samples(&classic));
     }
 }

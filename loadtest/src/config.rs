@@ -8,12 +8,12 @@ use clap::Parser;
 use crate::error::LoadError;
 use crate::workload::{PlanParams, Scenario};
 
-#[derive(Parser, Debug, Clone)]
+#[derive(Parser, Clone)]
 #[command(
     name = "oms-loadtest",
     version,
     about = "Load generator for omsd (and Redis+Lua / PostgreSQL peers): closed or open loop, coordinated-omission-free latency, post-run audit",
-    after_help = "Examples:\n  oms-loadtest flash-sale --connections 8 --pipeline 128 --duration 30s\n  oms-loadtest checkout --skus 1000000 --skew 0.99 --rate 200000 --json out.json\n  oms-loadtest flash-sale --target redis://127.0.0.1:6379 --seed 7\n  oms-loadtest checkout --target postgres://postgres@127.0.0.1:5432/postgres\n\nThe exit status is non-zero when the audit fails (oversold SKU, limit violated, server audit unclean, counts that do not add up)."
+    after_help = "Examples:\n  oms-loadtest checkout --tls-ca ca.pem --api-key $KEY --max-p99 2ms --min-throughput 100k\n  oms-loadtest flash-sale --connections 8 --pipeline 128 --duration 30s\n  oms-loadtest checkout --skus 1000000 --skew 0.99 --rate 200000 --json out.json\n  oms-loadtest flash-sale --target redis://127.0.0.1:6379 --seed 7\n  oms-loadtest checkout --target postgres://postgres@127.0.0.1:5432/postgres\n\nExit status: 0 passed; 1 the audit failed (oversold SKU, limit violated, server audit unclean, counts that do not add up); 2 the run could not be made; 3 a threshold (--max-p99, --max-p999, --min-throughput) was missed."
 )]
 pub struct Args {
     /// Workload to run.
@@ -116,9 +116,53 @@ pub struct Args {
     /// Name omsd's certificate must carry [default: the host of --target]; needs --tls-ca.
     #[arg(long, value_name = "NAME", requires = "tls_ca")]
     pub tls_server_name: Option<String>,
+    /// API key sent in omsd's handshake (a storefront key drives checkout traffic; setup and the
+    /// audit need an ops key).
+    #[arg(long, env = "OMS_LOADTEST_API_KEY", hide_env_values = true, default_value = "", hide_default_value = true)]
+    pub api_key: String,
+    /// Latency percentiles the report lists (also in --json as percentiles_us).
+    #[arg(long, default_value = "50,90,99,99.9,99.99", value_name = "LIST")]
+    pub percentiles: String,
+    /// Write an HdrHistogram interval log here: one latency histogram per --hdr-interval (warm-up
+    /// included), readable by HistogramLogProcessor and the HdrHistogram plotters.
+    #[arg(long, value_name = "FILE")]
+    pub hdr_log: Option<PathBuf>,
+    /// Length of one interval of --hdr-log.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub hdr_interval: Duration,
+    /// Threshold: fail (exit 3) when p99 latency is above this, e.g. 2ms.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub max_p99: Option<Duration>,
+    /// Threshold: fail (exit 3) when p99.9 latency is above this.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub max_p999: Option<Duration>,
+    /// Threshold: fail (exit 3) when throughput (requests/s over the measured time) is below
+    /// this, e.g. 100k or 1.5M.
+    #[arg(long, value_parser = crate::thresholds::parse_rate, value_name = "RATE")]
+    pub min_throughput: Option<f64>,
+}
+
+/// Debug without the API key.
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Args")
+            .field("scenario", &self.scenario)
+            .field("target", &self.target)
+            .field("api_key", &if self.api_key.is_empty() { "" } else { "<set>" })
+            .finish_non_exhaustive()
+    }
 }
 
 impl Args {
+    /// The --max-*/--min-* thresholds.
+    pub fn limits(&self) -> crate::thresholds::Limits {
+        crate::thresholds::Limits {
+            max_p99: self.max_p99,
+            max_p999: self.max_p999,
+            min_throughput: self.min_throughput,
+        }
+    }
+
     /// Defaults for programmatic use (tests): same as the command line's.
     pub fn for_scenario(scenario: Scenario, target: &str) -> Args {
         let mut args = Args::parse_from(["oms-loadtest", scenario_arg(scenario)]);
@@ -135,6 +179,10 @@ impl Args {
         }
         if self.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
             return Err(LoadError::Args("--rate must be positive".into()));
+        }
+        crate::thresholds::parse_percentiles(&self.percentiles)?;
+        if self.hdr_interval < Duration::from_millis(100) {
+            return Err(LoadError::Args("--hdr-interval must be at least 100ms".into()));
         }
         if self.skew < 0.0 || !self.skew.is_finite() {
             return Err(LoadError::Args("--skew must be >= 0".into()));

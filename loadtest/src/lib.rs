@@ -14,6 +14,7 @@ pub mod peers;
 pub mod rng;
 pub mod run;
 pub mod stats;
+pub mod thresholds;
 pub mod workload;
 
 pub use config::{Args, Target};

@@ -48,10 +48,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    if report.audit_passed {
-        ExitCode::SUCCESS
-    } else {
+    if !report.audit_passed {
         eprintln!("oms-loadtest: audit FAILED");
-        ExitCode::from(1)
+        return ExitCode::from(1);
     }
+    if !report.thresholds_passed {
+        let missed: Vec<&str> = report.thresholds.iter().filter(|t| !t.passed).map(|t| t.name.as_str()).collect();
+        eprintln!("oms-loadtest: threshold missed: {}", missed.join(", "));
+        return ExitCode::from(3);
+    }
+    ExitCode::SUCCESS
 }

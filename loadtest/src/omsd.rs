@@ -68,10 +68,10 @@ impl From<ClientError> for LoadError {
 }
 
 impl Wire {
-    /// Connect (over TLS with `tls`) and handshake.
-    pub async fn connect(addr: &str, tls: Option<&ClientTls>) -> Result<Wire, LoadError> {
+    /// Connect (over TLS with `tls`) and handshake with `api_key` (empty: none).
+    pub async fn connect(addr: &str, tls: Option<&ClientTls>, api_key: &str) -> Result<Wire, LoadError> {
         let options = ConnectOptions {
-            api_key: None,
+            api_key: (!api_key.is_empty()).then(|| api_key.to_owned()),
             client_name: "oms-loadtest".into(),
             connect_timeout: Duration::from_secs(5),
             tls: tls.cloned(),

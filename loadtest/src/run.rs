@@ -100,7 +100,19 @@ pub async fn run(args: &Args) -> Result<Report, LoadError> {
     report.pipeline = args.pipeline;
     report.rate = args.rate;
     report.seed = args.seed;
+    report.thresholds = crate::thresholds::evaluate(&report, &args.limits());
+    report.thresholds_passed = report.thresholds.iter().all(|t| t.passed);
     Ok(report)
+}
+
+/// The reporter's HDR interval log, if asked for.
+pub fn hdr_log(args: &Args) -> Result<Option<crate::stats::HdrLog>, LoadError> {
+    args.hdr_log.as_deref().map(|path| crate::stats::HdrLog::create(path, args.hdr_interval)).transpose()
+}
+
+/// The `--percentiles` list (checked by `plan_params`).
+pub fn percentiles(args: &Args) -> Vec<f64> {
+    crate::thresholds::parse_percentiles(&args.percentiles).unwrap_or_else(|_| vec![50.0, 90.0, 99.0, 99.9, 99.99])
 }
 
 /// Resolve or create the catalog, stock and campaigns on omsd. Returns (sku ids, campaign ids).
@@ -292,7 +304,7 @@ async fn run_omsd(args: &Args, plan: Arc<Plan>, addr: &str) -> Result<Report, Lo
         Some(ca) => Some(oms_client::tls::ClientTls::new(Some(ca), args.tls_server_name.as_deref())?),
         None => None,
     };
-    let mut control = Wire::connect(addr, tls.as_ref()).await?;
+    let mut control = Wire::connect(addr, tls.as_ref(), &args.api_key).await?;
     let (sku_ids, campaign_ids) = setup_omsd(args, &plan, &mut control).await?;
     let before = if args.no_audit {
         Snapshot::default()
@@ -316,9 +328,9 @@ async fn run_omsd(args: &Args, plan: Arc<Plan>, addr: &str) -> Result<Report, Lo
     let conns = args.connections;
     let mut wires = Vec::with_capacity(conns);
     for _ in 0..conns {
-        wires.push(Wire::connect(addr, tls.as_ref()).await?);
+        wires.push(Wire::connect(addr, tls.as_ref(), &args.api_key).await?);
     }
-    let reporter = spawn_progress_reporter(Arc::clone(&progress), args.scenario.name().to_owned());
+    let reporter = spawn_progress_reporter(Arc::clone(&progress), args.scenario.name().to_owned(), hdr_log(args)?);
     let mut notes = Vec::new();
     let mut total = Stats::default();
     let mut ledger = Ledger::new(plan.campaigns.len());
@@ -408,7 +420,7 @@ async fn run_omsd(args: &Args, plan: Arc<Plan>, addr: &str) -> Result<Report, Lo
         }
     }
 
-    let mut report = Report::from_stats(&total, args.duration.as_secs_f64());
+    let mut report = Report::from_stats(&total, args.duration.as_secs_f64(), &percentiles(args));
     report.notes = notes;
     if let Some(e) = &fatal {
         report.notes.push(format!("a connection failed: {e}"));
@@ -420,7 +432,7 @@ async fn run_omsd(args: &Args, plan: Arc<Plan>, addr: &str) -> Result<Report, Lo
         // The setup connection sat idle for the whole run: longer than the server's idle timeout
         // (5 min by default) in a soak, so the audit opens a fresh one.
         drop(control);
-        let mut control = Wire::connect(addr, tls.as_ref()).await?;
+        let mut control = Wire::connect(addr, tls.as_ref(), &args.api_key).await?;
         // Holds the server ended by itself free their units. Asked before and after the snapshot:
         // those ended before it are reflected in it; one that ended in between makes its SKU and
         // campaign ambiguous for the exact comparison (but not for the oversell check).
@@ -471,6 +483,7 @@ fn total(v: &Value, key: &str) -> u64 {
 }
 
 /// Check the server against what this run was told (see docs/LOADTEST.md, "Audit").
+#[allow(clippy::too_many_arguments)]
 async fn audit_omsd(
     args: &Args,
     plan: &Plan,

@@ -180,36 +180,96 @@ impl ProgressBuffer {
     }
 }
 
-/// Print progress: once a second on a terminal, otherwise a log line every 5 s.
-pub fn spawn_progress_reporter(progress: Arc<Progress>, label: String) -> std::thread::JoinHandle<()> {
+/// Where the reporter writes the HdrHistogram interval log (`--hdr-log`).
+pub struct HdrLog {
+    pub file: std::fs::File,
+    pub interval: Duration,
+}
+
+impl HdrLog {
+    pub fn create(path: &std::path::Path, interval: Duration) -> Result<HdrLog, crate::error::LoadError> {
+        let file = std::fs::File::create(path)
+            .map_err(|source| crate::error::LoadError::Io { what: format!("create {}", path.display()), source })?;
+        Ok(HdrLog { file, interval })
+    }
+}
+
+/// Print progress: once a second on a terminal, otherwise a log line every 5 s. With an
+/// [`HdrLog`], also write each interval's latency histogram (values in microseconds).
+pub fn spawn_progress_reporter(
+    progress: Arc<Progress>,
+    label: String,
+    hdr_log: Option<HdrLog>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
+        use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
         let tty = std::io::stderr().is_terminal();
-        let every = if tty { Duration::from_secs(1) } else { Duration::from_secs(5) };
+        let print_every = if tty { Duration::from_secs(1) } else { Duration::from_secs(5) };
+        let every = hdr_log.as_ref().map_or(print_every, |l| l.interval);
         let start = Instant::now();
+        let started_at = std::time::SystemTime::now();
+        let mut serializer = hdrhistogram::serialization::V2DeflateSerializer::new();
+        let mut hdr_file = hdr_log.map(|l| std::io::BufWriter::new(l.file));
+        let mut hdr_writer = hdr_file.as_mut().and_then(|file| {
+            IntervalLogWriterBuilder::new()
+                .add_comment(&format!("oms-loadtest {label}: request latency in microseconds"))
+                .with_start_time(started_at)
+                .with_base_time(started_at)
+                .with_max_value_divisor(1000.0)
+                .begin_log_with(file, &mut serializer)
+                .map_err(|e| tracing::warn!("cannot write the HDR log: {e}"))
+                .ok()
+        });
+        let mut interval_hist = new_histogram();
+        let mut last_print = Instant::now();
         let mut last_requests = 0u64;
         let mut last = Instant::now();
         loop {
             // Sleep in small steps so the reporter ends promptly.
+            let mut stopping = false;
             while last.elapsed() < every {
                 if progress.stop.load(Ordering::Relaxed) {
-                    if tty {
-                        eprintln!();
-                    }
-                    return;
+                    stopping = true;
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let dt = last.elapsed().as_secs_f64();
+            let interval_start = last;
+            let hist = {
+                let mut h = progress.interval.lock();
+                let taken = h.clone();
+                h.reset();
+                taken
+            };
+            if let Some(writer) = hdr_writer.as_mut() {
+                let from = interval_start.duration_since(start);
+                if let Err(e) = writer.write_histogram(&hist, from, interval_start.elapsed(), None) {
+                    tracing::warn!("cannot write the HDR log: {e}");
+                }
+            }
+            if stopping {
+                drop(hdr_writer);
+                if let Some(file) = hdr_file.as_mut() {
+                    let _ = std::io::Write::flush(file);
+                }
+                if tty {
+                    eprintln!();
+                }
+                return;
+            }
+            let _ = interval_hist.add(&hist);
+            if last_print.elapsed() + Duration::from_millis(10) < print_every {
+                last = Instant::now();
+                continue;
+            }
+            let dt = last_print.elapsed().as_secs_f64();
+            last_print = Instant::now();
             last = Instant::now();
             let requests = progress.requests.load(Ordering::Relaxed);
             let rate = (requests - last_requests) as f64 / dt;
             last_requests = requests;
-            let p99 = {
-                let mut h = progress.interval.lock();
-                let p = if h.is_empty() { 0 } else { h.value_at_quantile(0.99) };
-                h.reset();
-                p
-            };
+            let p99 = if interval_hist.is_empty() { 0 } else { interval_hist.value_at_quantile(0.99) };
+            interval_hist.reset();
             let line = format!(
                 "[{label} {:>5.0}s] {:>10.0} req/s  accepted {}  rejected {}  errors {}  p99 {} us",
                 start.elapsed().as_secs_f64(),
@@ -249,6 +309,11 @@ pub struct Report {
     pub p999_us: u64,
     pub max_us: u64,
     pub reserve_p99_us: u64,
+    /// The `--percentiles` of all requests' latency, e.g. {"p99.99": 2100}.
+    pub percentiles_us: BTreeMap<String, u64>,
+    /// `--max-p99`, `--max-p999`, `--min-throughput` outcomes.
+    pub thresholds: Vec<crate::thresholds::Threshold>,
+    pub thresholds_passed: bool,
     pub accepted: u64,
     pub ok: u64,
     pub rejected: BTreeMap<String, u64>,
@@ -260,7 +325,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn from_stats(stats: &Stats, duration_s: f64) -> Report {
+    pub fn from_stats(stats: &Stats, duration_s: f64, percentiles: &[f64]) -> Report {
         let q = |h: &Histogram<u64>, q: f64| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
         let d = duration_s.max(1e-9);
         Report {
@@ -282,6 +347,12 @@ impl Report {
             p999_us: q(&stats.hist, 0.999),
             max_us: if stats.hist.is_empty() { 0 } else { stats.hist.max() },
             reserve_p99_us: q(&stats.reserve_hist, 0.99),
+            percentiles_us: percentiles
+                .iter()
+                .map(|p| (crate::thresholds::percentile_name(*p), q(&stats.hist, p / 100.0)))
+                .collect(),
+            thresholds: Vec::new(),
+            thresholds_passed: true,
             accepted: stats.accepted,
             ok: stats.ok,
             rejected: stats.rejected.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
@@ -318,6 +389,10 @@ impl Report {
             "latency us   p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (reserve p99 {})",
             self.p50_us, self.p90_us, self.p99_us, self.p999_us, self.max_us, self.reserve_p99_us
         );
+        if !self.percentiles_us.is_empty() {
+            let list: Vec<String> = self.percentiles_us.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = writeln!(s, "percentiles  {}", list.join("  "));
+        }
         let _ = writeln!(s, "accepted     {}", self.accepted);
         let _ = writeln!(s, "ok (other)   {}", self.ok);
         if self.rejected.is_empty() {
@@ -335,6 +410,18 @@ impl Report {
             for x in f {
                 let _ = writeln!(s, "  failure    {}", x.as_str().unwrap_or_default());
             }
+        }
+        for t in &self.thresholds {
+            let _ = writeln!(
+                s,
+                "threshold    {} {}: limit {:.0} {}, actual {:.0} {}",
+                t.name,
+                if t.passed { "passed" } else { "MISSED" },
+                t.limit,
+                t.unit,
+                t.actual,
+                t.unit
+            );
         }
         for n in &self.notes {
             let _ = writeln!(s, "note         {n}");

@@ -144,7 +144,7 @@ fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> Result<(), SinkError> {
     let mut stats = Stats { started: Instant::now(), records: 0, rows: 0, transactions: 0, last_log: Instant::now() };
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = oms_client::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         let attempt = Instant::now();
         match run_once(&args, &mut stats).await {
@@ -154,11 +154,11 @@ async fn run(args: Args) -> Result<(), SinkError> {
             }
             Err(e) if e.retryable() => {
                 if attempt.elapsed() > Duration::from_secs(30) {
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                 }
-                tracing::warn!("{e}; starting again in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                let delay = backoff.next_delay();
+                tracing::warn!("{e}; starting again in {delay:?}");
+                tokio::time::sleep(delay).await;
             }
             Err(e) => return Err(e),
         }

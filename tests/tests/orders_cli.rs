@@ -294,10 +294,9 @@ fn held_order_approved_then_waved_packed_shipped_delivered_and_returned() {
     let printed = omsd.oms_json(&["waybill", "print", &sid, "--out", &pdf_path.to_string_lossy()]);
     assert_eq!(printed["waybill"], waybill);
     let pdf = std::fs::read(&pdf_path).expect("label written");
-    assert!(pdf.starts_with(b"%PDF-1.4"), "a PDF");
-    assert!(pdf.windows(waybill.len()).any(|w| w == waybill.as_bytes()), "the PDF carries the waybill number");
-    assert!(pdf.windows(6).any(|w| w == b" re f\n"), "the barcode is drawn as filled rectangles");
-    assert!(pdf.ends_with(b"%%EOF\n"));
+    // The label's contents are checked with poppler and zbar in tests/labels.rs.
+    assert!(pdf.starts_with(b"%PDF-"), "a PDF");
+    assert_eq!(printed["bytes"].as_u64(), Some(pdf.len() as u64));
 
     omsd.oms_ok(&["shipment", "ship", &sid]);
     assert_eq!(stock(&omsd, "SNEAKER-42"), (9, 0), "shipped units left on-hand");

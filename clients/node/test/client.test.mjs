@@ -314,17 +314,17 @@ test("API keys and roles", async () => {
   const config = join(dir, "omsd.toml");
   writeFileSync(
     config,
-    '[[api_keys]]\nname = "shop"\nkey = "sk_shop_1"\nrole = "storefront"\n\n[[api_keys]]\nname = "wh"\nkey = "sk_ops_1"\nrole = "ops"\n',
+    '[[api_keys]]\nname = "shop"\nkey = "sk_shop_7f3a9c2e41b84d0d"\nrole = "storefront"\n\n[[api_keys]]\nname = "wh"\nkey = "sk_ops_0b1c2d3e4f5a6b7c"\nrole = "ops"\n',
   );
   try {
     await withServer(["--demo", "--config", config], async (own) => {
       await assert.rejects(new Client(own.address, { apiKey: "sk_wrong" }).connect(), (e) => e.codeName === "unauthenticated");
-      const shop = new Client(own.address, { apiKey: "sk_shop_1" });
+      const shop = new Client(own.address, { apiKey: "sk_shop_7f3a9c2e41b84d0d" });
       assert.equal((await shop.connect()).role, "storefront");
       const held = await shop.reserve([{ sku: "MUG-WHT", qty: 1 }]);
       await shop.confirm(held.id);
       await assert.rejects(shop.ship(held.id), Forbidden);
-      const ops = new Client(own.address, { apiKey: "sk_ops_1" });
+      const ops = new Client(own.address, { apiKey: "sk_ops_0b1c2d3e4f5a6b7c" });
       await ops.ship(held.id);
       assert.equal((await shop.getReservation(held.id)).status, "shipped");
       await shop.close();

@@ -300,7 +300,9 @@ impl OrderBook {
         if order.status != OrderStatus::OnHold {
             return Err(illegal(order, "approve"));
         }
-        self.orders.get_mut(&id).map(|o| o.holds.clear());
+        if let Some(o) = self.orders.get_mut(&id) {
+            o.holds.clear();
+        }
         self.set_status(id, OrderStatus::Approved, now, out);
         Ok(Outcome::Changed)
     }

@@ -48,6 +48,8 @@ pub const RECENT_LIMIT: usize = 1_024;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[serde(tag = "order_op", rename_all = "snake_case")]
+// Logged like `Command`: boxing would change the archived layout.
+#[allow(clippy::large_enum_variant)]
 pub enum OrderCommand {
     /// Replace the audit rules in every partition.
     SetAuditRules(AuditRules),
@@ -783,34 +785,6 @@ impl OrderBook {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn order_ids_are_stable_and_leave_room_for_children() {
-        // The same channel order maps to the same id; ids fit in 47 bits and differ by channel.
-        let a = order_id_for(SalesChannel::Taobao, "2865530871004518");
-        assert_eq!(a, order_id_for(SalesChannel::Taobao, "2865530871004518"));
-        assert_ne!(a, order_id_for(SalesChannel::Jd, "2865530871004518"));
-        assert!(a < 1 << 47 && a > 0);
-    }
-
-    #[test]
-    fn bins_sort_along_an_s_shaped_walk() {
-        // Odd aisles are walked with bays ascending, even aisles descending.
-        let mut bins: Vec<Bin> = ["A02-01-1", "A01-09-1", "A02-07-1", "A01-02-3", "A03-01-1"]
-            .iter()
-            .map(|t| Bin::parse(t).unwrap())
-            .collect();
-        bins.sort_by_key(|b| b.walk_key());
-        let labels: Vec<String> = bins.iter().map(|b| b.label()).collect();
-        assert_eq!(labels, vec!["A01-02-3", "A01-09-1", "A02-07-1", "A02-01-1", "A03-01-1"]);
-        assert_eq!(Bin::parse("A03-12-2"), Some(Bin { aisle: 3, bay: 12, level: 2 }));
-        assert_eq!(Bin::parse("junk"), None);
-    }
-}
-
 impl crate::partition::Partition {
     /// Apply an order command to this partition's order book (called by `Partition::apply`).
     pub(crate) fn apply_order(
@@ -853,5 +827,33 @@ impl crate::partition::Partition {
     /// The orders (and waves, and order rules) this partition owns.
     pub fn orders(&self) -> &OrderBook {
         &self.orders
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_ids_are_stable_and_leave_room_for_children() {
+        // The same channel order maps to the same id; ids fit in 47 bits and differ by channel.
+        let a = order_id_for(SalesChannel::Taobao, "2865530871004518");
+        assert_eq!(a, order_id_for(SalesChannel::Taobao, "2865530871004518"));
+        assert_ne!(a, order_id_for(SalesChannel::Jd, "2865530871004518"));
+        assert!(a < 1 << 47 && a > 0);
+    }
+
+    #[test]
+    fn bins_sort_along_an_s_shaped_walk() {
+        // Odd aisles are walked with bays ascending, even aisles descending.
+        let mut bins: Vec<Bin> = ["A02-01-1", "A01-09-1", "A02-07-1", "A01-02-3", "A03-01-1"]
+            .iter()
+            .map(|t| Bin::parse(t).unwrap())
+            .collect();
+        bins.sort_by_key(|b| b.walk_key());
+        let labels: Vec<String> = bins.iter().map(|b| b.label()).collect();
+        assert_eq!(labels, vec!["A01-02-3", "A01-09-1", "A02-07-1", "A02-01-1", "A03-01-1"]);
+        assert_eq!(Bin::parse("A03-12-2"), Some(Bin { aisle: 3, bay: 12, level: 2 }));
+        assert_eq!(Bin::parse("junk"), None);
     }
 }

@@ -60,7 +60,7 @@ pub fn spawn_follower(ctx: Arc<ServerCtx>) {
 }
 
 async fn follow(ctx: &Arc<ServerCtx>, primary: &str) -> FollowerExit {
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = oms_client::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         if ctx.replication.stop.load(Ordering::Acquire) {
             return FollowerExit::Promoted;
@@ -71,9 +71,9 @@ async fn follow(ctx: &Arc<ServerCtx>, primary: &str) -> FollowerExit {
         match session(ctx, primary).await {
             Ok(exit) => return exit,
             Err(e) => {
+                let delay = backoff.next_delay();
                 tracing::warn!(%primary, error = %e, retry_in_ms = delay.as_millis() as u64, "replication connection lost; reconnecting");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
     }

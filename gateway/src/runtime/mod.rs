@@ -18,7 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use oms_proto::{Opcode, Response};
 
-pub use recovery::{reconcile_orders, recover_partition, recover_partitions, RecoveredPartition, RecoveryError};
+pub use recovery::{
+    create_private_dir, reconcile_orders, recover_partition, recover_partitions, RecoveredPartition, RecoveryError,
+};
 pub use worker::{
     failure_to_wire, now_ms, reserved_response_of, spawn_workers, PartitionCore, SnapshotWriter, StorageHealth,
     WorkerConfig, Workers,
@@ -100,6 +102,9 @@ pub struct PartitionAudit {
     pub check: ConsistencyReport,
 }
 
+// `Apply` (an envelope and its reply) is the hot path's job: boxing it would add an allocation per
+// request to save queue slot bytes. The rare large payloads (`Install`) are boxed.
+#[allow(clippy::large_enum_variant)]
 pub enum Job {
     Apply {
         envelope: Envelope,

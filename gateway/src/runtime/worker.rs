@@ -94,6 +94,7 @@ impl Workers {
     }
 
     /// Enqueue without blocking; a full queue is load to shed (the job comes back to answer BUSY).
+    #[allow(clippy::result_large_err)] // the job itself comes back, unboxed like in the queue
     pub fn try_submit(&self, partition: u32, job: Job) -> Result<(), Job> {
         match self.senders.get(partition as usize) {
             Some(sender) => sender.try_send(job).map_err(|e| match e {
@@ -529,12 +530,17 @@ impl PartitionCore {
         let lsn = self.wal.last_lsn();
         for event in &self.events[start..] {
             if let Some(kind) = notifier.kind_of(event) {
+                let sku_code = match event {
+                    oms_engine::Event::LowStock { sku, .. } => self.partition.stock(*sku).map(|view| view.code),
+                    _ => None,
+                };
                 self.notify_pending.push(crate::notify::Notification {
                     kind,
                     partition: self.partition.index(),
                     lsn,
                     at_ms: envelope.now_ms,
                     event: event.clone(),
+                    sku_code,
                 });
             }
         }

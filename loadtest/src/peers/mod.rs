@@ -63,7 +63,8 @@ pub async fn run_virtual_clients(
     conns: Vec<PeerConn>,
 ) -> Result<(Stats, Ledger, SkuCounters), LoadError> {
     let progress = Arc::new(Progress::default());
-    let reporter = spawn_progress_reporter(Arc::clone(&progress), args.scenario.name().to_owned());
+    let reporter =
+        spawn_progress_reporter(Arc::clone(&progress), args.scenario.name().to_owned(), crate::run::hdr_log(args)?);
     let ack = match &args.ack_log {
         Some(p) => Some(AckLog::create(p)?),
         None => None,
@@ -278,7 +279,7 @@ pub fn audit_peer(plan: &Plan, ledger: &Ledger, skus: &SkuCounters, final_stock:
 }
 
 pub fn finish_report(stats: &Stats, args: &Args, audit: (Value, bool), note: String) -> Report {
-    let mut report = Report::from_stats(stats, args.duration.as_secs_f64());
+    let mut report = Report::from_stats(stats, args.duration.as_secs_f64(), &crate::run::percentiles(args));
     report.audit = audit.0;
     report.audit_passed = audit.1;
     report.notes.push(note);
