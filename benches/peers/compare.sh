@@ -41,7 +41,7 @@ for dur in none durable; do
   # omsd
   if [ $dur = none ]; then fsync=off; else fsync=always; fi
   data=$(mktemp -d /tmp/oms-compare-data.XXXXXX)
-  "$OMSD" --data-dir "$data" --listen 127.0.0.1:$omsd_port --admin-listen 127.0.0.1:$((omsd_port+1)) --fsync $fsync >"$out/omsd-$dur.log" 2>&1 &
+  "$OMSD" --data-dir "$data" --listen 127.0.0.1:$omsd_port --admin-listen 127.0.0.1:$((omsd_port+1)) --http-listen 127.0.0.1:0 --console-listen 127.0.0.1:0 --fsync $fsync >"$out/omsd-$dur.log" 2>&1 &
   omsd_pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$((omsd_port+1))/ready" >/dev/null 2>&1 && break; sleep 0.1; done
   for scen in flash-sale checkout; do run_cell omsd $dur $scen "omsd://127.0.0.1:$omsd_port" --connections "$conns" --pipeline "$pipe"; done

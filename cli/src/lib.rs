@@ -15,6 +15,7 @@ pub mod label;
 pub mod log;
 pub mod orders;
 pub mod parse;
+pub mod shops;
 pub mod wal;
 
 use std::io::Write;
@@ -128,6 +129,9 @@ pub enum Command {
     /// Shipping labels
     #[command(subcommand)]
     Waybill(orders::WaybillCmd),
+    /// Marketplace shops: list, status, force a full stock sync
+    #[command(subcommand)]
+    Shop(shops::ShopCmd),
 }
 
 #[derive(Args, Debug)]
@@ -582,6 +586,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Aftersale(cmd) => orders::run_after_sale(&ctx, cmd).await,
         Command::Rules(cmd) => orders::run_rules(&ctx, cmd).await,
         Command::Waybill(cmd) => orders::run_waybill(&ctx, cmd).await,
+        Command::Shop(cmd) => shops::run_shop(&ctx, cmd).await,
         Command::Stock(cmd) => run_stock(&ctx, cmd).await,
         Command::Catalog(CatalogCmd::Load { file }) => {
             let catalog = catalog::read_catalog(&file)?;

@@ -1,6 +1,7 @@
 //! Order lifecycle commands: `oms order`, `oms wave`, `oms shipment`, `oms track`,
 //! `oms aftersale`, `oms rules`, `oms waybill` (docs/CLI.md, docs/ORDERS.md).
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Subcommand;
@@ -13,8 +14,9 @@ use oms_proto::json::{self as wire, JsonLine, JsonRequest, SkuKey};
 #[derive(Subcommand, Debug)]
 pub enum OrderCmd {
     /// Import a channel payload file: one order (a JSON object) or a batch (a JSON array).
-    /// Re-importing an order changes nothing. Exits 1 if any order was rejected (the others are
-    /// still imported)
+    /// Re-importing an order unchanged changes nothing; a changed one is revised (applied, or
+    /// put on the exception list). Exits 1 if any order was rejected (the others are still
+    /// imported)
     Import {
         /// Sales channel of the payload: taobao, jd, douyin or native
         #[arg(long, value_name = "CHANNEL", value_parser = ["taobao", "tmall", "jd", "douyin", "native"])]
@@ -102,6 +104,20 @@ pub enum OrderCmd {
     Allocate {
         /// Order id
         id: Option<u64>,
+    },
+    /// The exception desk: open exceptions of every order (changes a marketplace made that could
+    /// not be applied, refund requests, shipments a marketplace would not confirm), oldest first
+    Exceptions {
+        /// At most this many (server maximum 1000)
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        limit: u32,
+    },
+    /// Mark an order's exception as dealt with
+    Resolve {
+        /// Order id
+        id: u64,
+        /// The exception's index (as `oms order exceptions` prints it)
+        index: u32,
     },
 }
 
@@ -369,8 +385,25 @@ pub(super) async fn run_order(ctx: &Ctx, cmd: OrderCmd) -> Result<(), CliError> 
                         if !holds.is_empty() {
                             line.push_str(&format!(" [holds: {}]", holds.join(", ")));
                         }
-                        if r["unchanged"] == true {
+                        if r["skipped"] == true {
+                            line = format!("order {}: skipped ({})", field(r, "external_id"), field(r, "reason"));
+                        } else if r["unchanged"] == true {
                             line.push_str(" (already imported, unchanged)");
+                        } else if r["revised"] == true {
+                            let list = |name: &str| -> String {
+                                r[name]
+                                    .as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .filter_map(Value::as_str)
+                                    .collect::<Vec<_>>()
+                                    .join("; ")
+                            };
+                            line.push_str(&format!(
+                                " (revised: changed [{}], exceptions [{}])",
+                                list("changes"),
+                                list("exceptions")
+                            ));
                         }
                         println!("{line}");
                     } else {
@@ -382,6 +415,37 @@ pub(super) async fn run_order(ctx: &Ctx, cmd: OrderCmd) -> Result<(), CliError> 
                 return Err(CliError::Problems(format!("{rejected} order(s) rejected")));
             }
             Ok(())
+        }
+        OrderCmd::Exceptions { limit } => {
+            let value = client.order_exceptions(limit).await?;
+            if ctx.json {
+                return ctx.print_json(&value);
+            }
+            let mut out = std::io::stdout().lock();
+            let rows = value["exceptions"].as_array().cloned().unwrap_or_default();
+            if rows.is_empty() {
+                writeln!(out, "no open exceptions")?;
+            }
+            for r in rows {
+                let shipment = r["shipment"].as_u64().map(|s| format!(" shipment {s}")).unwrap_or_default();
+                writeln!(
+                    out,
+                    "order {} ({} {}, {}) #{} {}{}: {}",
+                    field(&r, "order"),
+                    field(&r, "channel"),
+                    field(&r, "external_id"),
+                    field(&r, "status"),
+                    field(&r, "index"),
+                    field(&r, "kind"),
+                    shipment,
+                    field(&r, "detail")
+                )?;
+            }
+            Ok(())
+        }
+        OrderCmd::Resolve { id, index } => {
+            let value = client.resolve_exception(id, index).await?;
+            ctx.done(value, || format!("order {id}: exception #{index} resolved"))
         }
         OrderCmd::Get { id } => {
             let value = client.json(&JsonRequest::OrderGet(wire::IdBody { id })).await?;

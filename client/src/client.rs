@@ -517,6 +517,38 @@ impl Client {
     pub async fn reload_rules(&self, toml: String) -> Result<serde_json::Value, ClientError> {
         self.json(&JsonRequest::RulesReload(oms_proto::json::RulesReload { toml })).await
     }
+
+    /// The exception desk: open exceptions of every order, oldest first (`limit` 0: the server's
+    /// default and maximum), as `{"exceptions": [...]}`.
+    pub async fn order_exceptions(&self, limit: u32) -> Result<serde_json::Value, ClientError> {
+        self.json(&JsonRequest::OrderExceptions(oms_proto::json::OrderExceptions { limit })).await
+    }
+
+    /// Mark exception `index` of order `id` as dealt with; answers the order's exception list.
+    pub async fn resolve_exception(&self, id: u64, index: u32) -> Result<serde_json::Value, ClientError> {
+        self.json(&JsonRequest::OrderResolve(oms_proto::json::OrderResolve { id, index })).await
+    }
+}
+
+/// Marketplace shops (docs/CHANNELS.md): every answer is the server's JSON view.
+impl Client {
+    /// The configured shops, as `{"shops": [...]}`.
+    pub async fn shop_list(&self) -> Result<serde_json::Value, ClientError> {
+        self.json(&JsonRequest::ShopList).await
+    }
+
+    /// One shop's state (`None`: every shop), as `{"shops": [...]}`.
+    pub async fn shop_status(&self, shop: Option<&str>) -> Result<serde_json::Value, ClientError> {
+        let body = oms_proto::json::ShopBody { shop: shop.map(str::to_owned) };
+        self.json(&JsonRequest::ShopStatus(body)).await
+    }
+
+    /// A full stock sync and an order pull now, for one shop (`None`: every shop); answers
+    /// `{"synced": [shop ids]}`.
+    pub async fn shop_sync(&self, shop: Option<&str>) -> Result<serde_json::Value, ClientError> {
+        let body = oms_proto::json::ShopBody { shop: shop.map(str::to_owned) };
+        self.json(&JsonRequest::ShopSync(body)).await
+    }
 }
 
 fn forget(pending: &Pending, id: u64) {

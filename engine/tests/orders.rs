@@ -1116,3 +1116,180 @@ fn a_tick_that_cancels_a_parked_order_releases_its_partial_hold() {
     assert_eq!(w.stock(5), (2, 0, 2), "the partial hold was released");
     w.finish();
 }
+
+/// The revision of `order` the marketplace would send: `edit` changes the parsed payload.
+fn revision_of(w: &World, text: &str, channel: SalesChannel, edit: impl FnOnce(&mut ChannelOrder)) -> OrderCommand {
+    let mut parsed = intake::parse(channel, text).unwrap().into_iter().next().unwrap().unwrap();
+    edit(&mut parsed);
+    let new = parsed.resolve(|code| SKUS.iter().position(|c| *c == code).map(|i| SkuId(i as u32))).unwrap();
+    let _ = w;
+    OrderCommand::Revise(Box::new(Revision { order: new, state: parsed.state }))
+}
+
+fn open_kinds(o: &Order) -> Vec<ExceptionKind> {
+    o.open_exceptions().map(|e| e.kind).collect()
+}
+
+#[test]
+fn a_changed_address_is_applied_before_packing_and_raised_after() {
+    // Revise with a new address on an allocated order: applied (Revised event); the same revision
+    // again changes nothing and logs nothing. After packing, another address change is put on the
+    // exception list and the label's address stays. Replay rebuilds the same images.
+    let mut w = World::new(2, 10);
+    let id = w.import(SalesChannel::Taobao, TAOBAO);
+    w.allocate(id);
+    let moved = revision_of(&w, TAOBAO, SalesChannel::Taobao, |o| o.address.detail = "新地址 9 号".into());
+    let events = w.order(moved.clone()).unwrap();
+    assert!(events.iter().any(
+        |e| matches!(e, Event::Order(OrderEvent::Revised { changes, .. }) if changes == &vec!["address".to_owned()])
+    ));
+    assert_eq!(w.get(id).address.detail, "新地址 9 号");
+    assert!(w.order(moved).unwrap().is_empty(), "the same revision again is a no-op");
+    // An import of the original payload is now a conflict, not a silent no-op.
+    let original = intake::parse(SalesChannel::Taobao, TAOBAO).unwrap().remove(0).unwrap();
+    let new = original.resolve(|code| SKUS.iter().position(|c| *c == code).map(|i| SkuId(i as u32))).unwrap();
+    assert!(matches!(w.refused(OrderCommand::Import(new)), EngineError::OrderConflict { .. }));
+
+    w.ship_all(id, 1);
+    let late = revision_of(&w, TAOBAO, SalesChannel::Taobao, |o| o.address.detail = "又一个地址".into());
+    w.order(late).unwrap();
+    let o = w.get(id);
+    assert_eq!(o.address.detail, "新地址 9 号", "the label's address stays");
+    assert_eq!(open_kinds(&o), vec![ExceptionKind::AddressChanged]);
+    assert!(o.exceptions[0].detail.contains("又一个地址"));
+    w.finish();
+}
+
+#[test]
+fn changed_lines_reprice_an_unallocated_order_and_raise_after_allocation() {
+    // A held (unallocated) order takes the new lines with their amounts; an allocated one keeps
+    // its lines and gets a `lines_changed` exception naming the change.
+    let mut w = World::new(1, 10);
+    let id = w.import(SalesChannel::Taobao, TAOBAO);
+    w.order(OrderCommand::Hold { order: id, reason: "check".into() }).unwrap();
+    let more = revision_of(&w, TAOBAO, SalesChannel::Taobao, |o| {
+        o.lines[1].qty = 2;
+        o.lines[1].list_cents = 20_000;
+        o.lines[1].paid_cents = Some(17_314);
+        o.paid_cents += 8_657;
+    });
+    w.order(more).unwrap();
+    let o = w.get(id);
+    assert_eq!(o.lines[1].qty, 2);
+    assert_eq!(o.paid_cents, 25_800 + 8_657);
+    assert_eq!(o.lines.iter().map(|l| l.allocated_cents).sum::<i64>(), o.goods_cents());
+    assert!(o.exceptions.is_empty());
+
+    w.order(OrderCommand::Approve { order: id }).unwrap();
+    w.allocate(id);
+    let fewer = revision_of(&w, TAOBAO, SalesChannel::Taobao, |o| o.lines[0].qty = 1);
+    w.order(fewer).unwrap();
+    let o = w.get(id);
+    assert_eq!(o.lines[0].qty, 2, "allocated lines stay");
+    assert_eq!(open_kinds(&o), vec![ExceptionKind::LinesChanged]);
+    assert!(o.exceptions[0].detail.contains("TSHIRT-RED-XL 2 -> 1"), "{}", o.exceptions[0].detail);
+    w.finish();
+}
+
+#[test]
+fn a_platform_cancellation_cancels_before_shipment_and_raises_after() {
+    // Cancelled on the platform while allocated: the order is cancelled and its stock released.
+    // Cancelled after the parcel left: a `cancelled_after_shipment` exception, status unchanged.
+    let mut w = World::new(2, 10);
+    let id = w.import(SalesChannel::Jd, JD);
+    w.allocate(id);
+    assert_eq!(w.stock(2).1, 1, "one sneaker held");
+    let cancelled = revision_of(&w, JD, SalesChannel::Jd, |o| o.state = ChannelState::Cancelled);
+    let events = w.order(cancelled).unwrap();
+    assert_eq!(w.get(id).status, OrderStatus::Cancelled);
+    assert!(events.iter().any(|e| matches!(e, Event::Order(OrderEvent::ReleaseStock { .. }))));
+
+    let other = JD.replace("301248877120", "301248877121");
+    let id2 = w.import(SalesChannel::Jd, &other);
+    w.allocate(id2);
+    w.ship_all(id2, 1);
+    let late = revision_of(&w, &other, SalesChannel::Jd, |o| o.state = ChannelState::Cancelled);
+    w.order(late).unwrap();
+    let o = w.get(id2);
+    assert_eq!(o.status, OrderStatus::Shipped);
+    assert_eq!(open_kinds(&o), vec![ExceptionKind::CancelledAfterShipment]);
+    w.finish();
+}
+
+#[test]
+fn a_refund_request_holds_an_unallocated_order_and_goes_on_the_list() {
+    // An approved order with a refund request on one line (Taobao `refund_status`) is held and
+    // gets a `refund_requested` exception; the desk resolves it by index; resolving twice is a
+    // no-op; a bad index is refused without a change.
+    let mut w = World::new(1, 0);
+    let id = w.import(SalesChannel::Taobao, TAOBAO);
+    let refund = TAOBAO.replacen(
+        r#""outer_sku_id": "CAP-BLK""#,
+        r#""outer_sku_id": "CAP-BLK", "refund_status": "WAIT_SELLER_AGREE""#,
+        1,
+    );
+    let revision = revision_of(&w, &refund, SalesChannel::Taobao, |_| {});
+    w.order(revision).unwrap();
+    let o = w.get(id);
+    assert_eq!(o.status, OrderStatus::OnHold);
+    assert_eq!(open_kinds(&o), vec![ExceptionKind::RefundRequested]);
+    w.order(OrderCommand::ResolveException { order: id, index: 0 }).unwrap();
+    assert!(w.get(id).open_exceptions().next().is_none());
+    assert!(w.order(OrderCommand::ResolveException { order: id, index: 0 }).unwrap().is_empty());
+    assert!(matches!(
+        w.refused(OrderCommand::ResolveException { order: id, index: 5 }),
+        EngineError::InvalidOrder { .. }
+    ));
+    w.finish();
+}
+
+#[test]
+fn shipments_await_platform_confirmation_until_confirmed() {
+    // A shipped marketplace parcel is listed as unconfirmed; a failed confirmation is raised once
+    // (the same detail again is a no-op), and `ChannelConfirmed` resolves it and clears the list.
+    // Native orders are never listed.
+    let mut w = World::new(1, 10);
+    let id = w.import(SalesChannel::Douyin, DOUYIN);
+    w.allocate(id);
+    w.ship_all(id, 1);
+    let native_id = w.import(SalesChannel::Native, &native("N-9", "ann", &[("PEN", 1, 100)], 0));
+    w.allocate(native_id);
+    w.ship_all(native_id, 5);
+    let shipment = w.get(id).shipments[0].id;
+    let book = w.engine.partitions()[0].orders();
+    assert_eq!(book.unconfirmed(None, 0, 10), vec![shipment]);
+    assert!(book.unconfirmed(Some(SalesChannel::Taobao), 0, 10).is_empty());
+    let fail = OrderCommand::RaiseException {
+        order: id,
+        kind: ExceptionKind::ShipmentConfirmation,
+        detail: "throttled".into(),
+        shipment: Some(shipment),
+    };
+    assert!(!w.order(fail.clone()).unwrap().is_empty());
+    assert!(w.order(fail).unwrap().is_empty(), "the same open exception again changes nothing");
+    w.order(OrderCommand::ChannelConfirmed { order: id, shipments: vec![shipment] }).unwrap();
+    let o = w.get(id);
+    assert!(o.shipments[0].channel_confirmed_at_ms.is_some());
+    assert!(o.open_exceptions().next().is_none(), "confirmation resolves the exception");
+    assert!(w.engine.partitions()[0].orders().unconfirmed(None, 0, 10).is_empty());
+    assert!(w.order(OrderCommand::ChannelConfirmed { order: id, shipments: vec![shipment] }).unwrap().is_empty());
+    w.finish();
+}
+
+#[test]
+fn intake_reads_each_platforms_order_state() {
+    // Trade states map to the engine's channel states; an unknown state is refused with its path.
+    let state = |channel, text: &str| intake::parse(channel, text).unwrap().remove(0).map(|o| o.state);
+    assert_eq!(state(SalesChannel::Taobao, TAOBAO), Ok(ChannelState::AwaitingShipment));
+    let closed = TAOBAO.replace("WAIT_SELLER_SEND_GOODS", "TRADE_CLOSED_BY_TAOBAO");
+    assert_eq!(state(SalesChannel::Taobao, &closed), Ok(ChannelState::Cancelled));
+    let odd = TAOBAO.replace("WAIT_SELLER_SEND_GOODS", "SOMETHING_NEW");
+    assert_eq!(state(SalesChannel::Taobao, &odd).unwrap_err().path, "status");
+    assert_eq!(
+        state(SalesChannel::Jd, &JD.replace("WAIT_SELLER_STOCK_OUT", "LOCKED")),
+        Ok(ChannelState::RefundRequested)
+    );
+    assert_eq!(state(SalesChannel::Douyin, DOUYIN), Ok(ChannelState::AwaitingShipment));
+    let shipped = DOUYIN.replace(r#""order_status": 2"#, r#""order_status": 3"#);
+    assert_eq!(state(SalesChannel::Douyin, &shipped), Ok(ChannelState::Shipped));
+}

@@ -25,6 +25,17 @@ pub struct OmsdArgs {
     /// Admin HTTP address for /metrics, /health, /ready [default: 127.0.0.1:7701].
     #[arg(long, env = "OMSD_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// HTTP/JSON API address (docs/HTTP.md); TLS with --tls-cert like the storefront port
+    /// [default: 127.0.0.1:7702].
+    #[arg(long, env = "OMSD_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// Web console address (docs/CONSOLE.md): sign in with an API key of role ops; without keys,
+    /// loopback clients only. TLS with --tls-cert like the other ports [default: 127.0.0.1:7703].
+    #[arg(long, env = "OMSD_CONSOLE_LISTEN")]
+    pub console_listen: Option<SocketAddr>,
+    /// The shop's time zone (IANA name) the console shows times in [default: Asia/Shanghai].
+    #[arg(long, env = "OMSD_CONSOLE_TIME_ZONE")]
+    pub console_time_zone: Option<String>,
     /// Data directory (write-ahead logs and snapshots) [default: ./data].
     #[arg(long, env = "OMSD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -147,6 +158,9 @@ impl OmsdArgs {
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
+    pub console_listen: Option<SocketAddr>,
+    pub console_time_zone: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub partitions: Option<u32>,
     pub fsync: Option<String>,
@@ -182,6 +196,9 @@ pub struct FileConfig {
     /// `[[webhooks]]`: see `notify::WebhookConfig`.
     #[serde(default)]
     pub webhooks: Vec<crate::notify::WebhookConfig>,
+    /// `[[shops]]`: marketplace shops (`oms_connectors::ShopConfig`, docs/CHANNELS.md).
+    #[serde(default)]
+    pub shops: Vec<oms_connectors::ShopConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -205,6 +222,12 @@ pub const API_KEY_MIN_BYTES: usize = 16;
 pub struct Config {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// The HTTP/JSON API (`http/`).
+    pub http_listen: SocketAddr,
+    /// The web console (`console/`).
+    pub console_listen: SocketAddr,
+    /// IANA time zone name the console shows times in.
+    pub console_time_zone: String,
     pub data_dir: PathBuf,
     pub partitions: u32,
     pub durability: oms_wal::Durability,
@@ -237,6 +260,8 @@ pub struct Config {
     pub replica_ack_timeout: Duration,
     /// Webhooks for committed events (`notify/`).
     pub webhooks: Vec<crate::notify::WebhookConfig>,
+    /// Marketplace shops, resolved (secrets read, mapping files loaded).
+    pub shops: Vec<oms_connectors::ShopSettings>,
     /// TLS on the storefront port: (certificate chain, key) PEM paths; loaded at start.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Bound on TLS handshake + Hello for a new connection.
@@ -274,12 +299,16 @@ pub enum ConfigError {
     Partitions { got: u32, max: u32 },
     #[error("{0}")]
     Invalid(&'static str),
+    #[error("invalid console_time_zone {0:?}: expected an IANA time zone name such as Asia/Shanghai or UTC")]
+    TimeZone(String),
     #[error("invalid api_keys: {0}")]
     ApiKey(String),
-    #[error("--listen {listen} is not a loopback address and no api_keys are configured, so anyone who can reach it would have full (ops) access: configure [[api_keys]], listen on 127.0.0.1, or pass --allow-unauthenticated-remote (OMSD_ALLOW_UNAUTHENTICATED_REMOTE, allow_unauthenticated_remote in the config file) for a trusted private network")]
-    UnauthenticatedRemote { listen: SocketAddr },
+    #[error("{flag} {listen} is not a loopback address and no api_keys are configured, so anyone who can reach it would have full (ops) access: configure [[api_keys]], listen on 127.0.0.1, or pass --allow-unauthenticated-remote (OMSD_ALLOW_UNAUTHENTICATED_REMOTE, allow_unauthenticated_remote in the config file) for a trusted private network")]
+    UnauthenticatedRemote { flag: &'static str, listen: SocketAddr },
     #[error(transparent)]
     Webhook(#[from] crate::notify::WebhookError),
+    #[error(transparent)]
+    Shop(#[from] oms_connectors::ShopConfigError),
 }
 
 impl Config {
@@ -340,6 +369,10 @@ impl Config {
             }
             (None, None) => Duration::from_secs(3600),
         };
+        // Relative paths in [[shops]] (secret files, mapping files) are read from the config
+        // file's directory.
+        let base = args.config.as_deref().and_then(std::path::Path::parent);
+        let shops = oms_connectors::resolve_shops(&file.shops, base)?;
         let partitions = args.partitions.or(file.partitions).unwrap_or(2);
         let max = oms_engine::routing::MAX_PARTITIONS;
         if !(1..=max).contains(&partitions) {
@@ -351,6 +384,19 @@ impl Config {
                 .admin_listen
                 .or(file.admin_listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7701))),
+            http_listen: args
+                .http_listen
+                .or(file.http_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7702))),
+            console_listen: args
+                .console_listen
+                .or(file.console_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7703))),
+            console_time_zone: args
+                .console_time_zone
+                .clone()
+                .or(file.console_time_zone.clone())
+                .unwrap_or_else(|| "Asia/Shanghai".to_owned()),
             data_dir: args.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("data")),
             partitions,
             durability,
@@ -378,6 +424,7 @@ impl Config {
             ack_after_replica: args.ack_after_replica || file.ack_after_replica.unwrap_or(false),
             replica_ack_timeout,
             webhooks: file.webhooks,
+            shops,
             tls,
             handshake_timeout,
             follow_tls,
@@ -395,11 +442,32 @@ impl Config {
             return Err(ConfigError::Invalid("max_frame_bytes must be at least 4096"));
         }
         check_api_keys(&config.api_keys)?;
-        if config.api_keys.is_empty() && !config.listen.ip().is_loopback() && !config.allow_unauthenticated_remote {
-            return Err(ConfigError::UnauthenticatedRemote { listen: config.listen });
+        if !is_time_zone_name(&config.console_time_zone) {
+            return Err(ConfigError::TimeZone(config.console_time_zone));
+        }
+        // The request ports (binary, HTTP and the console) share the keys and this rule.
+        let listens = [
+            ("--listen", config.listen),
+            ("--http-listen", config.http_listen),
+            ("--console-listen", config.console_listen),
+        ];
+        for (flag, listen) in listens {
+            if config.api_keys.is_empty() && !listen.ip().is_loopback() && !config.allow_unauthenticated_remote {
+                return Err(ConfigError::UnauthenticatedRemote { flag, listen });
+            }
         }
         Ok(config)
     }
+}
+
+/// The shape of an IANA time zone name (`Asia/Shanghai`, `America/Argentina/Buenos_Aires`,
+/// `Etc/GMT+8`, `UTC`). Whether the zone exists is the browser's to know; the console falls back
+/// to Asia/Shanghai for a name its browser does not know.
+fn is_time_zone_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b)))
 }
 
 /// Every key long enough and listed once, every entry named. Messages name the entry (its
@@ -429,4 +497,19 @@ fn check_api_keys(keys: &[ApiKeyConfig]) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn time_zone_names() {
+        // Checks which console_time_zone values pass the shape check: IANA names with areas,
+        // underscores and signs pass; empty parts, spaces, dots and over-long names are refused.
+        for good in ["Asia/Shanghai", "UTC", "America/Argentina/Buenos_Aires", "Etc/GMT+8", "America/Port-au-Prince"] {
+            assert!(super::is_time_zone_name(good), "{good}");
+        }
+        for bad in ["", "Asia/", "/UTC", "Asia//Shanghai", "Asia/Shang hai", "../etc/passwd", &"A".repeat(65)] {
+            assert!(!super::is_time_zone_name(bad), "{bad}");
+        }
+    }
 }

@@ -31,6 +31,8 @@ pub enum DaemonError {
     Demo(String),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error("marketplace connectors: {0}")]
+    Connectors(String),
 }
 
 pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
@@ -83,6 +85,16 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
     let notifier =
         crate::notify::Notifier::new(&config.webhooks, &config.data_dir, metrics.clone()).map_err(ConfigError::from)?;
     let (order_hook, order_effects) = crate::orders::OrderHook::new();
+    // Marketplace connectors: built now (their hook goes to the partition threads), started once
+    // the server is ready. Their sync state lives beside the logs.
+    let connectors = if config.shops.is_empty() {
+        None
+    } else {
+        let dir = config.data_dir.join("shops");
+        let c = oms_connectors::Connectors::new(config.shops.clone(), &dir, metrics.shops.clone())
+            .map_err(|e| DaemonError::Connectors(e.to_string()))?;
+        Some(Arc::new(c))
+    };
     let acks = Arc::new(crate::replication::AckBoard::new(
         config.partitions,
         config.replicas as usize,
@@ -112,6 +124,7 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         notifier: notifier.clone(),
         orders: Some(order_hook.clone()),
         replica_ack: acks.holds().then(|| acks.clone()),
+        connectors: connectors.as_ref().map(|c| Arc::new(crate::connectors::ConnectorHook::new(c.clone()))),
     };
     let workers =
         spawn_workers(recovered, worker_config, board.clone(), metrics.clone()).map_err(DaemonError::Threads)?;
@@ -144,6 +157,7 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
             acks,
         )
         .with_tls(follow_tls),
+        connectors: connectors.clone(),
         keys_in_flight: Default::default(),
     });
     {
@@ -151,6 +165,10 @@ pub fn run(args: OmsdArgs) -> Result<(), DaemonError> {
         crate::orders::spawn_effects(ctx.clone(), order_hook, order_effects);
     }
     let served = runtime.block_on(serve(ctx.clone(), metrics, tls));
+    if let Some(c) = &connectors {
+        // Stop pushing and record what the platforms acknowledged, as a clean stop.
+        c.shutdown();
+    }
     // Partition threads drain their queues, flush and write a final snapshot.
     ctx.workers.shutdown();
     // The partition threads have stopped: spool the last events so they are sent after a restart.
@@ -174,6 +192,12 @@ async fn serve(
         .map_err(|source| DaemonError::Listen { addr: config.admin_listen, source })?;
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| DaemonError::Listen { addr: config.listen, source })?;
+    let http_listener = TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|source| DaemonError::Listen { addr: config.http_listen, source })?;
+    let console_listener = TcpListener::bind(config.console_listen)
+        .await
+        .map_err(|source| DaemonError::Listen { addr: config.console_listen, source })?;
     let _ = admin_state.ctx.set(ctx.clone());
     let admin = tokio::spawn(async move {
         if let Err(e) = axum::serve(admin_listener, admin::router(admin_state)).await {
@@ -187,9 +211,18 @@ async fn serve(
         crate::demo::load(&ctx).await.map_err(DaemonError::Demo)?;
     }
     ctx.ready.store(true, Ordering::Release);
+    if let Some(c) = &ctx.connectors {
+        c.start(Arc::new(crate::connectors::GatewayHost { ctx: ctx.clone() }));
+    }
     let local = listener.local_addr().unwrap_or(config.listen);
+    let http_local = http_listener.local_addr().unwrap_or(config.http_listen);
+    // The HTTP API serves once the server is ready (recovered, demo catalog loaded), like the
+    // storefront port whose requests wait for the same moment.
+    let http = tokio::spawn(crate::http::serve(ctx.clone(), http_listener, tls.clone()));
+    let console_local = console_listener.local_addr().unwrap_or(config.console_listen);
+    let console = tokio::spawn(crate::console::serve(ctx.clone(), console_listener, tls.clone()));
     let transport = if tls.is_some() { "tls" } else { "tcp" };
-    tracing::info!(listen = %local, transport, admin = %config.admin_listen, fsync = ?config.durability, "omsd ready on {local}");
+    tracing::info!(listen = %local, http = %http_local, console = %console_local, transport, admin = %config.admin_listen, fsync = ?config.durability, "omsd ready on {local}");
     // systemd (Type=notify): `systemctl start` returns now. Does nothing outside systemd.
     if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
         tracing::warn!(error = %e, "could not tell systemd omsd is ready");
@@ -244,6 +277,8 @@ async fn serve(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     admin.abort();
+    http.abort();
+    console.abort();
     Ok(())
 }
 

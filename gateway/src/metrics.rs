@@ -93,6 +93,8 @@ pub struct Metrics {
     pub replica_ack_wait: Histogram,
     /// Primary with `--ack-after-replica`: answers turned into `replica_timeout`.
     pub replica_timeouts: Counter,
+    /// Marketplace connectors (`omsd_shop_*`).
+    pub shops: oms_connectors::ShopMetrics,
     registry: Registry,
 }
 
@@ -206,7 +208,9 @@ impl Metrics {
         );
         registry.register("snapshots", "Snapshots written", snapshots.clone());
         registry.register("storage_failed", "1 once a log flush failed and writes stopped", storage_failed.clone());
+        let shops = oms_connectors::ShopMetrics::register(registry);
         Metrics {
+            shops,
             requests,
             latency,
             queue_depth,

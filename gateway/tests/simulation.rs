@@ -332,6 +332,7 @@ impl Sim {
             retention: Retention::default(),
             notifier: None,
             orders: None,
+            connectors: None,
             replica_ack: None,
         };
         // Small segments so rolls and snapshot-driven segment deletion happen within a seed.

@@ -45,7 +45,7 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 LISTEN=127.0.0.1:$(port)
 ADMIN=127.0.0.1:$(port)
 DATA=$(mktemp -d "${TMPDIR:-/tmp}/omsd-soak.XXXXXX")
-"$BIN/omsd" --listen "$LISTEN" --admin-listen "$ADMIN" --data-dir "$DATA" --fsync always --partitions 2 \
+"$BIN/omsd" --listen "$LISTEN" --admin-listen "$ADMIN" --http-listen 127.0.0.1:0 --console-listen 127.0.0.1:0 --data-dir "$DATA" --fsync always --partitions 2 \
   >"$OUT/omsd.log" 2>&1 &
 OMSD=$!
 # omsd writes a final snapshot on SIGTERM: wait for it to exit before removing its data.

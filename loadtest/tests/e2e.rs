@@ -56,6 +56,10 @@ fn start_omsd_with(data: &std::path::Path, extra: &[&str]) -> (Daemon, String) {
             &format!("127.0.0.1:{port}"),
             "--admin-listen",
             &format!("127.0.0.1:{admin}"),
+            "--http-listen",
+            "127.0.0.1:0",
+            "--console-listen",
+            "127.0.0.1:0",
             "--fsync",
             "always",
         ])

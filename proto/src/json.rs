@@ -492,6 +492,32 @@ pub struct RulesReload {
     pub toml: String,
 }
 
+/// `shop_status` and `shop_sync`: one marketplace shop by its id, or every shop when absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopBody {
+    #[serde(default)]
+    pub shop: Option<String>,
+}
+
+/// `order_exceptions`: the exception desk's open entries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderExceptions {
+    /// 0: the server's default and maximum (1000).
+    #[serde(default)]
+    pub limit: u32,
+}
+
+/// `order_resolve`: mark entry `index` of order `id`'s exception list as dealt with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderResolve {
+    #[serde(deserialize_with = "lenient::u64")]
+    pub id: u64,
+    pub index: u32,
+}
+
 /// One row of `export_stock`'s answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportRow {
@@ -591,6 +617,11 @@ pub enum JsonRequest {
     AfterSaleReceive(AfterSaleReceive),
     RulesReload(RulesReload),
     Waybill(ShipmentBody),
+    ShopList,
+    ShopStatus(ShopBody),
+    ShopSync(ShopBody),
+    OrderExceptions(OrderExceptions),
+    OrderResolve(OrderResolve),
     OrderPage(OrderPage),
     OrderHold(OrderReason),
     OrderUnhold(OrderReason),
@@ -635,6 +666,11 @@ impl JsonRequest {
             JsonRequest::AfterSaleReceive(_) => Opcode::AfterSaleReceive,
             JsonRequest::RulesReload(_) => Opcode::RulesReload,
             JsonRequest::Waybill(_) => Opcode::Waybill,
+            JsonRequest::ShopList => Opcode::ShopList,
+            JsonRequest::ShopStatus(_) => Opcode::ShopStatus,
+            JsonRequest::ShopSync(_) => Opcode::ShopSync,
+            JsonRequest::OrderExceptions(_) => Opcode::OrderExceptions,
+            JsonRequest::OrderResolve(_) => Opcode::OrderResolve,
             JsonRequest::OrderPage(_) => Opcode::OrderPage,
             JsonRequest::OrderHold(_) => Opcode::OrderHold,
             JsonRequest::OrderUnhold(_) => Opcode::OrderUnhold,
@@ -686,6 +722,11 @@ impl JsonRequest {
             Opcode::AfterSaleReceive => JsonRequest::AfterSaleReceive(parse(opcode, body)?),
             Opcode::RulesReload => JsonRequest::RulesReload(parse(opcode, body)?),
             Opcode::Waybill => JsonRequest::Waybill(parse(opcode, body)?),
+            Opcode::ShopList => parse::<Empty>(opcode, body).map(|_| JsonRequest::ShopList)?,
+            Opcode::ShopStatus => JsonRequest::ShopStatus(parse(opcode, body)?),
+            Opcode::ShopSync => JsonRequest::ShopSync(parse(opcode, body)?),
+            Opcode::OrderExceptions => JsonRequest::OrderExceptions(parse(opcode, body)?),
+            Opcode::OrderResolve => JsonRequest::OrderResolve(parse(opcode, body)?),
             Opcode::OrderPage => JsonRequest::OrderPage(parse(opcode, body)?),
             Opcode::OrderHold => JsonRequest::OrderHold(parse(opcode, body)?),
             Opcode::OrderUnhold => JsonRequest::OrderUnhold(parse(opcode, body)?),
@@ -701,7 +742,9 @@ impl JsonRequest {
     /// The body to send.
     pub fn body(&self) -> Result<String, crate::EncodeError> {
         let text = match self {
-            JsonRequest::ExportStock | JsonRequest::Audit | JsonRequest::Promote => serde_json::to_string(&Empty {}),
+            JsonRequest::ExportStock | JsonRequest::Audit | JsonRequest::Promote | JsonRequest::ShopList => {
+                serde_json::to_string(&Empty {})
+            }
             JsonRequest::LookupSkus(b) => serde_json::to_string(b),
             JsonRequest::GetCampaign(b) => serde_json::to_string(b),
             JsonRequest::DefineWarehouse(b) => serde_json::to_string(b),
@@ -733,6 +776,9 @@ impl JsonRequest {
             JsonRequest::AfterSaleCreate(b) => serde_json::to_string(b),
             JsonRequest::AfterSaleReceive(b) => serde_json::to_string(b),
             JsonRequest::RulesReload(b) => serde_json::to_string(b),
+            JsonRequest::ShopStatus(b) | JsonRequest::ShopSync(b) => serde_json::to_string(b),
+            JsonRequest::OrderExceptions(b) => serde_json::to_string(b),
+            JsonRequest::OrderResolve(b) => serde_json::to_string(b),
         };
         text.map_err(|e| crate::EncodeError::Json(e.to_string()))
     }

@@ -114,6 +114,10 @@ pub struct Omsd {
     child: Option<Child>,
     addr: SocketAddr,
     admin: SocketAddr,
+    /// The HTTP/JSON API.
+    http: SocketAddr,
+    /// The web console.
+    console: SocketAddr,
     data_dir: PathBuf,
     /// Owned temporary data dir (for `Omsd::start`); `None` when the caller owns it.
     _owned_dir: Option<tempfile::TempDir>,
@@ -148,10 +152,11 @@ impl Omsd {
             Ok(d) => d,
             Err(e) => panic!("cannot create a log dir: {e}"),
         };
-        let (addr, admin) = loop {
-            let (a, b) = (free_addr(), free_addr());
-            if a != b {
-                break (a, b);
+        let (addr, admin, http, console) = loop {
+            let ports = [free_addr(), free_addr(), free_addr(), free_addr()];
+            let distinct = (0..ports.len()).all(|i| (i + 1..ports.len()).all(|j| ports[i] != ports[j]));
+            if distinct {
+                break (ports[0], ports[1], ports[2], ports[3]);
             }
         };
         let log_file = logs.path().join("omsd-0.log");
@@ -159,6 +164,8 @@ impl Omsd {
             child: None,
             addr,
             admin,
+            http,
+            console,
             data_dir,
             _owned_dir: owned,
             logs,
@@ -181,6 +188,10 @@ impl Omsd {
             .arg(self.addr.to_string())
             .arg("--admin-listen")
             .arg(self.admin.to_string())
+            .arg("--http-listen")
+            .arg(self.http.to_string())
+            .arg("--console-listen")
+            .arg(self.console.to_string())
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra_args)
@@ -228,6 +239,16 @@ impl Omsd {
     /// The admin HTTP address.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin
+    }
+
+    /// The HTTP/JSON API address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// The web console address.
+    pub fn console_addr(&self) -> SocketAddr {
+        self.console
     }
 
     pub fn data_dir(&self) -> &Path {

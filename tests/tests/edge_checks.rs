@@ -12,7 +12,8 @@ use oms_client::proto::{EncodeError, SkuRef};
 use oms_client::{Client, ClientError, ClientOptions};
 use oms_tests::{free_addr, http_get_status, omsd_bin, text, Omsd};
 
-/// Runs omsd with `args` (and `--data-dir`, `--admin-listen`); answers its exit status and
+/// Runs omsd with `args` (and `--data-dir`, `--admin-listen`, a free `--http-listen` unless
+/// `args` names one, a free `--console-listen`); answers its exit status and
 /// stderr if it stops within 30 s, or `None` (after killing it) once it is ready.
 fn run_omsd(data_dir: &Path, args: &[&str]) -> Option<(bool, String)> {
     let admin = free_addr();
@@ -21,6 +22,8 @@ fn run_omsd(data_dir: &Path, args: &[&str]) -> Option<(bool, String)> {
         .arg(data_dir)
         .arg("--admin-listen")
         .arg(admin.to_string())
+        .args(if args.contains(&"--http-listen") { &[][..] } else { &["--http-listen", "127.0.0.1:0"][..] })
+        .args(["--console-listen", "127.0.0.1:0"])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -58,7 +61,8 @@ fn weak_or_repeated_api_keys_and_an_open_remote_listen_stop_omsd_at_start() {
     // Checks the review's cases: `key = ""` used to open the server to any client with ops; a
     // short key, a key listed twice (the first role silently won) and an empty name are refused
     // too, each message naming the entry and never the key. With no keys, a non-loopback
-    // --listen is refused unless --allow-unauthenticated-remote (flag or env) says so.
+    // --listen (or --http-listen, the HTTP/JSON port with the same keys) is refused unless
+    // --allow-unauthenticated-remote (flag or env) says so.
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let listen = format!("127.0.0.1:{}", free_addr().port());
@@ -81,6 +85,11 @@ fn weak_or_repeated_api_keys_and_an_open_remote_listen_stop_omsd_at_start() {
     let Some((ok, stderr)) = run_omsd(&data, &["--listen", &open]) else { panic!("omsd listened openly") };
     assert!(!ok && stderr.contains("--allow-unauthenticated-remote"), "{stderr}");
     assert!(run_omsd(&data, &["--listen", &open, "--allow-unauthenticated-remote"]).is_none(), "the flag is honoured");
+    let open_http = format!("0.0.0.0:{}", free_addr().port());
+    let Some((ok, stderr)) = run_omsd(&data, &["--listen", &listen, "--http-listen", &open_http]) else {
+        panic!("omsd served HTTP openly")
+    };
+    assert!(!ok && stderr.contains("--http-listen") && stderr.contains("--allow-unauthenticated-remote"), "{stderr}");
     std::env::set_var("OMSD_ALLOW_UNAUTHENTICATED_REMOTE", "true");
     let by_env = run_omsd(&data, &["--listen", &open]);
     std::env::remove_var("OMSD_ALLOW_UNAUTHENTICATED_REMOTE");

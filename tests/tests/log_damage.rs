@@ -27,6 +27,7 @@ fn omsd_refuses(data_dir: &Path, args: &[&str]) -> Output {
         .arg(free_addr().to_string())
         .arg("--admin-listen")
         .arg(free_addr().to_string())
+        .args(["--http-listen", "127.0.0.1:0", "--console-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)

@@ -225,7 +225,16 @@ fn omsd_output(args: &[&str]) -> (bool, String) {
         .args(args)
         .arg("--data-dir")
         .arg(data.path())
-        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--console-listen",
+            "127.0.0.1:0",
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run omsd");

@@ -48,11 +48,16 @@ OPCODES = {
     64: ('after_sale_receive', 'json'),
     65: ('rules_reload', 'json'),
     66: ('waybill', 'json'),
-    67: ('order_page', 'json'),
-    68: ('order_hold', 'json'),
-    69: ('order_unhold', 'json'),
-    70: ('wave_scan', 'json'),
-    71: ('wave_override', 'json'),
+    67: ('shop_list', 'json'),
+    68: ('shop_status', 'json'),
+    69: ('shop_sync', 'json'),
+    70: ('order_exceptions', 'json'),
+    71: ('order_resolve', 'json'),
+    72: ('order_page', 'json'),
+    73: ('order_hold', 'json'),
+    74: ('order_unhold', 'json'),
+    75: ('wave_scan', 'json'),
+    76: ('wave_override', 'json'),
 }
 
 #: reservation status number -> name

@@ -302,6 +302,10 @@ impl OrderBook {
             a.status = AfterSaleStatus::Closed;
         }
         self.watch_parts(watched.0, watched.1, watched.2, watched.3);
+        let o = &self.orders[&order];
+        if super::awaits_channel_confirmation(o.channel, &o.shipments[i]) {
+            self.unconfirmed.insert(shipment);
+        }
         if all_left {
             out.push(Event::Order(OrderEvent::ShipStock { order, reservation }));
         }

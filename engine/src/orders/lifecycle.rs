@@ -93,6 +93,12 @@ impl OrderBook {
                 Ok(Outcome::Changed)
             }
             OrderCommand::Import(new) => self.import(now, new, out),
+            OrderCommand::Revise(revision) => self.revise(now, revision, out),
+            OrderCommand::RaiseException { order, kind, detail, shipment } => {
+                self.raise_exception(now, *order, *kind, detail, *shipment, out)
+            }
+            OrderCommand::ResolveException { order, index } => self.resolve_exception(now, *order, *index, out),
+            OrderCommand::ChannelConfirmed { order, shipments } => self.channel_confirmed(now, *order, shipments, out),
             OrderCommand::Approve { order } => self.approve(now, *order, out),
             OrderCommand::Hold { order, reason } => self.hold(now, *order, reason, out),
             OrderCommand::Unhold { order, reason } => self.unhold(now, *order, reason, out),
@@ -138,7 +144,7 @@ impl OrderBook {
         }
     }
 
-    fn order_ref(&self, id: OrderId) -> Result<&Order, EngineError> {
+    pub(super) fn order_ref(&self, id: OrderId) -> Result<&Order, EngineError> {
         self.orders.get(&id).map(|o| &**o).ok_or(EngineError::UnknownOrder { order: id })
     }
 
@@ -202,22 +208,21 @@ impl OrderBook {
     }
 
     fn import(&mut self, now: TimeMs, new: &NewOrder, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+        let fingerprint = super::Revision::fingerprint(new, super::ChannelState::AwaitingShipment);
         if let Some(existing) = self.orders.get(&new.id) {
-            if existing.channel == new.channel && existing.external_id == new.external_id {
-                // A re-import of the same channel order: nothing to do.
+            if existing.channel == new.channel
+                && existing.external_id == new.external_id
+                && existing.revision == fingerprint
+            {
+                // A re-import of the same channel order as it was (or as a later revision left
+                // it): nothing to do.
                 return Ok(Outcome::Unchanged);
             }
+            // Another channel order with the same id (a hash collision), or this one with other
+            // contents: a changed order is a `Revise`, never a silent no-op.
             return Err(EngineError::OrderConflict { order: new.id, external_id: existing.external_id.clone() });
         }
         validate_new(new)?;
-        let goods = new.paid_cents - new.shipping_cents;
-        // Use the channel's own per-line payments when it gives them and they add up; otherwise
-        // allocate the discount pro rata to the list amounts.
-        let channel_split: Option<Vec<i64>> = new.lines.iter().map(|l| l.paid_cents).collect();
-        let amounts = match channel_split {
-            Some(split) if split.iter().all(|c| *c >= 0) && split.iter().sum::<i64>() == goods => split,
-            _ => pricing::allocate_pro_rata(goods, &new.lines.iter().map(|l| l.list_cents).collect::<Vec<_>>()),
-        };
         let window = self.audit.velocity_window_ms();
         let history = self.recent.get(&new.buyer);
         let holds = self.audit.check(new, |w| {
@@ -233,21 +238,7 @@ impl OrderBook {
             }
         }
         let status = if holds.is_empty() { OrderStatus::Approved } else { OrderStatus::OnHold };
-        let lines = new
-            .lines
-            .iter()
-            .zip(amounts)
-            .map(|(l, allocated_cents)| OrderLine {
-                sku: l.sku,
-                sku_code: l.sku_code.clone(),
-                qty: l.qty,
-                list_cents: l.list_cents,
-                allocated_cents,
-                allocated_qty: 0,
-                claimed_qty: 0,
-                refunded_cents: 0,
-            })
-            .collect();
+        let lines = priced_lines(new);
         self.orders.insert(
             new.id,
             Box::new(Order {
@@ -275,6 +266,8 @@ impl OrderBook {
                 merged: Vec::new(),
                 next_shipment: 0,
                 next_after_sale: 0,
+                revision: fingerprint,
+                exceptions: Vec::new(),
             }),
         );
         out.push(Event::Order(OrderEvent::Imported {
@@ -307,7 +300,13 @@ impl OrderBook {
         Ok(Outcome::Changed)
     }
 
-    fn hold(&mut self, now: TimeMs, id: OrderId, reason: &str, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+    pub(super) fn hold(
+        &mut self,
+        now: TimeMs,
+        id: OrderId,
+        reason: &str,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
         let order = self.order_ref(id)?;
         check_text(id, reason, "reason too long")?;
         // Only an order nobody has started to fulfil can go back on hold.
@@ -542,6 +541,7 @@ impl OrderBook {
                 last_progress_ms: now,
                 tracking: Vec::new(),
                 alerts: 0,
+                channel_confirmed_at_ms: None,
             });
             self.ready.insert((warehouse, shipment));
             created.push(shipment);
@@ -731,7 +731,33 @@ impl OrderBook {
 
 use super::model::ShipmentId;
 
-fn validate_new(new: &NewOrder) -> Result<(), EngineError> {
+/// The order lines of a new order (or a revision's), each with its share of the goods payment:
+/// the channel's own per-line payments when it gives them all and they add up, otherwise the
+/// discount allocated pro rata to the list amounts.
+pub(super) fn priced_lines(new: &NewOrder) -> Vec<OrderLine> {
+    let goods = new.paid_cents - new.shipping_cents;
+    let channel_split: Option<Vec<i64>> = new.lines.iter().map(|l| l.paid_cents).collect();
+    let amounts = match channel_split {
+        Some(split) if split.iter().all(|c| *c >= 0) && split.iter().sum::<i64>() == goods => split,
+        _ => pricing::allocate_pro_rata(goods, &new.lines.iter().map(|l| l.list_cents).collect::<Vec<_>>()),
+    };
+    new.lines
+        .iter()
+        .zip(amounts)
+        .map(|(l, allocated_cents)| OrderLine {
+            sku: l.sku,
+            sku_code: l.sku_code.clone(),
+            qty: l.qty,
+            list_cents: l.list_cents,
+            allocated_cents,
+            allocated_qty: 0,
+            claimed_qty: 0,
+            refunded_cents: 0,
+        })
+        .collect()
+}
+
+pub(super) fn validate_new(new: &NewOrder) -> Result<(), EngineError> {
     let id = new.id;
     if new.lines.is_empty() {
         return Err(EngineError::NoLines);

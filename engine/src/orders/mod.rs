@@ -19,6 +19,7 @@ mod lifecycle;
 pub mod model;
 pub mod pricing;
 pub mod reconcile;
+mod revise;
 pub mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,8 +31,9 @@ use crate::event::{Allocation, Event};
 use crate::ids::{ReservationId, SkuId, TimeMs, WarehouseId};
 
 pub use model::{
-    Address, AfterSale, AfterSaleId, AfterSaleKind, AfterSaleStatus, Bin, NewOrder, NewOrderLine, Order, OrderId,
-    OrderLine, OrderStatus, SalesChannel, Shipment, ShipmentId, ShipmentStatus, Wave, WaveId,
+    Address, AfterSale, AfterSaleId, AfterSaleKind, AfterSaleStatus, Bin, ChannelState, ExceptionKind, NewOrder,
+    NewOrderLine, Order, OrderException, OrderId, OrderLine, OrderStatus, Revision, SalesChannel, Shipment, ShipmentId,
+    ShipmentStatus, Wave, WaveId,
 };
 pub use rules::{AuditRules, CarrierRules, RoutingRules, RulesFile};
 
@@ -45,6 +47,8 @@ pub const TRACKING_LIMIT: usize = 256;
 pub const WAVE_LIMIT: u32 = 10_000;
 /// Orders a buyer-velocity rule remembers per buyer.
 pub const RECENT_LIMIT: usize = 1_024;
+/// Entries on one order's exception list (resolved ones are dropped first when it is full).
+pub const EXCEPTIONS_LIMIT: usize = 64;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[serde(tag = "order_op", rename_all = "snake_case")]
@@ -67,8 +71,33 @@ pub enum OrderCommand {
         bin: Bin,
     },
     /// Create an order and audit it: it ends `on_hold` (with the rule names) or `approved`.
-    /// Importing the same channel order again changes nothing.
+    /// Importing the same channel order again with the same contents changes nothing; with other
+    /// contents it is refused (`OrderConflict`): a changed order is a `Revise`.
     Import(NewOrder),
+    /// The marketplace shows an imported order differently now (address, lines, cancellation,
+    /// refund request): applied while it still can be, otherwise put on the order's exception
+    /// list for the desk; the same revision seen again changes nothing (see `orders::revise`).
+    Revise(Box<Revision>),
+    /// Put an entry on an order's exception list (e.g. a shipment the marketplace would not
+    /// confirm). The same open entry again changes nothing; an open entry of the same kind and
+    /// shipment gets the new detail.
+    RaiseException {
+        order: OrderId,
+        kind: ExceptionKind,
+        detail: String,
+        shipment: Option<ShipmentId>,
+    },
+    /// The desk dealt with entry `index` of the order's exception list.
+    ResolveException {
+        order: OrderId,
+        index: u32,
+    },
+    /// The marketplace accepted the carrier and waybill of these shipments of the order (their
+    /// open `shipment_confirmation` exceptions are resolved).
+    ChannelConfirmed {
+        order: OrderId,
+        shipments: Vec<ShipmentId>,
+    },
     Approve {
         order: OrderId,
     },
@@ -190,6 +219,10 @@ impl OrderCommand {
             OrderCommand::SetSkuProfile { .. } => "order_set_sku_profile",
             OrderCommand::SetBinLocation { .. } => "order_set_bin_location",
             OrderCommand::Import(_) => "order_import",
+            OrderCommand::Revise(_) => "order_revise",
+            OrderCommand::RaiseException { .. } => "order_raise_exception",
+            OrderCommand::ResolveException { .. } => "order_resolve_exception",
+            OrderCommand::ChannelConfirmed { .. } => "order_channel_confirmed",
             OrderCommand::Approve { .. } => "order_approve",
             OrderCommand::Hold { .. } => "order_hold",
             OrderCommand::Reject { .. } => "order_reject",
@@ -229,7 +262,11 @@ impl OrderCommand {
             | OrderCommand::SetSkuVolume { .. }
             | OrderCommand::SetBinLocation { .. } => return None,
             OrderCommand::Import(o) => o.id,
+            OrderCommand::Revise(r) => r.order.id,
             OrderCommand::Approve { order }
+            | OrderCommand::RaiseException { order, .. }
+            | OrderCommand::ResolveException { order, .. }
+            | OrderCommand::ChannelConfirmed { order, .. }
             | OrderCommand::Hold { order, .. }
             | OrderCommand::Unhold { order, .. }
             | OrderCommand::Reject { order, .. }
@@ -393,6 +430,32 @@ pub enum OrderEvent {
         cents: i64,
         at_ms: TimeMs,
     },
+    /// A marketplace revision changed the order (`changes`: "address", "lines", "remark").
+    Revised {
+        order: OrderId,
+        changes: Vec<String>,
+        at_ms: TimeMs,
+    },
+    /// An entry was put on the order's exception list (or its detail changed).
+    ExceptionRaised {
+        order: OrderId,
+        kind: ExceptionKind,
+        detail: String,
+        shipment: Option<ShipmentId>,
+        at_ms: TimeMs,
+    },
+    ExceptionResolved {
+        order: OrderId,
+        kind: ExceptionKind,
+        shipment: Option<ShipmentId>,
+        at_ms: TimeMs,
+    },
+    /// The marketplace accepted this shipment's carrier and waybill.
+    ChannelConfirmed {
+        order: OrderId,
+        shipment: ShipmentId,
+        at_ms: TimeMs,
+    },
     /// Effect: release this reservation in the stock partitions (the order was cancelled).
     ReleaseStock {
         order: OrderId,
@@ -434,6 +497,16 @@ pub enum OrderEvent {
         unscanned: u32,
         at_ms: TimeMs,
     },
+}
+
+/// A shipment the marketplace still has to be told about: shipped (or delivered), of a
+/// marketplace order, not an exchange's replacement (the platforms take those through their
+/// after-sales flows), not confirmed.
+pub(crate) fn awaits_channel_confirmation(channel: SalesChannel, shipment: &Shipment) -> bool {
+    channel != SalesChannel::Native
+        && shipment.after_sale.is_none()
+        && matches!(shipment.status, ShipmentStatus::Shipped | ShipmentStatus::Delivered)
+        && shipment.channel_confirmed_at_ms.is_none()
 }
 
 /// The stock commands that carry out the effect events of an order command, in order. Kit SKUs in
@@ -510,6 +583,8 @@ pub struct OrderBook {
     watch: BTreeSet<(TimeMs, ShipmentId, u8)>,
     /// Lists and dashboard counters ([`index`]).
     index: index::OrderIndex,
+    /// Shipped parcels of marketplace orders the marketplace has not confirmed yet.
+    unconfirmed: BTreeSet<ShipmentId>,
 }
 
 /// A supervisor's release of a wave that was not scanned complete.
@@ -596,8 +671,14 @@ impl OrderBook {
         self.ready.clear();
         self.deadlines.clear();
         self.watch.clear();
+        self.unconfirmed.clear();
         let mut watch = Vec::new();
         for order in self.orders.values() {
+            for s in &order.shipments {
+                if awaits_channel_confirmation(order.channel, s) {
+                    self.unconfirmed.insert(s.id);
+                }
+            }
             if let (Some(_), Some(at)) = (order.parked_since_ms, order.parked_cancel_at_ms) {
                 self.deadlines.insert((at, order.id));
             }
@@ -762,6 +843,30 @@ impl OrderBook {
                 self.index.refresh(order);
             }
         }
+    }
+
+    /// Shipped parcels of marketplace orders that the marketplace has not confirmed, by id (at
+    /// most `limit`, from `after` on), with `channel` if given.
+    pub fn unconfirmed(&self, channel: Option<SalesChannel>, after: ShipmentId, limit: usize) -> Vec<ShipmentId> {
+        self.unconfirmed
+            .range(after..)
+            .copied()
+            .filter(|s| {
+                channel.is_none_or(|c| self.orders.get(&model::parent_order(*s)).is_some_and(|o| o.channel == c))
+            })
+            .take(limit)
+            .collect()
+    }
+
+    /// Orders with an open exception, oldest exception first (at most `limit`).
+    pub fn with_open_exceptions(&self, limit: usize) -> Vec<OrderId> {
+        let mut list: Vec<(TimeMs, OrderId)> = self
+            .orders
+            .values()
+            .filter_map(|o| o.open_exceptions().map(|e| e.raised_at_ms).min().map(|at| (at, o.id)))
+            .collect();
+        list.sort_unstable();
+        list.into_iter().take(limit).map(|(_, id)| id).collect()
     }
 
     /// Orders waiting in the unfillable queue, oldest first.

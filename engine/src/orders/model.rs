@@ -289,6 +289,9 @@ pub struct Shipment {
     pub tracking: Vec<TrackEvent>,
     /// Alerts already raised (bit 0: no progress, bit 1: late), so each is raised once.
     pub alerts: u8,
+    /// When the marketplace confirmed the shipment (carrier and waybill sent back); `None` for a
+    /// shipment not yet confirmed, and always for native orders (nothing to send back).
+    pub channel_confirmed_at_ms: Option<TimeMs>,
 }
 
 #[derive(
@@ -410,6 +413,13 @@ pub struct Order {
     /// Last child number used (shipments 1..=127, after-sales 128..=255).
     pub next_shipment: u8,
     pub next_after_sale: u8,
+    /// Fingerprint of the last channel contents and state seen for this order (import or
+    /// revision, [`Revision::fingerprint`]): the same payload seen again changes nothing.
+    pub revision: u64,
+    /// What the desk must look at: changes the marketplace made that could not be applied,
+    /// refund requests, shipments the marketplace would not confirm. Oldest first, at most
+    /// [`super::EXCEPTIONS_LIMIT`] (resolved ones are dropped first).
+    pub exceptions: Vec<OrderException>,
 }
 
 impl Order {
@@ -437,10 +447,169 @@ impl Order {
         self.after_sales.iter().find(|a| a.id == id)
     }
 
+    /// Exceptions not resolved yet.
+    pub fn open_exceptions(&self) -> impl Iterator<Item = &OrderException> + '_ {
+        self.exceptions.iter().filter(|e| e.resolved_at_ms.is_none())
+    }
+
     /// Key for merging: same buyer, shop and normalized address.
     pub fn merge_key(&self) -> (String, String, String) {
         (self.buyer.clone(), self.shop.clone(), self.address.normalized())
     }
+}
+
+/// What the marketplace says about an order besides its contents (parsed by the intake adapters
+/// from `status` / `orderState` / `order_status` and the lines' refund states).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelState {
+    /// Paid, waiting for the seller to ship (also: the state is not given, a native order).
+    #[default]
+    AwaitingShipment,
+    /// Not paid yet: nothing to fulfil.
+    Unpaid,
+    /// The buyer (or the platform) cancelled / closed the trade.
+    Cancelled,
+    /// A refund (or a cancellation request) is pending on at least one line.
+    RefundRequested,
+    /// The platform records the order as shipped (or finished).
+    Shipped,
+}
+
+impl ChannelState {
+    pub fn name(self) -> &'static str {
+        match self {
+            ChannelState::AwaitingShipment => "awaiting_shipment",
+            ChannelState::Unpaid => "unpaid",
+            ChannelState::Cancelled => "cancelled",
+            ChannelState::RefundRequested => "refund_requested",
+            ChannelState::Shipped => "shipped",
+        }
+    }
+}
+
+/// An order as the marketplace shows it now, for an order imported before.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Revision {
+    pub order: NewOrder,
+    pub state: ChannelState,
+}
+
+impl Revision {
+    /// A stable hash of everything the channel said (contents and state): equal fingerprints
+    /// mean "seen before, nothing to do". Serialised field by field (no serde, whose output could
+    /// change with a dependency), hashed with the engine's FNV-1a. The shop is left out.
+    pub fn fingerprint(order: &NewOrder, state: ChannelState) -> u64 {
+        let mut bytes: Vec<u8> = Vec::with_capacity(256);
+        let mut text = |t: &str| {
+            bytes.extend_from_slice(&(t.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(t.as_bytes());
+        };
+        text(order.channel.name());
+        text(&order.external_id);
+        // Not the shop: a connector files pulled orders under its shop id while a payload file
+        // names the platform's seller; neither is something a revision changes.
+        text(&order.buyer);
+        let a = &order.address;
+        for field in [&a.name, &a.phone, &a.province, &a.city, &a.district, &a.detail, &a.zip, &order.remark] {
+            text(field);
+        }
+        text(state.name());
+        for line in &order.lines {
+            bytes.extend_from_slice(&line.sku.0.to_le_bytes());
+            bytes.extend_from_slice(&line.qty.to_le_bytes());
+            bytes.extend_from_slice(&line.list_cents.to_le_bytes());
+            bytes.extend_from_slice(&line.paid_cents.unwrap_or(-1).to_le_bytes());
+        }
+        bytes.push(u8::from(order.cash_on_delivery));
+        bytes.extend_from_slice(&order.shipping_cents.to_le_bytes());
+        bytes.extend_from_slice(&order.paid_cents.to_le_bytes());
+        crate::ids::stable_hash(&bytes)
+    }
+}
+
+/// Why an order is on the desk's exception list.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ExceptionKind {
+    /// The buyer changed the address after the parcel was packed (the label is printed).
+    AddressChanged,
+    /// Lines or amounts changed after stock was allocated.
+    LinesChanged,
+    /// Cancelled on the platform after a parcel left.
+    CancelledAfterShipment,
+    /// A refund or cancellation request is pending on the platform.
+    RefundRequested,
+    /// The platform did not accept the carrier and waybill of a shipment (yet).
+    ShipmentConfirmation,
+    /// The platform says shipped, omsd has not shipped it.
+    ShippedOnPlatform,
+}
+
+impl ExceptionKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExceptionKind::AddressChanged => "address_changed",
+            ExceptionKind::LinesChanged => "lines_changed",
+            ExceptionKind::CancelledAfterShipment => "cancelled_after_shipment",
+            ExceptionKind::RefundRequested => "refund_requested",
+            ExceptionKind::ShipmentConfirmation => "shipment_confirmation",
+            ExceptionKind::ShippedOnPlatform => "shipped_on_platform",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ExceptionKind> {
+        [
+            ExceptionKind::AddressChanged,
+            ExceptionKind::LinesChanged,
+            ExceptionKind::CancelledAfterShipment,
+            ExceptionKind::RefundRequested,
+            ExceptionKind::ShipmentConfirmation,
+            ExceptionKind::ShippedOnPlatform,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
+}
+
+/// One entry of an order's exception list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct OrderException {
+    pub kind: ExceptionKind,
+    /// For the desk, in words (the changed fields, the platform's error).
+    pub detail: String,
+    /// The shipment concerned, if one.
+    pub shipment: Option<ShipmentId>,
+    pub raised_at_ms: TimeMs,
+    /// Set when resolved: by the desk, or by the event that settles it (a confirmation).
+    pub resolved_at_ms: Option<TimeMs>,
 }
 
 /// A bin location "A03-12-2": aisle 3, bay 12, level 2.

@@ -331,6 +331,32 @@ impl Partition {
     }
 
     /// Every SKU with its code and availability, in id order, read from memory.
+    /// What `channel` may sell of `sku` now: the channel policy's share of what is available
+    /// (`channel::sellable`), or everything available when the channel has no policy. `None` for
+    /// a SKU this partition does not know; 0 for a kit (kits hold no stock of their own).
+    pub fn channel_sellable(&self, channel: crate::ids::ChannelId, sku: SkuId) -> Option<u64> {
+        let s = self.sku(sku).ok()?;
+        Some(self.sellable_of(channel, s))
+    }
+
+    /// [`Self::channel_sellable`] of every SKU of this partition (kits skipped).
+    pub fn for_each_channel_sellable(&self, channel: crate::ids::ChannelId, mut f: impl FnMut(SkuId, &str, u64)) {
+        for s in self.skus.iter().flatten().filter(|s| s.kit.is_none()) {
+            f(s.id, &s.code, self.sellable_of(channel, s));
+        }
+    }
+
+    fn sellable_of(&self, channel: crate::ids::ChannelId, s: &crate::catalog::SkuState) -> u64 {
+        if s.kit.is_some() {
+            return 0;
+        }
+        let available = s.available();
+        match self.channels.iter().find(|p| p.channel == channel) {
+            Some(policy) => crate::channel::sellable(policy, s.id, available),
+            None => available,
+        }
+    }
+
     pub fn for_each_sku(&self, mut f: impl FnMut(SkuId, &str, u64)) {
         for s in self.skus.iter().flatten() {
             f(s.id, &s.code, if s.kit.is_some() { 0 } else { s.available() });

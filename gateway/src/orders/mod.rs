@@ -20,7 +20,7 @@ use oms_engine::command::{KitComponent, PartInfo};
 use oms_engine::orders::desk::{channel_id, is_shortage, Allocated};
 use oms_engine::orders::intake::{self, IntakeError};
 use oms_engine::orders::model::{
-    parent_order, AfterSaleKind, Order, OrderId, OrderStatus, SalesChannel, ShipmentId, WaveId,
+    parent_order, AfterSaleKind, ChannelState, Order, OrderId, OrderStatus, Revision, SalesChannel, ShipmentId, WaveId,
 };
 use oms_engine::orders::rules::{RoutingRule, RulesFile, Unfillable};
 use oms_engine::orders::{owner_of, reconcile, stock_commands, OrderCommand, OrderEvent};
@@ -32,7 +32,9 @@ use oms_engine::{
 use serde_json::{json, Value};
 
 pub use effects::{spawn as spawn_effects, OrderHook};
-pub use query::{answer, AllocationView, OrderAnswer, OrderQuery, OrderSummary, PageRow};
+pub use query::{
+    answer, AllocationView, ExceptionRow, OrderAnswer, OrderQuery, OrderSummary, PageRow, UnconfirmedView,
+};
 
 use oms_proto::json::{JsonLine, JsonRequest};
 use oms_proto::{ErrorCode, Response, WireError};
@@ -251,22 +253,50 @@ impl ServerCtx {
         })?;
         let parsed = intake::parse(channel, payload).map_err(|e| OrderError::BadRequest(e.to_string()))?;
         let batch = payload.trim_start().starts_with('[');
+        let results = self.import_parsed(parsed, batch, None).await;
+        let imported = results.iter().filter(|r| r["ok"] == true).count();
+        Ok(
+            json!({ "channel": channel.name(), "imported": imported, "rejected": results.len() - imported, "results": results }),
+        )
+    }
+
+    /// Import parsed channel orders one by one (an order seen before is revised); `shop` replaces
+    /// the payload's shop (orders pulled by a connector carry the shop they came from). One
+    /// result object per order, `ok: false` with the path and error for a refused one.
+    pub(crate) async fn import_parsed(
+        &self,
+        parsed: Vec<Result<intake::ChannelOrder, IntakeError>>,
+        batch: bool,
+        shop: Option<&str>,
+    ) -> Vec<Value> {
         let mut results = Vec::with_capacity(parsed.len());
         for (i, item) in parsed.into_iter().enumerate() {
             let index = batch.then_some(i);
+            let external = item.as_ref().map(|o| o.external_id.clone()).unwrap_or_default();
             let result = match item {
                 Err(e) => Err(e),
-                Ok(order) => order.resolve(|code| self.index.sku(code)).map_err(|e| IntakeError { index, ..e }),
+                Ok(mut order) => {
+                    if let Some(shop) = shop {
+                        order.shop = shop.to_owned();
+                    }
+                    let state = order.state;
+                    order
+                        .resolve(|code| self.index.sku(code))
+                        .map(|new| (new, state))
+                        .map_err(|e| IntakeError { index, ..e })
+                }
             };
-            let new = match result {
-                Ok(new) => new,
+            let (new, state) = match result {
+                Ok(pair) => pair,
                 Err(e) => {
-                    results.push(json!({ "index": i, "ok": false, "path": e.path, "error": e.to_string() }));
+                    results.push(
+                        json!({ "index": i, "ok": false, "external_id": external, "path": e.path, "error": e.to_string() }),
+                    );
                     continue;
                 }
             };
             let (id, external_id) = (new.id, new.external_id.clone());
-            match self.import_one(new).await {
+            match self.import_one(new, state).await {
                 Ok(mut value) => {
                     if let Value::Object(m) = &mut value {
                         m.insert("index".into(), json!(i));
@@ -280,25 +310,47 @@ impl ServerCtx {
                 }
             }
         }
-        let imported = results.iter().filter(|r| r["ok"] == true).count();
-        Ok(
-            json!({ "channel": channel.name(), "imported": imported, "rejected": results.len() - imported, "results": results }),
-        )
+        results
     }
 
-    async fn import_one(&self, new: oms_engine::orders::NewOrder) -> Result<Value, OrderError> {
+    /// Import a new channel order, or revise one imported before (`state`: what the channel says
+    /// about it). An unknown order the channel shows unpaid, cancelled or shipped is skipped.
+    async fn import_one(&self, new: oms_engine::orders::NewOrder, state: ChannelState) -> Result<Value, OrderError> {
         let id = new.id;
         let external_id = new.external_id.clone();
-        let events = self.order_call(OrderCommand::Import(new)).await?;
+        let known = match self.order(id).await {
+            Ok(o) => o.channel == new.channel && o.external_id == new.external_id,
+            Err(OrderError::Engine(EngineError::UnknownOrder { .. })) => false,
+            Err(e) => return Err(e),
+        };
+        if known {
+            return self.revise_one(new, state).await;
+        }
+        if !matches!(state, ChannelState::AwaitingShipment | ChannelState::RefundRequested) {
+            return Ok(json!({
+                "order": id, "external_id": external_id, "skipped": true, "unchanged": true,
+                "reason": format!("not imported: the channel shows it {}", state.name()),
+            }));
+        }
+        let events = match self.order_call(OrderCommand::Import(new.clone())).await {
+            Ok(events) => events,
+            // Imported meanwhile by someone else with other contents: revise instead.
+            Err(OrderError::Engine(EngineError::OrderConflict { .. })) => return self.revise_one(new, state).await,
+            Err(e) => return Err(e),
+        };
         // No events: this channel order was imported before; nothing changes (not even allocation).
         let unchanged = events.is_empty();
         let mut allocation = Value::Null;
         if !unchanged {
             tracing::info!(order = id, external_id = %external_id, "order imported");
+            if state == ChannelState::RefundRequested {
+                // Imported with a refund already pending: put it on the desk's list (and hold it).
+                self.revise_one(new, state).await?;
+            }
             let approved = events
                 .iter()
                 .any(|e| matches!(e, Event::Order(OrderEvent::StatusChanged { to: OrderStatus::Approved, .. })));
-            if approved {
+            if approved && state == ChannelState::AwaitingShipment {
                 allocation = allocated_json(&self.allocate(id).await?);
             }
         }
@@ -306,6 +358,39 @@ impl ServerCtx {
         Ok(json!({
             "order": id, "external_id": external_id, "status": o.status, "holds": o.holds,
             "unchanged": unchanged, "allocation": allocation,
+        }))
+    }
+
+    /// Apply what the channel shows now to an order imported before (`OrderCommand::Revise`):
+    /// `changes` applied, `exceptions` raised for the desk; nothing at all for a revision seen
+    /// before (`unchanged`).
+    async fn revise_one(&self, new: oms_engine::orders::NewOrder, state: ChannelState) -> Result<Value, OrderError> {
+        let id = new.id;
+        let external_id = new.external_id.clone();
+        let events = self.order_call(OrderCommand::Revise(Box::new(Revision { order: new, state }))).await?;
+        let mut changes: Vec<String> = Vec::new();
+        let mut exceptions: Vec<String> = Vec::new();
+        for e in &events {
+            match e {
+                Event::Order(OrderEvent::Revised { changes: c, .. }) => changes.extend(c.iter().cloned()),
+                Event::Order(OrderEvent::ExceptionRaised { kind, detail, .. }) => {
+                    exceptions.push(format!("{}: {detail}", kind.name()))
+                }
+                _ => {}
+            }
+        }
+        if !changes.is_empty() || !exceptions.is_empty() {
+            tracing::info!(order = id, external_id = %external_id, ?changes, ?exceptions, "order revised by its channel");
+        }
+        let mut allocation = Value::Null;
+        if changes.iter().any(|c| c == "lines") {
+            allocation = allocated_json(&self.allocate(id).await?);
+        }
+        let o = self.order(id).await?;
+        Ok(json!({
+            "order": id, "external_id": external_id, "status": o.status, "holds": o.holds,
+            "unchanged": events.is_empty(), "revised": !events.is_empty(),
+            "changes": changes, "exceptions": exceptions, "allocation": allocation,
         }))
     }
 

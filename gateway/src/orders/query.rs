@@ -2,7 +2,7 @@
 //! every other query): `Query::Orders(OrderQuery)` -> `QueryAnswer::Orders(OrderAnswer)`.
 
 use oms_engine::orders::index::{OrderFilter, PagePart, PageSpec};
-use oms_engine::orders::model::{Order, OrderId, OrderStatus, SalesChannel, Wave, WaveId};
+use oms_engine::orders::model::{Order, OrderId, OrderStatus, SalesChannel, ShipmentStatus, Wave, WaveId};
 use oms_engine::orders::rules::RoutingRule;
 use oms_engine::{Line, Partition, TimeMs, WarehouseId};
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,51 @@ pub enum OrderQuery {
     Waiting,
     /// What an allocation attempt needs: the open units and the matching routing rules.
     ForAllocation(OrderId),
+    /// Shipped parcels of marketplace orders (of `channel`, if given) the marketplace has not
+    /// confirmed, from shipment id `after` on, at most `limit`.
+    Unconfirmed {
+        channel: Option<SalesChannel>,
+        after: u64,
+        limit: u32,
+    },
+    /// Open exceptions of this partition's orders, oldest first, at most `limit` orders.
+    Exceptions {
+        limit: u32,
+    },
+}
+
+/// A shipped parcel the marketplace has not confirmed yet, with what the confirmation needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UnconfirmedView {
+    pub order: OrderId,
+    pub channel: SalesChannel,
+    pub external_id: String,
+    pub shop: String,
+    pub shipment: u64,
+    pub carrier: String,
+    pub waybill: String,
+    /// SKU codes of the order lines in the parcel.
+    pub sku_codes: Vec<String>,
+    /// Parcels of the order (not cancelled, replacements excluded).
+    pub total_packages: usize,
+    /// Every such parcel has left.
+    pub all_left: bool,
+}
+
+/// One open exception, for `oms order exceptions`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExceptionRow {
+    pub order: OrderId,
+    pub channel: SalesChannel,
+    pub external_id: String,
+    pub shop: String,
+    pub status: OrderStatus,
+    /// Position in the order's list (what `oms order resolve` takes).
+    pub index: u32,
+    pub kind: &'static str,
+    pub detail: String,
+    pub shipment: Option<u64>,
+    pub raised_at_ms: TimeMs,
 }
 
 /// One row of `oms order list`.
@@ -79,6 +124,8 @@ pub enum OrderAnswer {
     Page(PagePart<PageRow>),
     Waiting(Vec<OrderId>),
     ForAllocation(Option<Box<AllocationView>>),
+    Unconfirmed(Vec<UnconfirmedView>),
+    Exceptions(Vec<ExceptionRow>),
 }
 
 /// One row of an order page: the summary plus what the desk shows beside it.
@@ -98,6 +145,63 @@ pub struct PageRow {
 pub fn answer(p: &Partition, query: OrderQuery) -> OrderAnswer {
     let book = p.orders();
     match query {
+        OrderQuery::Unconfirmed { channel, after, limit } => {
+            let mut rows = Vec::new();
+            for id in book.unconfirmed(channel, after, limit as usize) {
+                let Some((o, s)) = book.shipment(id) else { continue };
+                let parcels: Vec<_> = o
+                    .shipments
+                    .iter()
+                    .filter(|x| x.after_sale.is_none() && x.status != ShipmentStatus::Cancelled)
+                    .collect();
+                let mut sku_codes: Vec<String> = o
+                    .lines
+                    .iter()
+                    .filter(|l| s.items.iter().any(|i| i.sku == l.sku))
+                    .map(|l| l.sku_code.clone())
+                    .collect();
+                if sku_codes.is_empty() {
+                    // Kit lines ship as components: name every line.
+                    sku_codes = o.lines.iter().map(|l| l.sku_code.clone()).collect();
+                }
+                rows.push(UnconfirmedView {
+                    order: o.id,
+                    channel: o.channel,
+                    external_id: o.external_id.clone(),
+                    shop: o.shop.clone(),
+                    shipment: id,
+                    carrier: s.carrier.clone().unwrap_or_default(),
+                    waybill: s.waybill.clone().unwrap_or_default(),
+                    sku_codes,
+                    total_packages: parcels.len(),
+                    all_left: parcels
+                        .iter()
+                        .all(|x| matches!(x.status, ShipmentStatus::Shipped | ShipmentStatus::Delivered)),
+                });
+            }
+            OrderAnswer::Unconfirmed(rows)
+        }
+        OrderQuery::Exceptions { limit } => {
+            let mut rows = Vec::new();
+            for id in book.with_open_exceptions(limit as usize) {
+                let Some(o) = book.order(id) else { continue };
+                for (index, e) in o.exceptions.iter().enumerate().filter(|(_, e)| e.resolved_at_ms.is_none()) {
+                    rows.push(ExceptionRow {
+                        order: o.id,
+                        channel: o.channel,
+                        external_id: o.external_id.clone(),
+                        shop: o.shop.clone(),
+                        status: o.status,
+                        index: index as u32,
+                        kind: e.kind.name(),
+                        detail: e.detail.clone(),
+                        shipment: e.shipment,
+                        raised_at_ms: e.raised_at_ms,
+                    });
+                }
+            }
+            OrderAnswer::Exceptions(rows)
+        }
         OrderQuery::Order(id) => OrderAnswer::Order(book.order(id).cloned().map(Box::new)),
         OrderQuery::Wave(id) => OrderAnswer::Wave(book.wave(id).cloned().map(Box::new)),
         OrderQuery::Page { filter, spec } => {

@@ -114,6 +114,10 @@ pub fn is_read_only(opcode: Opcode) -> bool {
             | OrderPage
             | WaveGet
             | Waybill
+            // The shops' configuration and state, and the exception desk (order books).
+            | ShopList
+            | ShopStatus
+            | OrderExceptions
             | ReplicaAck
     )
 }

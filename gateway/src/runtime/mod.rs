@@ -78,6 +78,8 @@ pub enum Query {
     Audit,
     /// Order book reads (answered by `crate::orders::answer`).
     Orders(crate::orders::OrderQuery),
+    /// Every SKU's sellable quantity for a stock channel (marketplace connectors).
+    ChannelStock(u16),
 }
 
 #[derive(Debug)]
@@ -89,6 +91,11 @@ pub enum QueryAnswer {
     Export(Vec<(SkuId, String, u64)>),
     Audit(Box<PartitionAudit>),
     Orders(crate::orders::OrderAnswer),
+    /// (SKU, code, sellable quantity) and the partition's last log position when read.
+    ChannelStock {
+        lsn: u64,
+        rows: Vec<(SkuId, String, u64)>,
+    },
     Unavailable(Failure),
 }
 

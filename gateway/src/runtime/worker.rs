@@ -34,6 +34,9 @@ pub struct WorkerConfig {
     pub orders: Option<Arc<crate::orders::OrderHook>>,
     /// `--ack-after-replica`: answers wait until the followers acknowledged their records.
     pub replica_ack: Option<Arc<crate::replication::AckBoard>>,
+    /// Marketplace connectors: sellable-quantity changes and shipped parcels of each committed
+    /// batch are handed over (a short lock, never a wait on the network).
+    pub connectors: Option<Arc<crate::connectors::ConnectorHook>>,
 }
 
 /// Whether the process's logs can still be written, shared by every partition thread: the first
@@ -574,6 +577,13 @@ impl PartitionCore {
                 check: p.check(),
             })),
             Query::Orders(q) => QueryAnswer::Orders(crate::orders::answer(p, q)),
+            Query::ChannelStock(channel) => {
+                let mut rows = Vec::with_capacity(p.sku_count());
+                p.for_each_channel_sellable(oms_engine::ChannelId(channel), |sku, code, qty| {
+                    rows.push((sku, code.to_owned(), qty))
+                });
+                QueryAnswer::ChannelStock { lsn: self.wal.last_lsn(), rows }
+            }
         }
     }
 
@@ -606,6 +616,11 @@ impl PartitionCore {
         self.publish();
         if let (Some(hook), false) = (self.config.orders.as_ref(), failed) {
             hook.committed(&self.events, &self.events[self.tick_events.clone()]);
+        }
+        if let (Some(hook), false) = (self.config.connectors.as_ref(), failed) {
+            if !self.following.load(Ordering::Acquire) {
+                hook.committed(&self.partition, &self.events, self.wal.last_lsn());
+            }
         }
         self.tick_events = 0..0;
         let hold = match self.held.as_mut() {
@@ -849,6 +864,7 @@ mod tests {
             retention: Retention::default(),
             notifier: None,
             orders: None,
+            connectors: None,
             replica_ack: None,
         };
         let mut core = PartitionCore::new(
@@ -906,6 +922,7 @@ mod tests {
             notifier: None,
             orders: None,
             replica_ack: None,
+            connectors: None,
         };
         let mut core = PartitionCore::new(
             Partition::new(0, 1, Limits::default()),

@@ -314,10 +314,7 @@ async fn serve_request(
             }
         };
     };
-    if !who.role.allows(opcode) {
-        ctx.metrics.refused.get_or_create(&ReasonLabel { reason: "forbidden" }).inc();
-        tracing::warn!(%peer, client = %who.name, role = who.role.name(), opcode = opcode.name(), "request refused: role does not allow it");
-        let error = gateway(ErrorCode::FORBIDDEN, format!("role {} may not send {}", who.role.name(), opcode.name()));
+    if let Err(error) = ctx.authorize(who, opcode, peer) {
         send(tx, request_id, opcode as u16, Response::Error(error), in_flight);
         return Verdict::Continue;
     }
@@ -498,7 +495,7 @@ impl<'a> ResponseMetrics<'a> {
 }
 
 /// Outcome labels come from a fixed set of error names; map them to static strings.
-fn outcome_label(name: &str) -> &'static str {
+pub(crate) fn outcome_label(name: &str) -> &'static str {
     const KNOWN: [&str; 16] = [
         "insufficient_stock",
         "sold_out",

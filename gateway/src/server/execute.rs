@@ -734,6 +734,11 @@ impl ServerCtx {
             JsonRequest::Audit => self.audit().await,
             JsonRequest::Promote => crate::replication::promote(&self).await,
             JsonRequest::DefineWarehouse(w) => {
+                // Documented as 1..=65535 (docs/PROTOCOL.md 7.2); checked here rather than in the
+                // engine, whose logs may already hold older commands.
+                if w.id == 0 {
+                    return Response::Error(gateway(ErrorCode::BAD_REQUEST, "warehouse ids are 1 to 65535"));
+                }
                 let id = WarehouseId(w.id);
                 let code = w.code.clone();
                 match self
@@ -822,6 +827,12 @@ impl ServerCtx {
                 }
             }
             // Orders: the coordinator in crate::orders (docs/ORDERS.md, "Through the server").
+            // Marketplace shops and the exception desk (docs/CHANNELS.md).
+            request @ (JsonRequest::ShopList
+            | JsonRequest::ShopStatus(_)
+            | JsonRequest::ShopSync(_)
+            | JsonRequest::OrderExceptions(_)
+            | JsonRequest::OrderResolve(_)) => crate::connectors::execute(&self, request).await,
             order => crate::orders::execute(&self, order).await,
         }
     }

@@ -2,7 +2,7 @@
 //! path of the first wrong field.
 
 use super::{line_total, ChannelLine, ChannelOrder, Field, IntakeError};
-use crate::orders::model::{Address, SalesChannel};
+use crate::orders::model::{Address, ChannelState, SalesChannel};
 
 fn join_nonempty(parts: &[&str], separator: &str) -> String {
     parts.iter().filter(|p| !p.trim().is_empty()).copied().collect::<Vec<_>>().join(separator)
@@ -28,8 +28,19 @@ pub(super) fn taobao(root: Field<'_>) -> Result<ChannelOrder, IntakeError> {
         zip: t.text_or_empty("receiver_zip")?,
     };
     let remark = join_nonempty(&[&t.text_or_empty("buyer_message")?, &t.text_or_empty("seller_memo")?], " / ");
+    let mut state = match t.opt("status") {
+        None => ChannelState::AwaitingShipment,
+        Some(f) => taobao_state(&f)?,
+    };
     let mut lines = Vec::new();
     for item in t.req("orders")?.req("order")?.items()? {
+        // A line's refund in progress (anything but none, closed or refused).
+        let refund = item.text_or_empty("refund_status")?;
+        if state == ChannelState::AwaitingShipment
+            && !matches!(refund.as_str(), "" | "NO_REFUND" | "CLOSED" | "SELLER_REFUSE_BUYER")
+        {
+            state = ChannelState::RefundRequested;
+        }
         let code = item.req("outer_sku_id")?;
         let qty = item.req("num")?.quantity()?;
         let list_cents = match item.opt("total_fee") {
@@ -45,6 +56,7 @@ pub(super) fn taobao(root: Field<'_>) -> Result<ChannelOrder, IntakeError> {
         });
     }
     Ok(ChannelOrder {
+        state,
         channel: SalesChannel::Taobao,
         external_id,
         shop: t.text_or_empty("seller_nick")?,
@@ -97,7 +109,12 @@ pub(super) fn jd(root: Field<'_>) -> Result<ChannelOrder, IntakeError> {
         Some(f) => f.text()?,
         None => join_nonempty(&[&name, &phone], "/"),
     };
+    let state = match o.opt("orderState") {
+        None => ChannelState::AwaitingShipment,
+        Some(f) => jd_state(&f)?,
+    };
     Ok(ChannelOrder {
+        state,
         channel: SalesChannel::Jd,
         external_id,
         shop: o.text_or_empty("venderId")?,
@@ -136,8 +153,20 @@ pub(super) fn douyin(root: Field<'_>) -> Result<ChannelOrder, IntakeError> {
         detail: join_nonempty(&[&region("street")?, &a.text_or_empty("detail")?], " "),
         zip: String::new(),
     };
+    let mut state = match o.opt("order_status") {
+        None => ChannelState::AwaitingShipment,
+        Some(f) => douyin_state(&f)?,
+    };
     let mut lines = Vec::new();
     for item in o.req("sku_order_list")?.items()? {
+        // A line with an after-sales case open (after_sale_status > 0).
+        let after_sale = match item.opt("after_sale_info").and_then(|a| a.opt("after_sale_status")) {
+            Some(f) => f.cents()?,
+            None => 0,
+        };
+        if state == ChannelState::AwaitingShipment && after_sale > 0 {
+            state = ChannelState::RefundRequested;
+        }
         let code = item.req("out_sku_id")?;
         let qty = item.req("item_num")?.quantity()?;
         let list_cents = match item.opt("origin_amount") {
@@ -158,6 +187,7 @@ pub(super) fn douyin(root: Field<'_>) -> Result<ChannelOrder, IntakeError> {
     };
     let remark = join_nonempty(&[&o.text_or_empty("buyer_words")?, &o.text_or_empty("seller_words")?], " / ");
     Ok(ChannelOrder {
+        state,
         channel: SalesChannel::Douyin,
         external_id,
         shop: o.text_or_empty("shop_id")?,
@@ -217,6 +247,7 @@ pub(super) fn native(o: Field<'_>) -> Result<ChannelOrder, IntakeError> {
         }
     };
     Ok(ChannelOrder {
+        state: ChannelState::AwaitingShipment,
         channel: SalesChannel::Native,
         external_id,
         shop: o.text_or_empty("shop")?,
@@ -227,6 +258,48 @@ pub(super) fn native(o: Field<'_>) -> Result<ChannelOrder, IntakeError> {
         lines,
         shipping_cents,
         paid_cents,
+    })
+}
+
+/// Taobao trade `status` (TOP trade states).
+fn taobao_state(f: &Field<'_>) -> Result<ChannelState, IntakeError> {
+    Ok(match f.text()?.as_str() {
+        "WAIT_BUYER_PAY" | "TRADE_NO_CREATE_PAY" | "PAY_PENDING" | "WAIT_PRE_AUTH_CONFIRM" => ChannelState::Unpaid,
+        "WAIT_SELLER_SEND_GOODS" | "PAID_FORBID_CONSIGN" => ChannelState::AwaitingShipment,
+        "SELLER_CONSIGNED_PART" | "WAIT_BUYER_CONFIRM_GOODS" | "TRADE_BUYER_SIGNED" | "TRADE_FINISHED" => {
+            ChannelState::Shipped
+        }
+        "TRADE_CLOSED" | "TRADE_CLOSED_BY_TAOBAO" => ChannelState::Cancelled,
+        other => return Err(f.error_at(format!("unknown trade status {other:?}"))),
+    })
+}
+
+/// JD `orderState`.
+fn jd_state(f: &Field<'_>) -> Result<ChannelState, IntakeError> {
+    Ok(match f.text()?.as_str() {
+        "WAIT_PAY" | "NOT_PAY" => ChannelState::Unpaid,
+        "WAIT_SELLER_STOCK_OUT" | "WAIT_SELLER_DELIVERY" => ChannelState::AwaitingShipment,
+        "SEND_TO_DISTRIBUTION_CENER"
+        | "DISTRIBUTION_CENTER_RECEIVED"
+        | "WAIT_GOODS_RECEIVE_CONFIRM"
+        | "RECEIPTS_CONFIRM"
+        | "FINISHED_L" => ChannelState::Shipped,
+        "TRADE_CANCELED" => ChannelState::Cancelled,
+        // Locked: a cancellation / refund request waits for the seller.
+        "LOCKED" | "POP_ORDER_PAUSE" => ChannelState::RefundRequested,
+        other => return Err(f.error_at(format!("unknown order state {other:?}"))),
+    })
+}
+
+/// Douyin `order_status` (1 unpaid, 105 paid, 2 preparing, 101 partly shipped, 3 shipped,
+/// 4 cancelled, 5 completed).
+fn douyin_state(f: &Field<'_>) -> Result<ChannelState, IntakeError> {
+    Ok(match f.cents()? {
+        1 => ChannelState::Unpaid,
+        2 | 105 => ChannelState::AwaitingShipment,
+        3 | 5 | 101 => ChannelState::Shipped,
+        4 => ChannelState::Cancelled,
+        other => return Err(f.error_at(format!("unknown order status {other}"))),
     })
 }
 

@@ -11,7 +11,7 @@ mod channels;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::model::{Address, NewOrder, NewOrderLine, OrderId, SalesChannel};
+use super::model::{Address, ChannelState, NewOrder, NewOrderLine, OrderId, SalesChannel};
 use crate::ids::SkuId;
 
 /// Orders in one batch payload.
@@ -62,6 +62,10 @@ pub struct ChannelOrder {
     pub lines: Vec<ChannelLine>,
     pub shipping_cents: i64,
     pub paid_cents: i64,
+    /// What the marketplace says about the order (paid and waiting, cancelled, refund pending,
+    /// shipped): from `status` (Taobao), `orderState` (JD), `order_status` and the lines'
+    /// after-sales states (Douyin); `awaiting_shipment` when the payload does not say.
+    pub state: ChannelState,
 }
 
 impl ChannelOrder {
