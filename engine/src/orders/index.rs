@@ -471,7 +471,7 @@ fn range<'a>(
         None => (d, TimeMs::MAX, u64::MAX),
     };
     match (spec.after, spec.newest_first) {
-        (Some((t, 0)), true) if t == 0 => return Box::new(std::iter::empty()),
+        (Some((0, 0)), true) => return Box::new(std::iter::empty()),
         (Some((t, 0)), true) => high = high.min((d, t - 1, u64::MAX)),
         (Some((t, id)), true) => high = high.min((d, t, id - 1)),
         (Some((t, u64::MAX)), false) => match t.checked_add(1) {
@@ -502,13 +502,11 @@ impl OrderIndex {
     ) -> PagePart<&'a Order> {
         let d = filter.dimension();
         let mut rows = Vec::new();
-        let mut examined = 0usize;
         let mut last = None;
-        for key in range(&self.orders, d, filter.from_ms, filter.to_ms, spec) {
+        for (examined, key) in range(&self.orders, d, filter.from_ms, filter.to_ms, spec).enumerate() {
             if examined >= spec.budget.max(1) || rows.len() >= spec.rows {
                 return PagePart { rows, stopped_at: last };
             }
-            examined += 1;
             last = Some(key);
             if let Some(o) = get(key.1).filter(|o| filter.matches(o)) {
                 rows.push((key, o));
@@ -529,8 +527,7 @@ impl OrderIndex {
         let mut keys: Vec<Cursor> = Vec::new();
         let mut bound: Option<Cursor> = None;
         for d in filter.dimensions() {
-            let mut taken = 0usize;
-            for key in range(&self.shipments, d, filter.from_ms, filter.to_ms, spec) {
+            for (taken, key) in range(&self.shipments, d, filter.from_ms, filter.to_ms, spec).enumerate() {
                 if taken >= spec.budget.max(1) {
                     let reached = keys.last().copied();
                     bound = match (bound, reached) {
@@ -539,7 +536,6 @@ impl OrderIndex {
                     };
                     break;
                 }
-                taken += 1;
                 keys.push(key);
             }
         }
@@ -579,9 +575,9 @@ pub fn merge_pages<T>(parts: Vec<PagePart<T>>, newest_first: bool, limit: usize)
         .filter(|(k, _)| bound.is_none_or(|b| if newest_first { *k >= b } else { *k <= b }))
         .collect();
     if newest_first {
-        rows.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
     } else {
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        rows.sort_unstable_by_key(|r| r.0);
     }
     let next = if rows.len() > limit {
         rows.truncate(limit);
