@@ -1192,6 +1192,27 @@ fn changed_lines_reprice_an_unallocated_order_and_raise_after_allocation() {
 }
 
 #[test]
+fn a_revision_that_swaps_a_sku_moves_the_order_in_the_desk_index() {
+    // The order desk's index files an order under its lines' SKUs and counts what it paid. A
+    // revision of a held order that replaces a line's SKU and lowers the amount moves it from
+    // the old SKU to the new one and corrects the counters; `finish` compares the index with one
+    // rebuilt from the orders (and replays the log), so a stale entry or count fails here.
+    let mut w = World::new(1, 10);
+    let id = w.import(SalesChannel::Taobao, TAOBAO);
+    w.order(OrderCommand::Hold { order: id, reason: "check".into() }).unwrap();
+    let swapped = revision_of(&w, TAOBAO, SalesChannel::Taobao, |o| {
+        o.lines[1].sku_code = "PEN".into();
+        o.paid_cents -= 100;
+        o.lines[1].paid_cents = o.lines[1].paid_cents.map(|c| c - 100);
+    });
+    w.order(swapped).unwrap();
+    let o = w.get(id);
+    assert!(o.lines.iter().any(|l| l.sku == SkuId(5)), "the revision took: {o:?}");
+    w.order(OrderCommand::Cancel { order: id, reason: "buyer".into() }).unwrap();
+    w.finish();
+}
+
+#[test]
 fn a_platform_cancellation_cancels_before_shipment_and_raises_after() {
     // Cancelled on the platform while allocated: the order is cancelled and its stock released.
     // Cancelled after the parcel left: a `cancelled_after_shipment` exception, status unchanged.

@@ -104,6 +104,10 @@ struct Filed {
     parked: bool,
     /// Hold rules filed while on hold.
     holds: Vec<String>,
+    /// The SKUs of its lines, sorted, and what was paid: a marketplace revision
+    /// (`OrderCommand::Revise`) may change both while the order is not allocated.
+    skus: Vec<SkuId>,
+    paid_cents: i64,
 }
 
 impl Filed {
@@ -115,8 +119,22 @@ impl Filed {
         };
         holds.sort_unstable();
         holds.dedup();
-        Filed { status: order.status, parked: order.parked_since_ms.is_some(), holds }
+        Filed {
+            status: order.status,
+            parked: order.parked_since_ms.is_some(),
+            holds,
+            skus: line_skus(order),
+            paid_cents: order.paid_cents,
+        }
     }
+}
+
+/// The SKUs of an order's lines, sorted, each once.
+fn line_skus(order: &Order) -> Vec<SkuId> {
+    let mut skus: Vec<SkuId> = order.lines.iter().map(|l| l.sku).collect();
+    skus.sort_unstable();
+    skus.dedup();
+    skus
 }
 
 /// What a shipment is filed under now.
@@ -188,7 +206,13 @@ impl OrderIndex {
         let c = channel_index(order.channel);
         bucket.orders[c] += 1;
         bucket.paid_cents[c] += order.paid_cents;
-        let filed = Filed { status: OrderStatus::Created, parked: false, holds: Vec::new() };
+        let filed = Filed {
+            status: OrderStatus::Created,
+            parked: false,
+            holds: Vec::new(),
+            skus: line_skus(order),
+            paid_cents: order.paid_cents,
+        };
         self.file_mutable(order, &filed, true);
         for s in &order.shipments {
             self.refresh_shipment(s);
@@ -203,6 +227,22 @@ impl OrderIndex {
             return;
         }
         let (t, id) = (order.created_at_ms, order.id);
+        let c = channel_index(order.channel);
+        if !new && now.skus != before.skus {
+            for sku in before.skus.iter().filter(|s| !now.skus.contains(s)) {
+                self.orders.remove(&(dim(kind::SKU, u64::from(sku.0)), t, id));
+            }
+            for sku in now.skus.iter().filter(|s| !before.skus.contains(s)) {
+                self.orders.insert((dim(kind::SKU, u64::from(sku.0)), t, id));
+            }
+        }
+        if !new && now.paid_cents != before.paid_cents {
+            let bucket = self.counters.buckets.entry(t / BUCKET_MS).or_default();
+            bucket.paid_cents[c] += now.paid_cents - before.paid_cents;
+            if now.status == OrderStatus::Cancelled && before.status == OrderStatus::Cancelled {
+                bucket.cancelled_cents[c] += now.paid_cents - before.paid_cents;
+            }
+        }
         if new || now.status != before.status {
             if !new {
                 self.orders.remove(&(dim(kind::STATUS, status_index(before.status) as u64), t, id));
@@ -214,10 +254,10 @@ impl OrderIndex {
             let was_cancelled = !new && before.status == OrderStatus::Cancelled;
             if cancelled != was_cancelled {
                 let bucket = self.counters.buckets.entry(t / BUCKET_MS).or_default();
-                let c = channel_index(order.channel);
                 let sign = if cancelled { 1 } else { -1 };
                 bucket.cancelled[c] = bucket.cancelled[c].wrapping_add_signed(sign);
-                bucket.cancelled_cents[c] += sign * order.paid_cents;
+                // What was counted when it was cancelled comes off; what it paid now goes on.
+                bucket.cancelled_cents[c] += if cancelled { now.paid_cents } else { -before.paid_cents };
             }
         }
         if now.parked != (before.parked && !new) {
