@@ -117,6 +117,14 @@ fn lifecycle(engine: &mut ShardedEngine, orders: Vec<NewOrder>) -> Duration {
             cutoff_ms: None,
         };
         Desk::order_command(engine, now, command, &mut out).expect("wave");
+        // Packing waits for the pick scan: one scan per pick-list line (the warehouse's work).
+        let p = oms_engine::orders::owner_of(wave, engine.partition_count()) as usize;
+        let picks = engine.partitions()[p].orders().wave(wave).map(|w| w.pick_list.clone()).unwrap_or_default();
+        for item in picks {
+            out.clear();
+            let scan = OrderCommand::ScanPick { wave, sku: item.sku, qty: item.qty };
+            Desk::order_command(engine, now, scan, &mut out).expect("scan");
+        }
         for id in ids {
             let shipment = (id << 8) | 1;
             out.clear();

@@ -29,15 +29,55 @@ pub enum OrderCmd {
         /// Order id (as printed by `oms order import`)
         id: u64,
     },
-    /// List orders, oldest first
+    /// List orders, newest first, one page at a time (the last line says how to get the next)
     List {
         /// Only orders in this status (created, on_hold, approved, allocated, picking, packed,
-        /// shipped, delivered, completed, cancelled)
+        /// shipped, delivered, completed, cancelled) or `parked` (waiting for stock)
         #[arg(long, value_name = "STATUS")]
         status: Option<String>,
-        /// At most this many orders (server maximum 1000)
-        #[arg(long, default_value_t = 1000, value_name = "N")]
+        /// Only orders of this channel (taobao, jd, douyin, native)
+        #[arg(long, value_name = "CHANNEL")]
+        channel: Option<String>,
+        /// Only orders of this buyer
+        #[arg(long, value_name = "BUYER")]
+        buyer: Option<String>,
+        /// Only orders created at or after this time (RFC 3339, `now`, or +DURATION)
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// Only orders created before this time
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        /// Only orders on hold by this rule (e.g. big_order, manual) or with this hold text
+        #[arg(long, value_name = "RULE")]
+        hold: Option<String>,
+        /// Only orders with a line of this SKU (code)
+        #[arg(long, value_name = "SKU")]
+        sku: Option<String>,
+        /// Continue after this cursor (printed under the previous page)
+        #[arg(long, value_name = "CURSOR")]
+        cursor: Option<String>,
+        /// Orders per page (server maximum 1000)
+        #[arg(long, default_value_t = 50, value_name = "N")]
         limit: u32,
+        /// Oldest first instead
+        #[arg(long)]
+        oldest_first: bool,
+    },
+    /// Put an approved order on hold (not yet allocated); it waits until released
+    Hold {
+        /// Order id
+        id: u64,
+        /// Why (kept on the order; list with --hold manual)
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release an order an operator put on hold; it is approved and allocated again
+    Unhold {
+        /// Order id
+        id: u64,
+        /// Why (kept in the order's events)
+        #[arg(long, default_value = "released by operator")]
+        reason: String,
     },
     /// Approve an order on hold; it is then allocated
     Approve {
@@ -99,6 +139,28 @@ pub enum WaveCmd {
     Get {
         /// Wave id (as printed by `oms wave create`)
         id: u64,
+    },
+    /// Record a scanned item of a wave; a SKU not on the pick list or more than it asks for is
+    /// refused. Packing waits until every item of the wave is scanned
+    Scan {
+        /// Wave id
+        wave: u64,
+        /// SKU code scanned
+        sku: String,
+        /// Units scanned
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        qty: u32,
+    },
+    /// Release a wave for packing without a complete scan (a supervisor's decision, logged)
+    Override {
+        /// Wave id
+        wave: u64,
+        /// Who decides (kept with the wave)
+        #[arg(long, value_name = "NAME")]
+        supervisor: String,
+        /// Why (kept with the wave)
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -217,6 +279,14 @@ impl LabelFormat {
 
 fn read_file(path: &PathBuf) -> Result<String, CliError> {
     std::fs::read_to_string(path).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))
+}
+
+/// The code a view carries in `code_key`, or the id in `id_key` when the server knows no code.
+fn code_or(v: &Value, code_key: &str, id_key: &str) -> String {
+    match v[code_key].as_str() {
+        Some(code) => code.to_owned(),
+        None => format!("#{}", field(v, id_key)),
+    }
 }
 
 fn field(v: &Value, key: &str) -> String {
@@ -381,30 +451,79 @@ pub(super) async fn run_order(ctx: &Ctx, cmd: OrderCmd) -> Result<(), CliError> 
             let value = client.json(&JsonRequest::OrderGet(wire::IdBody { id })).await?;
             show(ctx, &value, order_text)
         }
-        OrderCmd::List { status, limit } => {
-            let rows = client.list_orders(status.as_deref(), limit).await?;
+        OrderCmd::List { status, channel, buyer, from, to, hold, sku, cursor, limit, oldest_first } => {
+            let now = parse::now_ms();
+            let time = |t: Option<String>| -> Result<Option<u64>, CliError> {
+                match t {
+                    None => Ok(None),
+                    Some(t) => {
+                        Ok(Some(parse::parse_time(&t).map_err(|e| CliError::Usage(e.to_string()))?.resolve(now, now)))
+                    }
+                }
+            };
+            let page = wire::OrderPage {
+                status,
+                channel,
+                buyer,
+                from_ms: time(from)?,
+                to_ms: time(to)?,
+                hold,
+                sku: sku.map(SkuKey::Code),
+                cursor,
+                limit,
+                oldest_first,
+            };
+            let value = client.order_page(page).await?;
             if ctx.json {
-                return ctx.print_json(&serde_json::to_value(&rows).unwrap_or(Value::Null));
+                return ctx.print_json(&value);
             }
-            println!("{:<16} {:<8} {:<22} {:<10} {:>10}  HOLDS", "ID", "CHANNEL", "EXTERNAL", "STATUS", "PAID");
-            for r in rows {
-                let holds: Vec<String> = r["holds"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|h| h.as_str().unwrap_or_default().to_owned())
-                    .collect();
+            println!(
+                "{:<16} {:<8} {:<22} {:<10} {:>10} {:<16} {:<24}  HOLDS",
+                "ID", "CHANNEL", "EXTERNAL", "STATUS", "PAID", "CREATED", "SKUS"
+            );
+            for r in value["orders"].as_array().into_iter().flatten() {
+                let list = |key: &str| -> String {
+                    let items: Vec<&str> = r[key].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                    items.join(",")
+                };
+                let mut status = field(r, "status");
+                if r["parked"] == true {
+                    status.push_str("+parked");
+                }
                 println!(
-                    "{:<16} {:<8} {:<22} {:<10} {:>10}  {}",
-                    field(&r, "id"),
-                    field(&r, "channel"),
-                    field(&r, "external_id"),
-                    field(&r, "status"),
+                    "{:<16} {:<8} {:<22} {:<10} {:>10} {:<16} {:<24}  {}",
+                    field(r, "id"),
+                    field(r, "channel"),
+                    field(r, "external_id"),
+                    status,
                     cents(&r["paid_cents"]),
-                    holds.join(",")
+                    r["created_at_ms"]
+                        .as_u64()
+                        .map(super::fmt_ms)
+                        .map(|t| t.get(..16).unwrap_or(&t).to_owned())
+                        .unwrap_or_default(),
+                    list("skus"),
+                    list("holds")
                 );
             }
+            if let Some(next) = value["next"].as_str() {
+                println!("more: add --cursor {next}");
+            }
             Ok(())
+        }
+        OrderCmd::Hold { id, reason } => {
+            let value = client.hold_order(id, &reason).await?;
+            show(ctx, &value, |v| format!("order {id} held: {}", field(v, "status")))
+        }
+        OrderCmd::Unhold { id, reason } => {
+            let value = client.unhold_order(id, &reason).await?;
+            show(ctx, &value, |v| {
+                format!(
+                    "order {id} released: {} (allocation: {})",
+                    field(v, "status"),
+                    field(&v["allocation"], "result")
+                )
+            })
         }
         OrderCmd::Approve { id } => {
             let value = client.json(&JsonRequest::OrderApprove(wire::IdBody { id })).await?;
@@ -470,13 +589,29 @@ pub(super) async fn run_wave(ctx: &Ctx, cmd: WaveCmd) -> Result<(), CliError> {
                     .join("\n")
             })
         }
+        WaveCmd::Scan { wave, sku, qty } => {
+            let value = client.scan_pick(wave, &sku, qty).await?;
+            show(ctx, &value, |w| {
+                let left: u64 = w["pick_list"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|i| i["qty"].as_u64().unwrap_or(0).saturating_sub(i["picked"].as_u64().unwrap_or(0)))
+                    .sum();
+                format!("wave {wave}: scanned {qty} x {sku}; {left} unit(s) left to pick")
+            })
+        }
+        WaveCmd::Override { wave, supervisor, reason } => {
+            let value = client.override_pick(wave, &supervisor, &reason).await?;
+            show(ctx, &value, |_| format!("wave {wave} released for packing by {supervisor}: {reason}"))
+        }
         WaveCmd::Get { id } => {
             let value = client.json(&JsonRequest::WaveGet(wire::IdBody { id })).await?;
             show(ctx, &value, |w| {
                 let mut out = format!(
-                    "wave {} warehouse {} picked {}\n  shipments: {}\n  {:<10} {:>8} {:>5} {:>7}\n",
+                    "wave {} warehouse {} picked {}\n  shipments: {}\n  {:<10} {:<24} {:>5} {:>7}\n",
                     field(w, "id"),
-                    field(w, "warehouse"),
+                    code_or(w, "warehouse_code", "warehouse"),
                     field(w, "picked"),
                     w["shipments"]
                         .as_array()
@@ -492,9 +627,9 @@ pub(super) async fn run_wave(ctx: &Ctx, cmd: WaveCmd) -> Result<(), CliError> {
                 );
                 for item in w["pick_list"].as_array().into_iter().flatten() {
                     out.push_str(&format!(
-                        "  {:<10} {:>8} {:>5} {:>7}\n",
+                        "  {:<10} {:<24} {:>5} {:>7}\n",
                         field(item, "bin_label"),
-                        field(item, "sku"),
+                        code_or(item, "sku_code", "sku"),
                         field(item, "qty"),
                         field(item, "picked")
                     ));

@@ -474,6 +474,40 @@ impl Client {
         self.json_as(&request, "order list").await
     }
 
+    /// One page of orders matching the filters in `page` (newest first unless `oldest_first`):
+    /// `{"orders": [...], "next": cursor or null}`; pass `next` as `cursor` for the next page.
+    pub async fn order_page(&self, page: oms_proto::json::OrderPage) -> Result<serde_json::Value, ClientError> {
+        self.json(&JsonRequest::OrderPage(page)).await
+    }
+
+    /// Put an approved order on hold (an operator's hold, filed under the rule `manual`).
+    pub async fn hold_order(&self, id: u64, reason: &str) -> Result<serde_json::Value, ClientError> {
+        self.json(&JsonRequest::OrderHold(oms_proto::json::OrderReason { id, reason: reason.to_owned() })).await
+    }
+
+    /// Release an operator's hold; the order is approved again and allocated.
+    pub async fn unhold_order(&self, id: u64, reason: &str) -> Result<serde_json::Value, ClientError> {
+        self.json(&JsonRequest::OrderUnhold(oms_proto::json::OrderReason { id, reason: reason.to_owned() })).await
+    }
+
+    /// Record units of a SKU scanned for a wave; answers the wave (a SKU not on the list or more
+    /// than it asks for is refused: wrong_sku, over_pick).
+    pub async fn scan_pick(&self, wave: u64, sku: &str, qty: u32) -> Result<serde_json::Value, ClientError> {
+        let body = oms_proto::json::WaveScan { wave, sku: sku.into(), qty };
+        self.json(&JsonRequest::WaveScan(body)).await
+    }
+
+    /// A supervisor releases a wave for packing without a complete scan (logged with who and why).
+    pub async fn override_pick(
+        &self,
+        wave: u64,
+        supervisor: &str,
+        reason: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        let body = oms_proto::json::WaveOverride { wave, supervisor: supervisor.to_owned(), reason: reason.to_owned() };
+        self.json(&JsonRequest::WaveOverride(body)).await
+    }
+
     /// The label data of a packed shipment.
     pub async fn waybill(&self, shipment: u64) -> Result<oms_proto::json::Label, ClientError> {
         self.json_as(&JsonRequest::Waybill(oms_proto::json::ShipmentBody { shipment }), "label").await

@@ -10,6 +10,26 @@ use crate::stock::{Incoming, StockCell};
 
 /// Longest SKU, warehouse or region code accepted, in bytes.
 pub const CODE_LIMIT: usize = 64;
+/// Longest display name of a SKU or warehouse, in bytes (85 Chinese characters).
+pub const NAME_LIMIT: usize = 256;
+
+/// Display names of SKUs (this partition's) and warehouses (all of them): what people read next
+/// to the codes. Kept apart from [`SkuState`] and [`Warehouse`] so their image layout stays.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Names {
+    pub skus: std::collections::BTreeMap<SkuId, String>,
+    pub warehouses: std::collections::BTreeMap<WarehouseId, String>,
+}
+
+/// A display name: at most [`NAME_LIMIT`] bytes, none of the control or invisible characters
+/// codes refuse (names end up in terminals, labels and robot messages). Empty is allowed (it
+/// removes the name).
+pub fn check_name(name: &str) -> Result<(), crate::EngineError> {
+    if name.len() > NAME_LIMIT || check_printable(name).is_err() {
+        return Err(crate::EngineError::InvalidName { limit: NAME_LIMIT });
+    }
+    Ok(())
+}
 
 /// The most units one stock cell may hold on hand (and in any bucket): 2^40, about 1.1 trillion.
 /// Bounded so that a SKU's totals over every warehouse (at most 2^16 of them) stay exact in a u64

@@ -35,7 +35,10 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, CodecError> {
 /// without it were written before the image held idempotency claims
 /// ([`crate::partition::PartitionImageV1`]) and load with none (the keys of that version were
 /// hashes the engine no longer reads).
-pub const IMAGE_TAG: &[u8; 8] = b"OMSIMG02";
+pub const IMAGE_TAG: &[u8; 8] = b"OMSIMG03";
+/// Images with idempotency claims but without the order desk's state
+/// ([`crate::partition::PartitionImageV2`]): load with no names, volumes or pick overrides.
+pub const IMAGE_TAG_V2: &[u8; 8] = b"OMSIMG02";
 
 pub fn encode_image(image: &PartitionImage) -> Result<AlignedVec, CodecError> {
     let body = rkyv::to_bytes::<rancor::Error>(image).map_err(|e| CodecError::Encode(e.to_string()))?;
@@ -48,6 +51,11 @@ pub fn encode_image(image: &PartitionImage) -> Result<AlignedVec, CodecError> {
 /// Decode a snapshot image (either layout) after checking every byte of it.
 pub fn decode_image(bytes: &[u8]) -> Result<PartitionImage, CodecError> {
     let decode_error = |e: rancor::Error| CodecError::Decode(e.to_string());
+    if let Some(body) = bytes.strip_prefix(IMAGE_TAG_V2.as_slice()) {
+        return rkyv::from_bytes::<crate::partition::PartitionImageV2, rancor::Error>(&aligned(body))
+            .map(PartitionImage::from)
+            .map_err(decode_error);
+    }
     match bytes.strip_prefix(IMAGE_TAG.as_slice()) {
         Some(body) => rkyv::from_bytes::<PartitionImage, rancor::Error>(&aligned(body)).map_err(decode_error),
         None => rkyv::from_bytes::<crate::partition::PartitionImageV1, rancor::Error>(&aligned(bytes))

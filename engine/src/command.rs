@@ -320,6 +320,18 @@ pub enum Command {
     SetChannelPolicy(ChannelPolicy),
     /// Order lifecycle (see [`crate::orders`]); routed by order or wave id, rules to every partition.
     Order(crate::orders::OrderCommand),
+    // Variants below were added later; new ones go at the end, so logged tags never change.
+    /// The display name of a SKU (shown next to its code; empty removes it). In the SKU's
+    /// partition.
+    NameSku {
+        sku: SkuId,
+        name: String,
+    },
+    /// The display name of a warehouse (empty removes it). In every partition.
+    NameWarehouse {
+        warehouse: WarehouseId,
+        name: String,
+    },
 }
 
 impl Command {
@@ -350,6 +362,8 @@ impl Command {
             Command::CreatePresale(_) => "create_presale",
             Command::SetChannelPolicy(_) => "set_channel_policy",
             Command::Order(order) => order.name(),
+            Command::NameSku { .. } => "name_sku",
+            Command::NameWarehouse { .. } => "name_warehouse",
         }
     }
 }

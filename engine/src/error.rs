@@ -33,7 +33,7 @@ pub enum EngineError {
     LimitExceeded { campaign: CampaignId, limit: u32, held: u32, requested: u32 },
     #[error("campaign {campaign} is not open (window {starts_at_ms}..{ends_at_ms}, now {now_ms})")]
     CampaignNotOpen { campaign: CampaignId, starts_at_ms: TimeMs, ends_at_ms: TimeMs, now_ms: TimeMs },
-    #[error("campaign {campaign} sells SKU {expected}, not {found}")]
+    #[error("campaign {campaign} sells SKU {expected}, not SKU {found}")]
     CampaignSkuMismatch { campaign: CampaignId, expected: SkuId, found: SkuId },
     #[error("reservation {id} expired at {expired_at_ms}")]
     ReservationExpired { id: ReservationId, expired_at_ms: TimeMs },
@@ -112,6 +112,10 @@ pub enum EngineError {
     InvalidRules { reason: String },
     #[error("SKU id {sku} is not below the limit of {limit}")]
     SkuIdOutOfRange { sku: SkuId, limit: u32 },
+    #[error("shipment {shipment} cannot be packed: wave {wave} is not fully picked ({unscanned} units not scanned); scan the rest or have a supervisor override")]
+    NotPicked { shipment: u64, wave: u64, unscanned: u32 },
+    #[error("a name must be at most {limit} bytes without control or invisible characters")]
+    InvalidName { limit: usize },
     #[error("idempotency key {key:?} was already used for a different request (reservation {id}); a new request needs a new key")]
     IdempotencyKeyReused { key: String, id: ReservationId },
 }
@@ -171,13 +175,90 @@ impl EngineError {
             EngineError::InvalidRules { .. } => "invalid_rules",
             EngineError::SkuIdOutOfRange { .. } => "sku_id_out_of_range",
             EngineError::IdempotencyKeyReused { .. } => "idempotency_key_reused",
+            EngineError::NotPicked { .. } => "not_picked",
+            EngineError::InvalidName { .. } => "invalid_name",
+        }
+    }
+}
+
+/// The SKUs and warehouses an error names by id, so a caller that knows the catalog can name
+/// their codes instead (the engine's partitions do not all know every SKU's code).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mentions {
+    pub skus: [Option<SkuId>; 2],
+    pub warehouses: [Option<WarehouseId>; 1],
+}
+
+impl EngineError {
+    /// What this error names by id. Exhaustive on purpose: a new variant must say.
+    pub fn mentions(&self) -> Mentions {
+        let sku = |s: &SkuId| Mentions { skus: [Some(*s), None], warehouses: [None] };
+        let sku_in = |s: &SkuId, w: &WarehouseId| Mentions { skus: [Some(*s), None], warehouses: [Some(*w)] };
+        match self {
+            EngineError::UnknownSku { sku: s }
+            | EngineError::DuplicateLine { sku: s }
+            | EngineError::InsufficientStock { sku: s, .. }
+            | EngineError::ChannelLimit { sku: s, .. }
+            | EngineError::KitNotStocked { sku: s, .. }
+            | EngineError::InvalidKit { kit: s, .. }
+            | EngineError::WrongPartition { sku: s, .. }
+            | EngineError::UnknownPurchaseOrder { sku: s, .. }
+            | EngineError::ExceedsOpen { sku: s, .. }
+            | EngineError::ExceedsClaimable { sku: s, .. }
+            | EngineError::WrongSku { sku: s, .. }
+            | EngineError::OverPick { sku: s, .. }
+            | EngineError::SkuIdOutOfRange { sku: s, .. } => sku(s),
+            EngineError::CampaignSkuMismatch { expected, found, .. } => {
+                Mentions { skus: [Some(*found), Some(*expected)], warehouses: [None] }
+            }
+            EngineError::BelowCommitted { sku: s, warehouse: w, .. }
+            | EngineError::InsufficientInWarehouse { sku: s, warehouse: w, .. }
+            | EngineError::QuantityOverflow { sku: s, warehouse: w, .. } => sku_in(s, w),
+            EngineError::UnknownWarehouse { warehouse } | EngineError::NothingToWave { warehouse } => {
+                Mentions { skus: [None, None], warehouses: [Some(*warehouse)] }
+            }
+            EngineError::UnknownReservation { .. }
+            | EngineError::UnknownCampaign { .. }
+            | EngineError::ZeroQuantity { .. }
+            | EngineError::NoLines
+            | EngineError::TooManyLines { .. }
+            | EngineError::SoldOut { .. }
+            | EngineError::LimitExceeded { .. }
+            | EngineError::CampaignNotOpen { .. }
+            | EngineError::ReservationExpired { .. }
+            | EngineError::InvalidReservationState { .. }
+            | EngineError::InvalidTtl { .. }
+            | EngineError::DuplicateCampaign { .. }
+            | EngineError::InvalidCampaign { .. }
+            | EngineError::InvalidRatio { .. }
+            | EngineError::SameWarehouse
+            | EngineError::DuplicateReservation { .. }
+            | EngineError::InvalidCode { .. }
+            | EngineError::InvalidCodeCharacter { .. }
+            | EngineError::UnknownOrder { .. }
+            | EngineError::IllegalTransition { .. }
+            | EngineError::ShipmentTransition { .. }
+            | EngineError::WrongOrderPartition { .. }
+            | EngineError::OrderConflict { .. }
+            | EngineError::InvalidOrder { .. }
+            | EngineError::UnknownShipment { .. }
+            | EngineError::UnknownAfterSale { .. }
+            | EngineError::UnknownWave { .. }
+            | EngineError::DuplicateWave { .. }
+            | EngineError::InvalidWave { .. }
+            | EngineError::NoCarrier { .. }
+            | EngineError::WaybillRangeExhausted { .. }
+            | EngineError::InvalidRules { .. }
+            | EngineError::NotPicked { .. }
+            | EngineError::IdempotencyKeyReused { .. }
+            | EngineError::InvalidName { .. } => Mentions::default(),
         }
     }
 }
 
 /// Every [`EngineError::code`], in the order the wire protocol numbers them (code 100 + index):
 /// never reorder or remove, only append.
-pub const ERROR_CODES: [&str; 51] = [
+pub const ERROR_CODES: [&str; 53] = [
     "unknown_sku",
     "unknown_warehouse",
     "unknown_reservation",
@@ -229,6 +310,8 @@ pub const ERROR_CODES: [&str; 51] = [
     "invalid_rules",
     "sku_id_out_of_range",
     "idempotency_key_reused",
+    "not_picked",
+    "invalid_name",
 ];
 
 #[cfg(test)]

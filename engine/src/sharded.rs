@@ -122,7 +122,7 @@ impl ShardedEngine {
                 // A tick may cancel a parked order past its deadline: release what it held.
                 self.apply_effects(now_ms, mark, out)
             }
-            Command::DefineWarehouse { .. } | Command::SetChannelPolicy(_) => {
+            Command::DefineWarehouse { .. } | Command::SetChannelPolicy(_) | Command::NameWarehouse { .. } => {
                 // Identical validation everywhere, so the first partition decides for all.
                 for p in 0..self.partitions.len() {
                     self.apply_to(p, envelope, out)?;
@@ -169,7 +169,8 @@ impl ShardedEngine {
             | Command::ReturnToStock { sku, .. }
             | Command::ExpectIncoming { sku, .. }
             | Command::RescheduleIncoming { sku, .. }
-            | Command::ReceivePurchaseOrder { sku, .. } => self.apply_to(self.owner(*sku), envelope, out).map(drop),
+            | Command::ReceivePurchaseOrder { sku, .. }
+            | Command::NameSku { sku, .. } => self.apply_to(self.owner(*sku), envelope, out).map(drop),
             Command::CreateFlashSale(spec) => self.apply_to(self.owner(spec.sku), envelope, out).map(drop),
             Command::CreatePresale(spec) => self.apply_to(self.owner(spec.sku), envelope, out).map(drop),
             Command::Order(order) => {

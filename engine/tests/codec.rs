@@ -89,7 +89,31 @@ fn images_written_before_claims_still_load() {
         };
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&old).unwrap();
         let decoded = decode_image(&bytes).unwrap();
-        assert_eq!(decoded, oms_engine::partition::PartitionImage { claims: Vec::new(), ..image.clone() });
+        let bare =
+            oms_engine::partition::PartitionImage { claims: Vec::new(), desk: Default::default(), ..image.clone() };
+        assert_eq!(decoded, bare);
+        // The layout with claims but before the desk's state (tag OMSIMG02) keeps its claims.
+        let v2 = oms_engine::partition::PartitionImageV2 {
+            index: old.index,
+            partitions: old.partitions,
+            now_ms: old.now_ms,
+            warehouses: old.warehouses,
+            skus: old.skus,
+            live: old.live,
+            ended: old.ended,
+            counters: old.counters,
+            campaigns: old.campaigns,
+            channels: old.channels,
+            ledger_opening: old.ledger_opening,
+            ledger_entries: old.ledger_entries,
+            ledger_total_entries: old.ledger_total_entries,
+            orders: old.orders,
+            claims: image.claims.clone(),
+        };
+        let mut bytes = oms_engine::codec::IMAGE_TAG_V2.to_vec();
+        bytes.extend_from_slice(&rkyv::to_bytes::<rkyv::rancor::Error>(&v2).unwrap());
+        let decoded = decode_image(&bytes).unwrap();
+        assert_eq!(decoded, oms_engine::partition::PartitionImage { desk: Default::default(), ..image.clone() });
         assert!(encode_image(&image).unwrap().starts_with(oms_engine::codec::IMAGE_TAG));
     }
     assert!(

@@ -183,6 +183,14 @@ impl World {
         n * partitions + order % partitions
     }
 
+    /// Create a wave and scan its whole pick list (packing needs it).
+    fn picked_wave(&mut self, wave: WaveId, warehouse: u16) {
+        self.create_wave(wave, warehouse).unwrap();
+        for item in self.wave(wave).pick_list {
+            self.order(OrderCommand::ScanPick { wave, sku: item.sku, qty: item.qty }).unwrap();
+        }
+    }
+
     fn create_wave(&mut self, wave: WaveId, warehouse: u16) -> Result<Vec<Event>, EngineError> {
         self.order(OrderCommand::CreateWave {
             wave,
@@ -288,6 +296,9 @@ fn the_happy_path_runs_from_import_to_completed() {
     w.create_wave(wave_id, 1).unwrap();
     assert_eq!(w.get(id).status, OrderStatus::Picking);
     let wave = w.wave(wave_id);
+    // Nothing is packed before its wave is picked.
+    let shipment = w.get(id).shipments[0].id;
+    assert!(matches!(w.refused(OrderCommand::Pack { shipment }), EngineError::NotPicked { .. }));
     // The scan check refuses a SKU that is not on the pick list.
     assert_eq!(
         w.refused(OrderCommand::ScanPick { wave: wave_id, sku: SkuId(4), qty: 1 }),
@@ -747,6 +758,20 @@ fn carriers_are_chosen_by_rules_and_waybill_ranges_run_out() {
     assert_eq!(w.get(cod).shipments[0].carrier.as_deref(), Some("SF"));
     assert_eq!(w.get(light[0]).shipments[0].carrier.as_deref(), Some("YTO"));
     w.create_wave(1, 1).unwrap();
+    // A supervisor releases the wave unscanned (the scanner is down): logged with who and why.
+    assert!(matches!(
+        w.refused(OrderCommand::OverridePick { wave: 1, supervisor: " ".into(), reason: "scanner down".into() }),
+        EngineError::InvalidWave { .. }
+    ));
+    let events = w
+        .order(OrderCommand::OverridePick { wave: 1, supervisor: "wang".into(), reason: "scanner down".into() })
+        .unwrap();
+    assert!(events.iter().any(|e| matches!(e,
+        Event::Order(OrderEvent::PickOverridden { supervisor, unscanned: 7, .. }) if supervisor == "wang")));
+    assert!(matches!(
+        w.refused(OrderCommand::OverridePick { wave: 1, supervisor: "wang".into(), reason: "again".into() }),
+        EngineError::InvalidWave { .. }
+    ));
     for (i, id) in light[..4].iter().enumerate() {
         w.order(OrderCommand::Pack { shipment: w.get(*id).shipments[0].id }).unwrap();
         assert_eq!(w.get(*id).shipments[0].waybill, Some(format!("YT{}", 5000 + i)));
@@ -787,7 +812,7 @@ range_end = 29
         n += 1;
     }
     for p in 0..2u64 {
-        w.create_wave(40 + p, 1).unwrap();
+        w.picked_wave(40 + p, 1);
     }
     let mut issued: Vec<u64> = Vec::new();
     for (p, orders) in by_partition.iter().enumerate() {
@@ -932,7 +957,7 @@ fn exchanges_ship_a_replacement() {
     let replacement = w.get(id).after_sales[0].replacement.expect("replacement shipment");
     assert_eq!(w.stock(1), (10, 1, 9));
     let wave_id = w.wave_for(id, 3);
-    w.create_wave(wave_id, 1).unwrap();
+    w.picked_wave(wave_id, 1);
     w.order(OrderCommand::Pack { shipment: replacement }).unwrap();
     w.order(OrderCommand::Ship { shipment: replacement }).unwrap();
     let o = w.get(id);
@@ -994,7 +1019,7 @@ fn reconciliation_carries_out_stock_effects_a_crash_skipped() {
     let shipped = w.import(SalesChannel::Native, &native("R-2", "r2", &[("MUG-WHT", 3, 100)], 0));
     w.allocate(shipped);
     let s = w.get(shipped).shipments[0].id;
-    w.create_wave(w.wave_for(shipped, 1), 1).unwrap();
+    w.picked_wave(w.wave_for(shipped, 1), 1);
     w.order(OrderCommand::Pack { shipment: s }).unwrap();
     w.order_then_crash(OrderCommand::Ship { shipment: s });
     assert_eq!(w.stock(4), (10, 3, 7));
@@ -1163,6 +1188,27 @@ fn changed_lines_reprice_an_unallocated_order_and_raise_after_allocation() {
     assert_eq!(o.lines[0].qty, 2, "allocated lines stay");
     assert_eq!(open_kinds(&o), vec![ExceptionKind::LinesChanged]);
     assert!(o.exceptions[0].detail.contains("TSHIRT-RED-XL 2 -> 1"), "{}", o.exceptions[0].detail);
+    w.finish();
+}
+
+#[test]
+fn a_revision_that_swaps_a_sku_moves_the_order_in_the_desk_index() {
+    // The order desk's index files an order under its lines' SKUs and counts what it paid. A
+    // revision of a held order that replaces a line's SKU and lowers the amount moves it from
+    // the old SKU to the new one and corrects the counters; `finish` compares the index with one
+    // rebuilt from the orders (and replays the log), so a stale entry or count fails here.
+    let mut w = World::new(1, 10);
+    let id = w.import(SalesChannel::Taobao, TAOBAO);
+    w.order(OrderCommand::Hold { order: id, reason: "check".into() }).unwrap();
+    let swapped = revision_of(&w, TAOBAO, SalesChannel::Taobao, |o| {
+        o.lines[1].sku_code = "PEN".into();
+        o.paid_cents -= 100;
+        o.lines[1].paid_cents = o.lines[1].paid_cents.map(|c| c - 100);
+    });
+    w.order(swapped).unwrap();
+    let o = w.get(id);
+    assert!(o.lines.iter().any(|l| l.sku == SkuId(5)), "the revision took: {o:?}");
+    w.order(OrderCommand::Cancel { order: id, reason: "buyer".into() }).unwrap();
     w.finish();
 }
 

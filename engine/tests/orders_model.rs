@@ -241,6 +241,26 @@ range_end = 1000000
                     }));
                 }
                 let o = self.order_at(*i).unwrap();
+                // Packing needs the wave picked: scan what is left of each wave's list, or (every
+                // other wave) have a supervisor release it.
+                let waves: std::collections::BTreeSet<u64> =
+                    o.shipments.iter().filter(|s| s.status == ShipmentStatus::Waved).filter_map(|s| s.wave).collect();
+                for wave in waves {
+                    let p = oms_engine::orders::owner_of(wave, 2) as usize;
+                    let Some(w) = self.engine.partitions()[p].orders().wave(wave).cloned() else { continue };
+                    if wave % 4 < 2 {
+                        for item in w.pick_list.iter().filter(|item| item.picked < item.qty) {
+                            let qty = item.qty - item.picked;
+                            let scan = OrderCommand::ScanPick { wave, sku: item.sku, qty };
+                            self.apply(Command::Order(scan)).unwrap();
+                        }
+                    } else {
+                        let release =
+                            OrderCommand::OverridePick { wave, supervisor: "lead".into(), reason: "test".into() };
+                        self.apply(Command::Order(release)).unwrap();
+                    }
+                }
+                let o = self.order_at(*i).unwrap();
                 for s in
                     o.shipments.iter().filter(|s| matches!(s.status, ShipmentStatus::Waved | ShipmentStatus::Picked))
                 {

@@ -94,15 +94,26 @@ pub fn from_engine(error: &EngineError, names: &dyn CodeNames) -> WireError {
     if let Some(sku) = sku.filter(|s| s.0 != u32::MAX) {
         wire.sku_id = Some(sku.0);
         if let Some(code) = names.sku_code(sku.0) {
+            wire.sku = Some(code.as_str().into());
+        }
+    }
+    // People read codes: every SKU and warehouse the message names by id is named by code
+    // (the engine's partitions do not all know every code; the gateway's catalog index does).
+    let mentions = error.mentions();
+    for sku in mentions.skus.into_iter().flatten().filter(|s| s.0 != u32::MAX) {
+        if let Some(code) = names.sku_code(sku.0) {
             wire.message = name_in(&wire.message, "SKU", u64::from(sku.0), &code);
             wire.message = name_in(&wire.message, "kit", u64::from(sku.0), &code);
-            wire.sku = Some(code.as_str().into());
         }
     }
     if let Some(warehouse) = warehouse {
         if let Some(code) = names.warehouse_code(warehouse.0) {
-            wire.message = name_in(&wire.message, "warehouse", u64::from(warehouse.0), &code);
             wire.warehouse = Some(code.as_str().into());
+        }
+    }
+    for warehouse in mentions.warehouses.into_iter().flatten() {
+        if let Some(code) = names.warehouse_code(warehouse.0) {
+            wire.message = name_in(&wire.message, "warehouse", u64::from(warehouse.0), &code);
         }
     }
     wire

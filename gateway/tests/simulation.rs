@@ -482,11 +482,12 @@ impl Sim {
     }
 
     fn query(&mut self, client: usize, partition: u32, query: Query) {
+        let what = format!("c{client} query {query:?}");
         let (tx, rx) = oneshot::channel();
         let queued = Queued {
             job: Job::Query { query, reply: tx },
             client,
-            what: format!("c{client} query {query:?}"),
+            what,
             waiting: Waiting::Query(rx),
             effect: Effect::Nothing,
         };
@@ -681,7 +682,7 @@ impl Sim {
                 // Writes are refused; reads are still answered from memory (the reference holds
                 // what the core holds: every command applied, the failed batch's included).
                 match &q.job {
-                    Job::Query { query, .. } => (None, Some(answer(&part.reference, *query))),
+                    Job::Query { query, .. } => (None, Some(answer(&part.reference, query.clone()))),
                     _ => (None, None),
                 }
             } else {
@@ -695,7 +696,7 @@ impl Sim {
                         (Some((r, events)), None)
                     }
                     Job::Query { query, .. } => {
-                        (Some((Ok(Outcome::Unchanged), events)), Some(answer(&part.reference, *query)))
+                        (Some((Ok(Outcome::Unchanged), events)), Some(answer(&part.reference, query.clone())))
                     }
                     // Replication jobs: the simulation drives a primary, which never gets them.
                     Job::Replicated | Job::Install { .. } => unreachable!("the harness never queues {}", q.what),

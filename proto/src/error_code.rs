@@ -34,7 +34,7 @@ const GATEWAY: [(u16, &str); 18] = [
 ];
 
 /// Engine refusals: code `100 + index`.
-pub const ENGINE_NAMES: [&str; 51] = [
+pub const ENGINE_NAMES: [&str; 53] = [
     "unknown_sku",
     "unknown_warehouse",
     "unknown_reservation",
@@ -86,6 +86,8 @@ pub const ENGINE_NAMES: [&str; 51] = [
     "invalid_rules",
     "sku_id_out_of_range",
     "idempotency_key_reused",
+    "not_picked",
+    "invalid_name",
 ];
 
 impl ErrorCode {

@@ -95,6 +95,27 @@ mod lenient {
     pub fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         d.deserialize_any(I64)
     }
+
+    /// An optional 64-bit field: absent or `null` is `None`.
+    pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        struct Opt;
+        impl<'de> Visitor<'de> for Opt {
+            type Value = Option<u64>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("null, a non-negative integer or a string of decimal digits")
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+                d.deserialize_any(U64).map(Some)
+            }
+        }
+        d.deserialize_option(Opt)
+    }
 }
 
 /// A document kept exactly as sent (an order payload's amounts must not be re-formatted): on the
@@ -349,6 +370,65 @@ pub struct OrderList {
     pub limit: u32,
 }
 
+/// `order_page`: one page of orders matching every filter given, newest first unless
+/// `oldest_first`; `cursor` is the previous page's `next` (keyset paging: rows created meanwhile
+/// never shift a later page).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderPage {
+    /// An order status name, or `parked` (waiting in the unfillable queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer: Option<String>,
+    /// Created at or after (Unix ms).
+    #[serde(default, deserialize_with = "lenient::opt_u64", skip_serializing_if = "Option::is_none")]
+    pub from_ms: Option<u64>,
+    /// Created before (Unix ms).
+    #[serde(default, deserialize_with = "lenient::opt_u64", skip_serializing_if = "Option::is_none")]
+    pub to_ms: Option<u64>,
+    /// A hold rule (`big_order`, `manual`) or a whole hold text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<String>,
+    /// Orders with a line of this SKU (code or id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<SkuKey>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// 0: 50; at most 1000.
+    #[serde(default)]
+    pub limit: u32,
+    #[serde(default)]
+    pub oldest_first: bool,
+}
+
+/// `wave_scan`: units of a SKU picked for a wave (the scanner's reading).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaveScan {
+    #[serde(deserialize_with = "lenient::u64")]
+    pub wave: u64,
+    pub sku: SkuKey,
+    #[serde(default = "one")]
+    pub qty: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `wave_override`: a supervisor releases a wave for packing without a complete scan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaveOverride {
+    #[serde(deserialize_with = "lenient::u64")]
+    pub wave: u64,
+    pub supervisor: String,
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderReason {
@@ -542,6 +622,11 @@ pub enum JsonRequest {
     ShopSync(ShopBody),
     OrderExceptions(OrderExceptions),
     OrderResolve(OrderResolve),
+    OrderPage(OrderPage),
+    OrderHold(OrderReason),
+    OrderUnhold(OrderReason),
+    WaveScan(WaveScan),
+    WaveOverride(WaveOverride),
 }
 
 fn parse<'a, T: Deserialize<'a>>(opcode: Opcode, body: &'a str) -> Result<T, DecodeError> {
@@ -586,6 +671,11 @@ impl JsonRequest {
             JsonRequest::ShopSync(_) => Opcode::ShopSync,
             JsonRequest::OrderExceptions(_) => Opcode::OrderExceptions,
             JsonRequest::OrderResolve(_) => Opcode::OrderResolve,
+            JsonRequest::OrderPage(_) => Opcode::OrderPage,
+            JsonRequest::OrderHold(_) => Opcode::OrderHold,
+            JsonRequest::OrderUnhold(_) => Opcode::OrderUnhold,
+            JsonRequest::WaveScan(_) => Opcode::WaveScan,
+            JsonRequest::WaveOverride(_) => Opcode::WaveOverride,
         }
     }
 
@@ -637,6 +727,11 @@ impl JsonRequest {
             Opcode::ShopSync => JsonRequest::ShopSync(parse(opcode, body)?),
             Opcode::OrderExceptions => JsonRequest::OrderExceptions(parse(opcode, body)?),
             Opcode::OrderResolve => JsonRequest::OrderResolve(parse(opcode, body)?),
+            Opcode::OrderPage => JsonRequest::OrderPage(parse(opcode, body)?),
+            Opcode::OrderHold => JsonRequest::OrderHold(parse(opcode, body)?),
+            Opcode::OrderUnhold => JsonRequest::OrderUnhold(parse(opcode, body)?),
+            Opcode::WaveScan => JsonRequest::WaveScan(parse(opcode, body)?),
+            Opcode::WaveOverride => JsonRequest::WaveOverride(parse(opcode, body)?),
             binary => {
                 return Err(DecodeError::Json { opcode: binary.name(), message: "not a JSON-bodied operation".into() })
             }
@@ -665,7 +760,13 @@ impl JsonRequest {
             | JsonRequest::OrderApprove(b)
             | JsonRequest::OrderAllocate(b)
             | JsonRequest::WaveGet(b) => serde_json::to_string(b),
-            JsonRequest::OrderReject(b) | JsonRequest::OrderCancel(b) => serde_json::to_string(b),
+            JsonRequest::OrderReject(b)
+            | JsonRequest::OrderCancel(b)
+            | JsonRequest::OrderHold(b)
+            | JsonRequest::OrderUnhold(b) => serde_json::to_string(b),
+            JsonRequest::OrderPage(b) => serde_json::to_string(b),
+            JsonRequest::WaveScan(b) => serde_json::to_string(b),
+            JsonRequest::WaveOverride(b) => serde_json::to_string(b),
             JsonRequest::WaveCreate(b) => serde_json::to_string(b),
             JsonRequest::ShipmentPack(b)
             | JsonRequest::ShipmentShip(b)

@@ -92,6 +92,11 @@ opcodes! {
     ShopSync = 69, "shop_sync", Json;
     OrderExceptions = 70, "order_exceptions", Json;
     OrderResolve = 71, "order_resolve", Json;
+    OrderPage = 72, "order_page", Json;
+    OrderHold = 73, "order_hold", Json;
+    OrderUnhold = 74, "order_unhold", Json;
+    WaveScan = 75, "wave_scan", Json;
+    WaveOverride = 76, "wave_override", Json;
 }
 
 impl std::fmt::Display for Opcode {
@@ -113,6 +118,6 @@ mod tests {
         }
         assert_eq!(Opcode::from_u16(0), None);
         assert_eq!(Opcode::from_u16(100), None);
-        assert_eq!(Opcode::ALL.len(), 46);
+        assert_eq!(Opcode::ALL.len(), 51);
     }
 }

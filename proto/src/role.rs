@@ -62,7 +62,7 @@ impl Role {
             opcode,
             Hello | Ping | Reserve | ReserveBatch | Confirm | Release | PayBalance | GetStock | GetReservation | LookupSkus | ExportStock | GetCampaign
                 // Orders: a storefront imports, reads and cancels its orders; the rest is ops.
-                | OrderImport | OrderGet | OrderList | OrderCancel
+                | OrderImport | OrderGet | OrderList | OrderPage | OrderCancel
         );
         match self {
             Role::Storefront => storefront,

@@ -65,7 +65,16 @@ fn packed_shipment(omsd: &Omsd, dir: &Path) -> (String, String) {
     let order = imported["results"][0]["order"].as_u64().unwrap_or_else(|| panic!("{imported}")).to_string();
     let o = omsd.oms_json(&["order", "get", &order]);
     let shipment = o["shipments"][0]["id"].as_u64().unwrap_or_else(|| panic!("{o}")).to_string();
-    omsd.oms_json(&["wave", "create", "--warehouse", "1"]);
+    let waves = omsd.oms_json(&["wave", "create", "--warehouse", "1"]);
+    // Packing waits for the wave's pick list to be scanned (`oms wave scan`).
+    for w in waves["waves"].as_array().into_iter().flatten() {
+        let id = w["wave"].as_u64().unwrap_or_else(|| panic!("{waves}")).to_string();
+        let wave = omsd.oms_json(&["wave", "get", &id]);
+        for item in wave["pick_list"].as_array().into_iter().flatten() {
+            let sku = item["sku_code"].as_str().unwrap_or_else(|| panic!("{wave}"));
+            omsd.oms_json(&["wave", "scan", &id, sku, "--qty", &item["qty"].to_string()]);
+        }
+    }
     let packed = omsd.oms_json(&["shipment", "pack", &shipment]);
     let waybill = packed["waybill"].as_str().unwrap_or_else(|| panic!("{packed}")).to_owned();
     (shipment, waybill)

@@ -115,8 +115,23 @@ fn available(omsd: &Omsd, sku: &str) -> i64 {
     omsd.oms_json(&["stock", "get", sku])["available"].as_i64().unwrap_or(-1)
 }
 
+/// Every order (one page of `oms order list --json`: these tests import a handful).
 fn orders(omsd: &Omsd) -> Vec<Value> {
-    omsd.oms_json(&["order", "list"]).as_array().cloned().unwrap_or_default()
+    omsd.oms_json(&["order", "list", "--limit", "1000"])["orders"].as_array().cloned().unwrap_or_default()
+}
+
+/// `oms wave create` in `warehouse`, then every item of the new waves' pick lists scanned
+/// (`oms wave scan`): packing waits for the scan.
+fn wave_and_scan(omsd: &Omsd, warehouse: &str) {
+    let waves = omsd.oms_json(&["wave", "create", "--warehouse", warehouse]);
+    for w in waves["waves"].as_array().into_iter().flatten() {
+        let id = w["wave"].as_u64().unwrap_or_else(|| panic!("{waves}")).to_string();
+        let wave = omsd.oms_json(&["wave", "get", &id]);
+        for item in wave["pick_list"].as_array().into_iter().flatten() {
+            let sku = item["sku_code"].as_str().unwrap_or_else(|| panic!("{wave}"));
+            omsd.oms_json(&["wave", "scan", &id, sku, "--qty", &item["qty"].to_string()]);
+        }
+    }
 }
 
 fn order_by_external(omsd: &Omsd, external: &str) -> Value {
@@ -429,7 +444,7 @@ async fn a_failed_shipment_confirmation_is_raised_and_later_succeeds() {
     let order = order_by_external(&omsd, &a);
     let shipment_id = order["shipments"][0]["id"].clone();
     let shipment = shipment_id.to_string();
-    omsd.oms_json(&["wave", "create", "--warehouse", "1"]);
+    wave_and_scan(&omsd, "1");
     let packed = omsd.oms_json(&["shipment", "pack", &shipment]);
     let waybill = packed["waybill"].as_str().expect("waybill").to_owned();
     omsd.oms_ok(&["shipment", "ship", &shipment]);
@@ -474,7 +489,7 @@ async fn a_failed_shipment_confirmation_is_raised_and_later_succeeds() {
     assert_eq!(parcels.len(), 2, "{order}");
     let mut waybills = Vec::new();
     for (shipment, warehouse) in &parcels {
-        omsd.oms_json(&["wave", "create", "--warehouse", warehouse.trim_matches('"')]);
+        wave_and_scan(&omsd, warehouse.trim_matches('"'));
         let packed = omsd.oms_json(&["shipment", "pack", shipment]);
         waybills.push(packed["waybill"].as_str().expect("waybill").to_owned());
     }

@@ -86,6 +86,35 @@ fn first_waybill(prefix: &str, start: u64, order: &str) -> String {
     format!("{prefix}{}", start + (p + PARTITIONS - start % PARTITIONS) % PARTITIONS)
 }
 
+/// Scan every item left on a wave's pick list through `oms wave scan` (packing waits for it).
+fn scan_all(omsd: &Omsd, wave: u64) {
+    let w = omsd.oms_json(&["wave", "get", &wave.to_string()]);
+    for item in w["pick_list"].as_array().into_iter().flatten() {
+        let left = item["qty"].as_u64().unwrap_or(0) - item["picked"].as_u64().unwrap_or(0);
+        let sku = item["sku_code"].as_str().unwrap_or_else(|| panic!("pick item without a SKU code: {w}"));
+        if left > 0 {
+            omsd.oms_json(&["wave", "scan", &wave.to_string(), sku, "--qty", &left.to_string()]);
+        }
+    }
+}
+
+/// `oms wave create` in a warehouse, then every wave scanned complete.
+fn wave_and_scan(omsd: &Omsd, warehouse: &str) -> Value {
+    let waves = omsd.oms_json(&["wave", "create", "--warehouse", warehouse]);
+    for w in waves["waves"].as_array().into_iter().flatten() {
+        scan_all(omsd, w["wave"].as_u64().unwrap_or_else(|| panic!("{waves}")));
+    }
+    waves
+}
+
+/// The orders of `oms order list --json ARGS` (one page).
+fn list(omsd: &Omsd, args: &[&str]) -> Vec<Value> {
+    let mut full = vec!["order", "list"];
+    full.extend_from_slice(args);
+    let page = omsd.oms_json(&full);
+    page["orders"].as_array().cloned().unwrap_or_else(|| panic!("no orders in {page}"))
+}
+
 fn get(omsd: &Omsd, id: &str) -> Value {
     omsd.oms_json(&["order", "get", id])
 }
@@ -142,11 +171,11 @@ fn channel_samples_import_with_exact_amounts_and_reimport_changes_nothing() {
     assert_eq!(stock(&omsd, "SNEAKER-42"), (10, 0));
 
     // Listing by status.
-    let on_hold = omsd.oms_json(&["order", "list", "--status", "on_hold"]);
-    let ids: Vec<u64> = on_hold.as_array().into_iter().flatten().filter_map(|r| r["id"].as_u64()).collect();
+    let on_hold = list(&omsd, &["--status", "on_hold"]);
+    let ids: Vec<u64> = on_hold.iter().filter_map(|r| r["id"].as_u64()).collect();
     assert_eq!(ids, vec![jd["order"].as_u64().unwrap_or(0)]);
-    let allocated = omsd.oms_json(&["order", "list", "--status", "allocated"]);
-    assert_eq!(allocated.as_array().map(Vec::len), Some(2), "{allocated}");
+    let allocated = list(&omsd, &["--status", "allocated"]);
+    assert_eq!(allocated.len(), 2, "{allocated:?}");
     let bad = omsd.oms(&["order", "list", "--status", "lost"]);
     assert_eq!(bad.status.code(), Some(1), "unknown status refused");
 
@@ -158,7 +187,7 @@ fn channel_samples_import_with_exact_amounts_and_reimport_changes_nothing() {
     assert_eq!(stock(&omsd, "TSHIRT-RED-XL"), (10, 2));
     let human = omsd.oms_ok(&["order", "import", "--channel", "jd", &write(dir, "jd.json", JD)]);
     assert!(human.contains("unchanged"), "{human}");
-    assert_eq!(omsd.oms_json(&["order", "list"]).as_array().map(Vec::len), Some(3));
+    assert_eq!(list(&omsd, &[]).len(), 3);
 }
 
 #[test]
@@ -187,7 +216,7 @@ fn a_batch_imports_the_good_orders_and_names_the_malformed_field() {
     assert_eq!(results[1]["path"], "lines[0].qty", "{doc}");
     assert!(results[1]["error"].as_str().unwrap_or("").starts_with("[1].lines[0].qty"), "{doc}");
     assert!(results[0]["ok"] == true && results[2]["ok"] == true);
-    assert_eq!(omsd.oms_json(&["order", "list"]).as_array().map(Vec::len), Some(2));
+    assert_eq!(list(&omsd, &[]).len(), 2);
 
     let unknown = write(dir, "unknown.json", &good("U-1", "NO-SUCH-SKU"));
     let out = omsd.oms(&["--json", "order", "import", "--channel", "native", &unknown]);
@@ -241,6 +270,20 @@ fn held_order_approved_then_waved_packed_shipped_delivered_and_returned() {
     assert_eq!(w["pick_list"].as_array().map(Vec::len), Some(2), "{w}");
     assert_eq!(get(&omsd, &id)["status"], "picking");
     assert_eq!(omsd.oms(&["wave", "create", "--warehouse", "1"]).status.code(), Some(1), "nothing left to wave");
+    // Nothing is packed before its wave is picked: a wrong item and too many units are refused
+    // by the scan, and packing is refused until the list is scanned complete.
+    let out = omsd.oms(&["--json", "shipment", "pack", &sid]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("not_picked"), "{}", text(&out.stdout));
+    let wrong = omsd.oms(&["--json", "wave", "scan", &wave.to_string(), "PEN"]);
+    assert!(text(&wrong.stdout).contains("wrong_sku"), "{}", text(&wrong.stdout));
+    let first = &w["pick_list"][0];
+    let too_many = (first["qty"].as_u64().unwrap_or(0) + 1).to_string();
+    let sku = first["sku_code"].as_str().expect("pick items carry SKU codes");
+    let over = omsd.oms(&["--json", "wave", "scan", &wave.to_string(), sku, "--qty", &too_many]);
+    assert!(text(&over.stdout).contains("over_pick"), "{}", text(&over.stdout));
+    scan_all(&omsd, wave);
+    assert_eq!(omsd.oms_json(&["wave", "get", &wave.to_string()])["picked"], true);
 
     let packed = omsd.oms_json(&["shipment", "pack", &sid]);
     assert_eq!(packed["status"], "packed");
@@ -314,7 +357,7 @@ fn every_order_survives_a_restart() {
         .map(|(channel, payload)| order_id(&import(&omsd, dir, channel, payload)))
         .collect();
     let shipment = get(&omsd, &ids[0])["shipments"][0]["id"].as_u64().expect("shipment").to_string();
-    omsd.oms_json(&["wave", "create", "--warehouse", "1"]);
+    wave_and_scan(&omsd, "1");
     let packed = omsd.oms_json(&["shipment", "pack", &shipment]);
     assert_eq!(packed["waybill"], first_waybill("SF", 1000, &ids[0]));
     let before: Vec<Value> = ids.iter().map(|id| get(&omsd, id)).collect();
@@ -430,4 +473,75 @@ fn nearest_warehouse_rule_routes_through_the_server() {
     assert_eq!(get(&omsd, &first)["shipments"][0]["warehouse"], 2, "the nearest warehouse with stock");
     let second = order_id(&import(&omsd, dir, "native", &order(2)));
     assert_eq!(get(&omsd, &second)["shipments"][0]["warehouse"], 1, "then the next nearest");
+}
+
+#[test]
+fn the_order_desk_pages_newest_first_filters_and_holds() {
+    // Seven native orders through `oms order import`; `oms order list` pages them newest first
+    // with a keyset cursor (an order imported between two pages does not shift the second), filters
+    // by buyer, SKU, channel and status (incl. parked), and `oms order hold` / `unhold` move an
+    // order waiting for stock on and off an operator hold that `--hold manual` lists.
+    let (omsd, files) = server_in(None);
+    let dir = files.path();
+    let native = |id: &str, buyer: &str, sku: &str, qty: u32| {
+        format!(
+            r#"{{"order_id": "{id}", "buyer": "{buyer}", "address": {{"name": "Ann", "phone": "555", "province": "广东省",
+                "city": "深圳市", "district": "南山区", "detail": "科技园 1 号", "zip": "518000"}},
+                "lines": [{{"sku": "{sku}", "qty": {qty}, "unit_price_cents": 1000}}]}}"#
+        )
+    };
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let buyer = if i % 2 == 0 { "ann" } else { "bob" };
+        let sku = if i < 3 { "PEN" } else { "MUG-WHT" };
+        ids.push(order_id(&import(&omsd, dir, "native", &native(&format!("D-{i}"), buyer, sku, 1))));
+    }
+    let page1 = omsd.oms_json(&["order", "list", "--limit", "4"]);
+    let cursor = page1["next"].as_str().unwrap_or_else(|| panic!("a next cursor: {page1}")).to_owned();
+    let first: Vec<String> = page1["orders"].as_array().into_iter().flatten().map(|r| r["id"].to_string()).collect();
+    assert_eq!(first.len(), 4);
+    // An order imported now is newer than the cursor: it never appears on a later page.
+    let late = order_id(&import(&omsd, dir, "native", &native("D-late", "cy", "PEN", 30)));
+    let rest: Vec<String> =
+        list(&omsd, &["--limit", "4", "--cursor", &cursor]).iter().map(|r| r["id"].to_string()).collect();
+    assert_eq!(rest.len(), 2, "{rest:?}");
+    let mut seen: Vec<String> = first.iter().chain(&rest).cloned().collect();
+    seen.sort();
+    let mut all = ids.clone();
+    all.sort();
+    assert_eq!(seen, all, "the two pages hold every earlier order once");
+    let newest = list(&omsd, &["--limit", "1"]);
+    assert_eq!(newest[0]["id"].to_string(), late, "newest first");
+    let created: Vec<u64> = list(&omsd, &[]).iter().filter_map(|r| r["created_at_ms"].as_u64()).collect();
+    assert!(created.windows(2).all(|w| w[0] >= w[1]), "{created:?}");
+    let oldest = list(&omsd, &["--oldest-first", "--limit", "1"]);
+    assert_eq!(oldest[0]["id"].to_string(), ids[0]);
+
+    // Filters: buyer, SKU (by code, shown by code), channel, a bad status.
+    assert_eq!(list(&omsd, &["--buyer", "ann"]).len(), 3);
+    let mugs = list(&omsd, &["--sku", "MUG-WHT"]);
+    assert_eq!(mugs.len(), 3);
+    assert!(mugs.iter().all(|r| r["skus"] == serde_json::json!(["MUG-WHT"])), "{mugs:?}");
+    assert_eq!(list(&omsd, &["--channel", "taobao"]).len(), 0);
+    assert_eq!(omsd.oms(&["order", "list", "--status", "lost"]).status.code(), Some(1));
+
+    // 30 pens cannot be filled: the order is parked (its status still says approved).
+    let parked = list(&omsd, &["--status", "parked"]);
+    assert_eq!(parked.iter().map(|r| r["id"].to_string()).collect::<Vec<_>>(), vec![late.clone()]);
+    assert_eq!(parked[0]["parked"], true);
+    let held = omsd.oms_json(&["order", "hold", &late, "--reason", "call the buyer"]);
+    assert_eq!(held["status"], "on_hold", "{held}");
+    assert_eq!(held["holds"], serde_json::json!(["manual: call the buyer"]));
+    let manual = list(&omsd, &["--hold", "manual"]);
+    assert_eq!(manual.iter().map(|r| r["id"].to_string()).collect::<Vec<_>>(), vec![late.clone()]);
+    assert_eq!(list(&omsd, &["--status", "parked"]).len(), 0, "a held order is not waiting for stock");
+    // An allocated order cannot be held; an audit hold is not released by unhold.
+    let out = omsd.oms(&["--json", "order", "hold", &ids[0], "--reason", "x"]);
+    assert!(text(&out.stdout).contains("illegal_transition"), "{}", text(&out.stdout));
+    let released = omsd.oms_json(&["order", "unhold", &late, "--reason", "buyer confirmed"]);
+    assert_eq!(released["status"], "approved", "{released}");
+    assert_eq!(released["allocation"]["result"], "parked", "{released}");
+    assert_eq!(list(&omsd, &["--hold", "manual"]).len(), 0);
+    let human = omsd.oms_ok(&["order", "list", "--status", "parked"]);
+    assert!(human.contains("approved+parked") && human.contains("PEN"), "{human}");
 }

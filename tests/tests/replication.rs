@@ -275,6 +275,13 @@ async fn follower_answers_order_reads_and_refuses_order_writes() {
         .await
         .expect("wave");
     let wave = waves["waves"][0]["wave"].as_u64().unwrap_or_else(|| panic!("{waves}"));
+    // Packing waits for the wave's pick list to be scanned complete.
+    let w = pclient.json(&JsonRequest::WaveGet(wire::IdBody { id: wave })).await.expect("wave");
+    for item in w["pick_list"].as_array().into_iter().flatten() {
+        let sku = item["sku_code"].as_str().unwrap_or_else(|| panic!("{w}"));
+        let qty = item["qty"].as_u64().and_then(|q| u32::try_from(q).ok()).unwrap_or_else(|| panic!("{w}"));
+        pclient.scan_pick(wave, sku, qty).await.expect("scan");
+    }
     pclient.json(&JsonRequest::ShipmentPack(wire::ShipmentBody { shipment })).await.expect("pack");
 
     let follower = Omsd::start(&["--partitions", "2", "--follow", &primary.addr().to_string()]);

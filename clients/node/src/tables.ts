@@ -50,6 +50,11 @@ export const OPCODES: ReadonlyMap<number, readonly [string, string]> = new Map([
   [69, ["shop_sync", "json"]],
   [70, ["order_exceptions", "json"]],
   [71, ["order_resolve", "json"]],
+  [72, ["order_page", "json"]],
+  [73, ["order_hold", "json"]],
+  [74, ["order_unhold", "json"]],
+  [75, ["wave_scan", "json"]],
+  [76, ["wave_override", "json"]],
 ]);
 
 /** reservation status number -> name */
@@ -486,6 +491,18 @@ export class IdempotencyKeyReused extends Refused {
   static override readonly NAME = "idempotency_key_reused";
 }
 
+/** 151 not_picked: a waved shipment cannot be packed before its wave's pick list is scanned complete (`wave_scan`) or a supervisor released it (`wave_override`) */
+export class NotPicked extends Refused {
+  static override readonly CODE = 151;
+  static override readonly NAME = "not_picked";
+}
+
+/** 152 invalid_name: a display name longer than 256 bytes or with control or invisible characters */
+export class InvalidName extends Refused {
+  static override readonly CODE = 152;
+  static override readonly NAME = "invalid_name";
+}
+
 /** error code -> error class */
 export const ERROR_CLASSES: ReadonlyMap<number, typeof ServerError | typeof Refused> = new Map<number, typeof ServerError | typeof Refused>([
   [1, BadFrame],
@@ -557,4 +574,6 @@ export const ERROR_CLASSES: ReadonlyMap<number, typeof ServerError | typeof Refu
   [148, InvalidRules],
   [149, SkuIdOutOfRange],
   [150, IdempotencyKeyReused],
+  [151, NotPicked],
+  [152, InvalidName],
 ]);

@@ -53,6 +53,11 @@ OPCODES = {
     69: ('shop_sync', 'json'),
     70: ('order_exceptions', 'json'),
     71: ('order_resolve', 'json'),
+    72: ('order_page', 'json'),
+    73: ('order_hold', 'json'),
+    74: ('order_unhold', 'json'),
+    75: ('wave_scan', 'json'),
+    76: ('wave_override', 'json'),
 }
 
 #: reservation status number -> name
@@ -559,6 +564,20 @@ class IdempotencyKeyReused(Refused):
     NAME = 'idempotency_key_reused'
 
 
+class NotPicked(Refused):
+    """151 not_picked: a waved shipment cannot be packed before its wave's pick list is scanned complete (`wave_scan`) or a supervisor released it (`wave_override`)"""
+
+    CODE = 151
+    NAME = 'not_picked'
+
+
+class InvalidName(Refused):
+    """152 invalid_name: a display name longer than 256 bytes or with control or invisible characters"""
+
+    CODE = 152
+    NAME = 'invalid_name'
+
+
 #: error code -> exception class
 ERROR_CLASSES = {
     1: BadFrame,
@@ -630,6 +649,8 @@ ERROR_CLASSES = {
     148: InvalidRules,
     149: SkuIdOutOfRange,
     150: IdempotencyKeyReused,
+    151: NotPicked,
+    152: InvalidName,
 }
 
 __all__ = [
@@ -702,4 +723,6 @@ __all__ = [
     'InvalidRules',
     'SkuIdOutOfRange',
     'IdempotencyKeyReused',
+    'NotPicked',
+    'InvalidName',
 ]

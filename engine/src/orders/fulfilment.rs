@@ -34,6 +34,11 @@ pub(crate) fn return_warehouse(o: &super::model::Order, sku: SkuId) -> Option<Wa
         .map(|s| s.warehouse)
 }
 
+/// Units on a wave's pick list not scanned yet.
+fn unscanned(w: &Wave) -> u32 {
+    w.pick_list.iter().map(|p| p.qty - p.picked).fold(0u32, u32::saturating_add)
+}
+
 fn illegal_shipment(s: &super::model::Shipment, action: &'static str) -> EngineError {
     EngineError::ShipmentTransition { shipment: s.id, state: s.status.name(), action }
 }
@@ -176,6 +181,49 @@ impl OrderBook {
         Ok(Outcome::Changed)
     }
 
+    /// A supervisor releases a wave for packing without a complete scan; its waved shipments
+    /// become picked. Who and why are kept on the book and in the event.
+    pub(super) fn override_pick(
+        &mut self,
+        now: TimeMs,
+        wave: WaveId,
+        supervisor: &str,
+        reason: &str,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
+        let w = self.waves.get(&wave).ok_or(EngineError::UnknownWave { wave })?;
+        if supervisor.trim().is_empty() || supervisor.len() > 128 {
+            return Err(EngineError::InvalidWave { wave, reason: "an override names its supervisor (1..=128 bytes)" });
+        }
+        if reason.trim().is_empty() || reason.len() > TEXT_LIMIT {
+            return Err(EngineError::InvalidWave { wave, reason: "an override needs a reason (1..=1024 bytes)" });
+        }
+        if w.picked || self.overrides.contains_key(&wave) {
+            return Err(EngineError::InvalidWave { wave, reason: "already picked or released" });
+        }
+        let unscanned = unscanned(w);
+        let shipments = w.shipments.clone();
+        self.overrides.insert(
+            wave,
+            super::PickOverride { supervisor: supervisor.to_owned(), reason: reason.to_owned(), unscanned, at_ms: now },
+        );
+        out.push(Event::Order(OrderEvent::PickOverridden {
+            wave,
+            supervisor: supervisor.to_owned(),
+            reason: reason.to_owned(),
+            unscanned,
+            at_ms: now,
+        }));
+        for shipment in shipments {
+            if let Ok((order, i)) = self.locate(shipment) {
+                if self.orders[&order].shipments[i].status == ShipmentStatus::Waved {
+                    self.set_shipment_status(order, i, ShipmentStatus::Picked, now, out);
+                }
+            }
+        }
+        Ok(Outcome::Changed)
+    }
+
     /// Pack a waved shipment and issue its waybill number from the carrier's range. Partition
     /// `index` of `partitions` issues only the numbers `n` with `n % partitions == index`, so
     /// partitions never issue the same number without talking to each other, and replay issues the
@@ -192,6 +240,15 @@ impl OrderBook {
         let s = &self.orders[&order].shipments[i];
         if !matches!(s.status, ShipmentStatus::Waved | ShipmentStatus::Picked) {
             return Err(illegal_shipment(s, "pack"));
+        }
+        // Nothing leaves unpicked: a waved shipment waits until its wave's list is scanned
+        // complete (which moves it to picked) or a supervisor releases the wave.
+        if s.status == ShipmentStatus::Waved {
+            let wave = s.wave.unwrap_or(0);
+            if !self.overrides.contains_key(&wave) {
+                let unscanned = self.waves.get(&wave).map_or(0, unscanned);
+                return Err(EngineError::NotPicked { shipment, wave, unscanned });
+            }
         }
         let code = s.carrier.clone().ok_or(EngineError::NoCarrier { shipment })?;
         let carrier =

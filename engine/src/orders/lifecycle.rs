@@ -74,6 +74,14 @@ impl OrderBook {
                 out.push(Event::Order(OrderEvent::RulesSet { what: format!("weight of SKU {sku}") }));
                 Ok(Outcome::Changed)
             }
+            OrderCommand::SetSkuVolume { sku, volume_cm3 } => {
+                if self.volumes.get(sku) == Some(volume_cm3) {
+                    return Ok(Outcome::Unchanged);
+                }
+                self.volumes.insert(*sku, *volume_cm3);
+                out.push(Event::Order(OrderEvent::RulesSet { what: format!("volume of SKU {sku}") }));
+                Ok(Outcome::Changed)
+            }
             OrderCommand::SetBinLocation { warehouse, sku, bin } => {
                 if self.bins.get(&(*warehouse, *sku)) == Some(bin) {
                     return Ok(Outcome::Unchanged);
@@ -93,6 +101,7 @@ impl OrderBook {
             OrderCommand::ChannelConfirmed { order, shipments } => self.channel_confirmed(now, *order, shipments, out),
             OrderCommand::Approve { order } => self.approve(now, *order, out),
             OrderCommand::Hold { order, reason } => self.hold(now, *order, reason, out),
+            OrderCommand::Unhold { order, reason } => self.unhold(now, *order, reason, out),
             OrderCommand::Reject { order, reason } => self.reject(now, *order, reason, out),
             OrderCommand::Cancel { order, reason } => self.cancel(now, *order, reason, out),
             OrderCommand::RecordAllocation { order, reservation, lines, allocations, after_sale } => {
@@ -113,6 +122,9 @@ impl OrderBook {
                 self.create_wave(now, *wave, *warehouse, carrier.as_deref(), *max_shipments, *cutoff_ms, out)
             }
             OrderCommand::ScanPick { wave, sku, qty } => self.scan_pick(now, *wave, *sku, *qty, out),
+            OrderCommand::OverridePick { wave, supervisor, reason } => {
+                self.override_pick(now, *wave, supervisor, reason, out)
+            }
             OrderCommand::Pack { shipment } => self.pack(now, ctx.index, ctx.partitions, *shipment, out),
             OrderCommand::Ship { shipment } => self.ship(now, *shipment, out),
             OrderCommand::Deliver { shipment } => self.deliver(now, *shipment, out),
@@ -308,6 +320,29 @@ impl OrderBook {
         self.unpark(id);
         self.set_status(id, OrderStatus::OnHold, now, out);
         out.push(Event::Order(OrderEvent::Held { order: id, rules: vec![rule], at_ms: now }));
+        Ok(Outcome::Changed)
+    }
+
+    /// Release a manual hold: the order is approved again (and allocated by the coordinator).
+    /// Audit holds are a decision (approve or reject), not something to take back.
+    fn unhold(&mut self, now: TimeMs, id: OrderId, reason: &str, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+        let order = self.order_ref(id)?;
+        check_text(id, reason, "reason too long")?;
+        if order.status != OrderStatus::OnHold {
+            return Err(illegal(order, "unhold"));
+        }
+        if order.holds.iter().any(|h| super::index::hold_rule(h) != "manual") {
+            return Err(EngineError::IllegalTransition {
+                order: id,
+                state: "on_hold by an audit rule",
+                action: "unhold (approve or reject it)",
+            });
+        }
+        if let Some(o) = self.orders.get_mut(&id) {
+            o.holds.clear();
+        }
+        self.set_status(id, OrderStatus::Approved, now, out);
+        out.push(Event::Order(OrderEvent::Unheld { order: id, reason: reason.to_owned(), at_ms: now }));
         Ok(Outcome::Changed)
     }
 

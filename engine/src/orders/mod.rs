@@ -13,6 +13,7 @@
 
 pub mod desk;
 mod fulfilment;
+pub mod index;
 pub mod intake;
 mod lifecycle;
 pub mod model;
@@ -188,6 +189,25 @@ pub enum OrderCommand {
         qty: u32,
         damaged: bool,
     },
+    // Variants below were added for the order desk (issue 15); new ones go at the end, so the
+    // tags of logged records never change.
+    /// Release an order an operator put on hold (`Hold`); audit holds are approved or rejected.
+    Unhold {
+        order: OrderId,
+        reason: String,
+    },
+    /// A supervisor lets a wave's shipments be packed although its pick list was not scanned
+    /// complete (a scanner failure, a substitution agreed with the buyer); who and why are kept.
+    OverridePick {
+        wave: WaveId,
+        supervisor: String,
+        reason: String,
+    },
+    /// Volume of a SKU in cubic centimetres, for cartons and carriers (every partition).
+    SetSkuVolume {
+        sku: SkuId,
+        volume_cm3: u32,
+    },
 }
 
 impl OrderCommand {
@@ -221,6 +241,9 @@ impl OrderCommand {
             OrderCommand::CreateAfterSale { .. } => "aftersale_create",
             OrderCommand::ReceiveReturn { .. } => "aftersale_receive",
             OrderCommand::Restock { .. } => "aftersale_restock",
+            OrderCommand::Unhold { .. } => "order_unhold",
+            OrderCommand::OverridePick { .. } => "wave_override",
+            OrderCommand::SetSkuVolume { .. } => "order_set_sku_volume",
         }
     }
 
@@ -236,6 +259,7 @@ impl OrderCommand {
             | OrderCommand::SetRoutingRules(_)
             | OrderCommand::SetCarrierRules(_)
             | OrderCommand::SetSkuProfile { .. }
+            | OrderCommand::SetSkuVolume { .. }
             | OrderCommand::SetBinLocation { .. } => return None,
             OrderCommand::Import(o) => o.id,
             OrderCommand::Revise(r) => r.order.id,
@@ -244,6 +268,7 @@ impl OrderCommand {
             | OrderCommand::ResolveException { order, .. }
             | OrderCommand::ChannelConfirmed { order, .. }
             | OrderCommand::Hold { order, .. }
+            | OrderCommand::Unhold { order, .. }
             | OrderCommand::Reject { order, .. }
             | OrderCommand::Cancel { order, .. }
             | OrderCommand::RecordAllocation { order, .. }
@@ -252,7 +277,9 @@ impl OrderCommand {
             | OrderCommand::Complete { order }
             | OrderCommand::CreateAfterSale { order, .. } => *order,
             OrderCommand::Merge { orders } => orders.first().copied().unwrap_or(0),
-            OrderCommand::CreateWave { wave, .. } | OrderCommand::ScanPick { wave, .. } => *wave,
+            OrderCommand::CreateWave { wave, .. }
+            | OrderCommand::ScanPick { wave, .. }
+            | OrderCommand::OverridePick { wave, .. } => *wave,
             OrderCommand::Pack { shipment }
             | OrderCommand::Ship { shipment }
             | OrderCommand::Deliver { shipment }
@@ -455,6 +482,21 @@ pub enum OrderEvent {
         after_sale: AfterSaleId,
         lines: Vec<Line>,
     },
+    /// An operator released a manual hold.
+    Unheld {
+        order: OrderId,
+        reason: String,
+        at_ms: TimeMs,
+    },
+    /// A wave was released for packing without a complete scan.
+    PickOverridden {
+        wave: WaveId,
+        supervisor: String,
+        reason: String,
+        /// Units on the pick list that were not scanned.
+        unscanned: u32,
+        at_ms: TimeMs,
+    },
 }
 
 /// A shipment the marketplace still has to be told about: shipped (or delivered), of a
@@ -523,7 +565,11 @@ pub struct OrderBook {
     /// Next waybill number per carrier code.
     waybill_next: BTreeMap<String, u64>,
     weights: BTreeMap<SkuId, u32>,
+    /// Cubic centimetres per unit (`SetSkuVolume`).
+    volumes: BTreeMap<SkuId, u32>,
     bins: BTreeMap<(WarehouseId, SkuId), Bin>,
+    /// Waves released for packing without a complete scan, with who and why.
+    overrides: BTreeMap<WaveId, PickOverride>,
     /// Recent order times per buyer, for velocity rules (pruned to the longest window).
     recent: BTreeMap<String, Vec<TimeMs>>,
     /// Returned lines this partition put back to stock: (after-sales id, line SKU, SKU).
@@ -535,8 +581,27 @@ pub struct OrderBook {
     deadlines: BTreeSet<(TimeMs, OrderId)>,
     /// Shipped parcels to check for alerts: (due, shipment, alert kind bit).
     watch: BTreeSet<(TimeMs, ShipmentId, u8)>,
+    /// Lists and dashboard counters ([`index`]).
+    index: index::OrderIndex,
     /// Shipped parcels of marketplace orders the marketplace has not confirmed yet.
     unconfirmed: BTreeSet<ShipmentId>,
+}
+
+/// A supervisor's release of a wave that was not scanned complete.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct PickOverride {
+    pub supervisor: String,
+    pub reason: String,
+    pub unscanned: u32,
+    pub at_ms: TimeMs,
+}
+
+/// Order-book state added for the desk (issue 15), imaged apart from [`OrderBookImage`] so the
+/// layout of images written before it is unchanged.
+#[derive(Clone, Debug, Default, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct DeskBookImage {
+    pub volumes: Vec<(SkuId, u32)>,
+    pub overrides: Vec<(WaveId, PickOverride)>,
 }
 
 /// The order book flattened into sorted vectors, inside the partition image.
@@ -574,8 +639,17 @@ impl OrderBook {
         }
     }
 
-    pub fn from_image(image: OrderBookImage) -> OrderBook {
+    pub fn desk_image(&self) -> DeskBookImage {
+        DeskBookImage {
+            volumes: self.volumes.iter().map(|(k, v)| (*k, *v)).collect(),
+            overrides: self.overrides.iter().map(|(k, v)| (*k, v.clone())).collect(),
+        }
+    }
+
+    pub fn from_image(image: OrderBookImage, desk: DeskBookImage) -> OrderBook {
         let mut book = OrderBook {
+            volumes: desk.volumes.into_iter().collect(),
+            overrides: desk.overrides.into_iter().collect(),
             orders: image.orders.into_iter().map(|o| (o.id, Box::new(o))).collect(),
             waves: image.waves.into_iter().map(|w| (w.id, w)).collect(),
             audit: image.audit,
@@ -593,6 +667,7 @@ impl OrderBook {
     }
 
     fn rebuild_indexes(&mut self) {
+        self.index = index::OrderIndex::rebuild(self.orders.values().map(|o| &**o));
         self.ready.clear();
         self.deadlines.clear();
         self.watch.clear();
@@ -697,6 +772,79 @@ impl OrderBook {
         self.bins.get(&(warehouse, sku)).copied()
     }
 
+    /// Every bin location: (warehouse, SKU, bin).
+    pub fn bins(&self) -> impl Iterator<Item = (WarehouseId, SkuId, Bin)> + '_ {
+        self.bins.iter().map(|((w, s), b)| (*w, *s, *b))
+    }
+
+    pub fn weight_g(&self, sku: SkuId) -> Option<u32> {
+        self.weights.get(&sku).copied()
+    }
+
+    pub fn volume_cm3(&self, sku: SkuId) -> Option<u32> {
+        self.volumes.get(&sku).copied()
+    }
+
+    /// The supervisor's release of a wave, if it was released without a complete scan.
+    pub fn pick_override(&self, wave: WaveId) -> Option<&PickOverride> {
+        self.overrides.get(&wave)
+    }
+
+    /// Lists and dashboard counters.
+    pub fn index(&self) -> &index::OrderIndex {
+        &self.index
+    }
+
+    /// Bring the indexes up to date for the orders a successful command touched: the orders and
+    /// shipments its events name, and the order it was routed by.
+    pub(crate) fn refresh_touched(&mut self, command: Option<&OrderCommand>, events: &[Event]) {
+        let mut touched: Vec<OrderId> = Vec::new();
+        if let Some(command) = command {
+            let by_order = !matches!(
+                command,
+                OrderCommand::CreateWave { .. }
+                    | OrderCommand::ScanPick { .. }
+                    | OrderCommand::OverridePick { .. }
+                    | OrderCommand::Restock { .. }
+            );
+            if let Some(key) = command.routing_key().filter(|_| by_order) {
+                touched.push(key);
+            }
+        }
+        if let Some(OrderCommand::Merge { orders }) = command {
+            touched.extend_from_slice(orders);
+        }
+        for event in events {
+            let Event::Order(e) = event else { continue };
+            match e {
+                OrderEvent::Imported { order, .. }
+                | OrderEvent::StatusChanged { order, .. }
+                | OrderEvent::Held { order, .. }
+                | OrderEvent::Parked { order, .. }
+                | OrderEvent::ShipmentCreated { order, .. }
+                | OrderEvent::AfterSaleCreated { order, .. }
+                | OrderEvent::Refunded { order, .. }
+                | OrderEvent::Unheld { order, .. } => touched.push(*order),
+                OrderEvent::Merged { primary, followers, .. } | OrderEvent::Split { primary, followers, .. } => {
+                    touched.push(*primary);
+                    touched.extend_from_slice(followers);
+                }
+                OrderEvent::ShipmentStatusChanged { shipment, .. }
+                | OrderEvent::WaybillIssued { shipment, .. }
+                | OrderEvent::Tracked { shipment, .. }
+                | OrderEvent::Alert { shipment, .. } => touched.push(model::parent_order(*shipment)),
+                _ => {}
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for id in touched {
+            if let Some(order) = self.orders.get(&id) {
+                self.index.refresh(order);
+            }
+        }
+    }
+
     /// Shipped parcels of marketplace orders that the marketplace has not confirmed, by id (at
     /// most `limit`, from `after` on), with `channel` if given.
     pub fn unconfirmed(&self, channel: Option<SalesChannel>, after: ShipmentId, limit: usize) -> Vec<ShipmentId> {
@@ -754,7 +902,10 @@ impl crate::partition::Partition {
             return self.restock(after_sale, line_sku, sku, warehouse, qty, damaged, out);
         }
         let ctx = lifecycle::Ctx { now, index: self.index(), partitions: self.partitions() };
-        self.orders.apply(ctx, command, out)
+        let mark = out.len();
+        let outcome = self.orders.apply(ctx, command, out)?;
+        self.orders.refresh_touched(Some(command), &out[mark..]);
+        Ok(outcome)
     }
 
     /// `ReturnToStock` once per returned line: a repeat (a retry, or reconciliation after a crash

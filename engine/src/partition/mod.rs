@@ -21,8 +21,8 @@ use crate::ledger::Ledger;
 use crate::reservation::ReservationBook;
 
 pub use query::{
-    CampaignView, ConsistencyReport, ImageError, PartitionImage, PartitionImageV1, ReservationPart, ReservationView,
-    SkuStockView, WarehouseStockView,
+    CampaignView, ConsistencyReport, ImageError, PartitionImage, PartitionImageV1, PartitionImageV2, ReservationPart,
+    ReservationView, SkuStockView, WarehouseStockView,
 };
 pub use stock_ops::validate_kit;
 
@@ -74,6 +74,10 @@ pub struct Partition {
     ledger: Ledger,
     /// Orders owned by this partition (by order id), see [`crate::orders`].
     pub(crate) orders: crate::orders::OrderBook,
+    /// Display names of this partition's SKUs and of every warehouse.
+    names: crate::catalog::Names,
+    /// SKUs whose `low` flag is set (derived: the dashboard lists them without a scan).
+    low_skus: std::collections::BTreeSet<SkuId>,
     /// Reused buffer for reservation planning, so the hot path does not allocate for it.
     scratch: Vec<Allocation>,
 }
@@ -95,6 +99,8 @@ impl Partition {
             channels: Vec::new(),
             ledger: Ledger::with_fold_limit(limits.ledger_fold_limit),
             orders: crate::orders::OrderBook::default(),
+            names: crate::catalog::Names::default(),
+            low_skus: std::collections::BTreeSet::new(),
             scratch: Vec::new(),
         }
     }
@@ -144,7 +150,10 @@ impl Partition {
         match command {
             Command::Tick { budget } => {
                 let stock = self.tick(now, *budget, out);
+                let mark = out.len();
                 let orders = self.orders.tick(now, *budget, out);
+                // Deadlines and tracking alerts move orders too: keep the lists in step.
+                self.orders.refresh_touched(None, &out[mark..]);
                 Ok(if orders { Outcome::Changed } else { stock })
             }
             Command::DefineWarehouse { id, code, region, priority } => {
@@ -180,6 +189,8 @@ impl Partition {
             Command::CreatePresale(spec) => self.create_presale(spec, out),
             Command::SetChannelPolicy(policy) => self.set_channel_policy(policy, out),
             Command::Order(order) => self.apply_order(now, order, out),
+            Command::NameSku { sku, name } => self.name_sku(*sku, name, out),
+            Command::NameWarehouse { warehouse, name } => self.name_warehouse(*warehouse, name, out),
         }
     }
 
@@ -284,6 +295,13 @@ impl Partition {
             let below = available < u64::from(state.low_stock_threshold);
             if below && !state.low {
                 out.push(Event::LowStock { sku, available, threshold: state.low_stock_threshold });
+            }
+            if below != state.low {
+                if below {
+                    self.low_skus.insert(sku);
+                } else {
+                    self.low_skus.remove(&sku);
+                }
             }
             state.low = below;
         }

@@ -71,6 +71,10 @@ pub struct CampaignView {
     pub id: CampaignId,
     pub sku: SkuId,
     pub kind: String,
+    /// Units offered: the flash-sale pool or the presale quota.
+    pub total: u64,
+    /// Units customers hold or bought (flash sale), or sold against the quota (presale).
+    pub sold: u64,
     pub remaining: u64,
     pub open: bool,
     pub closed: bool,
@@ -115,10 +119,20 @@ pub struct PartitionImage {
     pub orders: crate::orders::OrderBookImage,
     /// The idempotency keys this partition is home to, in eviction order.
     pub claims: Vec<crate::keys::ClaimImage>,
+    /// State added for the order desk (issue 15): display names, SKU volumes, pick overrides.
+    pub desk: DeskImage,
 }
 
-/// The image as written before it held idempotency claims (snapshots without
-/// `codec::IMAGE_TAG`): loads with no claims.
+/// The order desk's additions to a partition image, in one trailing field.
+#[derive(Clone, Debug, Default, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct DeskImage {
+    pub sku_names: Vec<(SkuId, String)>,
+    pub warehouse_names: Vec<(WarehouseId, String)>,
+    pub book: crate::orders::DeskBookImage,
+}
+
+/// The image as written before it held idempotency claims (snapshots without a tag): loads with
+/// no claims and no desk state.
 #[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct PartitionImageV1 {
     pub index: u32,
@@ -137,9 +151,30 @@ pub struct PartitionImageV1 {
     pub orders: crate::orders::OrderBookImage,
 }
 
+/// The image as written with idempotency claims but before the desk state (tag
+/// `codec::IMAGE_TAG_V2`): loads with no names, volumes or pick overrides.
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct PartitionImageV2 {
+    pub index: u32,
+    pub partitions: u32,
+    pub now_ms: TimeMs,
+    pub warehouses: Vec<Warehouse>,
+    pub skus: Vec<SkuState>,
+    pub live: Vec<Reservation>,
+    pub ended: Vec<Ended>,
+    pub counters: ReservationCounters,
+    pub campaigns: Vec<CampaignImage>,
+    pub channels: Vec<ChannelPolicy>,
+    pub ledger_opening: Vec<(SkuId, WarehouseId, Balance)>,
+    pub ledger_entries: Vec<Movement>,
+    pub ledger_total_entries: u64,
+    pub orders: crate::orders::OrderBookImage,
+    pub claims: Vec<crate::keys::ClaimImage>,
+}
+
 impl From<PartitionImageV1> for PartitionImage {
     fn from(v1: PartitionImageV1) -> Self {
-        PartitionImage {
+        PartitionImage::from(PartitionImageV2 {
             index: v1.index,
             partitions: v1.partitions,
             now_ms: v1.now_ms,
@@ -155,6 +190,29 @@ impl From<PartitionImageV1> for PartitionImage {
             ledger_total_entries: v1.ledger_total_entries,
             orders: v1.orders,
             claims: Vec::new(),
+        })
+    }
+}
+
+impl From<PartitionImageV2> for PartitionImage {
+    fn from(v1: PartitionImageV2) -> Self {
+        PartitionImage {
+            index: v1.index,
+            partitions: v1.partitions,
+            now_ms: v1.now_ms,
+            warehouses: v1.warehouses,
+            skus: v1.skus,
+            live: v1.live,
+            ended: v1.ended,
+            counters: v1.counters,
+            campaigns: v1.campaigns,
+            channels: v1.channels,
+            ledger_opening: v1.ledger_opening,
+            ledger_entries: v1.ledger_entries,
+            ledger_total_entries: v1.ledger_total_entries,
+            orders: v1.orders,
+            claims: v1.claims,
+            desk: DeskImage::default(),
         }
     }
 }
@@ -229,6 +287,14 @@ impl Partition {
                 CampaignKind::Presale { .. } => "presale",
             }
             .to_owned(),
+            total: match c.kind {
+                CampaignKind::FlashSale { pool_qty, .. } => u64::from(pool_qty),
+                CampaignKind::Presale { quota, .. } => u64::from(quota),
+            },
+            sold: match c.kind {
+                CampaignKind::FlashSale { .. } => c.per_customer.values().map(|q| u64::from(*q)).sum(),
+                CampaignKind::Presale { sold, .. } => sold,
+            },
             remaining: c.remaining(),
             open: c.is_open(self.now_ms),
             closed: c.closed,
@@ -351,23 +417,31 @@ impl Partition {
         for s in self.skus.iter().flatten() {
             report.skus_checked += 1;
             for (w, c) in &s.cells {
+                // People read codes: the partition knows its SKUs' and every warehouse's.
+                let at = format!("SKU {} warehouse {}", s.code, self.warehouse_code(*w).unwrap_or("?"));
                 if let Err(what) = c.check() {
-                    report.problems.push(format!("SKU {} warehouse {w}: {what}", s.id));
+                    report.problems.push(format!("{at}: {what}"));
                 }
                 let expected = held.get(&(s.id, *w)).copied().unwrap_or(0);
                 if c.reserved != expected {
-                    report.problems.push(format!(
-                        "SKU {} warehouse {w}: reserved {} but live reservations hold {expected}",
-                        s.id, c.reserved
-                    ));
+                    report
+                        .problems
+                        .push(format!("{at}: reserved {} but live reservations hold {expected}", c.reserved));
                 }
                 let expected = pooled.get(&(s.id, *w)).copied().unwrap_or(0);
                 if c.pooled != expected {
-                    report
-                        .problems
-                        .push(format!("SKU {} warehouse {w}: pooled {} but pools hold {expected}", s.id, c.pooled));
+                    report.problems.push(format!("{at}: pooled {} but pools hold {expected}", c.pooled));
                 }
             }
+            if s.low != self.low_skus.contains(&s.id) {
+                report.problems.push(format!("SKU {}: low-stock flag and low-stock list disagree", s.code));
+            }
+        }
+        if self.low_skus.len() != self.skus.iter().flatten().filter(|s| s.low).count() {
+            report.problems.push("the low-stock list names SKUs that are not low".into());
+        }
+        if let Err(what) = self.orders.index().verify(self.orders.orders()) {
+            report.problems.push(what);
         }
         let k = self.book.counters;
         let live = self.book.live.len() as u64;
@@ -412,6 +486,11 @@ impl Partition {
             ledger_total_entries: self.ledger.total_entries,
             orders: self.orders.image(),
             claims: self.book.claims.image(),
+            desk: DeskImage {
+                sku_names: self.names.skus.iter().map(|(k, v)| (*k, v.clone())).collect(),
+                warehouse_names: self.names.warehouses.iter().map(|(k, v)| (*k, v.clone())).collect(),
+                book: self.orders.desk_image(),
+            },
         }
     }
 
@@ -457,7 +536,10 @@ impl Partition {
         ledger.opening = image.ledger_opening.into_iter().map(|(s, w, b)| ((s, w), b)).collect();
         ledger.entries = image.ledger_entries;
         ledger.total_entries = image.ledger_total_entries;
-        partition.orders = crate::orders::OrderBook::from_image(image.orders);
+        partition.orders = crate::orders::OrderBook::from_image(image.orders, image.desk.book);
+        partition.names.skus = image.desk.sku_names.into_iter().collect();
+        partition.names.warehouses = image.desk.warehouse_names.into_iter().collect();
+        partition.low_skus = partition.skus.iter().flatten().filter(|s| s.low).map(|s| s.id).collect();
         partition.ledger = ledger;
         Ok(partition)
     }
@@ -496,6 +578,42 @@ impl Partition {
 
     /// SKUs currently below their low-stock threshold.
     pub fn low_stock_skus(&self) -> usize {
-        self.skus.iter().flatten().filter(|s| s.low).count()
+        self.low_skus.len()
+    }
+
+    /// The SKUs below their low-stock threshold, by id (kept current on every stock change).
+    pub fn low_stock(&self) -> impl Iterator<Item = &crate::catalog::SkuState> + '_ {
+        self.low_skus.iter().filter_map(|id| self.sku(*id).ok())
+    }
+
+    /// The display name of a SKU this partition owns.
+    pub fn sku_name(&self, sku: SkuId) -> Option<&str> {
+        self.names.skus.get(&sku).map(String::as_str)
+    }
+
+    /// The display name of a warehouse.
+    pub fn warehouse_name(&self, warehouse: WarehouseId) -> Option<&str> {
+        self.names.warehouses.get(&warehouse).map(String::as_str)
+    }
+
+    /// Every SKU's display name this partition holds.
+    pub fn sku_names(&self) -> impl Iterator<Item = (SkuId, &str)> + '_ {
+        self.names.skus.iter().map(|(k, v)| (*k, v.as_str()))
+    }
+
+    /// What each channel with a policy may sell of a SKU (`None`: unknown SKU or a kit, whose
+    /// channel quantity depends on its components' partitions).
+    pub fn channel_quantities(&self, sku: SkuId) -> Option<Vec<(crate::ids::ChannelId, u64)>> {
+        let s = self.sku(sku).ok()?;
+        if s.kit.is_some() {
+            return None;
+        }
+        let available = s.available();
+        Some(self.channels.iter().map(|p| (p.channel, crate::channel::sellable(p, sku, available))).collect())
+    }
+
+    /// The channel policies, by channel id.
+    pub fn channel_policies(&self) -> &[ChannelPolicy] {
+        &self.channels
     }
 }

@@ -36,6 +36,43 @@ impl Partition {
         Ok(Outcome::Changed)
     }
 
+    /// A SKU's display name (empty removes it).
+    pub(super) fn name_sku(&mut self, id: SkuId, name: &str, out: &mut Vec<Event>) -> Result<Outcome, EngineError> {
+        self.sku(id)?;
+        crate::catalog::check_name(name)?;
+        if self.names.skus.get(&id).map_or("", String::as_str) == name {
+            return Ok(Outcome::Unchanged);
+        }
+        if name.is_empty() {
+            self.names.skus.remove(&id);
+        } else {
+            self.names.skus.insert(id, name.to_owned());
+        }
+        out.push(Event::SkuDefined { id });
+        Ok(Outcome::Changed)
+    }
+
+    /// A warehouse's display name (empty removes it).
+    pub(super) fn name_warehouse(
+        &mut self,
+        id: WarehouseId,
+        name: &str,
+        out: &mut Vec<Event>,
+    ) -> Result<Outcome, EngineError> {
+        self.warehouse(id)?;
+        crate::catalog::check_name(name)?;
+        if self.names.warehouses.get(&id).map_or("", String::as_str) == name {
+            return Ok(Outcome::Unchanged);
+        }
+        if name.is_empty() {
+            self.names.warehouses.remove(&id);
+        } else {
+            self.names.warehouses.insert(id, name.to_owned());
+        }
+        out.push(Event::WarehouseDefined { id });
+        Ok(Outcome::Changed)
+    }
+
     pub(super) fn define_sku(
         &mut self,
         id: SkuId,

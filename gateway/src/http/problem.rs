@@ -179,6 +179,7 @@ fn status_of_name(name: &str) -> StatusCode {
         | "order_conflict"
         | "duplicate_wave"
         | "nothing_to_wave"
+        | "not_picked"
         | "waybill_range_exhausted" => StatusCode::CONFLICT,
         // Bugs: routing that should never fail.
         "internal" | "wrong_partition" | "wrong_order_partition" | "behind_retention" | "lsn_ahead" => {
@@ -208,6 +209,7 @@ mod tests {
         let cases = [
             ("invalid_reservation_state", 409),
             ("reservation_expired", 409),
+            ("not_picked", 409),
             ("insufficient_stock", 422),
             ("sold_out", 422),
             ("limit_exceeded", 422),

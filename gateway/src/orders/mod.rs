@@ -32,7 +32,9 @@ use oms_engine::{
 use serde_json::{json, Value};
 
 pub use effects::{spawn as spawn_effects, OrderHook};
-pub use query::{answer, AllocationView, ExceptionRow, OrderAnswer, OrderQuery, OrderSummary, UnconfirmedView};
+pub use query::{
+    answer, AllocationView, ExceptionRow, OrderAnswer, OrderQuery, OrderSummary, PageRow, UnconfirmedView,
+};
 
 use oms_proto::json::{JsonLine, JsonRequest};
 use oms_proto::{ErrorCode, Response, WireError};
@@ -45,6 +47,11 @@ use crate::wire_error::{from_engine, gateway, CodeNames};
 const ORDER_HOLD_TTL_MS: u64 = 60_000;
 /// Default and largest number of rows `OrderList` answers.
 pub const LIST_LIMIT: u32 = 1_000;
+/// Rows of an order page when the request says 0.
+pub const PAGE_DEFAULT: u32 = 50;
+/// Index entries one partition examines for one page at most: a filter that matches little
+/// answers a short page with a cursor instead of walking a million orders in a writer thread.
+pub const PAGE_BUDGET: usize = 20_000;
 /// Default shipments per wave.
 pub const WAVE_DEFAULT_MAX: u32 = 1_000;
 
@@ -135,6 +142,30 @@ pub async fn execute(ctx: &Arc<ServerCtx>, request: JsonRequest) -> Response {
         JsonRequest::AfterSaleReceive(b) => ctx.receive_return(b.id, b.damaged).await,
         JsonRequest::RulesReload(b) => ctx.reload_rules(&b.toml).await,
         JsonRequest::Waybill(b) => ctx.waybill(b.shipment).await,
+        JsonRequest::OrderPage(b) => ctx.order_page(&b).await,
+        JsonRequest::WaveScan(b) => match ctx.resolve_key(&b.sku) {
+            Ok(sku) => ctx.wave_step(OrderCommand::ScanPick { wave: b.wave, sku, qty: b.qty }, b.wave).await,
+            Err(e) => Err(OrderError::Wire(e)),
+        },
+        JsonRequest::WaveOverride(b) => {
+            let command = OrderCommand::OverridePick { wave: b.wave, supervisor: b.supervisor, reason: b.reason };
+            ctx.wave_step(command, b.wave).await
+        }
+        JsonRequest::OrderHold(b) => ctx.order_step(OrderCommand::Hold { order: b.id, reason: b.reason }, b.id).await,
+        JsonRequest::OrderUnhold(b) => {
+            // Released to approved: allocate at once, as approve does.
+            match ctx.order_step(OrderCommand::Unhold { order: b.id, reason: b.reason }, b.id).await {
+                Ok(_) => match ctx.allocate(b.id).await {
+                    Ok(allocated) => ctx.order(b.id).await.and_then(|o| {
+                        let mut value = order_value(&o)?;
+                        value["allocation"] = allocated_json(&allocated);
+                        Ok(value)
+                    }),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            }
+        }
         other => Err(OrderError::Wire(gateway(
             ErrorCode::INTERNAL,
             format!("{} is not an order request", other.opcode().name()),
@@ -391,6 +422,72 @@ impl ServerCtx {
         serde_json::to_value(&rows).map_err(|e| OrderError::BadRequest(e.to_string()))
     }
 
+    /// One page of orders: every partition answers its part from its order index (a bounded walk
+    /// from the cursor), and the parts are merged newest first (or oldest first).
+    async fn order_page(&self, b: &oms_proto::json::OrderPage) -> Result<Value, OrderError> {
+        use oms_engine::orders::index::{self, OrderFilter, PageSpec, StatusFilter};
+        let bad = OrderError::BadRequest;
+        let status = match b.status.as_deref() {
+            None => None,
+            Some(s) => Some(StatusFilter::parse(s).ok_or_else(|| {
+                let names: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.name()).collect();
+                bad(format!("unknown status {s:?} (expected parked or one of {})", names.join(", ")))
+            })?),
+        };
+        let channel = match b.channel.as_deref() {
+            None => None,
+            Some(c) => Some(
+                SalesChannel::parse(c)
+                    .ok_or_else(|| bad(format!("unknown channel {c:?} (expected taobao, jd, douyin or native)")))?,
+            ),
+        };
+        let sku = match &b.sku {
+            None => None,
+            Some(key) => Some(self.resolve_key(key).map_err(OrderError::Wire)?),
+        };
+        let after = match b.cursor.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(
+                index::parse_cursor(c)
+                    .ok_or_else(|| bad(format!("cursor {c:?} is not a cursor from an earlier page")))?,
+            ),
+        };
+        let limit = match b.limit {
+            0 => PAGE_DEFAULT,
+            n => n.min(LIST_LIMIT),
+        } as usize;
+        let filter = OrderFilter {
+            status,
+            channel,
+            buyer: b.buyer.clone(),
+            from_ms: b.from_ms,
+            to_ms: b.to_ms,
+            hold: b.hold.clone(),
+            sku,
+        };
+        let spec = PageSpec { after, newest_first: !b.oldest_first, rows: limit + 1, budget: PAGE_BUDGET };
+        let mut parts = Vec::new();
+        for p in 0..self.workers.partitions() {
+            let query = OrderQuery::Page { filter: Box::new(filter.clone()), spec };
+            match self.order_ask(p, query).await? {
+                OrderAnswer::Page(part) => parts.push(part),
+                _ => return Err(OrderError::Unexpected),
+            }
+        }
+        let (rows, next) = index::merge_pages(parts, spec.newest_first, limit);
+        Ok(json!({
+            "orders": rows,
+            "next": next.map(index::cursor_text),
+            "newest_first": spec.newest_first,
+        }))
+    }
+
+    /// Run a wave command (scan, override) and answer the wave afterwards.
+    async fn wave_step(&self, command: OrderCommand, wave: WaveId) -> Result<Value, OrderError> {
+        self.order_call(command).await?;
+        self.wave_json(wave).await
+    }
+
     async fn wave_json(&self, id: WaveId) -> Result<Value, OrderError> {
         match self.order_ask(self.order_partition(id), OrderQuery::Wave(id)).await? {
             OrderAnswer::Wave(Some(w)) => {
@@ -398,8 +495,11 @@ impl ServerCtx {
                 if let Some(items) = value.get_mut("pick_list").and_then(Value::as_array_mut) {
                     for (item, pick) in items.iter_mut().zip(&w.pick_list) {
                         item["bin_label"] = pick.bin.map_or(Value::Null, |b| json!(b.label()));
+                        item["sku_code"] = self.index.sku_code(pick.sku.0).map_or(Value::Null, |c| json!(c.as_str()));
                     }
                 }
+                value["warehouse_code"] =
+                    self.index.warehouse_code(w.warehouse.0).map_or(Value::Null, |c| json!(c.as_str()));
                 Ok(value)
             }
             OrderAnswer::Wave(None) => Err(EngineError::UnknownWave { wave: id }.into()),

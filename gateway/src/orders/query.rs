@@ -1,13 +1,19 @@
 //! Order book reads, answered in the owning partition's writer thread (after the batch commit, like
 //! every other query): `Query::Orders(OrderQuery)` -> `QueryAnswer::Orders(OrderAnswer)`.
 
+use oms_engine::orders::index::{OrderFilter, PagePart, PageSpec};
 use oms_engine::orders::model::{Order, OrderId, OrderStatus, SalesChannel, ShipmentStatus, Wave, WaveId};
 use oms_engine::orders::rules::RoutingRule;
 use oms_engine::{Line, Partition, TimeMs, WarehouseId};
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum OrderQuery {
+    /// One partition's part of a page of orders (keyset paging over the order index).
+    Page {
+        filter: Box<OrderFilter>,
+        spec: PageSpec,
+    },
     Order(OrderId),
     Wave(WaveId),
     /// Orders of this partition in one status (`None`: all), oldest first, at most `limit`.
@@ -79,6 +85,21 @@ pub struct OrderSummary {
     pub created_at_ms: TimeMs,
 }
 
+impl OrderSummary {
+    fn of(o: &Order) -> OrderSummary {
+        OrderSummary {
+            id: o.id,
+            channel: o.channel,
+            external_id: o.external_id.clone(),
+            status: o.status,
+            buyer: o.buyer.clone(),
+            paid_cents: o.paid_cents,
+            holds: o.holds.clone(),
+            created_at_ms: o.created_at_ms,
+        }
+    }
+}
+
 /// The inputs of one allocation attempt (`Desk::allocate` reads the same from the engine).
 #[derive(Clone, Debug)]
 pub struct AllocationView {
@@ -100,10 +121,24 @@ pub enum OrderAnswer {
     Order(Option<Box<Order>>),
     Wave(Option<Box<Wave>>),
     List(Vec<OrderSummary>),
+    Page(PagePart<PageRow>),
     Waiting(Vec<OrderId>),
     ForAllocation(Option<Box<AllocationView>>),
     Unconfirmed(Vec<UnconfirmedView>),
     Exceptions(Vec<ExceptionRow>),
+}
+
+/// One row of an order page: the summary plus what the desk shows beside it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRow {
+    #[serde(flatten)]
+    pub summary: OrderSummary,
+    /// Waiting in the unfillable queue (its status still says approved or allocated).
+    pub parked: bool,
+    /// Units ordered over every line.
+    pub units: u64,
+    /// SKU codes of the lines, in line order.
+    pub skus: Vec<String>,
 }
 
 /// Answer an order query from one partition.
@@ -169,21 +204,28 @@ pub fn answer(p: &Partition, query: OrderQuery) -> OrderAnswer {
         }
         OrderQuery::Order(id) => OrderAnswer::Order(book.order(id).cloned().map(Box::new)),
         OrderQuery::Wave(id) => OrderAnswer::Wave(book.wave(id).cloned().map(Box::new)),
+        OrderQuery::Page { filter, spec } => {
+            let part = book.index().orders_page(&filter, &spec, |id| book.order(id));
+            OrderAnswer::Page(PagePart {
+                rows: part
+                    .rows
+                    .into_iter()
+                    .map(|(k, o)| {
+                        let row = PageRow {
+                            summary: OrderSummary::of(o),
+                            parked: o.parked_since_ms.is_some(),
+                            units: o.lines.iter().map(|l| u64::from(l.qty)).sum(),
+                            skus: o.lines.iter().map(|l| l.sku_code.clone()).collect(),
+                        };
+                        (k, row)
+                    })
+                    .collect(),
+                stopped_at: part.stopped_at,
+            })
+        }
         OrderQuery::List { status, limit } => {
-            let mut rows: Vec<OrderSummary> = book
-                .orders()
-                .filter(|o| status.is_none_or(|s| o.status == s))
-                .map(|o| OrderSummary {
-                    id: o.id,
-                    channel: o.channel,
-                    external_id: o.external_id.clone(),
-                    status: o.status,
-                    buyer: o.buyer.clone(),
-                    paid_cents: o.paid_cents,
-                    holds: o.holds.clone(),
-                    created_at_ms: o.created_at_ms,
-                })
-                .collect();
+            let mut rows: Vec<OrderSummary> =
+                book.orders().filter(|o| status.is_none_or(|s| o.status == s)).map(OrderSummary::of).collect();
             rows.sort_unstable_by_key(|r| (r.created_at_ms, r.id));
             rows.truncate(limit as usize);
             OrderAnswer::List(rows)

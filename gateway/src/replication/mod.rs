@@ -111,6 +111,7 @@ pub fn is_read_only(opcode: Opcode) -> bool {
             // Order reads: answered from the replicated order books.
             | OrderGet
             | OrderList
+            | OrderPage
             | WaveGet
             | Waybill
             // The shops' configuration and state, and the exception desk (order books).

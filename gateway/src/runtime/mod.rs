@@ -68,7 +68,7 @@ pub enum Reply {
     Part(oneshot::Sender<PartResult>),
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Query {
     Stock(SkuId),
     Available(SkuId),
